@@ -1,0 +1,75 @@
+"""The ``rawstack`` command line.
+
+Each subcommand lives in its own module under :mod:`rawstack.cli` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` to a
+``run(args) -> int`` callable. Modules are imported here, in one list, so ``--help`` shows
+every command and a reader finds a command's module from its name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from rawstack import __version__
+from rawstack.errors import EXIT_USAGE, RawstackError
+
+# One module per subcommand group; the order is the order in ``--help``.
+COMMAND_MODULES = (
+    "rawstack.cli.craft",
+    "rawstack.cli.http",
+    "rawstack.cli.udp",
+    "rawstack.cli.chao",
+    "rawstack.cli.icmp",
+    "rawstack.cli.ping",
+    "rawstack.cli.syn_probe",
+    "rawstack.cli.serve_all",
+)
+
+EPILOG = """\
+exit status:
+  0   success
+  1   the exchange failed (no reply, loss, refused, server error)
+  2   bad arguments or input
+  77  missing privilege (CAP_NET_RAW or CAP_NET_ADMIN): run as root, e.g. with sudo
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rawstack",
+        description="A raw-socket network stack: packet crafting, servers and clients "
+        "for HTTP, UDP, CHAO (a link-layer protocol) and ICMP on bare sockets.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"rawstack {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # a command not built yet on this checkout
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except RawstackError as exc:
+        print(f"rawstack: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ValueError as exc:  # bad values found after argparse (addresses, hex, MACs)
+        print(f"rawstack: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return code

@@ -1,0 +1,173 @@
+"""One ``selectors`` loop (epoll on Linux, kqueue on the BSDs) shared by every peer.
+
+Theory of operation: peers register a file object with a callback for readability and/or
+writability; timers are a heap of deadlines on the monotonic clock. Signals (SIGTERM,
+SIGINT) are delivered through ``signal.set_wakeup_fd`` on a socketpair so a blocked
+``select`` wakes at once and the loop stops cleanly, closing what the peers registered.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import selectors
+import signal
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, Optional
+
+Callback = Callable[[], None]
+
+
+class Timer:
+    """A handle returned by :meth:`Loop.call_later`; ``cancel()`` is idempotent."""
+
+    __slots__ = ("callback", "cancelled", "deadline")
+
+    def __init__(self, deadline: float, callback: Callback) -> None:
+        self.deadline = deadline
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Loop:
+    """A minimal single-threaded reactor."""
+
+    def __init__(self) -> None:
+        self._sel = selectors.DefaultSelector()
+        self._readers: dict[int, Callback] = {}
+        self._writers: dict[int, Callback] = {}
+        self._timers: list[tuple[float, int, Timer]] = []
+        self._seq = itertools.count()
+        self._running = False
+        self._wake_r: Optional[socket.socket] = None
+        self._wake_w: Optional[socket.socket] = None
+        self._old_wakeup_fd: Optional[int] = None
+        self.stop_signal: Optional[int] = None
+
+    # -- file descriptors -------------------------------------------------------------
+    def _update(self, fd: int, fileobj: Any) -> None:
+        events = (selectors.EVENT_READ if fd in self._readers else 0) | (
+            selectors.EVENT_WRITE if fd in self._writers else 0
+        )
+        try:
+            key = self._sel.get_key(fd)
+        except KeyError:
+            key = None
+        if key is None:
+            if events:
+                self._sel.register(fileobj, events)
+        elif events:
+            self._sel.modify(fileobj, events)
+        else:
+            self._sel.unregister(fd)
+
+    def add_reader(self, fileobj: Any, callback: Callback) -> None:
+        fd = _fd(fileobj)
+        self._readers[fd] = callback
+        self._update(fd, fileobj)
+
+    def remove_reader(self, fileobj: Any) -> None:
+        fd = _fd(fileobj)
+        if self._readers.pop(fd, None) is not None:
+            self._update(fd, fileobj)
+
+    def add_writer(self, fileobj: Any, callback: Callback) -> None:
+        fd = _fd(fileobj)
+        self._writers[fd] = callback
+        self._update(fd, fileobj)
+
+    def remove_writer(self, fileobj: Any) -> None:
+        fd = _fd(fileobj)
+        if self._writers.pop(fd, None) is not None:
+            self._update(fd, fileobj)
+
+    # -- timers -----------------------------------------------------------------------
+    def call_later(self, delay: float, callback: Callback) -> Timer:
+        timer = Timer(time.monotonic() + max(0.0, delay), callback)
+        heapq.heappush(self._timers, (timer.deadline, next(self._seq), timer))
+        return timer
+
+    def time(self) -> float:
+        return time.monotonic()
+
+    # -- running ----------------------------------------------------------------------
+    def stop(self) -> None:
+        self._running = False
+
+    def install_signal_handlers(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
+        """Stop the loop on these signals (main thread only)."""
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._old_wakeup_fd = signal.set_wakeup_fd(self._wake_w.fileno())
+
+        def handler(signum: int, _frame: object) -> None:
+            self.stop_signal = signum
+            self._running = False
+
+        for sig in signals:
+            signal.signal(sig, handler)
+        wake_r = self._wake_r
+
+        def drain() -> None:
+            try:
+                while wake_r.recv(64):
+                    pass
+            except BlockingIOError:
+                pass
+
+        self.add_reader(self._wake_r, drain)
+
+    def run(self, until: Optional[float] = None) -> None:
+        """Run until :meth:`stop`, a handled signal, or the monotonic time ``until``."""
+        self._running = True
+        while self._running:
+            now = time.monotonic()
+            while self._timers and (self._timers[0][2].cancelled or self._timers[0][0] <= now):
+                _, _, timer = heapq.heappop(self._timers)
+                if not timer.cancelled:
+                    timer.callback()
+                    if not self._running:
+                        return
+            timeout: Optional[float] = None
+            if self._timers:
+                timeout = max(0.0, self._timers[0][0] - now)
+            if until is not None:
+                left = max(0.0, until - now)
+                timeout = left if timeout is None else min(timeout, left)
+                if left == 0.0:
+                    return
+            if not self._readers and not self._writers and timeout is None:
+                return  # nothing could ever wake us
+            for key, mask in self._sel.select(timeout):
+                fd = key.fd
+                if mask & selectors.EVENT_READ:
+                    cb = self._readers.get(fd)
+                    if cb is not None:
+                        cb()
+                if mask & selectors.EVENT_WRITE:
+                    cb = self._writers.get(fd)
+                    if cb is not None:
+                        cb()
+                if not self._running:
+                    return
+
+    def close(self) -> None:
+        if self._wake_r is not None:
+            self.remove_reader(self._wake_r)
+            if self._old_wakeup_fd is not None:
+                signal.set_wakeup_fd(self._old_wakeup_fd)
+            self._wake_r.close()
+            if self._wake_w is not None:
+                self._wake_w.close()
+            self._wake_r = self._wake_w = None
+        self._sel.close()
+
+
+def _fd(fileobj: Any) -> int:
+    return fileobj if isinstance(fileobj, int) else int(fileobj.fileno())
