@@ -15,9 +15,9 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
-Callback = Callable[[], None]
+Callback = Callable[[], object]  # return values are ignored
 
 
 class Timer:
@@ -44,10 +44,10 @@ class Loop:
         self._timers: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
         self._running = False
-        self._wake_r: Optional[socket.socket] = None
-        self._wake_w: Optional[socket.socket] = None
-        self._old_wakeup_fd: Optional[int] = None
-        self.stop_signal: Optional[int] = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._old_wakeup_fd: int | None = None
+        self.stop_signal: int | None = None
 
     # -- file descriptors -------------------------------------------------------------
     def _update(self, fd: int, fileobj: Any) -> None:
@@ -99,7 +99,9 @@ class Loop:
     def stop(self) -> None:
         self._running = False
 
-    def install_signal_handlers(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
+    def install_signal_handlers(
+        self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
+    ) -> None:
         """Stop the loop on these signals (main thread only)."""
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -123,7 +125,7 @@ class Loop:
 
         self.add_reader(self._wake_r, drain)
 
-    def run(self, until: Optional[float] = None) -> None:
+    def run(self, until: float | None = None) -> None:
         """Run until :meth:`stop`, a handled signal, or the monotonic time ``until``."""
         self._running = True
         while self._running:
@@ -134,7 +136,9 @@ class Loop:
                     timer.callback()
                     if not self._running:
                         return
-            timeout: Optional[float] = None
+            if not self._readers and not self._writers and not self._timers:
+                return  # nothing could ever wake us
+            timeout: float | None = None
             if self._timers:
                 timeout = max(0.0, self._timers[0][0] - now)
             if until is not None:
@@ -142,8 +146,6 @@ class Loop:
                 timeout = left if timeout is None else min(timeout, left)
                 if left == 0.0:
                     return
-            if not self._readers and not self._writers and timeout is None:
-                return  # nothing could ever wake us
             for key, mask in self._sel.select(timeout):
                 fd = key.fd
                 if mask & selectors.EVENT_READ:

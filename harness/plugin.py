@@ -1,0 +1,1 @@
+"""The pytest plugin (being written: see docs/architecture.md)."""
