@@ -1,1 +1,201 @@
-"""The pytest plugin (being written: see docs/architecture.md)."""
+"""The pytest plugin (``pytest11: netns``): namespaces, veth pairs and peers as fixtures.
+
+Each pytest process (each xdist worker too) owns one run (:mod:`harness.runstate`), created
+at the first topology, so parallel workers never share names. Fixtures skip, never fail,
+when the machine cannot build topologies, naming what is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Union
+
+import pytest
+
+if TYPE_CHECKING:
+    from harness.backends.linux import Network
+    from harness.runstate import Run
+    from harness.topology.spec import Topology
+
+ALL_PEERS = ("http", "udp", "chao", "icmp")
+NETWORKS = pytest.StashKey[list["Network"]]()
+REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+KEPT = pytest.StashKey[list[str]]()
+
+SpecLike = Union["Topology", dict[str, Any], str, Path]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("netns", "network namespaces (rawstack harness)")
+    group.addoption(
+        "--netns-keep-failed",
+        action="store_true",
+        default=False,
+        help="keep a failed test's topology (peers stopped) until `netns-harness down NAME`",
+    )
+    group.addoption(
+        "--netns-peers",
+        default=",".join(ALL_PEERS),
+        metavar="LIST",
+        help="peers serve-all runs on each node (default: http,udp,chao,icmp)",
+    )
+    group.addoption(
+        "--netns-run-dir",
+        default=None,
+        metavar="DIR",
+        help="state directory for runs (default /run/rawstack-harness)",
+    )
+
+
+def parse_peers(value: str) -> tuple[str, ...]:
+    names = tuple(p.strip() for p in value.split(",") if p.strip())
+    bad = [p for p in names if p not in ALL_PEERS]
+    if not names or bad:
+        raise pytest.UsageError(
+            f"--netns-peers: {', '.join(bad) or 'empty list'} not in {','.join(ALL_PEERS)}"
+        )
+    return tuple(p for p in ALL_PEERS if p in names)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "netns: builds network namespaces; needs root (CAP_NET_ADMIN), skipped otherwise",
+    )
+    config.stash[KEPT] = []
+    parse_peers(config.getoption("--netns-peers"))
+    run_dir = config.getoption("--netns-run-dir")
+    if run_dir is not None and not Path(run_dir).is_absolute():
+        raise pytest.UsageError(f"--netns-run-dir: {run_dir!r} is not an absolute path")
+
+
+def _skip_reason() -> str | None:
+    from harness.env import missing_requirement
+
+    return missing_requirement()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("netns") is not None:
+        reason = _skip_reason()
+        if reason:
+            pytest.skip(f"netns: {reason}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """A peer that died during the test fails the test with its status and log tail."""
+    result = yield
+    for net in item.stash.get(NETWORKS, []):
+        for peer in net.peers.values():
+            peer.check_alive()
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    item.stash.setdefault(REPORTS, {})[report.when] = report
+    if report.failed:
+        for net in item.stash.get(NETWORKS, []):
+            for name, peer in net.peers.items():
+                report.sections.append((f"netns peer log: node {name}", peer.logs()))
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    kept = config.stash.get(KEPT, [])
+    if kept:
+        terminalreporter.section("netns: kept topologies")
+        for line in kept:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def netns_run(request: pytest.FixtureRequest) -> Iterator[Run]:
+    """This process's harness run (one per pytest process / xdist worker)."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(f"netns: {reason}")
+    from harness.runstate import DEFAULT_ROOT, Run
+
+    run = Run(request.config.getoption("--netns-run-dir") or DEFAULT_ROOT, label="pytest")
+    yield run
+    run.close()
+
+
+@pytest.fixture
+def netns_topology(
+    request: pytest.FixtureRequest, netns_run: Run
+) -> Iterator[Callable[[SpecLike], Network]]:
+    """Factory: build any spec (Topology, dict or YAML path); torn down at test end."""
+    from harness.backends.linux import build
+    from harness.topology import Topology, from_dict, load_yaml
+
+    built: list[Network] = request.node.stash.setdefault(NETWORKS, [])
+
+    def factory(spec: SpecLike) -> Network:
+        if isinstance(spec, (str, Path)):
+            topo = load_yaml(spec)
+        elif isinstance(spec, Topology):
+            topo = spec
+        else:
+            topo = from_dict(spec)
+        net = build(topo, netns_run)
+        built.append(net)
+        return net
+
+    yield factory
+    reports = request.node.stash.get(REPORTS, {})
+    failed = any(r.failed for r in reports.values())
+    keep = failed and request.config.getoption("--netns-keep-failed")
+    for net in reversed(built):
+        if keep:
+            from harness.keeper import hand_over
+
+            name = f"{request.node.name}"[:40]
+            kept_as = hand_over(net, name)
+            request.config.stash[KEPT].append(
+                f"{request.node.nodeid}: kept as {kept_as!r}; enter a node with "
+                f"`nsenter --net=/run/netns/{net.prefix}-<node>` (or `ip netns exec`); "
+                f"remove with `netns-harness down {kept_as}`"
+            )
+        else:
+            net.destroy()
+
+
+def _with_peers(
+    net: Network, request: pytest.FixtureRequest, plan: list[tuple[str, str, str, str]]
+) -> Network:
+    from harness.supervise import start_peers
+
+    peers = parse_peers(request.config.getoption("--netns-peers"))
+    procs = start_peers([(net[n], i, net[p], pi) for n, i, p, pi in plan], peers)
+    for (node, _, _, _), proc in zip(plan, procs):
+        net.peers[node] = proc
+    return net
+
+
+@pytest.fixture
+def netns_pair(
+    request: pytest.FixtureRequest, netns_topology: Callable[[SpecLike], Network]
+) -> Network:
+    """Nodes a (10.0.0.1) and b (10.0.0.2) on one veth, serve-all running and probed on both."""
+    from harness.topology import pair
+
+    net = netns_topology(pair())
+    return _with_peers(net, request, [("a", "eth0", "b", "eth0"), ("b", "eth0", "a", "eth0")])
+
+
+@pytest.fixture
+def netns_line3(
+    request: pytest.FixtureRequest, netns_topology: Callable[[SpecLike], Network]
+) -> Network:
+    """a (10.0.1.2) - r - b (10.0.2.2), r forwarding; serve-all on a and b."""
+    from harness.topology import line3
+
+    net = netns_topology(line3())
+    return _with_peers(net, request, [("a", "eth0", "r", "eth0"), ("b", "eth0", "r", "eth1")])

@@ -1,1 +1,135 @@
-"""See docs/architecture.md."""
+"""Pure sans-IO packet codecs: bytes in, frozen dataclasses out, and back.
+
+Nothing in this package touches a socket (a unit test checks the sources); the caller
+does all I/O. Every decoder raises only :class:`DecodeError` on bad input; API misuse
+raises ``ValueError``/``TypeError``. See docs/architecture.md, "Contracts".
+"""
+
+from __future__ import annotations
+
+from ._errors import DecodeError
+from .chao import CHAO_REPLY, CHAO_REQUEST, CHAO_VERSION, HEADER_LEN, MAGIC, Chao, max_payload
+from .checksum import checksum_add, checksum_finish, internet_checksum
+from .ethernet import (
+    BROADCAST_MAC,
+    ETH_HLEN,
+    ETH_P_8021Q,
+    ETH_P_ALL,
+    ETH_P_ARP,
+    ETH_P_CHAO,
+    ETH_P_IP,
+    ETH_P_IPV6,
+    ETH_ZLEN,
+    Ethernet,
+    is_multicast,
+    mac_to_bytes,
+    mac_to_str,
+)
+from .icmp import (
+    DEST_UNREACH,
+    ECHO_REPLY,
+    ECHO_REQUEST,
+    PARAMETER_PROBLEM,
+    REDIRECT,
+    SOURCE_QUENCH,
+    TIME_EXCEEDED,
+    IcmpEcho,
+    IcmpError,
+    IcmpMessage,
+    IcmpPacket,
+    decode_icmp,
+)
+from .ipv4 import (
+    PROTO_ICMP,
+    PROTO_RAW,
+    PROTO_TCP,
+    PROTO_UDP,
+    IPv4,
+    ip_to_bytes,
+    ip_to_str,
+    pseudo_header,
+    transport_checksum,
+)
+from .tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, Tcp, flag_names
+from .tcp_options import (
+    TcpEol,
+    TcpMss,
+    TcpNop,
+    TcpOption,
+    TcpPadding,
+    TcpSack,
+    TcpSackPermitted,
+    TcpTimestamps,
+    TcpUnknownOption,
+    TcpWindowScale,
+)
+from .udp import Udp
+
+__all__ = [
+    "ACK",
+    "BROADCAST_MAC",
+    "CHAO_REPLY",
+    "CHAO_REQUEST",
+    "CHAO_VERSION",
+    "CWR",
+    "DEST_UNREACH",
+    "ECE",
+    "ECHO_REPLY",
+    "ECHO_REQUEST",
+    "ETH_HLEN",
+    "ETH_P_8021Q",
+    "ETH_P_ALL",
+    "ETH_P_ARP",
+    "ETH_P_CHAO",
+    "ETH_P_IP",
+    "ETH_P_IPV6",
+    "ETH_ZLEN",
+    "FIN",
+    "HEADER_LEN",
+    "MAGIC",
+    "PARAMETER_PROBLEM",
+    "PROTO_ICMP",
+    "PROTO_RAW",
+    "PROTO_TCP",
+    "PROTO_UDP",
+    "PSH",
+    "REDIRECT",
+    "RST",
+    "SOURCE_QUENCH",
+    "SYN",
+    "TIME_EXCEEDED",
+    "URG",
+    "Chao",
+    "DecodeError",
+    "Ethernet",
+    "IPv4",
+    "IcmpEcho",
+    "IcmpError",
+    "IcmpMessage",
+    "IcmpPacket",
+    "Tcp",
+    "TcpEol",
+    "TcpMss",
+    "TcpNop",
+    "TcpOption",
+    "TcpPadding",
+    "TcpSack",
+    "TcpSackPermitted",
+    "TcpTimestamps",
+    "TcpUnknownOption",
+    "TcpWindowScale",
+    "Udp",
+    "checksum_add",
+    "checksum_finish",
+    "decode_icmp",
+    "flag_names",
+    "internet_checksum",
+    "ip_to_bytes",
+    "ip_to_str",
+    "is_multicast",
+    "mac_to_bytes",
+    "mac_to_str",
+    "max_payload",
+    "pseudo_header",
+    "transport_checksum",
+]

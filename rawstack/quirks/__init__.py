@@ -1,1 +1,54 @@
-"""See docs/architecture.md."""
+"""The per-kernel raw IPv4 socket format: how an IP_HDRINCL write and a raw read differ
+from the wire.
+
+Theory of operation: everything above the socket layer builds and parses *wire* packets
+(network byte order, ip_len counting the header). Kernels disagree about what a raw
+socket takes and gives: Linux and OpenBSD use the wire format; macOS, NetBSD, DragonFly
+and FreeBSD before 11.0 want ip_len/ip_off in host order, and some subtract the header
+length from ip_len on read. One frozen :class:`KernelQuirks` row per kernel flavour, in
+one table (``_table``), records those facts with their sources (shared/QUIRKS.md);
+``_convert`` applies a row at the socket boundary; ``_host`` picks this host's row.
+
+This is the raw-socket format, which may differ from the wire format.
+"""
+
+from __future__ import annotations
+
+from rawstack.quirks._convert import raw_to_wire, wire_to_raw, wire_to_read
+from rawstack.quirks._host import ENV_OS, ENV_OSREL, host_quirks, read_osreldate
+from rawstack.quirks._table import (
+    CHECKSUM,
+    FREEBSD_10_0,
+    FREEBSD_11_0,
+    FREEBSD_11_1,
+    IDENT,
+    KNOWN_OS,
+    SOURCE,
+    TABLE,
+    TOTAL_LENGTH,
+    KernelQuirks,
+    normalize_os,
+    quirks_for,
+)
+
+__all__ = [
+    "CHECKSUM",
+    "ENV_OS",
+    "ENV_OSREL",
+    "FREEBSD_10_0",
+    "FREEBSD_11_0",
+    "FREEBSD_11_1",
+    "IDENT",
+    "KNOWN_OS",
+    "SOURCE",
+    "TABLE",
+    "TOTAL_LENGTH",
+    "KernelQuirks",
+    "host_quirks",
+    "normalize_os",
+    "quirks_for",
+    "raw_to_wire",
+    "read_osreldate",
+    "wire_to_raw",
+    "wire_to_read",
+]

@@ -1,0 +1,63 @@
+#!/bin/sh
+# The whole suite, as CI runs it (.ci/run calls this): set up, then every check, then pytest
+# over tests/ (unit and integration; integration tests need root, which CI has).
+#
+#   sh ci/test.sh [PYTEST ARGS...]      extra arguments go to pytest
+#
+# Every step runs even when an earlier one failed, so one run reports everything; the exit
+# status is 1 if any step failed. JUnit XML and the setup log go to $RAWSTACK_CI_ARTIFACTS
+# (default .ci-artifacts/). pytest exit 5 ("no tests collected") is a failure: the suite
+# has tests, so collecting none means something is broken.
+set -eu
+
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+ART=${RAWSTACK_CI_ARTIFACTS:-.ci-artifacts}
+export RAWSTACK_CI_ARTIFACTS="$ART"
+export VAGRANT_CHECKPOINT_DISABLE=1
+failed=""
+
+sh ci/setup.sh
+rm -f "$ART"/junit*.xml
+
+# step NAME COMMAND...: run one check, record a failure by name and carry on.
+step() {
+    name=$1
+    shift
+    echo "== $name"
+    if "$@"; then
+        return 0
+    else
+        rc=$?
+    fi
+    if [ "$name" = pytest ] && [ "$rc" = 5 ]; then
+        echo "ci/test.sh: pytest collected no tests (exit 5); the suite should never be empty" >&2
+    else
+        echo "ci/test.sh: $name failed (exit $rc)" >&2
+    fi
+    failed="$failed $name"
+}
+
+vagrant_validate() {
+    if [ -f Vagrantfile ]; then
+        vagrant validate
+    else
+        echo "no Vagrantfile yet: skipped"
+    fi
+}
+
+step ruff .venv/bin/ruff check .
+step mypy .venv/bin/mypy --strict rawstack harness tests ci
+step actionlint .venv/bin/actionlint ci/workflows/*.yml .github/workflows/*.yml
+step shellcheck shellcheck ci/*.sh .ci/run
+step vagrant vagrant_validate
+step pytest .venv/bin/pytest -n auto \
+    --junitxml="$ART/junit.xml" -o junit_logging=all -o junit_log_passing_tests=false \
+    tests "$@"
+
+elapsed=$(($(date +%s) - start))
+if [ -n "$failed" ]; then
+    echo "ci/test.sh: FAILED:$failed (${elapsed}s; artifacts in $ART/)" >&2
+    exit 1
+fi
+echo "ci/test.sh: all passed (${elapsed}s)"

@@ -1,0 +1,174 @@
+"""Linux namespace primitives through libc: unshare, setns, bind mounts, per-thread work.
+
+Theory of operation: a network namespace belongs to a *thread*, not to a process, so the
+backend never moves the test process. Work that must happen inside a namespace (creating
+it, opening a socket, writing ``/proc/sys/net``) runs in a short-lived thread that calls
+``setns`` first; a socket keeps the namespace it was opened in, so it works afterwards from
+any thread. Child processes instead enter the namespace in ``preexec_fn`` (fork from the
+calling thread, setns in the child), which also sets ``PR_SET_PDEATHSIG``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import signal
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+CLONE_NEWNET = 0x40000000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+MS_SHARED = 1 << 20
+MNT_DETACH = 2
+PR_SET_PDEATHSIG = 1
+
+_libc: ctypes.CDLL | None = None
+
+
+def libc() -> ctypes.CDLL:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    return _libc
+
+
+def _check(ret: int, what: str, path: str = "") -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}", path or None)
+
+
+def setns(fd: int) -> None:
+    """Move the calling thread into the network namespace ``fd``."""
+    _check(libc().setns(fd, CLONE_NEWNET), "setns")
+
+
+def unshare_net() -> None:
+    """Give the calling thread a fresh network namespace."""
+    _check(libc().unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+
+
+def bind_mount(src: str, dst: str) -> None:
+    _check(libc().mount(src.encode(), dst.encode(), b"none", MS_BIND, None), "mount", dst)
+
+
+def make_shared(path: str) -> None:
+    _check(libc().mount(b"", path.encode(), b"none", MS_SHARED | MS_REC, None), "mount", path)
+
+
+def umount(path: str) -> None:
+    """Lazily detach a mount; a path that is not mounted is not an error."""
+    if libc().umount2(path.encode(), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOENT):
+            raise OSError(err, f"umount: {os.strerror(err)}", path)
+
+
+def in_netns(nsfd: int, fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a new thread that first joined namespace ``nsfd``; return its result."""
+    box: dict[str, object] = {}
+
+    def body() -> None:
+        try:
+            setns(nsfd)
+            box["v"] = fn()
+        except BaseException as exc:
+            box["e"] = exc
+
+    t = threading.Thread(target=body, name="netns-helper", daemon=True)
+    t.start()
+    t.join()
+    if "e" in box:
+        raise box["e"]  # type: ignore[misc]
+    return box["v"]  # type: ignore[return-value]
+
+
+def in_new_netns(fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a new thread that first unshared a fresh network namespace."""
+    box: dict[str, object] = {}
+
+    def body() -> None:
+        try:
+            unshare_net()
+            box["v"] = fn()
+        except BaseException as exc:
+            box["e"] = exc
+
+    t = threading.Thread(target=body, name="netns-create", daemon=True)
+    t.start()
+    t.join()
+    if "e" in box:
+        raise box["e"]  # type: ignore[misc]
+    return box["v"]  # type: ignore[return-value]
+
+
+def child_preexec(nsfd: int, deathsig: bool = True) -> Callable[[], None]:
+    """A ``preexec_fn`` entering namespace ``nsfd`` and dying with the forking thread."""
+
+    lib = libc()  # loaded before fork: the child only calls into it
+
+    def preexec() -> None:
+        if deathsig:
+            lib.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if lib.setns(nsfd, CLONE_NEWNET) != 0:
+            os._exit(126)
+
+    return preexec
+
+
+def netns_inode(path: str) -> tuple[int, int]:
+    """(st_dev, st_ino) identifying a namespace file or ``/proc/PID/ns/net``."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def proc_start_time(pid: int) -> int | None:
+    """The process start time in clock ticks (field 22), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    # The command name may contain spaces and parentheses; fields resume after the last ')'.
+    rest = data[data.rindex(b")") + 2 :].split()
+    return int(rest[19])
+
+
+def is_mountpoint(path: str) -> bool:
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+        for line in fh:
+            fields = line.split()
+            if len(fields) > 4 and _unescape(fields[4]) == target:
+                return True
+    return False
+
+
+def mounts_under(prefix: str) -> list[str]:
+    """Mount points at or below ``prefix`` in this mount namespace."""
+    found = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+        for line in fh:
+            fields = line.split()
+            if len(fields) > 4:
+                mp = _unescape(fields[4])
+                if mp == prefix or mp.startswith(prefix.rstrip("/") + "/"):
+                    found.append(mp)
+    return found
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as octal.
+    return (
+        field.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+    )

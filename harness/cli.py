@@ -1,0 +1,213 @@
+"""``netns-harness demo|up|down|status|clean``: the harness from a shell.
+
+Exit status as in :mod:`rawstack.errors`: 0 ok, 1 failed, 2 bad input (a bad spec names the
+field), 77 not root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rawstack.errors import EXIT_FAILED, EXIT_NOPERM, EXIT_USAGE
+
+PROG = "netns-harness"
+
+
+def _need_root() -> None:
+    from harness.env import missing_requirement
+    from harness.runstate import NotPrivileged
+
+    reason = missing_requirement()
+    if reason:
+        raise NotPrivileged(reason)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from harness import probes
+    from harness.backends.linux import build
+    from harness.runstate import Run
+    from harness.supervise import start_peers
+    from harness.topology import pair
+
+    _need_root()
+    run = Run(args.run_dir, label="demo")
+    rows: list[dict[str, Any]] = []
+    try:
+        t0 = time.monotonic()
+        net = build(pair("demo"), run)
+        built = time.monotonic() - t0
+        a, b = net["a"], net["b"]
+        procs = start_peers([(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")])
+        ready = time.monotonic() - t0
+        for src, dst, peer in ((a, b, procs[1]), (b, a, procs[0])):
+            target = dst.addr(4)
+            checks = {
+                "chao": lambda: probes.chao_request(src, "eth0", dst.mac("eth0")),
+                "icmp": lambda: probes.icmp_echo(src, target),
+                "http": lambda: probes.http_get(
+                    src, target, int(peer.ready["http"]["addr"].rsplit(":", 1)[1])
+                ),
+                "udp": lambda: probes.udp_echo(
+                    src, target, int(peer.ready["udp"]["addr"].rsplit(":", 1)[1])
+                ),
+            }
+            for proto, check in checks.items():
+                row: dict[str, Any] = {"protocol": proto, "direction": f"{src.name}->{dst.name}"}
+                try:
+                    row.update(ok=True, rtt_ms=round(check() * 1000, 3))
+                except (probes.ProbeFailed, OSError) as exc:
+                    row.update(ok=False, rtt_ms=None, error=str(exc))
+                rows.append(row)
+        net.destroy()
+    finally:
+        run.close()
+    ok = all(r["ok"] for r in rows)
+    if args.json:
+        print(json.dumps({"results": rows, "setup_s": round(built, 4), "ready_s": round(ready, 4)}))
+    else:
+        print(f"{'protocol':<9}{'direction':<11}{'result':<8}rtt")
+        for r in rows:
+            rtt = f"{r['rtt_ms']:.3f} ms" if r["ok"] else r.get("error", "")
+            print(f"{r['protocol']:<9}{r['direction']:<11}{'ok' if r['ok'] else 'FAILED':<8}{rtt}")
+        print(f"topology built in {built * 1000:.1f} ms, all peers ready in {ready * 1000:.1f} ms")
+    return 0 if ok else EXIT_FAILED
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from harness import keeper
+    from harness.topology import load_yaml, to_dict
+
+    topo = load_yaml(args.spec)  # validated before anything exists
+    _need_root()
+    name = args.name or topo.name
+    msg = keeper.start(name, "spec", to_dict(topo), args.run_dir)
+    found = keeper.find(name, args.run_dir)
+    info = found[1] if found else {}
+    if args.json:
+        print(json.dumps({"name": name, "run": msg.get("run"), "topology": info.get("topology")}))
+    else:
+        print(f"{name}: up (remove with `{PROG} down {name}`)")
+        for node, d in info.get("topology", {}).get("nodes", {}).items():
+            print(f"  {node}: nsenter --net={d['path']}  {' '.join(d['addresses'])}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from harness import keeper
+
+    _need_root()
+    if not keeper.stop(args.name, args.run_dir):
+        print(f"{PROG}: error: no kept topology named {args.name!r}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps({"name": args.name, "down": True}))
+    else:
+        print(f"{args.name}: down")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from harness.runstate import Manifest, owner_alive, run_dirs
+
+    runs = []
+    for run_dir in run_dirs(args.run_dir):
+        try:
+            owner = json.loads((run_dir / "owner.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            owner = {}
+        kept = None
+        if (run_dir / "keeper.json").exists():
+            kept = json.loads((run_dir / "keeper.json").read_text(encoding="utf-8")).get("name")
+        runs.append(
+            {
+                "run": run_dir.name,
+                "label": owner.get("label"),
+                "pid": owner.get("pid"),
+                "alive": owner_alive(run_dir),
+                "name": kept,
+                "netns": [
+                    e["key"]
+                    for e in Manifest(run_dir / "manifest.jsonl").live()
+                    if e["kind"] == "netns"
+                ],
+            }
+        )
+    if args.json:
+        print(json.dumps({"runs": runs}))
+    elif not runs:
+        print("no harness runs")
+    else:
+        for r in runs:
+            state = "alive" if r["alive"] else "DEAD (run `netns-harness clean`)"
+            print(f"{r['run']} {r['name'] or r['label']} pid {r['pid']} {state}")
+            for ns in r["netns"]:
+                print(f"  {ns}")
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from harness.runstate import global_cleanup, reap_dead_runs
+
+    _need_root()
+    reaped = reap_dead_runs(args.run_dir)
+    global_cleanup(args.run_dir)
+    if args.json:
+        print(json.dumps({"reaped": reaped}))
+    else:
+        print(f"reaped {len(reaped)} dead run(s)" + (f": {' '.join(reaped)}" if reaped else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from harness.runstate import DEFAULT_ROOT
+
+    parser = argparse.ArgumentParser(prog=PROG, description="Network namespaces for rawstack.")
+    parser.add_argument("--run-dir", default=DEFAULT_ROOT, help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    demo = sub.add_parser("demo", help="build a pair, run every peer and client both ways")
+    demo.set_defaults(func=cmd_demo)
+    up = sub.add_parser("up", help="build a topology from a YAML spec and keep it")
+    up.add_argument("spec", help="YAML or JSON topology file")
+    up.add_argument("--name", help="name to refer to it (default: the spec's name)")
+    up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="remove a kept topology")
+    down.add_argument("name")
+    down.set_defaults(func=cmd_down)
+    status = sub.add_parser("status", help="list runs and kept topologies")
+    status.set_defaults(func=cmd_status)
+    clean = sub.add_parser("clean", help="remove what dead runs left behind")
+    clean.set_defaults(func=cmd_clean)
+    for p in (demo, up, down, status, clean):
+        p.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from harness.runstate import HarnessError
+    from harness.topology import SpecError
+
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except SpecError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except HarnessError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except PermissionError as exc:
+        print(f"{PROG}: error: {exc}; run as root", file=sys.stderr)
+        return EXIT_NOPERM
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""A detached keeper process owning a kept topology until ``netns-harness down NAME``.
+
+``python -m harness.keeper ROOT NAME MODE JSON`` where MODE is ``spec`` (build this topology
+dict) or ``adopt`` (take over namespaces another run built: ``--netns-keep-failed``). The
+keeper is a normal run owner (lock, manifest, reaper), so SIGKILL of the keeper still
+cleans up; SIGTERM or SIGINT makes it remove everything and exit 0. It prints one JSON
+ready line on stdout once it owns the topology.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.runstate import DEFAULT_ROOT, HarnessError, Run, owner_alive, run_dirs
+
+KEEPER_FILE = "keeper.json"
+
+
+def _serve(run: Run, name: str, described: dict[str, Any], net: Any) -> int:
+    (run.dir / KEEPER_FILE).write_text(
+        json.dumps({"name": name, "pid": os.getpid(), "topology": described}), encoding="utf-8"
+    )
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+    sys.stdout.write(json.dumps({"event": "ready", "name": name, "run": run.id}) + "\n")
+    sys.stdout.flush()
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    while True:
+        sig = signal.sigwait({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+        if sig != signal.SIGHUP:  # the terminal that ran `up` closing is no reason to go
+            break
+    if net is not None:
+        net.destroy()
+    run.close()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    root, name, mode, payload = argv
+    data = json.loads(payload)
+    run = Run(root, label=f"keeper:{name}")
+    try:
+        if mode == "spec":
+            from harness.backends.linux import build
+            from harness.topology import from_dict
+
+            net = build(from_dict(data), run)
+            return _serve(run, name, net.describe(), net)
+        for node in data["nodes"].values():
+            run.manifest.add("netns", node["path"], dev_ino=node["dev_ino"])
+        return _serve(run, name, data, None)
+    except BaseException as exc:
+        sys.stdout.write(json.dumps({"event": "error", "error": str(exc)}) + "\n")
+        sys.stdout.flush()
+        run.close()
+        return 1
+
+
+def find(name: str, root: str = DEFAULT_ROOT) -> tuple[Path, dict[str, Any]] | None:
+    """The live keeper named ``name``: (run dir, keeper.json)."""
+    for run_dir in run_dirs(root):
+        try:
+            info = json.loads((run_dir / KEEPER_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if info.get("name") == name and owner_alive(run_dir):
+            return run_dir, info
+    return None
+
+
+def start(
+    name: str, mode: str, payload: dict[str, Any], root: str = DEFAULT_ROOT
+) -> dict[str, Any]:
+    """Start a keeper and wait for its ready line; raise HarnessError on failure."""
+    if find(name, root) is not None:
+        raise HarnessError(f"a kept topology named {name!r} already exists")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.keeper", root, name, mode, json.dumps(payload)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # survives the CLI and its terminal
+        cwd="/",
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    proc.stdout.close()
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        proc.wait()
+        raise HarnessError(f"keeper for {name!r} exited with status {proc.returncode}") from None
+    if msg.get("event") != "ready":
+        proc.wait()
+        raise HarnessError(f"keeper for {name!r}: {msg.get('error')}")
+    return dict(msg)
+
+
+def hand_over(net: Any, name: str) -> str:
+    """Give a built Network to a new keeper (peers stop); return the kept name."""
+    base, n = name, 1
+    while find(name, net.run.root) is not None:
+        n += 1
+        name = f"{base}-{n}"
+    for node in net.nodes.values():
+        node.stop_processes()
+    described = net.describe()
+    for node_name, node in net.nodes.items():
+        st = os.stat(node.path)
+        described["nodes"][node_name]["dev_ino"] = [st.st_dev, st.st_ino]
+    start(name, "adopt", described, net.run.root)
+    net.release()
+    return name
+
+
+def stop(name: str, root: str = DEFAULT_ROOT, timeout: float = 10.0) -> bool:
+    """SIGTERM the keeper named ``name`` and wait until its run dir is gone."""
+    found = find(name, root)
+    if found is None:
+        return False
+    _run_dir, info = found
+    pid = int(info["pid"])
+    pidfd = os.pidfd_open(pid)
+    try:
+        os.kill(pid, signal.SIGTERM)
+        import select
+
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(int(timeout * 1000)):
+            os.kill(pid, signal.SIGKILL)  # its reaper removes what it held
+    finally:
+        os.close(pidfd)
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,139 @@
+"""Independent protocol probes the supervisor uses to prove a peer really serves.
+
+Each probe opens its socket inside a node (``node.socket``), does one exchange against a
+peer on another node and returns the round-trip time in seconds, or raises
+:class:`ProbeFailed`. They use plain sockets and the CHAO codec only, so a bug in rawstack's
+own clients cannot make a broken server look ready.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import struct
+import time
+from typing import Any, Protocol
+
+
+class ProbeFailed(Exception):
+    """The probe got no (or a wrong) answer before its deadline."""
+
+
+class NodeLike(Protocol):
+    def socket(self, family: int = ..., type: int = ..., proto: int = ...) -> socket.socket: ...
+
+    def mac(self, ifname: str = ...) -> str: ...
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ProbeFailed("timed out")
+    return left
+
+
+def http_get(node: NodeLike, host: str, port: int, timeout: float = 2.0) -> float:
+    """``GET /`` over TCP; any ``HTTP/1.x 200`` status line counts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    start = time.monotonic()
+    with node.socket(family, socket.SOCK_STREAM, 0) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect((host, port))
+            sock.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while b"\r\n" not in data:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError as exc:
+            raise ProbeFailed(f"http {host}:{port}: {exc}") from None
+    rtt = time.monotonic() - start
+    status = data.split(b"\r\n", 1)[0].split()
+    if len(status) < 2 or not status[0].startswith(b"HTTP/1.") or status[1] != b"200":
+        raise ProbeFailed(f"http {host}:{port}: bad status line {data[:40]!r}")
+    return rtt
+
+
+def udp_echo(node: NodeLike, host: str, port: int, timeout: float = 1.0) -> float:
+    """One datagram out, the same bytes back."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    payload = b"probe-" + os.urandom(8).hex().encode()
+    with node.socket(family, socket.SOCK_DGRAM, 0) as sock:
+        sock.connect((host, port))
+        start = time.monotonic()
+        deadline = start + timeout
+        sock.send(payload)
+        while True:
+            sock.settimeout(_remaining(deadline))
+            try:
+                data = sock.recv(65535)
+            except OSError as exc:
+                raise ProbeFailed(f"udp {host}:{port}: {exc}") from None
+            if data == payload:
+                return time.monotonic() - start
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def icmp_echo(node: NodeLike, host: str, timeout: float = 1.0) -> float:
+    """An IPv4 echo request from a raw socket; wait for the matching echo reply."""
+    ident, seq = os.getpid() & 0xFFFF, int.from_bytes(os.urandom(2), "big")
+    body = b"rawstack-harness-probe"
+    header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+    packet = struct.pack("!BBHHH", 8, 0, _checksum(header + body), ident, seq) + body
+    with node.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
+        start = time.monotonic()
+        deadline = start + timeout
+        sock.sendto(packet, (host, 0))
+        while True:
+            sock.settimeout(_remaining(deadline))
+            try:
+                data, (src, _) = sock.recvfrom(65535)
+            except OSError as exc:
+                raise ProbeFailed(f"icmp {host}: {exc}") from None
+            ihl = (data[0] & 0x0F) * 4
+            icmp = data[ihl:]
+            if src == host and len(icmp) >= 8 and icmp[0] == 0:
+                _, _, _, rid, rseq = struct.unpack("!BBHHH", icmp[:8])
+                if (rid, rseq) == (ident, seq) and icmp[8:] == body:
+                    return time.monotonic() - start
+
+
+def chao_request(node: NodeLike, ifname: str, dst_mac: str, timeout: float = 1.0) -> float:
+    """A CHAO request frame to ``dst_mac``; wait for the reply with the same sequence number."""
+    from rawstack.codec.chao import CHAO_REPLY, CHAO_REQUEST, Chao
+
+    eth_p_chao = 0x88B5
+    seq = int.from_bytes(os.urandom(2), "big")
+    src = bytes.fromhex(node.mac(ifname).replace(":", ""))
+    dst = bytes.fromhex(dst_mac.replace(":", ""))
+    frame: Any = dst + src + struct.pack("!H", eth_p_chao)
+    frame += Chao(CHAO_REQUEST, seq, b"harness-probe").encode()
+    with node.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(eth_p_chao)) as sock:
+        sock.bind((ifname, eth_p_chao))
+        start = time.monotonic()
+        deadline = start + timeout
+        sock.send(frame)
+        while True:
+            ready, _, _ = select.select([sock], [], [], _remaining(deadline))
+            if not ready:
+                continue
+            data = sock.recv(65535)
+            if len(data) < 14 or data[:6] != src:
+                continue
+            try:
+                reply = Chao.decode(data[14:])
+            except Exception:
+                continue
+            if reply.type == CHAO_REPLY and reply.seq == seq:
+                return time.monotonic() - start

@@ -1,0 +1,349 @@
+"""Run ownership, the manifest of what a run created, and reaping: nothing outlives a run.
+
+Theory of operation: every process that builds topologies owns one *run*: a directory
+``<root>/<run id>/`` holding ``lock`` (flock'ed exclusively by the owner for its lifetime,
+``O_CLOEXEC`` so peers never inherit it), ``owner.json`` (pid and start time) and
+``manifest.jsonl``, an append-only intent log: a resource is recorded *before* it is created
+and marked deleted after it is removed, so a crash anywhere leaves a manifest that names a
+superset of what exists. A reaper process (``python -m harness.reaper``, own session, no
+death signal) waits on a pidfd for the owner to exit and then removes what the manifest
+lists. ``reap_dead_runs()`` (at every run start and in ``netns-harness clean``) reaps only
+runs whose lock is free: never a live run's resources, never anything not in a manifest.
+
+Namespaces are bind mounts under ``/run/netns`` so ``ip netns`` sees them. Like iproute2,
+``/run/netns`` is made a shared mount so a mount namespace cloned later cannot pin ours; the
+harness undoes that mount (and the directory) if it made them and no run is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.backends import nsutil
+
+DEFAULT_ROOT = os.environ.get("RAWSTACK_HARNESS_RUN_DIR", "/run/rawstack-harness")
+NETNS_DIR = "/run/netns"
+NS_PREFIX = "rsh"
+
+
+class HarnessError(Exception):
+    """The harness could not build, run or clean up; ``exit_code`` follows rawstack.errors."""
+
+    exit_code = 1
+
+
+class NotPrivileged(HarnessError):
+    """Missing root / CAP_NET_ADMIN or a kernel feature."""
+
+    exit_code = 77
+
+
+def _flock(fd: int, how: int) -> bool:
+    try:
+        fcntl.flock(fd, how)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _locked(path: str, how: int = fcntl.LOCK_EX) -> Iterator[int]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, how)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _open_global_shared(root: str) -> int:
+    """Hold ``<root>/.lock`` shared while a run lives (the last one out cleans up)."""
+    while True:
+        os.makedirs(root, mode=0o755, exist_ok=True)
+        path = os.path.join(root, ".lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the last run unlinked it between our open and our lock: retry
+
+
+def ensure_netns_dir(root: str) -> None:
+    """Make ``/run/netns`` a shared mount as iproute2 does, remembering if we did it."""
+    with _locked(os.path.join(root, ".mount.lock")):
+        created_dir = False
+        if not os.path.isdir(NETNS_DIR):
+            os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
+            created_dir = True
+        if nsutil.is_mountpoint(NETNS_DIR):
+            return
+        marker = os.path.join(root, ".netns-mount.json")
+        with open(marker, "w", encoding="utf-8") as fh:
+            json.dump({"created_dir": created_dir}, fh)
+        nsutil.bind_mount(NETNS_DIR, NETNS_DIR)
+        nsutil.make_shared(NETNS_DIR)
+
+
+def global_cleanup(root: str) -> None:
+    """When no run is alive: undo our /run/netns mount and remove the state root."""
+    path = os.path.join(root, ".lock")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        if not _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
+            return
+        if any(not n.startswith(".") for n in os.listdir(root)):
+            return  # a dead run not reaped yet, or a keeper's run
+        marker = os.path.join(root, ".netns-mount.json")
+        if os.path.exists(marker):
+            with _locked(os.path.join(root, ".mount.lock")):
+                with open(marker, encoding="utf-8") as fh:
+                    created_dir = bool(json.load(fh).get("created_dir"))
+                if os.path.isdir(NETNS_DIR) and not os.listdir(NETNS_DIR):
+                    nsutil.umount(NETNS_DIR)
+                    if created_dir and not os.listdir(NETNS_DIR):
+                        with contextlib.suppress(OSError):
+                            os.rmdir(NETNS_DIR)
+                    os.unlink(marker)
+        for name in (".mount.lock", ".lock"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(root, name))
+        with contextlib.suppress(OSError):
+            os.rmdir(root)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Manifest:
+    """The intent log of one run directory."""
+
+    path: Path
+
+    def add(self, kind: str, key: str, **fields: Any) -> None:
+        self._write({"op": "add", "kind": kind, "key": key, **fields})
+
+    def remove(self, kind: str, key: str) -> None:
+        self._write({"op": "del", "kind": kind, "key": key})
+
+    def _write(self, entry: dict[str, Any]) -> None:
+        # O_APPEND writes of one short line are atomic, so a crash never leaves half a record.
+        line = (json.dumps(entry, sort_keys=True) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+    def live(self) -> list[dict[str, Any]]:
+        """Entries added and not removed, in creation order."""
+        entries: dict[tuple[str, str], dict[str, Any]] = {}
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        for line in text.splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a torn last line from a crash mid-write
+            key = (entry["kind"], entry["key"])
+            if entry["op"] == "add":
+                entries[key] = entry
+            else:
+                entries.pop(key, None)
+        return list(entries.values())
+
+
+class Run:
+    """The current process's run: a locked state dir, its manifest and its reaper."""
+
+    def __init__(self, root: str = DEFAULT_ROOT, label: str = "pytest") -> None:
+        self.root = root
+        self._global_fd = _open_global_shared(root)
+        reap_dead_runs(root)
+        while True:
+            self.id = secrets.token_hex(3)
+            self.dir = Path(root) / self.id
+            # Built under a dot-name (which reapers skip) and renamed once locked, so no
+            # reaper can ever see this run's directory with its lock free.
+            tmp = Path(root) / f".new-{self.id}"
+            if self.dir.exists():
+                continue
+            try:
+                tmp.mkdir(mode=0o755)
+            except FileExistsError:
+                continue
+            self._lock_fd = os.open(tmp / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                os.rename(tmp, self.dir)
+                break
+            except OSError:
+                os.close(self._lock_fd)
+                shutil.rmtree(tmp, ignore_errors=True)
+        self.manifest = Manifest(self.dir / "manifest.jsonl")
+        owner = {"pid": os.getpid(), "start": nsutil.proc_start_time(os.getpid()), "label": label}
+        (self.dir / "owner.json").write_text(json.dumps(owner), encoding="utf-8")
+        self._reaper = _spawn_reaper(self.dir)
+        self._seq = 0
+        self.closed = False
+        ensure_netns_dir(root)
+
+    def next_prefix(self) -> str:
+        """A namespace-name prefix unique in this run: ``rsh<runid><seq>``."""
+        self._seq += 1
+        return f"{NS_PREFIX}{self.id}{self._seq}"
+
+    def close(self) -> None:
+        """Remove everything still in the manifest, stop the reaper, drop the state dir."""
+        if self.closed:
+            return
+        self.closed = True
+        reap_dir(self.dir)
+        if self._reaper.poll() is None:
+            self._reaper.send_signal(signal.SIGTERM)
+        try:
+            self._reaper.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._reaper.kill()
+            self._reaper.wait()
+        os.close(self._lock_fd)
+        os.close(self._global_fd)
+        global_cleanup(self.root)
+
+
+def _spawn_reaper(run_dir: Path) -> subprocess.Popen[bytes]:
+    pidfd = os.pidfd_open(os.getpid()) if hasattr(os, "pidfd_open") else -1
+    argv = [sys.executable, "-m", "harness.reaper", str(run_dir), str(os.getpid()), str(pidfd)]
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(run_dir / "reaper.log", "ab"),
+            pass_fds=(pidfd,) if pidfd >= 0 else (),
+            start_new_session=True,  # Ctrl-C to pytest's process group must not reach it
+            cwd="/",
+        )
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
+def _ns_members(dev_ino: tuple[int, int]) -> list[int]:
+    """Pids whose network namespace is ``dev_ino`` (other than ours)."""
+    pids = []
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            if nsutil.netns_inode(f"/proc/{name}/ns/net") == dev_ino:
+                pids.append(int(name))
+        except OSError:
+            continue
+    return pids
+
+
+def kill_process(pid: int, start: int | None) -> None:
+    """SIGKILL ``pid`` (and its group if it leads one) if it is still the same process."""
+    if start is not None and nsutil.proc_start_time(pid) != start:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+
+
+def remove_netns(path: str, dev_ino: tuple[int, int] | None) -> None:
+    """Kill what runs inside, then unmount and unlink the namespace file."""
+    if dev_ino is None:
+        with contextlib.suppress(OSError):
+            dev_ino = nsutil.netns_inode(path)
+    if dev_ino is not None:
+        for pid in _ns_members(dev_ino):
+            kill_process(pid, None)
+    nsutil.umount(path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def reap_dir(run_dir: Path) -> None:
+    """Remove every live manifest entry of ``run_dir``, then the directory itself."""
+    manifest = Manifest(run_dir / "manifest.jsonl")
+    entries = manifest.live()
+    for entry in entries:
+        if entry["kind"] == "proc":
+            kill_process(int(entry["pid"]), entry.get("start"))
+    for entry in reversed(entries):
+        if entry["kind"] == "netns":
+            ino = entry.get("dev_ino")
+            remove_netns(entry["key"], (int(ino[0]), int(ino[1])) if ino else None)
+        elif entry["kind"] == "file":
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry["key"])
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def owner_alive(run_dir: Path) -> bool:
+    try:
+        owner = json.loads((run_dir / "owner.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    start = nsutil.proc_start_time(int(owner["pid"]))
+    return start is not None and start == owner.get("start")
+
+
+def run_dirs(root: str = DEFAULT_ROOT) -> list[Path]:
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    return [Path(root) / n for n in names if not n.startswith(".") and (Path(root) / n).is_dir()]
+
+
+def reap_dead_runs(root: str = DEFAULT_ROOT) -> list[str]:
+    """Reap runs whose owner lock is free; return their ids. Live runs are left alone."""
+    reaped = []
+    for run_dir in run_dirs(root):
+        try:
+            fd = os.open(run_dir / "lock", os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            # The owner died between mkdir and creating its lock: nothing was recorded yet.
+            if not (run_dir / "manifest.jsonl").exists() and _older_than(run_dir, 10.0):
+                shutil.rmtree(run_dir, ignore_errors=True)
+            continue
+        try:
+            if _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
+                reap_dir(run_dir)
+                reaped.append(run_dir.name)
+        finally:
+            os.close(fd)
+    return reaped
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,210 @@
+"""Running ``rawstack serve-all`` in a node: start, wait for ready + a real probe, stop.
+
+Theory of operation: the peer process starts inside the node's namespace (own process
+group, SIGKILL if its parent thread dies). Ready means two things, both checked without
+sleeping: one JSON ready line per expected peer on stdout, then one successful probe per
+peer from another node (:mod:`harness.probes`). Probes are retried until the deadline
+because the first one may race the peer's socket setup on the far side (ARP, listen
+backlog); each retry waits on a socket, never on a timer. After readiness stdout is copied
+to ``<run dir>/<ns>.out`` by a thread, stderr goes straight to ``<ns>.err``; both are
+attached to a failing test's report by the plugin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness import probes
+from harness.backends.linux import LinuxNode
+from harness.runstate import HarnessError
+
+ALL_PEERS = ("http", "udp", "chao", "icmp")
+READY_TIMEOUT = 20.0
+STOP_TIMEOUT = 3.0
+
+
+class PeerDied(HarnessError):
+    """A supervised peer process exited; the message carries its status and log tail."""
+
+
+def _port(addr: str) -> int:
+    return int(addr.rsplit(":", 1)[1])
+
+
+def serve_all_argv(ifname: str, peers: Sequence[str]) -> list[str]:
+    argv = [sys.executable, "-m", "rawstack", "serve-all", "--iface", ifname]
+    if tuple(peers) != ALL_PEERS:
+        argv += ["--peers", ",".join(peers)]
+    return argv
+
+
+class PeerProcess:
+    """One ``serve-all`` process in one node."""
+
+    def __init__(self, node: LinuxNode, ifname: str, peers: Sequence[str], log_dir: Path) -> None:
+        self.node = node
+        self.ifname = ifname
+        self.peers = tuple(peers)
+        self.out_path = log_dir / f"{node.netns}.out"
+        self.err_path = log_dir / f"{node.netns}.err"
+        self.ready: dict[str, dict[str, Any]] = {}
+        self.rtts: dict[str, float] = {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._copier: threading.Thread | None = None
+        self.started_at = 0.0
+        self.ready_after = 0.0
+
+    def start(self) -> None:
+        # Kernel echo off so our responder's replies are the only ones (one reply per ping).
+        if "icmp" in self.peers:
+            self.node.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+        self.started_at = time.monotonic()
+        with open(self.err_path, "ab") as err:
+            self.proc = self.node.popen(
+                serve_all_argv(self.ifname, self.peers),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    def wait_ready_lines(self, deadline: float) -> None:
+        """Read stdout until every expected peer printed its ready line."""
+        assert self.proc is not None
+        assert self.proc.stdout is not None
+        out = self.proc.stdout
+        buf = b""
+        with open(self.out_path, "ab") as copy:
+            while set(self.peers) - set(self.ready):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    missing = ", ".join(sorted(set(self.peers) - set(self.ready)))
+                    raise PeerDied(f"{self.describe()}: no ready line from {missing} in time")
+                readable, _, _ = select.select([out], [], [], left)
+                if not readable:
+                    continue
+                chunk = os.read(out.fileno(), 65536)
+                if not chunk:
+                    self.proc.wait()
+                    raise PeerDied(self.death_message())
+                copy.write(chunk)
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    with contextlib.suppress(ValueError):
+                        msg = json.loads(line)
+                        if isinstance(msg, dict) and msg.get("event") == "ready":
+                            self.ready[str(msg.get("peer"))] = msg
+        self._copier = threading.Thread(target=self._copy_stdout, daemon=True)
+        self._copier.start()
+
+    def _copy_stdout(self) -> None:
+        assert self.proc is not None
+        assert self.proc.stdout is not None
+        with open(self.out_path, "ab") as copy:
+            for chunk in iter(lambda: os.read(self.proc.stdout.fileno(), 65536), b""):  # type: ignore[union-attr]
+                copy.write(chunk)
+                copy.flush()
+
+    def probe_from(self, other: LinuxNode, other_ifname: str, deadline: float) -> None:
+        """Probe every peer from ``other`` until each answered once (or the deadline)."""
+        target4 = self.node.addr(4, self.ifname)
+        checks: dict[str, Callable[[], float]] = {
+            "http": lambda: probes.http_get(other, target4, _port(self.ready["http"]["addr"])),
+            "udp": lambda: probes.udp_echo(other, target4, _port(self.ready["udp"]["addr"])),
+            "chao": lambda: probes.chao_request(other, other_ifname, self.node.mac(self.ifname)),
+            "icmp": lambda: probes.icmp_echo(other, target4),
+        }
+        for peer in self.peers:
+            last = "not tried"
+            while peer not in self.rtts:
+                self.check_alive()
+                if time.monotonic() > deadline:
+                    raise PeerDied(f"{self.describe()}: {peer} probe never succeeded ({last})")
+                try:
+                    self.rtts[peer] = checks[peer]()
+                except (probes.ProbeFailed, OSError) as exc:
+                    last = str(exc)
+        self.ready_after = time.monotonic() - self.started_at
+
+    def describe(self) -> str:
+        return f"serve-all on node {self.node.name} ({self.ifname})"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise PeerDied(self.death_message())
+
+    def death_message(self) -> str:
+        code = self.proc.returncode if self.proc is not None else None
+        status = f"killed by signal {-code}" if code is not None and code < 0 else f"status {code}"
+        return f"{self.describe()} exited with {status}; stderr tail:\n{self.log_tail()}"
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.err_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:]) or "(empty)"
+
+    def logs(self) -> str:
+        parts = []
+        for path in (self.out_path, self.err_path):
+            try:
+                parts.append(
+                    f"--- {path.name}\n{path.read_text(encoding='utf-8', errors='replace')}"
+                )
+            except FileNotFoundError:
+                continue
+        return "\n".join(parts)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGTERM, SIGKILL after ``timeout``; return the exit status."""
+        if self.proc is None:
+            return None
+        self.node.stop_processes(timeout)
+        if self._copier is not None:
+            self._copier.join(timeout=1.0)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+
+def start_peers(
+    pairs: Sequence[tuple[LinuxNode, str, LinuxNode, str]],
+    peers: Sequence[str] = ALL_PEERS,
+    log_dir: Path | None = None,
+    timeout: float = READY_TIMEOUT,
+) -> list[PeerProcess]:
+    """Start serve-all on each ``(node, ifname, prober, prober_ifname)``; wait until ready.
+
+    All processes start first and are awaited afterwards, so they boot in parallel.
+    """
+    started: list[PeerProcess] = []
+    deadline = time.monotonic() + timeout
+    try:
+        for node, ifname, _, _ in pairs:
+            pp = PeerProcess(node, ifname, peers, log_dir or node.net.run.dir)
+            started.append(pp)
+            pp.start()
+        for pp in started:
+            pp.wait_ready_lines(deadline)
+        for pp, (_, _, prober, prober_if) in zip(started, pairs):
+            pp.probe_from(prober, prober_if, deadline)
+    except BaseException:
+        for pp in started:
+            pp.stop()
+        raise
+    return started

@@ -1,0 +1,71 @@
+"""``rawstack chao serve|send``: the CHAO link-layer protocol (EtherType 0x88B5)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rawstack.engines.chao import ChaoReply
+from rawstack.peers.chao import DEFAULT_MESSAGE, ChaoServer, chao_exchange
+from rawstack.peers.serve_all import serve
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "chao", help="CHAO link-layer server and client", description=__doc__
+    )
+    sub = parser.add_subparsers(dest="chao_command", metavar="ACTION")
+    sub.required = True
+
+    serve_p = sub.add_parser("serve", help="answer CHAO requests on an interface")
+    serve_p.add_argument("--iface", required=True, help="network interface, e.g. eth0")
+    serve_p.set_defaults(func=run_serve)
+
+    send_p = sub.add_parser("send", help="send CHAO requests and wait for the replies")
+    send_p.add_argument("--iface", required=True, help="network interface, e.g. eth0")
+    send_p.add_argument(
+        "--to", default="broadcast", metavar="MAC", help="peer MAC address or 'broadcast'"
+    )
+    send_p.add_argument("message", nargs="?", default=DEFAULT_MESSAGE, metavar="MESSAGE")
+    send_p.add_argument("-c", "--count", type=int, default=1, help="requests to send")
+    send_p.add_argument(
+        "-i", "--interval", type=float, default=1.0, help="seconds between requests (default 1)"
+    )
+    send_p.add_argument(
+        "--timeout", type=float, default=2.0, help="seconds to wait for each reply"
+    )
+    send_p.add_argument("--json", action="store_true", help="print one JSON object")
+    send_p.set_defaults(func=run_send)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    return serve([ChaoServer(args.iface)])
+
+
+def run_send(args: argparse.Namespace) -> int:
+    def show(reply: ChaoReply) -> None:
+        if not args.json:
+            print(
+                f"{len(reply.payload)} bytes from {reply.peer}: seq={reply.seq} "
+                f"time={reply.rtt * 1000:.3f} ms: {reply.payload.decode(errors='replace')}",
+                flush=True,
+            )
+
+    result = chao_exchange(
+        args.iface,
+        to=args.to,
+        message=args.message,
+        count=args.count,
+        timeout=args.timeout,
+        interval=args.interval,
+        on_reply=show,
+    )
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        print(
+            f"{result.sent} requests sent, {result.received} replies received, "
+            f"{len(result.lost)} lost"
+        )
+    return 0

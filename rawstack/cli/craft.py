@@ -1,0 +1,239 @@
+"""``rawstack craft``: print one hand-built packet as hex bytes, in a chosen kernel's format.
+
+The IP kinds build a wire packet with the codecs, then (unless ``--wire``) pass it through
+:func:`rawstack.quirks.wire_to_raw` for the target kernel: the output is exactly what to
+write to that kernel's IP_HDRINCL socket, checksum computed over the bytes as written
+(seed 004). ``chao`` prints a whole Ethernet frame, which no kernel rewrites.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+from rawstack.codec.chao import CHAO_REPLY, CHAO_REQUEST, Chao
+from rawstack.codec.ethernet import BROADCAST_MAC, ETH_P_CHAO, Ethernet, mac_to_bytes, mac_to_str
+from rawstack.codec.icmp import ECHO_REPLY, ECHO_REQUEST, IcmpEcho
+from rawstack.codec.ipv4 import PROTO_ICMP, PROTO_TCP, PROTO_UDP, IPv4, ip_to_bytes
+from rawstack.codec.tcp import SYN, Tcp
+from rawstack.codec.tcp_options import (
+    TcpMss,
+    TcpNop,
+    TcpOption,
+    TcpSackPermitted,
+    TcpTimestamps,
+    TcpWindowScale,
+)
+from rawstack.codec.udp import Udp
+from rawstack.errors import EXIT_OK, UsageError
+from rawstack.quirks import KNOWN_OS, KernelQuirks, host_quirks, quirks_for, wire_to_raw
+
+BYTEORDER_HELP = (
+    "byte order of the target machine, used for the fields its kernel wants in host order "
+    "(default: little; the target need not be this machine, and every macOS/BSD machine "
+    "one meets today, x86-64 or arm64, is little-endian)"
+)
+
+
+def _ip_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    ip = common.add_argument_group("IPv4 and target kernel")
+    ip.add_argument("--src", required=True, help="source IPv4 address")
+    ip.add_argument("--dst", required=True, help="destination IPv4 address")
+    ip.add_argument("--ttl", type=int, default=64, help="time to live (default 64)")
+    ip.add_argument(
+        "--ip-id", type=int, default=0, help="IP identification (default 0: most kernels fill it)"
+    )
+    ip.add_argument("--df", action="store_true", help="set the don't-fragment flag")
+    ip.add_argument("--payload", metavar="HEX", default="", help="payload bytes as hex")
+    ip.add_argument(
+        "--os",
+        metavar="OS",
+        help=f"target kernel, one of {', '.join(KNOWN_OS)} (default: this host)",
+    )
+    ip.add_argument(
+        "--osrel", type=int, metavar="N", help="FreeBSD kern.osreldate (with --os freebsd)"
+    )
+    ip.add_argument(
+        "--wire", action="store_true", help="print the on-the-wire form, whatever the OS"
+    )
+    ip.add_argument("--byteorder", choices=("little", "big"), default="little", help=BYTEORDER_HELP)
+    return common
+
+
+def register(subparsers: Any) -> None:
+    """Add ``craft`` and its packet kinds."""
+    craft = subparsers.add_parser(
+        "craft",
+        help="print a crafted packet as hex bytes",
+        description="Print one packet as space-separated hex bytes on one line: by default "
+        "what to write to the target kernel's raw (IP_HDRINCL) socket, which differs from the "
+        "wire on macOS, NetBSD, DragonFly and FreeBSD before 11.0.",
+    )
+    kinds = craft.add_subparsers(dest="kind", metavar="KIND")
+    kinds.required = True
+    common = _ip_options()
+
+    echo = kinds.add_parser("icmp-echo", parents=[common], help="ICMP echo request")
+    echo.add_argument("--icmp-id", type=int, default=0, help="echo identifier (default 0)")
+    echo.add_argument("--seq", type=int, default=0, help="echo sequence number (default 0)")
+    echo.add_argument("--reply", action="store_true", help="an echo reply instead of a request")
+    echo.set_defaults(func=run, build=_icmp_echo)
+
+    udp = kinds.add_parser("udp", parents=[common], help="UDP datagram")
+    udp.add_argument("--sport", type=int, required=True, help="source port")
+    udp.add_argument("--dport", type=int, required=True, help="destination port")
+    udp.set_defaults(func=run, build=_udp)
+
+    syn = kinds.add_parser("tcp-syn", parents=[common], help="TCP SYN segment")
+    syn.add_argument("--sport", type=int, required=True, help="source port")
+    syn.add_argument("--dport", type=int, required=True, help="destination port")
+    syn.add_argument("--seq", type=int, default=0, help="initial sequence number (default 0)")
+    syn.add_argument("--window", type=int, default=65535, help="window (default 65535)")
+    syn.add_argument("--mss", type=int, help="add an MSS option")
+    syn.add_argument("--wscale", type=int, metavar="SHIFT", help="add a window-scale option")
+    syn.add_argument("--sack-perm", action="store_true", help="add SACK-permitted")
+    syn.add_argument("--timestamps", type=int, metavar="TSVAL", help="add timestamps (TSval)")
+    syn.set_defaults(func=run, build=_tcp_syn)
+
+    chao = kinds.add_parser("chao", help="CHAO message in an Ethernet frame (EtherType 0x88B5)")
+    chao.add_argument("message", nargs="?", help="payload text (UTF-8)")
+    chao.add_argument("--src-mac", required=True, help="source MAC, aa:bb:cc:dd:ee:ff")
+    chao.add_argument(
+        "--dst-mac", default=mac_to_str(BROADCAST_MAC), help="destination MAC (default: broadcast)"
+    )
+    chao.add_argument("--seq", type=int, default=0, help="sequence number (default 0)")
+    chao.add_argument("--type", choices=("request", "reply"), default="request")
+    chao.add_argument("--payload", metavar="HEX", help="payload bytes as hex, instead of text")
+    chao.set_defaults(func=run_chao)
+
+
+def hex_line(data: bytes) -> str:
+    """``b"\\x45\\x00"`` -> ``"45 00"``."""
+    return " ".join(f"{octet:02x}" for octet in data)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the IP packet for ``args.kind`` and print it in the target's raw format."""
+    src = _address("--src", args.src)
+    dst = _address("--dst", args.dst)
+    _uint("--ttl", args.ttl, 8)
+    _uint("--ip-id", args.ip_id, 16)
+    payload = _hex("--payload", args.payload)
+    # --wire still checks --os/--osrel, so a typo is never silently ignored.
+    quirks = _target(args.os, args.osrel, detect=not args.wire)
+    build: Callable[[argparse.Namespace, str, str, bytes], tuple[int, bytes]] = args.build
+    proto, body = build(args, src, dst, payload)
+    packet = IPv4(src, dst, proto, body, ttl=args.ttl, ident=args.ip_id, df=args.df).encode()
+    if quirks is not None and not args.wire:
+        packet = wire_to_raw(packet, quirks, args.byteorder)
+    print(hex_line(packet))
+    return EXIT_OK
+
+
+def run_chao(args: argparse.Namespace) -> int:
+    """Print the whole Ethernet frame carrying one CHAO message."""
+    if args.message is not None and args.payload is not None:
+        raise UsageError("give the message text or --payload HEX, not both")
+    payload = (
+        _hex("--payload", args.payload)
+        if args.payload is not None
+        else (args.message or "").encode()
+    )
+    _uint("--seq", args.seq, 16)
+    message = Chao(CHAO_REQUEST if args.type == "request" else CHAO_REPLY, args.seq, payload)
+    frame = Ethernet(
+        _mac("--dst-mac", args.dst_mac),
+        _mac("--src-mac", args.src_mac),
+        ETH_P_CHAO,
+        message.encode(),
+    )
+    print(hex_line(frame.encode()))
+    return EXIT_OK
+
+
+def _icmp_echo(args: argparse.Namespace, src: str, dst: str, payload: bytes) -> tuple[int, bytes]:
+    _uint("--icmp-id", args.icmp_id, 16)
+    _uint("--seq", args.seq, 16)
+    kind = ECHO_REPLY if args.reply else ECHO_REQUEST
+    return PROTO_ICMP, IcmpEcho(kind, args.icmp_id, args.seq, payload).encode()
+
+
+def _udp(args: argparse.Namespace, src: str, dst: str, payload: bytes) -> tuple[int, bytes]:
+    sport = _uint("--sport", args.sport, 16)
+    dport = _uint("--dport", args.dport, 16)
+    return PROTO_UDP, Udp(sport, dport, payload).encode(src, dst)
+
+
+def _tcp_syn(args: argparse.Namespace, src: str, dst: str, payload: bytes) -> tuple[int, bytes]:
+    sport = _uint("--sport", args.sport, 16)
+    dport = _uint("--dport", args.dport, 16)
+    options: list[TcpOption] = []
+    # Linux's SYN layout (tcp_options_write): every option on a 32-bit boundary.
+    if args.mss is not None:
+        options.append(TcpMss(_uint("--mss", args.mss, 16)))
+    sack = [TcpSackPermitted()] if args.sack_perm else []
+    if args.timestamps is not None:
+        stamps = TcpTimestamps(_uint("--timestamps", args.timestamps, 32))
+        options += [*sack, stamps] if sack else [TcpNop(), TcpNop(), stamps]
+    elif sack:
+        options += [TcpNop(), TcpNop(), *sack]
+    if args.wscale is not None:
+        if not 0 <= args.wscale <= 14:
+            raise UsageError(f"--wscale {args.wscale} is out of range 0..14 (RFC 7323)")
+        options += [TcpNop(), TcpWindowScale(args.wscale)]
+    segment = Tcp(
+        sport,
+        dport,
+        _uint("--seq", args.seq, 32),
+        flags=SYN,
+        window=_uint("--window", args.window, 16),
+        options=tuple(options),
+        payload=payload,
+    )
+    return PROTO_TCP, segment.encode(src, dst)
+
+
+def _target(os: str | None, osrel: int | None, *, detect: bool) -> KernelQuirks | None:
+    """The target kernel's row; None for ``--wire`` with no ``--os`` (nothing to convert)."""
+    if os is None:
+        return host_quirks(override_osrel=osrel) if detect else None
+    if osrel is not None and os.strip().lower() != "freebsd":
+        raise UsageError(f"--osrel is FreeBSD's kern.osreldate; it needs --os freebsd, not {os}")
+    if osrel is None and os.strip().lower() == "freebsd":
+        raise UsageError(
+            "--os freebsd needs --osrel (kern.osreldate, e.g. 1400000): "
+            "FreeBSD's raw-socket byte order changed at 11.0"
+        )
+    return quirks_for(os, osrel)
+
+
+def _uint(option: str, value: int, bits: int) -> int:
+    if not 0 <= value < (1 << bits):
+        raise UsageError(f"{option} {value} is out of range 0..{(1 << bits) - 1}")
+    return value
+
+
+def _address(option: str, value: str) -> str:
+    try:
+        ip_to_bytes(value)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+    return value
+
+
+def _mac(option: str, value: str) -> bytes:
+    try:
+        return mac_to_bytes(value)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+def _hex(option: str, value: str) -> bytes:
+    digits = "".join(value.split())
+    if len(digits) % 2:
+        raise UsageError(f"{option}: odd number of hex digits ({len(digits)})")
+    try:
+        return bytes.fromhex(digits)
+    except ValueError:
+        raise UsageError(f"{option}: {value!r} is not hex") from None

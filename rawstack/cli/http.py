@@ -1,0 +1,154 @@
+"""``rawstack http serve`` and ``rawstack http get``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from rawstack.errors import EXIT_FAILED, EXIT_OK, UsageError
+from rawstack.peers.base import announce_ready, log
+from rawstack.peers.http_client import http_get_url
+from rawstack.peers.http_server import HttpServer
+from rawstack.peers.loop import Loop
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("http", help="HTTP/1.1 server and client on bare sockets")
+    sub = parser.add_subparsers(dest="http_command", metavar="ACTION")
+    sub.required = True
+
+    serve = sub.add_parser(
+        "serve",
+        help="serve / (hello page), /echo and /status",
+        description="Serve GET/HEAD / (seed 003's hello page), POST/PUT /echo (the body back; "
+        "411 without Content-Length or chunked) and GET /status (JSON counters). Prints one "
+        "JSON ready line on stdout once listening; exits 0 on SIGTERM/SIGINT.",
+    )
+    serve.add_argument("--bind", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one")
+    serve.add_argument(
+        "--max-header-bytes",
+        type=_positive_int,
+        default=16384,
+        metavar="N",
+        help="largest request head; larger is 431 (default 16384)",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=1 << 20,
+        metavar="N",
+        help="largest request body; larger is 413 (default 1 MiB)",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="a request head must arrive within S seconds, else 408 (default 10)",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="S",
+        help="close keep-alive connections idle for S seconds (default 60)",
+    )
+    serve.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    serve.set_defaults(func=run_serve)
+
+    get = sub.add_parser(
+        "get",
+        help="send one request and print the response body",
+        description="Send one HTTP/1.1 request and print the body on stdout. A non-2xx status "
+        "still prints the body (or the JSON) but exits 1, like curl --fail-with-body.",
+    )
+    get.add_argument("url", help="http://HOST[:PORT]/PATH")
+    get.add_argument("--method", "-X", default=None, help="method (default GET, POST with --data)")
+    get.add_argument("--data", "-d", default=None, help="request body (UTF-8 text)")
+    get.add_argument(
+        "--header",
+        "-H",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="extra header field; repeatable",
+    )
+    get.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=5.0,
+        metavar="S",
+        help="deadline for the whole exchange (default 5)",
+    )
+    get.add_argument(
+        "--json",
+        action="store_true",
+        help="print {status, headers, body, timing} as one JSON object",
+    )
+    get.set_defaults(func=run_get)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text}")
+    return value
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    loop = Loop()
+    server = HttpServer(
+        args.bind,
+        args.port,
+        max_header_bytes=args.max_header_bytes,
+        max_body_bytes=args.max_body_bytes,
+        header_timeout=args.header_timeout,
+        idle_timeout=args.idle_timeout,
+        verbose=args.verbose,
+    )
+    try:
+        # Handlers first: a SIGTERM right after the ready line must still exit 0.
+        loop.install_signal_handlers()
+        fields = server.start(loop)
+        announce_ready("http", **fields)
+        log("http", f"listening on {fields['addr']}")
+        loop.run()
+        log("http", f"stopping: {json.dumps(server.stats(), sort_keys=True)}")
+    finally:
+        server.close()
+        loop.close()
+    return EXIT_OK
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    name, colon, value = text.partition(":")
+    if not colon or not name.strip() or name != name.strip():
+        raise UsageError(f"bad --header {text!r}: expected 'Name: value'")
+    return name, value.strip()
+
+
+def run_get(args: argparse.Namespace) -> int:
+    headers = tuple(parse_header(h) for h in args.header)
+    body = args.data.encode("utf-8") if args.data is not None else b""
+    method = args.method or ("POST" if args.data is not None else "GET")
+    result = http_get_url(args.url, method, body, headers, args.timeout)
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_json()) + "\n")
+        sys.stdout.flush()
+    else:
+        sys.stdout.buffer.write(result.body)
+        sys.stdout.buffer.flush()
+    if not result.ok:
+        print(f"rawstack: {result.status} {result.reason}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK

@@ -1,0 +1,32 @@
+"""``rawstack icmp respond``: answer ICMP echo requests from user space."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rawstack.peers.icmp import IcmpResponder
+from rawstack.peers.serve_all import serve
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "icmp", help="ICMP echo responder on raw sockets", description=__doc__
+    )
+    sub = parser.add_subparsers(dest="icmp_command", metavar="ACTION")
+    sub.required = True
+    respond = sub.add_parser(
+        "respond",
+        help="answer echo requests, building each reply's IP header ourselves",
+        description="Answer ICMP echo requests: read them on a raw ICMP socket and send the "
+        "replies through IPPROTO_RAW with our own IP header. Set "
+        "net.ipv4.icmp_echo_ignore_all=1 in this namespace or the kernel answers too.",
+    )
+    respond.add_argument(
+        "--iface", default=None, help="only answer requests arriving on this interface"
+    )
+    respond.set_defaults(func=run_respond)
+
+
+def run_respond(args: argparse.Namespace) -> int:
+    return serve([IcmpResponder(args.iface)])

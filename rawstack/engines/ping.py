@@ -1,0 +1,291 @@
+"""The ping session: echo requests out, replies matched, iputils-compatible statistics.
+
+Theory of operation (sans-IO): the caller asks :meth:`PingSession.next_request` for the
+ICMP bytes of each echo request, sends them however it likes (raw IPPROTO_RAW socket with
+our own IP header, or the Linux SOCK_DGRAM ping socket), and feeds whatever it reads back
+through :meth:`PingSession.feed_ip` (a whole IPv4 packet) or :meth:`PingSession.feed_icmp`
+(the ICMP message alone). Times are passed in by the caller, so the session never reads a
+clock. A reply counts only if its id, sequence number AND source address match a request
+we sent (RFC 792: the id and sequence "aid in matching echos and replies"); a second
+reply to the same sequence is a duplicate, as iputils reports it.
+
+RTTs are kept in integer microseconds and the summary is computed with iputils' own
+integer arithmetic (``ping_common.c``: ``tsum``, ``tsum2``, ``llsqrt``) so the two
+lines it prints match iputils byte for byte.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+from rawstack.codec import DecodeError
+from rawstack.codec.icmp import ECHO_REPLY, ECHO_REQUEST, IcmpEcho, IcmpError, decode_icmp
+from rawstack.codec.ipv4 import PROTO_ICMP, IPv4
+
+# iputils stamps a native ``struct timeval`` (two C longs) at the start of the data.
+TIMEVAL = struct.Struct("@ll")
+ICMP_HEADER_LEN = 8
+IPV4_HEADER_LEN = 20
+DEFAULT_SIZE = 56
+MAX_SIZE = 65507 - ICMP_HEADER_LEN  # largest ICMP payload in one IPv4 datagram
+ERROR_TEXT = {
+    (3, 0): "Destination Net Unreachable",
+    (3, 1): "Destination Host Unreachable",
+    (3, 2): "Destination Protocol Unreachable",
+    (3, 3): "Destination Port Unreachable",
+    (3, 4): "Frag needed",
+    (3, 13): "Communication prohibited by filter",
+    (11, 0): "Time to live exceeded",
+    (11, 1): "Frag reassembly time exceeded",
+}
+
+
+@dataclass(frozen=True)
+class EchoReply:
+    """A reply matched to one of our requests."""
+
+    seq: int
+    src: str
+    size: int  # ICMP bytes, header included (iputils' "64 bytes")
+    ttl: Optional[int]
+    rtt_us: int
+    duplicate: bool
+
+    @property
+    def rtt_ms(self) -> float:
+        return self.rtt_us / 1000.0
+
+    def line(self) -> str:
+        """iputils' per-reply line."""
+        ttl = "" if self.ttl is None else f" ttl={self.ttl}"
+        dup = " (DUP!)" if self.duplicate else ""
+        return (
+            f"{self.size} bytes from {self.src}: icmp_seq={self.seq}{ttl}"
+            f" time={format_rtt(self.rtt_us)} ms{dup}"
+        )
+
+
+@dataclass(frozen=True)
+class EchoError:
+    """An ICMP error (unreachable, time exceeded) quoting one of our requests."""
+
+    seq: int
+    src: str
+    type: int
+    code: int
+
+    def line(self) -> str:
+        text = ERROR_TEXT.get((self.type, self.code), f"Bad ICMP type {self.type} code {self.code}")
+        return f"From {self.src} icmp_seq={self.seq} {text}"
+
+
+Event = Union[EchoReply, EchoError]
+
+
+@dataclass(frozen=True)
+class PingStats:
+    """Counters and RTTs at the end (or middle) of a session."""
+
+    dst: str
+    transmitted: int
+    received: int
+    duplicates: int
+    errors: int
+    elapsed_ms: int
+    rtts_us: tuple[int, ...]  # every timed reply, duplicates included (as iputils sums them)
+
+    @property
+    def loss_percent(self) -> float:
+        if not self.transmitted:
+            return 0.0
+        lost = (self.transmitted - self.received) * 100.0 / self.transmitted
+        # iputils casts to C float before printing with %g: round-trip through float32.
+        return float(struct.unpack("f", struct.pack("f", lost))[0])
+
+    def summary(self) -> list[str]:
+        """The iputils statistics block: header, counts line and (if any reply) the rtt line."""
+        counts = f"{self.transmitted} packets transmitted, {self.received} received"
+        if self.duplicates:
+            counts += f", +{self.duplicates} duplicates"
+        if self.errors:
+            counts += f", +{self.errors} errors"
+        if self.transmitted:
+            counts += f", {self.loss_percent:g}% packet loss, time {self.elapsed_ms}ms"
+        lines = [f"--- {self.dst} ping statistics ---", counts]
+        if self.received and self.rtts_us:
+            mn, avg, mx, mdev = rtt_summary_us(self.rtts_us)
+            lines.append(
+                "rtt min/avg/max/mdev = "
+                + "/".join(_ms3(v) for v in (mn, avg, mx, mdev))
+                + " ms"
+            )
+        return lines
+
+
+@dataclass
+class _Sent:
+    sent_at: float
+    payload: bytes
+    replied: bool = False
+
+
+@dataclass
+class PingSession:
+    """One ping run towards ``dst`` with echo id ``ident``."""
+
+    dst: str
+    ident: int
+    size: int = DEFAULT_SIZE
+    start: Optional[float] = None
+    transmitted: int = 0
+    received: int = 0
+    duplicates: int = 0
+    errors: int = 0
+    rtts_us: list[int] = field(default_factory=list)
+    _sent: dict[int, _Sent] = field(default_factory=dict)
+    _last: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.ident <= 0xFFFF:
+            raise ValueError(f"echo id must be 0..65535, not {self.ident}")
+        if not 0 <= self.size <= MAX_SIZE:
+            raise ValueError(f"packet size must be 0..{MAX_SIZE}, not {self.size}")
+
+    def header_line(self) -> str:
+        """iputils' first line, e.g. ``PING 10.0.0.2 (10.0.0.2) 56(84) bytes of data.``"""
+        total = self.size + ICMP_HEADER_LEN + IPV4_HEADER_LEN
+        return f"PING {self.dst} ({self.dst}) {self.size}({total}) bytes of data."
+
+    def next_request(self, now: float, wall: float) -> tuple[int, bytes]:
+        """``(seq, ICMP echo request bytes)`` for the next request; ``now`` is monotonic."""
+        if self.start is None:
+            self.start = now
+        self.transmitted += 1
+        seq = self.transmitted & 0xFFFF  # iputils starts at 1 and wraps at 16 bits
+        payload = make_payload(self.size, wall)
+        self._sent[seq] = _Sent(now, payload)
+        self._last = now
+        echo = IcmpEcho(ECHO_REQUEST, self.ident, seq, payload)
+        return seq, echo.encode()
+
+    def feed_ip(self, packet: bytes, now: float) -> Optional[Event]:
+        """A whole wire-format IPv4 packet read from a raw ICMP socket."""
+        try:
+            ip = IPv4.decode(packet)
+        except DecodeError:
+            return None
+        if ip.proto != PROTO_ICMP:
+            return None
+        return self.feed_icmp(ip.payload, ip.src, ip.ttl, now)
+
+    def feed_icmp(self, message: bytes, src: str, ttl: Optional[int], now: float) -> Optional[Event]:
+        """The ICMP message alone (ping sockets), from ``src``; None if it is not ours."""
+        try:
+            icmp = decode_icmp(message)
+        except DecodeError:
+            return None
+        if isinstance(icmp, IcmpError):
+            return self._feed_error(icmp, src)
+        if not isinstance(icmp, IcmpEcho) or icmp.type != ECHO_REPLY:
+            return None
+        if icmp.ident != self.ident or src != self.dst:
+            return None
+        sent = self._sent.get(icmp.seq)
+        if sent is None or icmp.payload != sent.payload:
+            return None
+        rtt_us = max(0, round((now - sent.sent_at) * 1_000_000))
+        self._last = max(self._last or now, now)
+        self.rtts_us.append(rtt_us)
+        duplicate = sent.replied
+        if duplicate:
+            self.duplicates += 1
+        else:
+            sent.replied = True
+            self.received += 1
+        return EchoReply(icmp.seq, src, len(message), ttl, rtt_us, duplicate)
+
+    def _feed_error(self, icmp: IcmpError, src: str) -> Optional[EchoError]:
+        # The error quotes our request's IP header and its first 8 bytes (RFC 792).
+        quoted = icmp.quoted
+        if len(quoted) < IPV4_HEADER_LEN:
+            return None
+        ihl = (quoted[0] & 0x0F) * 4
+        inner = quoted[ihl : ihl + ICMP_HEADER_LEN]
+        if len(inner) < ICMP_HEADER_LEN or quoted[9] != PROTO_ICMP or inner[0] != ECHO_REQUEST:
+            return None
+        ident, seq = struct.unpack("!HH", inner[4:8])
+        if ident != self.ident or seq not in self._sent:
+            return None
+        self.errors += 1
+        return EchoError(seq, src, icmp.type, icmp.code)
+
+    def outstanding(self) -> list[int]:
+        """Sequence numbers still waiting for a reply."""
+        return [seq for seq, s in self._sent.items() if not s.replied]
+
+    def stats(self, now: Optional[float] = None) -> PingStats:
+        """Statistics so far; ``elapsed`` runs from the first send to ``now`` (or the last event)."""
+        end = now if now is not None else self._last
+        elapsed = 0.0 if self.start is None or end is None else max(0.0, end - self.start)
+        return PingStats(
+            dst=self.dst,
+            transmitted=self.transmitted,
+            received=self.received,
+            duplicates=self.duplicates,
+            errors=self.errors,
+            elapsed_ms=int((elapsed * 1_000_000 + 500) // 1000),
+            rtts_us=tuple(self.rtts_us),
+        )
+
+
+def make_payload(size: int, wall: float) -> bytes:
+    """iputils' data: a timeval when it fits, then each byte equal to its offset (mod 256)."""
+    if size >= TIMEVAL.size:
+        sec = int(wall)
+        stamp = TIMEVAL.pack(sec, int((wall - sec) * 1_000_000))
+        return stamp + bytes(i & 0xFF for i in range(TIMEVAL.size, size))
+    return bytes(i & 0xFF for i in range(size))
+
+
+def rtt_summary_us(rtts_us: tuple[int, ...] | list[int]) -> tuple[int, int, int, int]:
+    """``(min, avg, max, mdev)`` in microseconds, with iputils' integer arithmetic."""
+    if not rtts_us:
+        raise ValueError("no RTTs")
+    total = len(rtts_us)
+    tsum = sum(rtts_us)
+    tsum2 = sum(r * r for r in rtts_us)
+    avg = tsum // total
+    int_max = 2**31 - 1
+    if tsum < int_max:
+        var = (tsum2 - (tsum * tsum) // total) // total
+    else:
+        var = tsum2 // total - avg * avg
+    return min(rtts_us), avg, max(rtts_us), _llsqrt(var)
+
+
+def format_rtt(us: int) -> str:
+    """The ``time=`` field exactly as iputils prints it (fewer decimals as it grows)."""
+    if us >= 100000 - 50:
+        return f"{(us + 500) // 1000}"
+    if us >= 10000 - 5:
+        return f"{(us + 50) // 1000}.{((us + 50) % 1000) // 100}"
+    if us >= 1000:
+        return f"{(us + 5) // 1000}.{((us + 5) % 1000) // 10:02d}"
+    return _ms3(us)
+
+
+def _ms3(us: int) -> str:
+    return f"{us // 1000}.{us % 1000:03d}"
+
+
+def _llsqrt(a: int) -> int:
+    # Newton's method exactly as iputils' llsqrt, so rounding matches.
+    x = a
+    if x > 0:
+        prev = None
+        while prev is None or x < prev:
+            prev = x
+            x = (x + a // x) // 2
+    return x

@@ -1,0 +1,220 @@
+"""Raw IPv4 sockets: our own IP header out, whole IP packets in.
+
+Theory of operation: every packet we build is a *wire* packet (network byte order, exact
+lengths). What a raw socket wants written, and what it hands back on read, is the kernel's
+*raw-socket format*, which on some kernels differs from the wire (ip_len/ip_off in host
+order, header length subtracted): :mod:`rawstack.quirks` owns that difference, and this
+module applies it at the socket boundary (``wire_to_raw`` on send, ``raw_to_wire`` on
+read) so nothing above ever sees the raw format. shared/QUIRKS.md lists the facts.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import sys
+from typing import Optional
+
+from rawstack.errors import PrivilegeError, RawstackError, UsageError
+from rawstack.quirks import KernelQuirks, raw_to_wire, wire_to_raw
+from rawstack.sockets import translated
+
+SOL_RAW = 255  # <linux/socket.h>; not exported by Python's socket module
+ICMP_FILTER = 1  # <linux/icmp.h>: a 32-bit mask of ICMP types to DROP
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)
+RECV_BUFFER = 65536
+
+
+class RawIpSender:
+    """An IPPROTO_RAW socket that sends wire-format IPv4 packets through the quirk model."""
+
+    def __init__(self, sock: socket.socket, quirks: KernelQuirks) -> None:
+        self.sock = sock
+        self.quirks = quirks
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, wire_packet: bytes, dst: str) -> None:
+        """Write one complete IPv4 packet (header included) addressed to ``dst``."""
+        raw = wire_to_raw(wire_packet, self.quirks, sys.byteorder)
+        with translated(f"sending a raw IPv4 packet to {dst}"):
+            self.sock.sendto(raw, (dst, 0))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class RawIpReceiver:
+    """A raw IPv4 socket for one protocol; reads come back in wire format."""
+
+    def __init__(self, sock: socket.socket, quirks: KernelQuirks) -> None:
+        self.sock = sock
+        self.quirks = quirks
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def recv_packets(self) -> list[tuple[bytes, str]]:
+        """Drain what is readable now: ``(wire IPv4 packet, source address)`` pairs."""
+        out: list[tuple[bytes, str]] = []
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(RECV_BUFFER)
+            except (BlockingIOError, InterruptedError):
+                return out
+            except OSError as exc:
+                raise RawstackError(f"reading a raw socket: {exc.strerror}") from exc
+            try:
+                out.append((raw_to_wire(data, self.quirks, sys.byteorder), addr[0]))
+            except ValueError:
+                continue  # too short to hold an IP header: nothing to convert or answer
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def open_raw_ip_sender(quirks: KernelQuirks) -> RawIpSender:
+    """AF_INET/SOCK_RAW/IPPROTO_RAW with IP_HDRINCL.
+
+    IP_HDRINCL is set on every kernel: Linux implies it for IPPROTO_RAW (raw(7)), so
+    setting it is a no-op there, while macOS and the BSDs require it (QUIRKS.md). One
+    code path, and the socket says what it is regardless of the platform's default.
+    """
+    what = "opening a raw IPv4 socket (IPPROTO_RAW)"
+    with translated(what):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    try:
+        with translated(what):
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+    except BaseException:
+        sock.close()
+        raise
+    return RawIpSender(sock, quirks)
+
+
+def icmp_filter_mask(accept_types: frozenset[int] | set[int] | tuple[int, ...]) -> int:
+    """The ICMP_FILTER value: a bit set for every type (0..31) the kernel should drop."""
+    keep = 0
+    for t in accept_types:
+        if not 0 <= t < 32:
+            raise ValueError(f"ICMP_FILTER covers types 0..31, not {t}")
+        keep |= 1 << t
+    return ~keep & 0xFFFFFFFF
+
+
+def open_raw_icmp_receiver(
+    quirks: KernelQuirks,
+    accept_types: frozenset[int] | set[int] | tuple[int, ...],
+    iface: Optional[str] = None,
+) -> RawIpReceiver:
+    """AF_INET/SOCK_RAW/IPPROTO_ICMP that only reads ``accept_types``.
+
+    On Linux a raw ICMP socket also sees every echo *request* delivered locally, our own
+    included (seed 004's sidenote; ``ip_local_deliver_finish``), so ICMP_FILTER drops the
+    other types in the kernel when ``quirks.has_icmp_filter``. The BSDs have no
+    ICMP_FILTER, but they do not pass echo requests to raw sockets either; callers still
+    check the type. ``iface`` limits
+    reads to packets arriving on that interface (SO_BINDTODEVICE, Linux).
+    """
+    what = "opening a raw ICMP socket"
+    with translated(what):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    try:
+        with translated(what):
+            sock.setblocking(False)
+            if quirks.has_icmp_filter:
+                sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", icmp_filter_mask(accept_types)))
+            if iface is not None:
+                _bind_to_device(sock, iface)
+    except BaseException:
+        sock.close()
+        raise
+    return RawIpReceiver(sock, quirks)
+
+
+def open_raw_tcp(quirks: KernelQuirks) -> RawIpReceiver:
+    """AF_INET/SOCK_RAW/IPPROTO_TCP: a copy of every TCP segment delivered to this host.
+
+    Used to read SYN-ACK/RST answers to a hand-built SYN; sending goes through
+    :func:`open_raw_ip_sender`.
+    """
+    what = "opening a raw TCP socket"
+    with translated(what):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    try:
+        with translated(what):
+            sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return RawIpReceiver(sock, quirks)
+
+
+def open_ping_dgram() -> socket.socket:
+    """The Linux unprivileged ICMP socket (SOCK_DGRAM/IPPROTO_ICMP).
+
+    The kernel owns the IP header and the echo id (it acts as the local port); reads are
+    the ICMP message alone. IP_RECVTTL delivers the reply's TTL as ancillary data.
+    """
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+    except PermissionError as exc:
+        raise PrivilegeError(
+            "opening an unprivileged ICMP socket",
+            "a group id inside net.ipv4.ping_group_range (or drop --unprivileged and use"
+            " CAP_NET_RAW)",
+        ) from exc
+    except OSError as exc:
+        raise RawstackError(f"opening an unprivileged ICMP socket: {exc.strerror}") from exc
+    try:
+        with translated("configuring the ICMP socket"):
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def route_source(dst: str) -> str:
+    """The source address the kernel would use towards ``dst`` (no packet is sent)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        with translated(f"finding a route to {dst}"):
+            probe.connect((dst, 9))  # UDP connect only consults the routing table
+            src: str = probe.getsockname()[0]
+            return src
+    finally:
+        probe.close()
+
+
+def reserve_tcp_port(src: str) -> tuple[socket.socket, int]:
+    """Bind (never listen) a TCP socket so no real connection shares our probe's port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        with translated(f"reserving a TCP port on {src}"):
+            sock.bind((src, 0))
+    except BaseException:
+        sock.close()
+        raise
+    port: int = sock.getsockname()[1]
+    return sock, port
+
+
+def check_ipv4(addr: str) -> str:
+    """Dotted-quad IPv4 address or :class:`UsageError`."""
+    try:
+        socket.inet_pton(socket.AF_INET, addr)
+    except OSError as exc:
+        raise UsageError(f"bad IPv4 address {addr!r}") from exc
+    return addr
+
+
+def _bind_to_device(sock: socket.socket, iface: str) -> None:
+    try:
+        socket.if_nametoindex(iface)
+    except OSError as exc:
+        raise UsageError(f"no such interface: {iface}") from exc
+    sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, iface.encode())
