@@ -12,6 +12,7 @@ set -eu
 
 cd "$(dirname "$0")/.."
 artifacts=${RAWSTACK_CI_ARTIFACTS:-.ci-artifacts}
+case $artifacts in /*) ;; *) artifacts=$PWD/$artifacts ;; esac
 log=$artifacts/setup.log
 venv=.venv
 

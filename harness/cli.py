@@ -45,21 +45,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         procs = start_peers([(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")])
         ready = time.monotonic() - t0
         for src, dst, peer in ((a, b, procs[1]), (b, a, procs[0])):
-            target = dst.addr(4)
-            checks = {
-                "chao": lambda: probes.chao_request(src, "eth0", dst.mac("eth0")),
-                "icmp": lambda: probes.icmp_echo(src, target),
-                "http": lambda: probes.http_get(
-                    src, target, int(peer.ready["http"]["addr"].rsplit(":", 1)[1])
-                ),
-                "udp": lambda: probes.udp_echo(
-                    src, target, int(peer.ready["udp"]["addr"].rsplit(":", 1)[1])
-                ),
-            }
-            for proto, check in checks.items():
+            for proto in peer.peers:
                 row: dict[str, Any] = {"protocol": proto, "direction": f"{src.name}->{dst.name}"}
                 try:
-                    row.update(ok=True, rtt_ms=round(check() * 1000, 3))
+                    secs = probes.probe_peer(
+                        proto,
+                        src=src,
+                        src_ifname="eth0",
+                        dst=dst,
+                        dst_ifname="eth0",
+                        ready=peer.ready,
+                    )
+                    row.update(ok=True, rtt_ms=round(secs * 1000, 3))
                 except (probes.ProbeFailed, OSError) as exc:
                     row.update(ok=False, rtt_ms=None, error=str(exc))
                 rows.append(row)

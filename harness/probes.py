@@ -25,6 +25,8 @@ class NodeLike(Protocol):
 
     def mac(self, ifname: str = ...) -> str: ...
 
+    def addr(self, version: int = ..., ifname: str | None = ...) -> str: ...
+
 
 def _remaining(deadline: float) -> float:
     left = deadline - time.monotonic()
@@ -79,7 +81,7 @@ def udp_echo(node: NodeLike, host: str, port: int, timeout: float = 1.0) -> floa
 def _checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -137,3 +139,29 @@ def chao_request(node: NodeLike, ifname: str, dst_mac: str, timeout: float = 1.0
                 continue
             if reply.type == CHAO_REPLY and reply.seq == seq:
                 return time.monotonic() - start
+
+
+def _port(addr: str) -> int:
+    return int(addr.rsplit(":", 1)[1])
+
+
+def probe_peer(
+    peer: str,
+    *,
+    src: NodeLike,
+    src_ifname: str,
+    dst: NodeLike,
+    dst_ifname: str,
+    ready: dict[str, dict[str, Any]],
+) -> float:
+    """One exchange with ``dst``'s ``peer`` (as announced in ``ready``) from ``src``."""
+    target = dst.addr(4, dst_ifname)
+    if peer == "http":
+        return http_get(src, target, _port(ready["http"]["addr"]))
+    if peer == "udp":
+        return udp_echo(src, target, _port(ready["udp"]["addr"]))
+    if peer == "chao":
+        return chao_request(src, src_ifname, dst.mac(dst_ifname))
+    if peer == "icmp":
+        return icmp_echo(src, target)
+    raise ValueError(f"unknown peer {peer!r}")

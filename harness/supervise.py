@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,6 @@ STOP_TIMEOUT = 3.0
 
 class PeerDied(HarnessError):
     """A supervised peer process exited; the message carries its status and log tail."""
-
-
-def _port(addr: str) -> int:
-    return int(addr.rsplit(":", 1)[1])
 
 
 def serve_all_argv(ifname: str, peers: Sequence[str]) -> list[str]:
@@ -118,13 +114,6 @@ class PeerProcess:
 
     def probe_from(self, other: LinuxNode, other_ifname: str, deadline: float) -> None:
         """Probe every peer from ``other`` until each answered once (or the deadline)."""
-        target4 = self.node.addr(4, self.ifname)
-        checks: dict[str, Callable[[], float]] = {
-            "http": lambda: probes.http_get(other, target4, _port(self.ready["http"]["addr"])),
-            "udp": lambda: probes.udp_echo(other, target4, _port(self.ready["udp"]["addr"])),
-            "chao": lambda: probes.chao_request(other, other_ifname, self.node.mac(self.ifname)),
-            "icmp": lambda: probes.icmp_echo(other, target4),
-        }
         for peer in self.peers:
             last = "not tried"
             while peer not in self.rtts:
@@ -132,7 +121,14 @@ class PeerProcess:
                 if time.monotonic() > deadline:
                     raise PeerDied(f"{self.describe()}: {peer} probe never succeeded ({last})")
                 try:
-                    self.rtts[peer] = checks[peer]()
+                    self.rtts[peer] = probes.probe_peer(
+                        peer,
+                        src=other,
+                        src_ifname=other_ifname,
+                        dst=self.node,
+                        dst_ifname=self.ifname,
+                        ready=self.ready,
+                    )
                 except (probes.ProbeFailed, OSError) as exc:
                     last = str(exc)
         self.ready_after = time.monotonic() - self.started_at

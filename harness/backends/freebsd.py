@@ -37,7 +37,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from harness.runstate import HarnessError, NotPrivileged
 from harness.topology.spec import SpecError, Topology, validate
@@ -64,7 +64,7 @@ class Step:
     """One command. ``capture`` names the ``ifconfig epair create`` output it records."""
 
     argv: tuple[str, ...]
-    capture: Optional[str] = None
+    capture: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,13 +90,13 @@ def host_ifname(run_id: str, link: int, side: str) -> str:
     return f"rs{run_id}l{link}{side}"
 
 
-def freebsd_sysctl(name: str) -> str:
-    """The FreeBSD name for a spec sysctl, or :class:`SpecError`."""
+def freebsd_sysctl(name: str, path: str = "sysctls") -> str:
+    """The FreeBSD name for a spec sysctl, or :class:`SpecError` naming ``path``."""
     if name in SYSCTL_MAP:
         return SYSCTL_MAP[name]
     if name.startswith(_NATIVE_SYSCTL):
         return name
-    raise SpecError(name, "has no FreeBSD equivalent known to the FreeBSD backend")
+    raise SpecError(path, f"{name!r} has no FreeBSD equivalent known to this backend")
 
 
 def _jexec(jail: str, *argv: str) -> Step:
@@ -111,18 +111,23 @@ def plan(topo: Topology, run_id: str) -> Plan:
     jails = tuple((n.name, jail_name(run_id, n.name)) for n in topo.nodes)
     jail = dict(jails)
     setup: list[Step] = []
-    for node in topo.nodes:
+    for n, node in enumerate(topo.nodes):
         j = jail[node.name]
-        setup.append(Step(("jail", "-c", f"name={j}", f"host.hostname={node.name}", "vnet",
-                           "persist")))
+        setup.append(
+            Step(("jail", "-c", f"name={j}", f"host.hostname={node.name}", "vnet", "persist"))
+        )
         setup.append(_jexec(j, "ifconfig", "lo0", "inet", "127.0.0.1/8", "up"))
-        for key, value in (*_NODE_SYSCTLS, *node.sysctls):
-            setup.append(_jexec(j, "sysctl", f"{freebsd_sysctl(key)}={value}"))
+        for key, value in _NODE_SYSCTLS:
+            setup.append(_jexec(j, "sysctl", f"{key}={value}"))
+        for k, (key, value) in enumerate(node.sysctls):
+            name = freebsd_sysctl(key, f"nodes[{n}].sysctls[{k}]")
+            setup.append(_jexec(j, "sysctl", f"{name}={value}"))
     for i, link in enumerate(topo.links):
         setup.append(Step(("ifconfig", "epair", "create"), capture=f"link{i}"))
-        for side, ep in (("a", link.a), ("b", link.b)):
-            setup.append(Step(("ifconfig", f"{{link{i}.{side}}}", "name",
-                               host_ifname(run_id, i, side))))
+        for side in ("a", "b"):
+            setup.append(
+                Step(("ifconfig", f"{{link{i}.{side}}}", "name", host_ifname(run_id, i, side)))
+            )
         for side, ep in (("a", link.a), ("b", link.b)):
             j, unique = jail[ep.node], host_ifname(run_id, i, side)
             setup.append(Step(("ifconfig", unique, "vnet", j)))
@@ -141,22 +146,24 @@ def plan(topo: Topology, run_id: str) -> Plan:
     for node in topo.nodes:
         for route in node.routes:
             family = "-inet6" if ipaddress.ip_address(route.via).version == 6 else "-inet"
-            setup.append(_jexec(jail[node.name], "route", "-n", "add", family, route.dst,
-                                route.via))
+            setup.append(
+                _jexec(jail[node.name], "route", "-n", "add", family, route.dst, route.via)
+            )
     teardown: list[Step] = []
     for i, link in enumerate(topo.links):
         for side, ep in (("a", link.a), ("b", link.b)):
-            teardown.append(_jexec(jail[ep.node], "ifconfig", ep.ifname, "name",
-                                   host_ifname(run_id, i, side)))
+            teardown.append(
+                _jexec(jail[ep.node], "ifconfig", ep.ifname, "name", host_ifname(run_id, i, side))
+            )
     teardown.extend(Step(("jail", "-r", j)) for _, j in jails)
     for i in range(len(topo.links)):
         teardown.append(Step(("ifconfig", host_ifname(run_id, i, "a"), "destroy")))
-        # Only if the run died between "epair create" and the rename.
+        # Only while the kernel's name is still ours: the executor forgets it once renamed.
         teardown.append(Step(("ifconfig", f"{{link{i}.a}}", "destroy")))
     return Plan(run_id, jails, tuple(setup), tuple(teardown))
 
 
-def substitute(argv: Sequence[str], captured: Mapping[str, str]) -> Optional[tuple[str, ...]]:
+def substitute(argv: Sequence[str], captured: Mapping[str, str]) -> tuple[str, ...] | None:
     """``argv`` with placeholders filled, or None when one has not been captured."""
     out = []
     for arg in argv:
@@ -176,15 +183,20 @@ def record_capture(name: str, stdout: str, captured: dict[str, str]) -> None:
     captured[f"{name}.b"] = created[:-1] + "b"
 
 
-def unavailable_reason() -> Optional[str]:
+def unavailable_reason() -> str | None:
     """Why this host cannot run the backend (for skips), or None."""
     if not sys.platform.startswith("freebsd"):
         return f"the FreeBSD backend needs FreeBSD (this is {sys.platform})"
     if os.geteuid() != 0:
         return "needs root (jail(8), ifconfig(8))"
     try:
-        out = subprocess.run(["sysctl", "-n", "kern.features.vimage"], capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(
+            ["sysctl", "-n", "kern.features.vimage"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         return f"cannot read kern.features.vimage: {exc}"
     if out.returncode != 0 or out.stdout.strip() != "1":
@@ -210,22 +222,30 @@ class FreeBSDNetwork:
         clean_dead_runs(root)
         self.topology = topology
         self.root = root
+        self.plan = plan(topology, "0")  # validates the spec before anything exists
         while True:
             run_id = secrets.token_hex(3)
             self.dir = Path(root) / run_id
-            with contextlib.suppress(FileExistsError):
-                self.dir.mkdir(mode=0o755)
-                break
-        self._lock = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+            # Locked under a dot-name (cleaners skip those), then renamed: no cleaner can
+            # ever see this run's directory with its lock free.
+            tmp = Path(root) / f".new-{run_id}"
+            if self.dir.exists():
+                continue
+            try:
+                tmp.mkdir(mode=0o755)
+            except FileExistsError:
+                continue
+            self._lock = os.open(tmp / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            os.rename(tmp, self.dir)
+            break
         self.plan = plan(topology, run_id)
         self.captured: dict[str, str] = {}
         self._save()
         self._down = False
 
     def _save(self) -> None:
-        state = {"teardown": [list(s.argv) for s in self.plan.teardown],
-                 "captured": self.captured}
+        state = {"teardown": [list(s.argv) for s in self.plan.teardown], "captured": self.captured}
         tmp = self.dir / "state.json.tmp"
         tmp.write_text(json.dumps(state), encoding="utf-8")
         os.replace(tmp, self.dir / "state.json")
@@ -236,11 +256,17 @@ class FreeBSDNetwork:
             for step in self.plan.setup:
                 argv = substitute(step.argv, self.captured)
                 assert argv is not None, f"plan bug: unresolved {step.argv}"
-                done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+                done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
                 if done.returncode != 0:
                     raise HarnessError(f"{' '.join(argv)}: {done.stderr.strip() or 'failed'}")
                 if step.capture:
                     record_capture(step.capture, done.stdout, self.captured)
+                    self._save()
+                elif consumed := _PLACEHOLDER_RE.findall(" ".join(step.argv)):
+                    # Renamed: the kernel's epairN name is gone and may be reused by someone
+                    # else, so teardown must never destroy it by that name.
+                    for key in consumed:
+                        self.captured.pop(key, None)
                     self._save()
         except BaseException:
             self.down()
@@ -250,7 +276,9 @@ class FreeBSDNetwork:
     def jail(self, node: str) -> str:
         return self.plan.jail(node)
 
-    def run(self, node: str, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+    def run(
+        self, node: str, argv: Sequence[str], **kwargs: Any
+    ) -> subprocess.CompletedProcess[Any]:
         """Run a command inside ``node``'s jail."""
         return subprocess.run(["jexec", self.jail(node), *argv], check=False, **kwargs)
 

@@ -81,7 +81,7 @@ class LinuxNode:
 
     def addresses(self, ifname: str | None = None, version: int | None = None) -> list[str]:
         """Configured addresses (no prefix) of one interface or of all, optionally v4/v6."""
-        out = []
+        out: list[str] = []
         for ep in self.endpoints():
             if ifname is None or ep.ifname == ifname:
                 out.extend(
@@ -139,7 +139,10 @@ class LinuxNode:
     def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
         """``subprocess.Popen`` inside the namespace, in its own process group, recorded."""
         proc = subprocess.Popen(
-            list(argv), preexec_fn=nsutil.child_preexec(self.fd), start_new_session=True, **kwargs
+            list(argv),
+            preexec_fn=nsutil.child_preexec(self.fd),  # noqa: PLW1509 - only setns + prctl
+            start_new_session=True,
+            **kwargs,
         )
         self.net.run.manifest.add(
             "proc", f"pid:{proc.pid}", pid=proc.pid, start=nsutil.proc_start_time(proc.pid)

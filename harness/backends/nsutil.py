@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import functools
 import os
 import signal
 import threading
@@ -29,14 +30,10 @@ MS_SHARED = 1 << 20
 MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
 
-_libc: ctypes.CDLL | None = None
 
-
+@functools.cache
 def libc() -> ctypes.CDLL:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    return _libc
+    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
 def _check(ret: int, what: str, path: str = "") -> None:

@@ -342,7 +342,11 @@ def encode_record(
     """One record as the kernel lays it out, padding included (``pad`` fills the gaps)."""
     hdrlen = layout.hdrlen()
     head = struct.pack(
-        _hdr_format(layout), sec, usec, len(frame), len(frame) if datalen is None else datalen,
+        _hdr_format(layout),
+        sec,
+        usec,
+        len(frame),
+        len(frame) if datalen is None else datalen,
         hdrlen,
     )
     body = head + pad * (hdrlen - len(head)) + frame

@@ -38,8 +38,12 @@ DARWIN_ARM64 = LAYOUTS[("darwin", "arm64")]
 
 # `tcpdump -dd ether proto 0x88b5` (tcpdump 4.99, libpcap 1.10), recorded so the vector
 # holds where tcpdump is not installed; test_filter_matches_live_tcpdump re-checks it.
-TCPDUMP_88B5 = [(0x28, 0, 0, 0x0000000C), (0x15, 0, 1, 0x000088B5), (0x6, 0, 0, 0x00040000),
-                (0x6, 0, 0, 0x00000000)]
+TCPDUMP_88B5 = [
+    (0x28, 0, 0, 0x0000000C),
+    (0x15, 0, 1, 0x000088B5),
+    (0x6, 0, 0, 0x00040000),
+    (0x6, 0, 0, 0x00000000),
+]
 
 
 def _frame(ethertype: int, payload: bytes = b"CHAO") -> bytes:
@@ -49,6 +53,7 @@ def _frame(ethertype: int, payload: bytes = b"CHAO") -> bytes:
 
 # --- filter program -------------------------------------------------------------------
 
+
 def test_filter_is_tcpdumps_program() -> None:
     prog = ethertype_filter(0x88B5)
     assert [(i.code, i.jt, i.jf, i.k) for i in prog] == TCPDUMP_88B5
@@ -56,7 +61,10 @@ def test_filter_is_tcpdumps_program() -> None:
 
 def _tcpdump_dd(expr: str) -> list[tuple[int, int, int, int]]:
     out = subprocess.run(
-        ["tcpdump", "-y", "EN10MB", "-dd", expr], capture_output=True, text=True, check=True,
+        ["tcpdump", "-y", "EN10MB", "-dd", expr],
+        capture_output=True,
+        text=True,
+        check=True,
         timeout=30,
     ).stdout
     rows = re.findall(r"\{\s*(0x[0-9a-f]+),\s*(\d+),\s*(\d+),\s*(0x[0-9a-f]+)\s*\}", out)
@@ -112,6 +120,7 @@ def test_interpreter_refuses_unknown_instructions() -> None:
 
 # --- ioctl numbers ----------------------------------------------------------------------
 
+
 def test_ioc_encoding() -> None:
     assert iow("B", 108, 32) == 0x8020426C
     assert ior("B", 102, 4) == 0x40044266
@@ -125,14 +134,24 @@ def test_ioc_encoding() -> None:
 # zerrors_{freebsd,darwin}_*.go list).
 KNOWN = {
     ("freebsd", "amd64"): {
-        "BIOCSETIF": 0x8020426C, "BIOCIMMEDIATE": 0x80044270, "BIOCGBLEN": 0x40044266,
-        "BIOCSBLEN": 0xC0044266, "BIOCSHDRCMPLT": 0x80044275, "BIOCSETF": 0x80104267,
-        "BIOCSSEESENT": 0x80044277, "BIOCGDLT": 0x4004426A, "SIOCGIFMTU": 0xC0206933,
+        "BIOCSETIF": 0x8020426C,
+        "BIOCIMMEDIATE": 0x80044270,
+        "BIOCGBLEN": 0x40044266,
+        "BIOCSBLEN": 0xC0044266,
+        "BIOCSHDRCMPLT": 0x80044275,
+        "BIOCSETF": 0x80104267,
+        "BIOCSSEESENT": 0x80044277,
+        "BIOCGDLT": 0x4004426A,
+        "SIOCGIFMTU": 0xC0206933,
     },
     ("freebsd", "i386"): {"BIOCSETF": 0x80084267, "BIOCSETIF": 0x8020426C},
     ("darwin", "amd64"): {
-        "BIOCSETIF": 0x8020426C, "BIOCSETF": 0x80104267, "BIOCSSEESENT": 0x80044277,
-        "BIOCGDLT": 0x4004426A, "BIOCSHDRCMPLT": 0x80044275, "BIOCIMMEDIATE": 0x80044270,
+        "BIOCSETIF": 0x8020426C,
+        "BIOCSETF": 0x80104267,
+        "BIOCSSEESENT": 0x80044277,
+        "BIOCGDLT": 0x4004426A,
+        "BIOCSHDRCMPLT": 0x80044275,
+        "BIOCIMMEDIATE": 0x80044270,
     },
 }
 
@@ -146,6 +165,7 @@ def test_ioctl_numbers(key: tuple[str, str], name: str, value: int) -> None:
 
 
 # --- struct sizes -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("layout", "sizeof_bpf_hdr", "bpf_hdr_size", "hdrlen", "program_size"),
@@ -217,6 +237,7 @@ def test_pack_ifreq_rejects_bad_names(bad: str) -> None:
 
 
 # --- bpf_hdr records --------------------------------------------------------------------
+
 
 def test_record_layout_freebsd_amd64() -> None:
     frame = _frame(0x88B5, b"x" * 3)  # 17 bytes
@@ -310,6 +331,7 @@ def test_walk_fuzz_only_decode_error(layout: BpfLayout, buf: bytes) -> None:
 
 
 # --- sockaddr_dl ------------------------------------------------------------------------
+
 
 def test_parse_sockaddr_dl() -> None:
     name, mac = b"epair0a", bytes.fromhex("020000000001")

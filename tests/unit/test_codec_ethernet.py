@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,28 +22,32 @@ h = bytes.fromhex
 A = h("02 00 00 00 00 01")
 B = h("02 00 00 00 00 02")
 
-# (frame as built, wire bytes); wire bytes were produced by scapy 2.x.
+# Wire bytes produced by scapy 2.x.
+UNTAGGED = h("""
+    ff ff ff ff
+    ff ff 02 00
+    00 00 00 01
+    88 b5 43 48
+    41 4f
+""")
+TAGGED = h("""
+    02 00 00 00
+    00 02 02 00
+    00 00 00 01
+    81 00 a0 64
+    08 00
+""")
+
+# (frame as built, wire bytes)
 VECTORS = [
     pytest.param(
         Ethernet(BROADCAST_MAC, A, ETH_P_CHAO, b"CHAO"),
-        h("""
-            ff ff ff ff
-            ff ff 02 00
-            00 00 00 01
-            88 b5 43 48
-            41 4f
-        """),
+        UNTAGGED,
         id="broadcast-chao",
     ),
     pytest.param(
         Ethernet(B, A, ETH_P_IP, vlan=(5 << 13) | 100),
-        h("""
-            02 00 00 00
-            00 02 02 00
-            00 00 00 01
-            81 00 a0 64
-            08 00
-        """),
+        TAGGED,
         id="vlan-100-prio-5",
     ),
 ]
@@ -63,9 +65,9 @@ def test_decode_vector(frame: Ethernet, wire: bytes) -> None:
 
 
 def test_vlan_fields() -> None:
-    frame = Ethernet.decode(VECTORS[1].values[1])
+    frame = Ethernet.decode(TAGGED)
     assert (frame.vlan_id, frame.vlan_priority, frame.ethertype) == (100, 5, ETH_P_IP)
-    untagged = Ethernet.decode(VECTORS[0].values[1])
+    untagged = Ethernet.decode(UNTAGGED)
     assert (untagged.vlan, untagged.vlan_id, untagged.vlan_priority) == (None, None, None)
 
 
@@ -105,7 +107,16 @@ def test_mac_conversions(text: str, raw: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "aa:bb:cc:dd:ee", "aa:bb:cc:dd:ee:ff:00", "aa:bb:cc:dd:ee:gg", "a:bb:cc:dd:ee:fff", "aabbccddeeff", "aa:bb:cc:dd:ee:+f"]
+    "bad",
+    [
+        "",
+        "aa:bb:cc:dd:ee",
+        "aa:bb:cc:dd:ee:ff:00",
+        "aa:bb:cc:dd:ee:gg",
+        "a:bb:cc:dd:ee:fff",
+        "aabbccddeeff",
+        "aa:bb:cc:dd:ee:+f",
+    ],
 )
 def test_bad_mac_is_a_value_error(bad: str) -> None:
     with pytest.raises(ValueError, match="bad MAC address"):
@@ -123,7 +134,12 @@ def test_mac_helpers_reject_misuse() -> None:
 
 @pytest.mark.parametrize(
     ("mac", "group"),
-    [(BROADCAST_MAC, True), (h("01 00 5e 00 00 01"), True), (h("43 48 41 4f 48 65"), True), (A, False)],
+    [
+        (BROADCAST_MAC, True),
+        (h("01 00 5e 00 00 01"), True),
+        (h("43 48 41 4f 48 65"), True),
+        (A, False),
+    ],
 )
 def test_is_multicast(mac: bytes, group: bool) -> None:
     assert is_multicast(mac) is group
@@ -158,7 +174,9 @@ macs = st.binary(min_size=6, max_size=6)
     st.binary(max_size=64),
     st.none() | st.integers(0, 0xFFFF),
 )
-def test_round_trip(dst: bytes, src: bytes, ethertype: int, payload: bytes, vlan: Optional[int]) -> None:
+def test_round_trip(
+    dst: bytes, src: bytes, ethertype: int, payload: bytes, vlan: int | None
+) -> None:
     frame = Ethernet(dst, src, ethertype, payload, vlan)
     assert Ethernet.decode(frame.encode()) == frame
     assert mac_to_bytes(mac_to_str(dst)) == dst

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -70,7 +72,9 @@ ERROR_VECTORS = [
     pytest.param(b"", 0, "needs 8 bytes, got 0", id="empty"),
     pytest.param(QUERY[:7], 0, "needs 8 bytes, got 7", id="short"),
     pytest.param(QUERY[:4] + h("00 07") + QUERY[6:], 4, "length 7 is below", id="len-7"),
-    pytest.param(QUERY[:4] + h("00 0e") + QUERY[6:], 4, "length 14 exceeds buffer of 13", id="len-14"),
+    pytest.param(
+        QUERY[:4] + h("00 0e") + QUERY[6:], 4, "length 14 exceeds buffer of 13", id="len-14"
+    ),
     pytest.param(QUERY[:-1] + b"Y", 6, "checksum 0x16ca does not match", id="payload-changed"),
 ]
 
@@ -88,16 +92,16 @@ def test_error_vectors(wire: bytes, offset: int, reason: str) -> None:
     [
         (lambda: Udp(-1, 2), ValueError),
         (lambda: Udp(1, 0x10000), ValueError),
-        (lambda: Udp(1, 2, "x"), TypeError),
+        (lambda: Udp(1, 2, "x"), TypeError),  # type: ignore[arg-type]
         (lambda: Udp(1, 2, bytes(65528)), ValueError),
         (lambda: Udp(1, 2).encode("1.2.3.4", "1.2.3.256"), ValueError),
         (lambda: Udp.decode(QUERY, SRC), ValueError),
         (lambda: Udp.decode(QUERY, None, DST), ValueError),
     ],
 )
-def test_api_misuse(build: object, error: type[Exception]) -> None:
+def test_api_misuse(build: Callable[[], object], error: type[Exception]) -> None:
     with pytest.raises(error):
-        build()  # type: ignore[operator]
+        build()
 
 
 addresses = st.lists(st.integers(0, 255), min_size=4, max_size=4).map(

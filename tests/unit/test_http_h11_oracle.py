@@ -1,0 +1,183 @@
+"""h11 as a differential oracle for the request parser.
+
+Same bytes to both: both accept the first request with the same method, target, version,
+header fields, body and trailers; or both reject it; or both wait for more bytes. Where the
+RFC leaves a choice and we chose differently from h11, the case is named in DIVERGENCES and
+checked to be that case, so a new difference cannot hide behind an old one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import h11
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from rawstack.engines.http import HttpError, RequestParser
+
+Verdict = tuple[Any, ...]
+_FRAMING = ("content-length", "transfer-encoding")  # h11 normalises these; compared by body
+
+
+def ours(raw: bytes) -> Verdict:
+    parser = RequestParser(max_header_bytes=1 << 20, max_body_bytes=1 << 40)
+    parser.feed(raw)
+    try:
+        request = parser.next_request()
+    except HttpError:
+        return ("reject",)
+    if request is None:
+        return ("incomplete",)
+    headers = tuple((n, v) for n, v in request.headers if n not in _FRAMING)
+    return ("accept", request.method, request.target, request.version, headers, request.body,
+            request.trailers)
+
+
+def theirs(raw: bytes) -> Verdict:
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=1 << 20)
+    conn.receive_data(raw)
+    request: Any = None
+    body = b""
+    try:
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                return ("incomplete",)
+            if isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                break
+    except h11.RemoteProtocolError:
+        return ("reject",)
+
+    def fields(items: Any) -> tuple[tuple[str, str], ...]:
+        return tuple(
+            (n.decode("latin-1"), v.decode("latin-1")) for n, v in items if n.decode() not in _FRAMING
+        )
+
+    return ("accept", request.method.decode(), request.target.decode(),
+            request.http_version.decode(), fields(request.headers), body, fields(event.headers))
+
+
+def _head(raw: bytes) -> bytes:
+    return raw.split(b"\r\n\r\n", 1)[0]
+
+
+# Each: (name, predicate on the raw bytes). Our choice is cited in rawstack/engines.
+DIVERGENCES = [
+    # RFC 9112 §6.1 lets a server reject CL + TE (we do); h11 lets TE win.
+    ("cl+te", lambda raw: bool(re.search(rb"(?im)^content-length:", raw))
+     and bool(re.search(rb"(?im)^transfer-encoding:", raw))),
+    # RFC 9112 §5.2: reject obs-fold (we do) or unfold it (h11 does).
+    ("obs-fold", lambda raw: bool(re.search(rb"\n[ \t]", raw))),
+    # RFC 9112 §2.2: a bare LF MAY be a line end (h11); we refuse it.
+    ("bare-lf", lambda raw: bool(re.search(rb"(?<!\r)\n", raw))),
+    # RFC 9112 §2.2: SHOULD ignore empty lines before the request line (we do; h11 rejects).
+    ("leading-crlf", lambda raw: raw.startswith((b"\r\n", b"\n"))),
+    # We answer 505 for other versions; h11 accepts any HTTP/d.d.
+    ("version", lambda raw: re.match(rb"[^\r\n]* HTTP/(?!1\.[01]\r)\d\.\d", raw) is not None),
+    # RFC 9112 §6.1: TE in an HTTP/1.0 request is faulty framing (we 400; h11 accepts).
+    ("te-in-1.0", lambda raw: b"HTTP/1.0" in raw.split(b"\r\n", 1)[0]
+     and bool(re.search(rb"(?im)^transfer-encoding:", raw))),
+    # RFC 9112 §7.1.1 allows BWS before ";" in a chunk extension; h11 does not.
+    ("chunk-ext-bws", lambda raw: bool(re.search(rb"\n[0-9a-fA-F]+[ \t]+;", raw))),
+    # h11 refuses at once a request starting with a control/space; we wait for the head.
+    ("early-reject", lambda raw: raw[:1] < b"\x21"),
+]
+
+
+def check(raw: bytes) -> None:
+    a, b = ours(raw), theirs(raw)
+    if a == b:
+        return
+    reasons = [name for name, applies in DIVERGENCES if applies(raw)]
+    assert reasons, f"verdicts differ on {raw!r}:\n ours:   {a}\n theirs: {b}"
+
+
+VECTORS = [
+    b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.0\r\n\r\n",
+    b"GET / HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+    b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nab",
+    b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc",
+    b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXY0\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab",
+    b"GET / HTTP/1.1\r\nHost: a\r\nX: \x01ctl\x7f\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x0bb\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nX : a\r\n\r\n",
+    b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"get / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 00000000000000000000001\r\n\r\nx",
+    b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("raw", VECTORS)
+def test_vectors_agree_with_h11(raw: bytes) -> None:
+    check(raw)
+
+
+def test_oracle_is_not_blind() -> None:
+    # The differential test means something only if both sides accept and reject things.
+    verdicts = {ours(raw)[0] for raw in VECTORS}
+    assert verdicts == {"accept", "reject", "incomplete"}
+    assert ours(VECTORS[4]) == theirs(VECTORS[4])
+
+
+_token = st.sampled_from(["GET", "HEAD", "POST", "PUT", "X-Y", "G T", "", "GET\x00", "g(t"])
+_target = st.sampled_from(["/", "/echo?x=1", "*", "http://a/b", "/\x7f", "", "/a b", "/\xe9"])
+_version = st.sampled_from(["HTTP/1.1", "HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1", "http/1.1"])
+_name = st.sampled_from(["Host", "host", "Connection", "X-A", "Content-Length",
+                         "Transfer-Encoding", "Bad Name", "", "X:Y", "Tr\xe4iler"])
+_value = st.text(alphabet=st.sampled_from("ab 0129\t,;:\x00\x01\x0b\x7f\xe9chunkedgzip"),
+                 max_size=12)
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> bytes:
+    line = f"{draw(_token)} {draw(_target)} {draw(_version)}"
+    fields = draw(st.lists(st.tuples(_name, _value), max_size=5))
+    head = "\r\n".join([line] + [f"{n}:{v}" for n, v in fields]) + "\r\n\r\n"
+    body = draw(st.binary(max_size=20))
+    if draw(st.booleans()):
+        sizes = draw(st.lists(st.integers(0, 6), max_size=3))
+        parts = []
+        for size in sizes:
+            parts.append(b"%x\r\n" % size + body[:size] + b"\r\n")
+        parts.append(b"0\r\n" + draw(st.sampled_from([b"", b"T: v\r\n", b"bad\r\n"])) + b"\r\n")
+        body = b"".join(parts)
+    raw = head.encode("latin-1") + body
+    if draw(st.booleans()):  # a small mutation somewhere
+        pos = draw(st.integers(0, len(raw)))
+        raw = raw[:pos] + draw(st.binary(max_size=3)) + raw[pos + draw(st.integers(0, 3)) :]
+    return raw
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests())
+@example(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab")
+def test_generated_requests_agree_with_h11(raw: bytes) -> None:
+    check(raw)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=64))
+def test_random_bytes_after_a_request_line_agree_with_h11(tail: bytes) -> None:
+    check(b"GET / HTTP/1.1\r\n" + tail)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64))
+def test_random_bytes_agree_with_h11(raw: bytes) -> None:
+    check(raw)
