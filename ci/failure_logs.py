@@ -14,15 +14,29 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["log_name"]
-
-LOG_DIR = pytest.StashKey[Path]()
+__all__ = ["FailureLogs", "log_name"]
 
 
 def log_name(nodeid: str) -> str:
     """A file name for a node id: path separators and brackets become safe characters."""
     name = re.sub(r"[^\w.\-\[\]=,]+", "_", nodeid).strip("_")
     return f"{name[:200]}.log"
+
+
+class FailureLogs:
+    """Writes each failed report (traceback, then every section) under one directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not report.failed:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        parts = [f"{report.nodeid} failed in {report.when}\n\n{report.longreprtext}\n"]
+        parts += [f"\n===== {title} =====\n{content}\n" for title, content in report.sections]
+        with (self.directory / log_name(report.nodeid)).open("a", encoding="utf-8") as f:
+            f.write("".join(parts))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,25 +57,4 @@ def pytest_configure(config: pytest.Config) -> None:
     if chosen is None:
         artifacts = os.environ.get("RAWSTACK_CI_ARTIFACTS") or ".ci-artifacts"
         chosen = str(Path(artifacts) / "failures")
-    config.stash[LOG_DIR] = config.rootpath / chosen
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    config = _CONFIG.get("config")
-    if config is None or LOG_DIR not in config.stash or not report.failed:
-        return
-    directory = config.stash[LOG_DIR]
-    directory.mkdir(parents=True, exist_ok=True)
-    parts = [f"{report.nodeid} failed in {report.when}\n\n{report.longreprtext}\n"]
-    parts += [f"\n===== {title} =====\n{content}\n" for title, content in report.sections]
-    with (directory / log_name(report.nodeid)).open("a", encoding="utf-8") as f:
-        f.write("".join(parts))
-
-
-_CONFIG: dict[str, pytest.Config] = {}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    _CONFIG["config"] = session.config
+    config.pluginmanager.register(FailureLogs(config.rootpath / chosen), "failure-logs-writer")

@@ -7,8 +7,9 @@ collect independently and must agree on the list) and adding a test never moves 
 Used two ways:
 
 * as a script, ``python ci/shard.py --shard-count N --shard-index K [PYTEST ARGS...]``, which
-  runs ``python -m pytest -p shard`` with this directory on ``PYTHONPATH`` so every xdist
-  worker loads the same plugin;
+  runs ``python -m pytest -p shard -p failure_logs`` with this directory on ``PYTHONPATH``
+  so every xdist worker loads the same plugins (failure_logs keeps failed tests' peer logs
+  as files for CI artifacts);
 * as a pytest plugin (``-p shard``), adding ``--shard-count`` and ``--shard-index``.
 
 An empty shard exits 5 like any run that selected no tests: use fewer shards.
@@ -75,11 +76,11 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def main(argv: Sequence[str]) -> NoReturn:
-    """Run pytest with this plugin loaded in the controller and in every xdist worker."""
+    """Run pytest with the CI plugins loaded in the controller and in every xdist worker."""
     here = str(Path(__file__).resolve().parent)
     path = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = here if not path else here + os.pathsep + path
-    args = [sys.executable, "-m", "pytest", "-p", "shard", *argv]
+    args = [sys.executable, "-m", "pytest", "-p", "shard", "-p", "failure_logs", *argv]
     os.execv(sys.executable, args)
 
 

@@ -5,8 +5,8 @@
 #   sh ci/test.sh [PYTEST ARGS...]      extra arguments go to pytest
 #
 # Every step runs even when an earlier one failed, so one run reports everything; the exit
-# status is 1 if any step failed. JUnit XML and the setup log go to $RAWSTACK_CI_ARTIFACTS
-# (default .ci-artifacts/). pytest exit 5 ("no tests collected") is a failure: the suite
+# status is 1 if any step failed. JUnit XML, failed tests' peer logs (failures/) and the
+# setup log go to $RAWSTACK_CI_ARTIFACTS (default .ci-artifacts/). pytest exit 5 ("no tests collected") is a failure: the suite
 # has tests, so collecting none means something is broken.
 set -eu
 
@@ -18,7 +18,7 @@ export VAGRANT_CHECKPOINT_DISABLE=1
 failed=""
 
 sh ci/setup.sh
-rm -f "$ART"/junit*.xml
+rm -rf "$ART"/junit*.xml "$ART/failures"
 
 # step NAME COMMAND...: run one check, record a failure by name and carry on.
 step() {
@@ -51,7 +51,9 @@ step mypy .venv/bin/mypy --strict rawstack harness tests ci
 step actionlint .venv/bin/actionlint ci/workflows/*.yml .github/workflows/*.yml
 step shellcheck shellcheck ci/*.sh .ci/run
 step vagrant vagrant_validate
-step pytest .venv/bin/pytest -n auto \
+# Through ci/shard.py (one shard: all tests) for its failure_logs plugin: each failed
+# test's peer logs land in $ART/failures/.
+step pytest .venv/bin/python ci/shard.py -n auto \
     --junitxml="$ART/junit.xml" -o junit_logging=all -o junit_log_passing_tests=false \
     tests "$@"
 

@@ -3,7 +3,7 @@
 Theory of operation: a frame as an ``AF_PACKET``/``SOCK_RAW`` socket sends and receives
 it: destination MAC, source MAC, EtherType, payload (no preamble, no FCS). When
 :attr:`Ethernet.vlan` is set, ``encode()`` inserts the 802.1Q tag (TPID 0x8100, then the
-16-bit TCI: priority, DEI, VLAN id; IEEE 802.1Q-2018 section 9.6) before the EtherType;
+16-bit TCI: priority, DEI, VLAN id; IEEE 802.1Q tag format) before the EtherType;
 ``decode()`` lifts one such tag into ``vlan``. Ethernet has no length field, so the
 payload is everything after the header, including any padding a NIC added to reach the
 60-byte minimum: the protocol inside (IPv4 total length, CHAO length) says where its data
@@ -39,8 +39,8 @@ ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
 ETH_P_8021Q = 0x8100
 ETH_P_IPV6 = 0x86DD
-# IEEE 802 "Local Experimental EtherType 1" (IEEE Std 802-2014 section 9.2.2): free for
-# private protocols such as CHAO; see docs/chao.md.
+# IEEE Std 802 "Local Experimental EtherType 1": free for private protocols such as
+# CHAO; see docs/chao.md.
 ETH_P_CHAO = 0x88B5
 # Not a wire value: the Linux packet(7) protocol number meaning "every EtherType".
 ETH_P_ALL = 0x0003
@@ -78,7 +78,7 @@ def mac_to_str(mac: BytesLike) -> str:
 
 
 def is_multicast(mac: BytesLike) -> bool:
-    """True for a group address: the I/G bit, bit 0 of the first octet (IEEE 802 8.2)."""
+    """True for a group address: the I/G bit, bit 0 of the first octet (IEEE Std 802)."""
     raw = as_bytes(LAYER, mac)
     if len(raw) != 6:
         raise ValueError(f"{LAYER}: a MAC address is 6 bytes, not {len(raw)}")

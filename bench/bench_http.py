@@ -1,0 +1,148 @@
+"""HTTP requests per second with wrk: ``rawstack http serve`` vs nginx vs ``http.server``.
+
+Each server runs alone in node b of a fresh pair and serves the same 20-byte page
+(``<h1>hello world</h1>``, seed 003) on ``/``; wrk runs in node a with keep-alive. The
+servers take turns on the same pair, so they see the same veth and the same wrk.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bench.context import Context
+from bench.netns import B_ADDR, BenchError, harness_pair, rawstack_argv, start_ready, wait_tcp
+from bench.parse import WrkResult, parse_wrk
+from bench.report import Row, Section, not_measured
+from harness.backends.linux import LinuxNode
+
+TITLE = "HTTP requests per second (wrk, keep-alive)"
+GROUP = "Peers"
+METRICS = ("rawstack http serve", "nginx, 1 worker", "python -m http.server")
+PAGE = b"<h1>hello world</h1>"
+PORT = 8080
+
+NGINX_CONF = """\
+daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    default_type text/html;
+    keepalive_requests 1000000;
+    server {{
+        listen {port};
+        root {d}/www;
+        index index.html;
+    }}
+}}
+"""
+
+
+def nginx_conf(directory: Path, port: int) -> str:
+    """A minimal single-process nginx serving ``directory``/www, all state in ``directory``."""
+    return NGINX_CONF.format(d=directory, port=port)
+
+
+def _wrk(ctx: Context, client: LinuxNode) -> tuple[list[str], WrkResult]:
+    o = ctx.opts
+    argv = [
+        "wrk", f"-t{o.http_threads}", f"-c{o.http_connections}", f"-d{o.http_seconds:g}s",
+        "--latency", f"http://{B_ADDR}:{PORT}/",
+    ]
+    done = client.run(argv, capture_output=True, text=True, timeout=o.http_seconds + 60)
+    if done.returncode != 0:
+        raise BenchError(f"wrk failed: {(done.stderr or done.stdout).strip()[-200:]}")
+    return argv, parse_wrk(done.stdout)
+
+
+def _servers(ctx: Context) -> list[tuple[str, list[str], bool]]:
+    """(name, argv, prints a ready line) for each server under test."""
+    www = ctx.path("www")
+    http_server = [sys.executable, "-m", "http.server", "--bind", B_ADDR, "--directory", str(www)]
+    if sys.version_info >= (3, 11):
+        # HTTP/1.0 (the default) would close every connection and defeat keep-alive.
+        http_server += ["--protocol", "HTTP/1.1"]
+    return [
+        (METRICS[0], rawstack_argv("http", "serve", "--port", str(PORT)), True),
+        (METRICS[1], ["nginx", "-p", str(ctx.tmp), "-e", str(ctx.path("nginx-error.log")),
+                      "-c", str(ctx.path("nginx.conf"))], False),
+        (METRICS[2], [*http_server, str(PORT)], False),
+    ]
+
+
+def run(ctx: Context) -> Section:
+    www = ctx.path("www")
+    www.mkdir(exist_ok=True)
+    (www / "index.html").write_bytes(PAGE)
+    ctx.path("nginx.conf").write_text(nginx_conf(ctx.tmp, PORT), encoding="utf-8")
+    results: dict[str, WrkResult] = {}
+    failures: dict[str, str] = {}
+    argv: list[str] = []
+    with harness_pair(ctx.run, "http") as net:
+        client, server = net["a"], net["b"]
+        for name, cmd, has_ready_line in _servers(ctx):
+            try:
+                log = ctx.path(f"http-{len(results) + len(failures)}.log")
+                if has_ready_line:
+                    start_ready(server, cmd, ["http"], log)
+                else:
+                    with open(log, "ab") as err:
+                        proc = server.popen(cmd, stdout=err, stderr=err)
+                    wait_tcp(client, B_ADDR, PORT, proc, timeout=20)
+                argv, results[name] = _wrk(ctx, client)
+            except BenchError as exc:
+                failures[name] = str(exc)
+            finally:
+                server.stop_processes()
+    return Section(TITLE, GROUP, _rows(results, failures), _notes(results, argv))
+
+
+def _rows(results: dict[str, WrkResult], failures: dict[str, str]) -> list[Row]:
+    ours, nginx, pyserver = (results.get(m) for m in METRICS)
+    rows: list[Row] = []
+    goal = ">= 0.5x nginx"
+    if ours is None:
+        rows.append(not_measured(METRICS[0], failures.get(METRICS[0], "no result"), goal=goal))
+    elif nginx is None:
+        rows.append(Row(METRICS[0], ours.rps, "req/s", "nginx not measured", goal))
+    else:
+        share = ours.rps / nginx.rps
+        rows.append(
+            Row(METRICS[0], ours.rps, "req/s", f"nginx {nginx.rps:,.0f} req/s: ours = {share:.2f}x",
+                goal, passed=share >= 0.5)
+        )
+    for name, res in ((METRICS[1], nginx), (METRICS[2], pyserver)):
+        if res is None:
+            rows.append(not_measured(name, failures.get(name, "no result")))
+        else:
+            base = f"rawstack = {ours.rps / res.rps:.2f}x this" if ours else ""
+            rows.append(Row(name, res.rps, "req/s", base))
+    return rows
+
+
+def _notes(results: dict[str, WrkResult], argv: list[str]) -> list[str]:
+    notes = [
+        f"Client: `{' '.join(argv)}` in node a; each server alone in node b (10.0.0.2), "
+        "one after the other on the same veth pair."
+        if argv else "wrk never ran.",
+        "nginx: `daemon off; master_process off; worker_processes 1;` (one process), "
+        "`access_log off`, `keepalive_requests 1000000`, serving the same 20-byte index.html. "
+        "`http.server` runs with `--protocol HTTP/1.1` so it keeps connections alive too.",
+    ]
+    for name, res in results.items():
+        extra = ""
+        if res.socket_errors or res.non_2xx:
+            extra = f"; {res.socket_errors} socket errors, {res.non_2xx} non-2xx responses"
+        p50 = f"{res.p50_ms:.2f}" if res.p50_ms is not None else "?"
+        p99 = f"{res.p99_ms:.2f}" if res.p99_ms is not None else "?"
+        notes.append(f"{name}: {res.requests} requests, latency p50 {p50} ms, p99 {p99} ms{extra}.")
+    return notes

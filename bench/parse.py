@@ -1,0 +1,78 @@
+"""Parsers for what the measured tools print: wrk, iputils ping, /proc smaps_rollup, pytest.
+
+Pure functions over text so they are unit-tested without running anything.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def duration_ms(text: str) -> float:
+    """wrk's ``812.00us`` / ``1.23ms`` / ``2.00s`` as milliseconds."""
+    match = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", text.strip())
+    if not match:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    """What one wrk run reports."""
+
+    requests: int
+    rps: float
+    p50_ms: Optional[float]
+    p99_ms: Optional[float]
+    socket_errors: int
+    non_2xx: int
+
+
+def parse_wrk(text: str) -> WrkResult:
+    """``wrk --latency`` output; raises ValueError when it has no Requests/sec line."""
+    rps = re.search(r"^Requests/sec:\s*([0-9.]+)", text, re.MULTILINE)
+    if not rps:
+        raise ValueError("wrk printed no Requests/sec line")
+    total = re.search(r"^\s*(\d+) requests in", text, re.MULTILINE)
+    lat = dict(re.findall(r"^\s*(50|99)%\s+([0-9.]+(?:us|ms|s|m))\s*$", text, re.MULTILINE))
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
+    return WrkResult(
+        requests=int(total.group(1)) if total else 0,
+        rps=float(rps.group(1)),
+        p50_ms=duration_ms(lat["50"]) if "50" in lat else None,
+        p99_ms=duration_ms(lat["99"]) if "99" in lat else None,
+        socket_errors=sum(int(x) for x in errors.groups()) if errors else 0,
+        non_2xx=int(non2xx.group(1)) if non2xx else 0,
+    )
+
+
+def parse_ping_times(text: str) -> list[float]:
+    """Every ``time=0.045 ms`` of an iputils ping run, in milliseconds."""
+    return [float(x) for x in re.findall(r"\btime[=<]([0-9.]+) ?ms\b", text)]
+
+
+def parse_smaps_rollup(text: str) -> dict[str, int]:
+    """/proc/PID/smaps_rollup as {field: kibibytes} (Rss, Pss, ...)."""
+    out: dict[str, int] = {}
+    for match in re.finditer(r"^(\w+):\s+(\d+) kB$", text, re.MULTILINE):
+        out[match.group(1)] = int(match.group(2))
+    return out
+
+
+def parse_pytest_summary(text: str) -> dict[str, int]:
+    """Counts from pytest's last line, e.g. ``3 failed, 40 passed, 2 skipped in 9.1s``."""
+    lines = [x for x in text.strip().splitlines() if re.search(r"\bin [0-9.]+s", x)]
+    if not lines:
+        return {}
+    counts: dict[str, int] = {}
+    for number, word in re.findall(r"(\d+) (\w+)", lines[-1]):
+        key = {"error": "errors", "warning": "warnings"}.get(word, word)
+        counts[key] = counts.get(key, 0) + int(number)
+    return counts
