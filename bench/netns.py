@@ -195,7 +195,9 @@ def start_ready(
     return proc, ready
 
 
-def wait_tcp(node: LinuxNode, host: str, port: int, proc: subprocess.Popen[Any], timeout: float) -> None:
+def wait_tcp(
+    node: LinuxNode, host: str, port: int, proc: subprocess.Popen[Any], timeout: float
+) -> None:
     """Connect from ``node`` until a server accepts (nginx and http.server print no ready line)."""
     deadline = time.monotonic() + timeout
     delay = 0.005

@@ -6,7 +6,6 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 # Run order: cheap harness figures first, the slow suite last.
 BENCHMARKS = ("setup", "ready", "http", "udp", "ping", "chao", "scale", "suite")
@@ -42,7 +41,8 @@ def _names(text: str) -> tuple[str, ...]:
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
-            f"unknown benchmark {', '.join(unknown) or '(none)'}; choose from {', '.join(BENCHMARKS)}"
+            f"unknown benchmark {', '.join(unknown) or '(none)'}; "
+            f"choose from {', '.join(BENCHMARKS)}"
         )
     return names
 
@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--only", type=_names, default=None, metavar="NAMES",
         help=f"comma-separated subset of: {', '.join(BENCHMARKS)}",
     )
-    p.add_argument("--skip", type=_names, default=(), metavar="NAMES", help="benchmarks to leave out")
+    p.add_argument(
+        "--skip", type=_names, default=(), metavar="NAMES", help="benchmarks to leave out"
+    )
     p.add_argument(
         "--output", "-o", type=Path, default=DEFAULT_OUTPUT,
         help="report path (default docs/benchmarks.md in the repository)",
@@ -117,7 +119,7 @@ def checkpoints(pairs: int) -> tuple[int, ...]:
     return tuple(sorted({m for m in marks if m <= pairs} | {pairs}))
 
 
-def parse(argv: Optional[Sequence[str]] = None) -> Options:
+def parse(argv: Sequence[str] | None = None) -> Options:
     """Parse ``argv``; bad values exit 2 with one line on stderr (argparse)."""
     args = build_parser().parse_args(argv)
     quick = bool(args.quick)

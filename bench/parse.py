@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
@@ -26,8 +25,8 @@ class WrkResult:
 
     requests: int
     rps: float
-    p50_ms: Optional[float]
-    p99_ms: Optional[float]
+    p50_ms: float | None
+    p99_ms: float | None
     socket_errors: int
     non_2xx: int
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Optional
 
 GROUPS = ("Peers", "Harness")
 
@@ -33,11 +32,11 @@ class Row:
     """One figure: what, how much, against what, towards which goal."""
 
     metric: str
-    value: Optional[float]
+    value: float | None
     unit: str
     baseline: str = ""
     goal: str = ""
-    passed: Optional[bool] = None
+    passed: bool | None = None
     why_missing: str = ""
 
     @property
@@ -65,7 +64,7 @@ class Section:
     seconds: float = 0.0
 
 
-def fmt_value(value: Optional[float], unit: str) -> str:
+def fmt_value(value: float | None, unit: str) -> str:
     """A figure with a precision suited to its size, then its unit."""
     if value is None:
         return "-"

@@ -15,10 +15,9 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType, ModuleType
-from typing import Optional
 
 from bench.context import Context
 from bench.machine import machine_info
@@ -55,14 +54,24 @@ def run_one(module: ModuleType, ctx: Context) -> Section:
     except Exception as exc:
         why = f"{type(exc).__name__}: {exc}".strip().replace("\n", " ")[:300]
         ctx.log(f"{module.TITLE} failed: {why}")
-        section = Section(module.TITLE, module.GROUP, [not_measured(m, why) for m in module.METRICS])
+        rows = [not_measured(m, why) for m in module.METRICS]
+        section = Section(module.TITLE, module.GROUP, rows)
     section.seconds = time.monotonic() - start
     ctx.log(f"{module.TITLE} done in {section.seconds:.1f} s")
     return section
 
 
-def _interrupt(signum: int, frame: Optional[FrameType]) -> None:
-    raise KeyboardInterrupt
+def interrupt_handler(main_pid: int) -> Callable[[int, FrameType | None], None]:
+    """SIGINT/SIGTERM: unwind (so every finally runs) in ``main_pid``, exit at once elsewhere."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        # A child forked by a library (pyroute2 forks to create namespaces) inherits this;
+        # unwinding there would run *our* finally blocks and remove the parent's resources.
+        if os.getpid() != main_pid:
+            os._exit(128 + signum)
+        raise KeyboardInterrupt
+
+    return handler
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -93,7 +102,7 @@ def measure(opts: Options) -> list[Section]:
     return sections
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     opts = parse(sys.argv[1:] if argv is None else argv)
     from harness.env import missing_requirement
 
@@ -101,7 +110,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if reason:
         print(f"bench: error: {reason}", file=sys.stderr)
         return EXIT_NOPERM
-    signal.signal(signal.SIGTERM, _interrupt)
+    handler = interrupt_handler(os.getpid())
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
     machine = machine_info(str(REPO))
     machine["mode"] = f"{opts.mode} ({', '.join(opts.benchmarks)})"
     start = time.monotonic()
@@ -111,6 +122,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("bench: interrupted; everything it created was removed, no report written",
               file=sys.stderr)
         return 130
+    machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     text = render_report(machine, rerun_command(opts), sections, time.monotonic() - start)
     write_atomically(opts.output, text)
     for section in sections:

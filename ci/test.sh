@@ -47,7 +47,7 @@ vagrant_validate() {
 }
 
 step ruff .venv/bin/ruff check .
-step mypy .venv/bin/mypy --strict rawstack harness tests ci
+step mypy .venv/bin/mypy --strict rawstack harness tests ci bench
 step actionlint .venv/bin/actionlint ci/workflows/*.yml .github/workflows/*.yml
 step shellcheck shellcheck ci/*.sh .ci/run
 step vagrant vagrant_validate

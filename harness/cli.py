@@ -11,9 +11,12 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rawstack.errors import EXIT_FAILED, EXIT_NOPERM, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from harness.clients import Exchange
 
 PROG = "netns-harness"
 
@@ -27,51 +30,66 @@ def _need_root() -> None:
         raise NotPrivileged(reason)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from harness import probes
+def _demo_rows(run: Any) -> tuple[list[Exchange], dict[str, float]]:
+    """Build a pair and a line3, run every rawstack client both ways; tear both down."""
     from harness.backends.linux import build
-    from harness.runstate import Run
+    from harness.clients import PROTOCOLS, try_client
     from harness.supervise import start_peers
-    from harness.topology import pair
+    from harness.topology import line3, pair
+
+    rows: list[Exchange] = []
+    t0 = time.monotonic()
+    net = build(pair("demo"), run)
+    timings = {"setup_s": time.monotonic() - t0}
+    try:
+        a, b = net["a"], net["b"]
+        # Before serve-all turns kernel echo off: rawstack ping against the kernel's responder.
+        rows += [try_client("icmp", s, d, server="kernel") for s, d in ((a, b), (b, a))]
+        t1 = time.monotonic()
+        procs = start_peers([(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")])
+        timings["ready_s"] = time.monotonic() - t1
+        for src, dst, peer in ((a, b, procs[1]), (b, a, procs[0])):
+            rows += [try_client(p, src, dst, ready=peer.ready) for p in PROTOCOLS]
+    finally:
+        net.destroy()
+    net = build(line3("demo3"), run)
+    try:
+        a, r, b = net["a"], net["r"], net["b"]
+        procs = start_peers([(a, "eth0", r, "eth0"), (b, "eth0", r, "eth1")], ("http", "icmp"))
+        for src, dst, peer in ((a, b, procs[1]), (b, a, procs[0])):
+            for proto in ("icmp", "http"):
+                direction = f"{src.name}->r->{dst.name}"
+                rows.append(try_client(proto, src, dst, ready=peer.ready, direction=direction))
+    finally:
+        net.destroy()
+    return rows, timings
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from harness.runstate import Run
 
     _need_root()
     run = Run(args.run_dir, label="demo")
-    rows: list[dict[str, Any]] = []
     try:
-        t0 = time.monotonic()
-        net = build(pair("demo"), run)
-        built = time.monotonic() - t0
-        a, b = net["a"], net["b"]
-        procs = start_peers([(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")])
-        ready = time.monotonic() - t0
-        for src, dst, peer in ((a, b, procs[1]), (b, a, procs[0])):
-            for proto in peer.peers:
-                row: dict[str, Any] = {"protocol": proto, "direction": f"{src.name}->{dst.name}"}
-                try:
-                    secs = probes.probe_peer(
-                        proto,
-                        src=src,
-                        src_ifname="eth0",
-                        dst=dst,
-                        dst_ifname="eth0",
-                        ready=peer.ready,
-                    )
-                    row.update(ok=True, rtt_ms=round(secs * 1000, 3))
-                except (probes.ProbeFailed, OSError) as exc:
-                    row.update(ok=False, rtt_ms=None, error=str(exc))
-                rows.append(row)
-        net.destroy()
+        rows, timings = _demo_rows(run)
     finally:
         run.close()
-    ok = all(r["ok"] for r in rows)
+    ok = all(r.ok for r in rows)
     if args.json:
-        print(json.dumps({"results": rows, "setup_s": round(built, 4), "ready_s": round(ready, 4)}))
+        out: dict[str, Any] = {"results": [r.row() for r in rows], "run": run.id}
+        out.update({k: round(v, 4) for k, v in timings.items()})
+        print(json.dumps(out))
     else:
-        print(f"{'protocol':<9}{'direction':<11}{'result':<8}rtt")
+        print(f"{'protocol':<9}{'direction':<11}{'server':<10}{'result':<8}rtt")
         for r in rows:
-            rtt = f"{r['rtt_ms']:.3f} ms" if r["ok"] else r.get("error", "")
-            print(f"{r['protocol']:<9}{r['direction']:<11}{'ok' if r['ok'] else 'FAILED':<8}{rtt}")
-        print(f"topology built in {built * 1000:.1f} ms, all peers ready in {ready * 1000:.1f} ms")
+            rtt = f"{r.rtt_ms:.3f} ms" if r.ok else (r.error or "")
+            result = "ok" if r.ok else "FAILED"
+            print(f"{r.protocol:<9}{r.direction:<11}{r.server:<10}{result:<8}{rtt}")
+        print(
+            f"pair built in {timings['setup_s'] * 1000:.1f} ms, "
+            f"its peers ready in {timings.get('ready_s', 0) * 1000:.1f} ms; "
+            f"{sum(r.ok for r in rows)}/{len(rows)} exchanges ok"
+        )
     return 0 if ok else EXIT_FAILED
 
 
@@ -167,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-dir", default=DEFAULT_ROOT, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    demo = sub.add_parser("demo", help="build a pair, run every peer and client both ways")
+    demo = sub.add_parser(
+        "demo", help="build a pair and a line3, run every rawstack client both ways"
+    )
     demo.set_defaults(func=cmd_demo)
     up = sub.add_parser("up", help="build a topology from a YAML spec and keep it")
     up.add_argument("spec", help="YAML or JSON topology file")

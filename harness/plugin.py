@@ -38,7 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--netns-peers",
         default=",".join(ALL_PEERS),
         metavar="LIST",
-        help="peers serve-all runs on each node (default: http,udp,chao,icmp)",
+        help="peers the fixtures wait for and probe on each node (serve-all runs all four; "
+        "default: http,udp,chao,icmp)",
     )
     group.addoption(
         "--netns-run-dir",
@@ -86,11 +87,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """A peer that died during the test fails the test with its status and log tail."""
-    result = yield
-    for net in item.stash.get(NETWORKS, []):
-        for peer in net.peers.values():
-            peer.check_alive()
+    try:
+        result = yield
+    except Exception:
+        # The test's own failure (a timeout, say) is often just the symptom of the death.
+        _check_peers(item)
+        raise
+    _check_peers(item)
     return result
+
+
+def _check_peers(item: pytest.Item) -> None:
+    dead = [
+        peer
+        for net in item.stash.get(NETWORKS, [])
+        for peer in net.peers.values()
+        if peer.proc is not None and peer.proc.poll() is not None
+    ]
+    if dead:
+        # No traceback: it would only show this hook, not where the peer died. The test's
+        # own exception, if any, is still shown above it as the context.
+        pytest.fail("\n".join(peer.death_message() for peer in dead), pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -155,13 +172,14 @@ def netns_topology(
     for net in reversed(built):
         if keep:
             from harness.keeper import hand_over
+            from harness.runstate import DEFAULT_ROOT
 
-            name = f"{request.node.name}"[:40]
-            kept_as = hand_over(net, name)
+            kept_as = hand_over(net, request.node.name[:40])
+            root = "" if net.run.root == DEFAULT_ROOT else f" --run-dir {net.run.root}"
             request.config.stash[KEPT].append(
                 f"{request.node.nodeid}: kept as {kept_as!r}; enter a node with "
-                f"`nsenter --net=/run/netns/{net.prefix}-<node>` (or `ip netns exec`); "
-                f"remove with `netns-harness down {kept_as}`"
+                f"`nsenter --net=/run/netns/{net.prefix}-<node>` (or `ip netns exec "
+                f"{net.prefix}-<node>`); remove with `netns-harness{root} down {kept_as}`"
             )
         else:
             net.destroy()

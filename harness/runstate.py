@@ -139,17 +139,20 @@ class Manifest:
     path: Path
 
     def add(self, kind: str, key: str, **fields: Any) -> None:
-        self._write({"op": "add", "kind": kind, "key": key, **fields})
+        self.write([{"op": "add", "kind": kind, "key": key, **fields}])
 
     def remove(self, kind: str, key: str) -> None:
-        self._write({"op": "del", "kind": kind, "key": key})
+        self.write([{"op": "del", "kind": kind, "key": key}])
 
-    def _write(self, entry: dict[str, Any]) -> None:
-        # O_APPEND writes of one short line are atomic, so a crash never leaves half a record.
-        line = (json.dumps(entry, sort_keys=True) + "\n").encode()
+    def write(self, entries: list[dict[str, Any]]) -> None:
+        """Append entries (``op``, ``kind``, ``key``, ...) in one ``write``."""
+        if not entries:
+            return
+        # One short O_APPEND write is atomic in practice; a torn last line is skipped anyway.
+        data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries).encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, line)
+            os.write(fd, data)
         finally:
             os.close(fd)
 
@@ -201,6 +204,7 @@ class Run:
                 os.close(self._lock_fd)
                 shutil.rmtree(tmp, ignore_errors=True)
         self.manifest = Manifest(self.dir / "manifest.jsonl")
+        self._pid = os.getpid()
         owner = {"pid": os.getpid(), "start": nsutil.proc_start_time(os.getpid()), "label": label}
         (self.dir / "owner.json").write_text(json.dumps(owner), encoding="utf-8")
         self._reaper = _spawn_reaper(self.dir)
@@ -216,6 +220,10 @@ class Run:
     def close(self) -> None:
         """Remove everything still in the manifest, stop the reaper, drop the state dir."""
         if self.closed:
+            return
+        if os.getpid() != self._pid:
+            # A forked child (pyroute2's netns helpers fork) unwinding our stack: the run is
+            # the parent's, which is alive and still using it.
             return
         self.closed = True
         reap_dir(self.dir)
@@ -249,15 +257,15 @@ def _spawn_reaper(run_dir: Path) -> subprocess.Popen[bytes]:
             os.close(pidfd)
 
 
-def _ns_members(dev_ino: tuple[int, int]) -> list[int]:
-    """Pids whose network namespace is ``dev_ino`` (other than ours)."""
+def _ns_members(dev_inos: set[tuple[int, int]]) -> list[int]:
+    """Pids whose network namespace is one of ``dev_inos`` (other than ours): one /proc pass."""
     pids = []
     me = os.getpid()
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == me:
             continue
         try:
-            if nsutil.netns_inode(f"/proc/{name}/ns/net") == dev_ino:
+            if nsutil.netns_inode(f"/proc/{name}/ns/net") in dev_inos:
                 pids.append(int(name))
         except OSError:
             continue
@@ -277,15 +285,30 @@ def kill_process(pid: int, start: int | None) -> None:
 
 def remove_netns(path: str, dev_ino: tuple[int, int] | None) -> None:
     """Kill what runs inside, then unmount and unlink the namespace file."""
-    if dev_ino is None:
-        with contextlib.suppress(OSError):
-            dev_ino = nsutil.netns_inode(path)
-    if dev_ino is not None:
-        for pid in _ns_members(dev_ino):
+    remove_namespaces([(path, dev_ino)])
+
+
+def remove_namespaces(items: list[tuple[str, tuple[int, int] | None]]) -> None:
+    """:func:`remove_netns` for several namespaces with one scan of /proc.
+
+    Unmounting drops the last reference the harness holds, so the kernel then deletes the
+    namespace and every interface in it (a veth's peer too) on its own, asynchronously.
+    """
+    inos: set[tuple[int, int]] = set()
+    for path, known in items:
+        found = known
+        if found is None:
+            with contextlib.suppress(OSError):
+                found = nsutil.netns_inode(path)
+        if found is not None:
+            inos.add(found)
+    if inos:
+        for pid in _ns_members(inos):
             kill_process(pid, None)
-    nsutil.umount(path)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+    for path, _ in items:
+        nsutil.umount(path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def reap_dir(run_dir: Path) -> None:
@@ -295,11 +318,14 @@ def reap_dir(run_dir: Path) -> None:
     for entry in entries:
         if entry["kind"] == "proc":
             kill_process(int(entry["pid"]), entry.get("start"))
+    namespaces: list[tuple[str, tuple[int, int] | None]] = []
     for entry in reversed(entries):
         if entry["kind"] == "netns":
             ino = entry.get("dev_ino")
-            remove_netns(entry["key"], (int(ino[0]), int(ino[1])) if ino else None)
-        elif entry["kind"] == "file":
+            namespaces.append((entry["key"], (int(ino[0]), int(ino[1])) if ino else None))
+    remove_namespaces(namespaces)
+    for entry in reversed(entries):
+        if entry["kind"] == "file":
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry["key"])
     shutil.rmtree(run_dir, ignore_errors=True)

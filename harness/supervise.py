@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -37,11 +38,10 @@ class PeerDied(HarnessError):
     """A supervised peer process exited; the message carries its status and log tail."""
 
 
-def serve_all_argv(ifname: str, peers: Sequence[str]) -> list[str]:
-    argv = [sys.executable, "-m", "rawstack", "serve-all", "--iface", ifname]
-    if tuple(peers) != ALL_PEERS:
-        argv += ["--peers", ",".join(peers)]
-    return argv
+def serve_all_argv(ifname: str) -> list[str]:
+    # serve-all has no --peers: it always runs all four; the harness waits on and probes
+    # only the chosen ones.
+    return [sys.executable, "-m", "rawstack", "serve-all", "--iface", ifname]
 
 
 class PeerProcess:
@@ -61,13 +61,13 @@ class PeerProcess:
         self.ready_after = 0.0
 
     def start(self) -> None:
-        # Kernel echo off so our responder's replies are the only ones (one reply per ping).
-        if "icmp" in self.peers:
-            self.node.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+        # Kernel echo off so our responder's replies are the only ones (one reply per ping);
+        # serve-all runs its responder even when icmp is not among the chosen peers.
+        self.node.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
         self.started_at = time.monotonic()
         with open(self.err_path, "ab") as err:
             self.proc = self.node.popen(
-                serve_all_argv(self.ifname, self.peers),
+                serve_all_argv(self.ifname),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=err,
@@ -145,8 +145,15 @@ class PeerProcess:
 
     def death_message(self) -> str:
         code = self.proc.returncode if self.proc is not None else None
-        status = f"killed by signal {-code}" if code is not None and code < 0 else f"status {code}"
-        return f"{self.describe()} exited with {status}; stderr tail:\n{self.log_tail()}"
+        if code is not None and code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:  # a real-time signal has no name
+                name = "?"
+            how = f"was killed by signal {-code} ({name})"
+        else:
+            how = f"exited with status {code}"
+        return f"{self.describe()} {how}; stderr tail:\n{self.log_tail()}"
 
     def log_tail(self, lines: int = 20) -> str:
         try:

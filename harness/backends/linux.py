@@ -1,25 +1,28 @@
 """The Linux backend: network namespaces and veth pairs over netlink (pyroute2), no ``ip``.
 
-Theory of operation: each node's namespace is created by a helper thread that unshares a
-fresh namespace, bind-mounts ``/proc/thread-self/ns/net`` on ``/run/netns/<name>`` and opens
-a netlink socket there; pyroute2 then drives that socket from the caller's thread. A veth is
-created inside node A's namespace with its peer placed straight into node B's (``net_ns_fd``),
-so no interface ever appears in the root namespace and names need not be unique machine-wide.
-Every namespace is written to the run's manifest before it exists (see :mod:`harness.runstate`).
+Theory of operation: one helper thread creates every node's namespace in turn (``unshare``,
+bind-mount ``/proc/thread-self/ns/net`` on ``/run/netns/<name>``, open a ``NETLINK_ROUTE``
+socket there), so no namespace costs more than its own syscalls. The links, addresses and
+routes are then one :class:`~harness.backends.rtnl.Batch` per node, sent in node order: a
+link between two nodes is created by the earlier one with its peer placed straight into the
+later one's namespace (``IFLA_NET_NS_FD``), so no interface ever appears in the root
+namespace and names need not be unique machine-wide. Interface indexes are chosen here, so
+no batch waits on a lookup. Teardown unmounts the namespaces (the kernel then deletes them
+and their veths) after one scan of /proc for stray processes. Every namespace is written to
+the run's manifest before it exists (see :mod:`harness.runstate`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from harness.backends import nsutil
-from harness.runstate import NETNS_DIR, HarnessError, Run
+from harness.backends import nsutil, rtnl
+from harness.runstate import NETNS_DIR, HarnessError, Run, remove_namespaces
 from harness.topology.spec import Endpoint, Topology, validate
 
 # Tests expect addresses usable at once: without this IPv6 ones stay "tentative" (DAD) ~1s.
@@ -39,8 +42,48 @@ def _write_sysctls(items: Sequence[tuple[str, str]]) -> None:
             raise HarnessError(f"sysctl {key}={value}: {exc.strerror}") from None
 
 
+def _create_namespaces(nodes: Sequence[LinuxNode]) -> None:
+    """Create every node's namespace from one helper thread (see the module docstring)."""
+
+    def inside() -> None:
+        for node in nodes:
+            nsutil.unshare_net()
+            os.close(os.open(node.path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
+            nsutil.bind_mount("/proc/thread-self/ns/net", node.path)
+            node.fd = os.open(node.path, os.O_RDONLY | os.O_CLOEXEC)
+            _write_sysctls(_NODE_DEFAULT_SYSCTLS)
+            node.nl = rtnl.open_socket()
+            # Kernels with tunnel modules loaded put fallback devices (sit0, ...) in every
+            # new namespace: our indexes start after whatever is there.
+            node.next_index = max(i for i, _ in socket.if_nameindex()) + 1
+
+    nsutil.in_thread(inside, "netns-create")
+
+
+def stop_processes(nodes: Iterable[LinuxNode], timeout: float = 3.0) -> None:
+    """SIGTERM every process the nodes started, then SIGKILL what outlives ``timeout``."""
+    procs = [(node, proc) for node in nodes for proc in node.procs]
+    for _, proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 15)
+    for node, proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
+            proc.wait()
+        # The group may hold grandchildren even after its leader exited.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, 9)
+        node.net.run.manifest.remove("proc", f"pid:{proc.pid}")
+    for node, _ in procs:
+        node.procs.clear()
+
+
 class LinuxNode:
-    """One node: its namespace, netlink handle and ways to run things inside it."""
+    """One node: its namespace, netlink socket and ways to run things inside it."""
 
     def __init__(self, net: Network, name: str, netns: str) -> None:
         self.net = net
@@ -48,29 +91,26 @@ class LinuxNode:
         self.netns = netns
         self.path = os.path.join(NETNS_DIR, netns)
         self.fd = -1
-        self._nl: socket.socket | None = None
-        self.ipr: Any = None
+        self.nl: socket.socket | None = None
+        self.next_index = 2
+        self._ipr: Any = None
         self.procs: list[subprocess.Popen[Any]] = []
 
-    # -- creation -----------------------------------------------------------------------
-    def create(self) -> None:
-        self.net.run.manifest.add("netns", self.path)
+    @property
+    def ipr(self) -> Any:
+        """A pyroute2 ``IPRoute`` inside the node, for what the helpers here do not cover."""
+        if self._ipr is None:
+            from pyroute2 import IPRoute
 
-        def inside() -> tuple[socket.socket, int]:
-            nsutil.unshare_net()
-            os.close(os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
-            nsutil.bind_mount("/proc/thread-self/ns/net", self.path)
-            _write_sysctls(_NODE_DEFAULT_SYSCTLS)
-            nl = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0)  # NETLINK_ROUTE
-            return nl, os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            sock = nsutil.in_netns(self.fd, rtnl.open_socket)
+            self._ipr = IPRoute(use_socket=sock)
+            self._ipr_sock = sock
+        return self._ipr
 
-        self._nl, self.fd = nsutil.in_new_netns(inside)
-        dev, ino = nsutil.netns_inode(self.path)
-        self.net.run.manifest.add("netns", self.path, dev_ino=[dev, ino])
-        from pyroute2 import IPRoute
-
-        self.ipr = IPRoute(use_socket=self._nl)
-        self.ipr.link("set", index=1, state="up")  # lo is always ifindex 1 in a new namespace
+    def alloc_index(self) -> int:
+        index = self.next_index
+        self.next_index += 1
+        return index
 
     # -- access from tests --------------------------------------------------------------
     def endpoints(self) -> list[Endpoint]:
@@ -98,14 +138,22 @@ class LinuxNode:
 
     def mac(self, ifname: str = "eth0") -> str:
         """The interface's MAC address as the kernel reports it."""
-        idx = self.ifindex(ifname)
-        return str(self.ipr.get_links(idx)[0].get("address"))
+        return str(self._link(ifname).get_attr("IFLA_ADDRESS"))
 
     def ifindex(self, ifname: str) -> int:
-        found = self.ipr.link_lookup(ifname=ifname)
-        if not found:
+        return int(self._link(ifname)["index"])
+
+    def netlink(self) -> socket.socket:
+        """The node's ``NETLINK_ROUTE`` socket (for :mod:`harness.backends.rtnl` batches)."""
+        if self.nl is None:
+            raise HarnessError(f"node {self.name} is not built (or already removed)")
+        return self.nl
+
+    def _link(self, ifname: str) -> Any:
+        found = rtnl.get_link(self.netlink(), name=ifname)
+        if found is None:
             raise LookupError(f"node {self.name} has no interface {ifname!r}")
-        return int(found[0])
+        return found
 
     def socket(
         self, family: int = socket.AF_INET, type: int = socket.SOCK_DGRAM, proto: int = 0
@@ -152,42 +200,25 @@ class LinuxNode:
 
     def stop_processes(self, timeout: float = 3.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``, every process started with :meth:`popen`."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, 15)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, 9)
-                proc.wait()
-            # The group may hold grandchildren even after its leader exited.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, 9)
-            self.net.run.manifest.remove("proc", f"pid:{proc.pid}")
-        self.procs.clear()
+        stop_processes([self], timeout)
 
-    def destroy(self) -> None:
-        from harness.runstate import remove_netns
-
-        self.stop_processes()
-        if self.ipr is not None:
+    def close(self) -> tuple[int, int] | None:
+        """Close the harness's handles on the namespace; return its (dev, inode)."""
+        if self._ipr is not None:
             with contextlib.suppress(Exception):
-                self.ipr.close()
-            self.ipr = None
-        if self._nl is not None:
-            self._nl.close()
-            self._nl = None
+                self._ipr.close()
+            self._ipr_sock.close()
+            self._ipr = None
+        if self.nl is not None:
+            self.nl.close()
+            self.nl = None
         dev_ino = None
         if self.fd >= 0:
             st = os.fstat(self.fd)
             dev_ino = (st.st_dev, st.st_ino)
             os.close(self.fd)
             self.fd = -1
-        remove_netns(self.path, dev_ino)
-        self.net.run.manifest.remove("netns", self.path)
+        return dev_ino
 
     def __repr__(self) -> str:
         return f"<LinuxNode {self.name} netns={self.netns}>"
@@ -209,18 +240,31 @@ class Network:
 
     def build(self) -> Network:
         try:
-            for node in self.topology.nodes:
-                ln = LinuxNode(self, node.name, f"{self.prefix}-{node.name}")
-                self.nodes[node.name] = ln
-                ln.create()
-            for link in self.topology.links:
-                self._add_link(link.a, link.b)
-            for node in self.topology.nodes:
-                ln = self.nodes[node.name]
-                if node.sysctls:
-                    ln.set_sysctls(node.sysctls)
-                for route in node.routes:
-                    self._add_route(ln, route.dst, route.via)
+            nodes = [
+                LinuxNode(self, node.name, f"{self.prefix}-{node.name}")
+                for node in self.topology.nodes
+            ]
+            self.nodes = {n.name: n for n in nodes}
+            self.run.manifest.write([{"op": "add", "kind": "netns", "key": n.path} for n in nodes])
+            _create_namespaces(nodes)
+            self.run.manifest.write(
+                [
+                    {"op": "add", "kind": "netns", "key": n.path, "dev_ino": list(ino)}
+                    for n in nodes
+                    for ino in [nsutil.netns_inode(n.path)]
+                ]
+            )
+            self._configure()
+            with_sysctls = [(self.nodes[n.name], n.sysctls) for n in self.topology.nodes]
+            with_sysctls = [(ln, items) for ln, items in with_sysctls if items]
+            if with_sysctls:
+
+                def write_all() -> None:
+                    for ln, items in with_sysctls:
+                        nsutil.setns(ln.fd)
+                        _write_sysctls(items)
+
+                nsutil.in_thread(write_all)
         except BaseException as exc:
             self.destroy()
             if isinstance(exc, PermissionError):
@@ -232,46 +276,55 @@ class Network:
             raise
         return self
 
-    def _add_link(self, a: Endpoint, b: Endpoint) -> None:
-        na, nb = self.nodes[a.node], self.nodes[b.node]
-        peer: dict[str, Any] = {"ifname": b.ifname}
-        if nb is not na:
-            peer["net_ns_fd"] = nb.fd
-        if b.mac:
-            peer["address"] = b.mac
-        kw: dict[str, Any] = {"ifname": a.ifname, "kind": "veth", "peer": peer}
-        if a.mac:
-            kw["address"] = a.mac
-        na.ipr.link("add", **kw)
-        for node, ep in ((na, a), (nb, b)):
-            idx = node.ifindex(ep.ifname)
-            for iface in ep.interfaces():
-                node.ipr.addr(
-                    "add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen
-                )
-            up: dict[str, Any] = {"index": idx, "state": "up"}
-            if ep.mtu:
-                up["mtu"] = ep.mtu
-            node.ipr.link("set", **up)
-
-    def _add_route(self, node: LinuxNode, dst: str, via: str) -> None:
-        gw = ipaddress.ip_address(via)
-        if dst == "default":
-            dst = "0.0.0.0/0" if gw.version == 4 else "::/0"
-        family = socket.AF_INET if gw.version == 4 else socket.AF_INET6
-        node.ipr.route("add", dst=dst, gateway=via, family=family)
+    def _configure(self) -> None:
+        """Links, addresses and routes: one netlink batch per node, all sent, then ACKs read."""
+        order = list(self.nodes)
+        rank = {name: i for i, name in enumerate(order)}
+        batches = {name: rtnl.Batch(f"node {name}") for name in order}
+        for name in order:
+            batches[name].link_set(1, "lo")
+        indexes: dict[tuple[str, str], int] = {}
+        for link in self.topology.links:
+            a, b = link.a, link.b
+            if rank[b.node] < rank[a.node]:
+                a, b = b, a  # the earlier node creates it: the later one's batch finds it
+            na, nb = self.nodes[a.node], self.nodes[b.node]
+            ia, ib = na.alloc_index(), nb.alloc_index()
+            indexes[(a.node, a.ifname)], indexes[(b.node, b.ifname)] = ia, ib
+            batches[a.node].veth(
+                ia,
+                a.ifname,
+                ib,
+                b.ifname,
+                peer_netns_fd=None if nb is na else nb.fd,
+                mac=a.mac,
+                peer_mac=b.mac,
+                what=f"add veth {a.node}:{a.ifname} <-> {b.node}:{b.ifname}",
+            )
+        for link in self.topology.links:
+            for ep in (link.a, link.b):
+                index = indexes[(ep.node, ep.ifname)]
+                for iface in ep.interfaces():
+                    batches[ep.node].addr(index, ep.ifname, iface)
+                batches[ep.node].link_set(index, ep.ifname, mtu=ep.mtu)
+        pending = [rtnl.send(self.nodes[n].netlink(), batches[n]) for n in order]
+        # Routes last, once every link of every node is up (IPv6 gateways need that).
+        for node in self.topology.nodes:
+            if node.routes:
+                batch = rtnl.Batch(f"node {node.name}")
+                for route in node.routes:
+                    batch.route(route.dst, route.via)
+                pending.append(rtnl.send(self.nodes[node.name].netlink(), batch))
+        rtnl.collect(pending)
 
     def release(self) -> None:
         """Forget every resource without removing it (another run took ownership)."""
+        stop_processes(self.nodes.values())
         for node in self.nodes.values():
-            node.stop_processes()
-            if node.ipr is not None:
-                node.ipr.close()
-            if node._nl is not None:
-                node._nl.close()
-            if node.fd >= 0:
-                os.close(node.fd)
-            self.run.manifest.remove("netns", node.path)
+            node.close()
+        self.run.manifest.write(
+            [{"op": "del", "kind": "netns", "key": n.path} for n in self.nodes.values()]
+        )
         self.destroyed = True
 
     def describe(self) -> dict[str, Any]:
@@ -289,14 +342,15 @@ class Network:
         if self.destroyed:
             return
         self.destroyed = True
-        errors = []
-        for node in reversed(list(self.nodes.values())):
-            try:
-                node.destroy()
-            except Exception as exc:  # keep going: the rest must still go
-                errors.append(exc)
-        if errors:
-            raise HarnessError(f"teardown: {errors[0]}")
+        nodes = list(reversed(self.nodes.values()))
+        try:
+            stop_processes(nodes)
+        finally:
+            items = [(n.path, n.close()) for n in nodes]
+            remove_namespaces(items)
+            self.run.manifest.write(
+                [{"op": "del", "kind": "netns", "key": path} for path, _ in items]
+            )
 
 
 def build(topology: Topology, run: Run) -> Network:

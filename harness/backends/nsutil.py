@@ -68,42 +68,42 @@ def umount(path: str) -> None:
             raise OSError(err, f"umount: {os.strerror(err)}", path)
 
 
-def in_netns(nsfd: int, fn: Callable[[], T]) -> T:
-    """Run ``fn`` in a new thread that first joined namespace ``nsfd``; return its result."""
+def in_thread(fn: Callable[[], T], name: str = "netns-helper") -> T:
+    """Run ``fn`` in a new thread (whose namespace changes die with it); return its result."""
     box: dict[str, object] = {}
 
     def body() -> None:
         try:
-            setns(nsfd)
             box["v"] = fn()
         except BaseException as exc:
             box["e"] = exc
 
-    t = threading.Thread(target=body, name="netns-helper", daemon=True)
+    t = threading.Thread(target=body, name=name, daemon=True)
     t.start()
     t.join()
     if "e" in box:
         raise box["e"]  # type: ignore[misc]
     return box["v"]  # type: ignore[return-value]
+
+
+def in_netns(nsfd: int, fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a new thread that first joined namespace ``nsfd``; return its result."""
+
+    def body() -> T:
+        setns(nsfd)
+        return fn()
+
+    return in_thread(body)
 
 
 def in_new_netns(fn: Callable[[], T]) -> T:
     """Run ``fn`` in a new thread that first unshared a fresh network namespace."""
-    box: dict[str, object] = {}
 
-    def body() -> None:
-        try:
-            unshare_net()
-            box["v"] = fn()
-        except BaseException as exc:
-            box["e"] = exc
+    def body() -> T:
+        unshare_net()
+        return fn()
 
-    t = threading.Thread(target=body, name="netns-create", daemon=True)
-    t.start()
-    t.join()
-    if "e" in box:
-        raise box["e"]  # type: ignore[misc]
-    return box["v"]  # type: ignore[return-value]
+    return in_thread(body, "netns-create")
 
 
 def child_preexec(nsfd: int, deathsig: bool = True) -> Callable[[], None]:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from rawstack.engines.chao import ChaoReply
+from rawstack.errors import ExchangeFailed
 from rawstack.peers.chao import DEFAULT_MESSAGE, ChaoServer, chao_exchange
 from rawstack.peers.serve_all import serve
 
@@ -32,9 +33,7 @@ def register(subparsers: Any) -> None:
     send_p.add_argument(
         "-i", "--interval", type=float, default=1.0, help="seconds between requests (default 1)"
     )
-    send_p.add_argument(
-        "--timeout", type=float, default=2.0, help="seconds to wait for each reply"
-    )
+    send_p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each reply")
     send_p.add_argument("--json", action="store_true", help="print one JSON object")
     send_p.set_defaults(func=run_send)
 
@@ -67,5 +66,9 @@ def run_send(args: argparse.Namespace) -> int:
         print(
             f"{result.sent} requests sent, {result.received} replies received, "
             f"{len(result.lost)} lost"
+        )
+    if not result.ok:
+        raise ExchangeFailed(
+            f"no CHAO reply on {args.iface} from {result.to} within {args.timeout:g}s"
         )
     return 0

@@ -13,7 +13,6 @@ counted, never reported as answers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from rawstack.codec import DecodeError
 from rawstack.codec.chao import CHAO_REPLY, CHAO_REQUEST, Chao
@@ -30,9 +29,9 @@ class Verdict:
 
     action: str
     reason: str = ""
-    frame: Optional[bytes] = None
-    seq: Optional[int] = None
-    peer: Optional[str] = None  # the sender's MAC, when the frame got that far
+    frame: bytes | None = None
+    seq: int | None = None
+    peer: str | None = None  # the sender's MAC, when the frame got that far
 
 
 def server_verdict(frame: bytes, my_mac: bytes, outgoing: bool = False) -> Verdict:
@@ -113,7 +112,7 @@ class ChaoClient:
         self.sent += 1
         return seq, frame
 
-    def feed(self, frame: bytes, now: float) -> Optional[ChaoReply]:
+    def feed(self, frame: bytes, now: float) -> ChaoReply | None:
         """A received frame; the matched reply, or None for anything else."""
         try:
             eth = Ethernet.decode(frame)
@@ -153,7 +152,7 @@ class ChaoClient:
     def outstanding(self) -> list[int]:
         return list(self._pending)
 
-    def next_deadline(self, timeout: float) -> Optional[float]:
+    def next_deadline(self, timeout: float) -> float | None:
         """When the oldest outstanding request expires (monotonic), or None."""
         if not self._pending:
             return None

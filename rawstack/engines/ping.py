@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Union
 
 from rawstack.codec import DecodeError
 from rawstack.codec.icmp import ECHO_REPLY, ECHO_REQUEST, IcmpEcho, IcmpError, decode_icmp
@@ -49,7 +49,7 @@ class EchoReply:
     seq: int
     src: str
     size: int  # ICMP bytes, header included (iputils' "64 bytes")
-    ttl: Optional[int]
+    ttl: int | None
     rtt_us: int
     duplicate: bool
 
@@ -117,9 +117,7 @@ class PingStats:
         if self.received and self.rtts_us:
             mn, avg, mx, mdev = rtt_summary_us(self.rtts_us)
             lines.append(
-                "rtt min/avg/max/mdev = "
-                + "/".join(_ms3(v) for v in (mn, avg, mx, mdev))
-                + " ms"
+                "rtt min/avg/max/mdev = " + "/".join(_ms3(v) for v in (mn, avg, mx, mdev)) + " ms"
             )
         return lines
 
@@ -138,14 +136,14 @@ class PingSession:
     dst: str
     ident: int
     size: int = DEFAULT_SIZE
-    start: Optional[float] = None
+    start: float | None = None
     transmitted: int = 0
     received: int = 0
     duplicates: int = 0
     errors: int = 0
     rtts_us: list[int] = field(default_factory=list)
     _sent: dict[int, _Sent] = field(default_factory=dict)
-    _last: Optional[float] = None
+    _last: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.ident <= 0xFFFF:
@@ -153,10 +151,10 @@ class PingSession:
         if not 0 <= self.size <= MAX_SIZE:
             raise ValueError(f"packet size must be 0..{MAX_SIZE}, not {self.size}")
 
-    def header_line(self) -> str:
+    def header_line(self, host: str | None = None) -> str:
         """iputils' first line, e.g. ``PING 10.0.0.2 (10.0.0.2) 56(84) bytes of data.``"""
         total = self.size + ICMP_HEADER_LEN + IPV4_HEADER_LEN
-        return f"PING {self.dst} ({self.dst}) {self.size}({total}) bytes of data."
+        return f"PING {host or self.dst} ({self.dst}) {self.size}({total}) bytes of data."
 
     def next_request(self, now: float, wall: float) -> tuple[int, bytes]:
         """``(seq, ICMP echo request bytes)`` for the next request; ``now`` is monotonic."""
@@ -170,7 +168,7 @@ class PingSession:
         echo = IcmpEcho(ECHO_REQUEST, self.ident, seq, payload)
         return seq, echo.encode()
 
-    def feed_ip(self, packet: bytes, now: float) -> Optional[Event]:
+    def feed_ip(self, packet: bytes, now: float) -> Event | None:
         """A whole wire-format IPv4 packet read from a raw ICMP socket."""
         try:
             ip = IPv4.decode(packet)
@@ -180,7 +178,7 @@ class PingSession:
             return None
         return self.feed_icmp(ip.payload, ip.src, ip.ttl, now)
 
-    def feed_icmp(self, message: bytes, src: str, ttl: Optional[int], now: float) -> Optional[Event]:
+    def feed_icmp(self, message: bytes, src: str, ttl: int | None, now: float) -> Event | None:
         """The ICMP message alone (ping sockets), from ``src``; None if it is not ours."""
         try:
             icmp = decode_icmp(message)
@@ -206,7 +204,7 @@ class PingSession:
             self.received += 1
         return EchoReply(icmp.seq, src, len(message), ttl, rtt_us, duplicate)
 
-    def _feed_error(self, icmp: IcmpError, src: str) -> Optional[EchoError]:
+    def _feed_error(self, icmp: IcmpError, src: str) -> EchoError | None:
         # The error quotes our request's IP header and its first 8 bytes (RFC 792).
         quoted = icmp.quoted
         if len(quoted) < IPV4_HEADER_LEN:
@@ -225,8 +223,8 @@ class PingSession:
         """Sequence numbers still waiting for a reply."""
         return [seq for seq, s in self._sent.items() if not s.replied]
 
-    def stats(self, now: Optional[float] = None) -> PingStats:
-        """Statistics so far; ``elapsed`` runs from the first send to ``now`` (or the last event)."""
+    def stats(self, now: float | None = None) -> PingStats:
+        """Statistics so far; elapsed time runs from the first send to ``now`` (or last event)."""
         end = now if now is not None else self._last
         elapsed = 0.0 if self.start is None or end is None else max(0.0, end - self.start)
         return PingStats(
@@ -235,7 +233,7 @@ class PingSession:
             received=self.received,
             duplicates=self.duplicates,
             errors=self.errors,
-            elapsed_ms=int((elapsed * 1_000_000 + 500) // 1000),
+            elapsed_ms=(round(elapsed * 1_000_000) + 500) // 1000,  # iputils rounds usec
             rtts_us=tuple(self.rtts_us),
         )
 
@@ -258,10 +256,7 @@ def rtt_summary_us(rtts_us: tuple[int, ...] | list[int]) -> tuple[int, int, int,
     tsum2 = sum(r * r for r in rtts_us)
     avg = tsum // total
     int_max = 2**31 - 1
-    if tsum < int_max:
-        var = (tsum2 - (tsum * tsum) // total) // total
-    else:
-        var = tsum2 // total - avg * avg
+    var = (tsum2 - tsum * tsum // total) // total if tsum < int_max else tsum2 // total - avg * avg
     return min(rtts_us), avg, max(rtts_us), _llsqrt(var)
 
 

@@ -10,12 +10,12 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from rawstack.codec.chao import max_payload
 from rawstack.codec.ethernet import BROADCAST_MAC, ETH_P_CHAO, mac_to_bytes, mac_to_str
 from rawstack.engines.chao import DROP, REPLY, ChaoClient, ChaoReply, server_verdict
-from rawstack.errors import ExchangeFailed, RawstackError, UsageError
+from rawstack.errors import RawstackError, UsageError
 from rawstack.peers.base import log
 from rawstack.peers.loop import Loop, Timer
 from rawstack.sockets.link import LinkSocket, open_link
@@ -30,8 +30,8 @@ class ChaoServer:
 
     def __init__(self, iface: str) -> None:
         self.iface = iface
-        self._link: Optional[LinkSocket] = None
-        self._loop: Optional[Loop] = None
+        self._link: LinkSocket | None = None
+        self._loop: Loop | None = None
         self.counts: Counter[str] = Counter()
 
     def start(self, loop: Loop) -> dict[str, Any]:
@@ -95,6 +95,11 @@ class ChaoResult:
         return len(self.replies)
 
     @property
+    def ok(self) -> bool:
+        """At least one reply, as ping counts success."""
+        return bool(self.replies)
+
+    @property
     def rtts(self) -> list[float]:
         return [r.rtt for r in self.replies]
 
@@ -121,7 +126,9 @@ def parse_destination(to: str) -> bytes:
     try:
         return mac_to_bytes(to)
     except ValueError as exc:
-        raise UsageError(f"bad MAC address {to!r}: expected aa:bb:cc:dd:ee:ff or broadcast") from exc
+        raise UsageError(
+            f"bad MAC address {to!r}: expected aa:bb:cc:dd:ee:ff or broadcast"
+        ) from exc
 
 
 def chao_exchange(
@@ -130,13 +137,14 @@ def chao_exchange(
     message: bytes | str = DEFAULT_MESSAGE,
     count: int = 1,
     timeout: float = 2.0,
+    *,
     interval: float = 1.0,
-    on_reply: Optional[Callable[[ChaoReply], None]] = None,
+    on_reply: Callable[[ChaoReply], None] | None = None,
     first_seq: int = 1,
 ) -> ChaoResult:
     """Send ``count`` requests ``interval`` s apart and wait up to ``timeout`` s for each.
 
-    Raises :class:`ExchangeFailed` when no reply at all arrived (like ping's exit 1).
+    The result says what came back; ``result.ok`` is False when no reply arrived.
     """
     payload = message.encode() if isinstance(message, str) else bytes(message)
     dst = parse_destination(to)
@@ -154,15 +162,20 @@ def chao_exchange(
             )
         client = ChaoClient(link.mac, dst, next_seq=first_seq)
         result = ChaoResult(iface, mac_to_str(dst))
-        _ClientRun(loop, link, client, result, payload, count, timeout, interval, on_reply).run()
+        _ClientRun(
+            loop=loop,
+            link=link,
+            client=client,
+            result=result,
+            payload=payload,
+            count=count,
+            timeout=timeout,
+            interval=interval,
+            on_reply=on_reply,
+        ).run()
     finally:
         loop.close()
         link.close()
-    if not result.replies:
-        raise ExchangeFailed(
-            f"no CHAO reply on {iface} from {result.to} to {result.sent} request(s) "
-            f"within {timeout:g}s"
-        )
     return result
 
 
@@ -171,6 +184,7 @@ class _ClientRun:
 
     def __init__(
         self,
+        *,
         loop: Loop,
         link: LinkSocket,
         client: ChaoClient,
@@ -179,12 +193,12 @@ class _ClientRun:
         count: int,
         timeout: float,
         interval: float,
-        on_reply: Optional[Callable[[ChaoReply], None]],
+        on_reply: Callable[[ChaoReply], None] | None,
     ) -> None:
         self.loop, self.link, self.client, self.result = loop, link, client, result
         self.payload, self.count, self.timeout, self.interval = payload, count, timeout, interval
         self.on_reply = on_reply
-        self.expiry: Optional[Timer] = None
+        self.expiry: Timer | None = None
 
     def run(self) -> None:
         self.loop.add_reader(self.link, self._on_readable)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from rawstack.codec import DecodeError
 from rawstack.codec.icmp import ECHO_REPLY, ECHO_REQUEST, IcmpEcho, decode_icmp
@@ -31,7 +31,7 @@ ECHO_IGNORE_ALL = Path("/proc/sys/net/ipv4/icmp_echo_ignore_all")
 REPLY_TTL = 64
 
 
-def kernel_answers_echo(path: Path = ECHO_IGNORE_ALL) -> Optional[bool]:
+def kernel_answers_echo(path: Path = ECHO_IGNORE_ALL) -> bool | None:
     """True when this namespace's kernel replies to echo requests itself; None if unknown."""
     try:
         return path.read_text().strip() == "0"
@@ -39,7 +39,7 @@ def kernel_answers_echo(path: Path = ECHO_IGNORE_ALL) -> Optional[bool]:
         return None
 
 
-def build_reply(request: bytes, ident: int) -> Optional[tuple[bytes, str]]:
+def build_reply(request: bytes, ident: int) -> tuple[bytes, str] | None:
     """``(wire reply packet, destination)`` for a wire echo request, or None to ignore it.
 
     Raises :class:`DecodeError` for a malformed packet (the caller logs the reason).
@@ -75,17 +75,23 @@ class IcmpResponder:
 
     name = "icmp"
 
-    def __init__(self, iface: Optional[str] = None, quirks: Optional[KernelQuirks] = None) -> None:
+    def __init__(self, iface: str | None = None, quirks: KernelQuirks | None = None) -> None:
         self.iface = iface
         self.quirks = quirks
-        self._loop: Optional[Loop] = None
-        self._rx: Optional[RawIpReceiver] = None
-        self._tx: Optional[RawIpSender] = None
+        self._loop: Loop | None = None
+        self._rx: RawIpReceiver | None = None
+        self._tx: RawIpSender | None = None
         self._ident = 0
         self.counts: Counter[str] = Counter()
 
     def start(self, loop: Loop) -> dict[str, Any]:
         quirks = self.quirks or host_quirks()
+        try:
+            self._rx = open_raw_icmp_receiver(quirks, {ECHO_REQUEST}, self.iface)
+            self._tx = open_raw_ip_sender(quirks)
+        except BaseException:
+            self.close()
+            raise
         if kernel_answers_echo():
             log(
                 self.name,
@@ -94,12 +100,6 @@ class IcmpResponder:
             )
         elif quirks.echo_request_to_raw is False:
             log(self.name, f"warning: {quirks.label} does not pass echo requests to raw sockets")
-        try:
-            self._rx = open_raw_icmp_receiver(quirks, {ECHO_REQUEST}, self.iface)
-            self._tx = open_raw_ip_sender(quirks)
-        except BaseException:
-            self.close()
-            raise
         self._loop = loop
         loop.add_reader(self._rx, self._on_readable)
         return {"iface": self.iface}

@@ -8,17 +8,18 @@ error propagates (the CLI prints it as one line).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Optional
+from collections.abc import Callable, Sequence
 
+from rawstack.errors import UsageError
 from rawstack.peers.base import Server, announce_ready, log
 from rawstack.peers.loop import Loop
 
 
-def serve(servers: Sequence[Server], loop: Optional[Loop] = None) -> int:
+def serve(servers: Sequence[Server], loop: Loop | None = None) -> int:
     """Start ``servers``, print their ready lines, run until a signal; return 0."""
     loop = loop or Loop()
     started: list[Server] = []
+    serving = False
     try:
         loop.install_signal_handlers()
         ready = []
@@ -28,15 +29,32 @@ def serve(servers: Sequence[Server], loop: Optional[Loop] = None) -> int:
             ready.append((server.name, fields))
         for name, fields in ready:
             announce_ready(name, **fields)
+        serving = True
         loop.run()
     finally:
         for server in reversed(started):
             try:
                 server.close()
             finally:
-                log(server.name, "stopped " + json.dumps(server.stats(), sort_keys=True))
+                # A failed start is reported as one error line; stats only after serving.
+                if serving:
+                    log(server.name, "stopped " + json.dumps(server.stats(), sort_keys=True))
         loop.close()
     return 0
+
+
+ALL_PEERS = ("http", "udp", "chao", "icmp")
+
+
+def parse_peers(text: str) -> tuple[str, ...]:
+    """``"chao,icmp"`` -> ``("chao", "icmp")`` in serving order; unknown names are a UsageError."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(ALL_PEERS))
+    if unknown or not names:
+        raise UsageError(
+            f"bad --peers {text!r}: choose from {','.join(ALL_PEERS)} (comma-separated)"
+        )
+    return tuple(p for p in ALL_PEERS if p in names)
 
 
 def default_servers(
@@ -44,16 +62,18 @@ def default_servers(
     http_port: int = 8080,
     udp_port: int = 8080,
     bind: str = "0.0.0.0",
+    peers: Sequence[str] = ALL_PEERS,
 ) -> list[Server]:
-    """The four peers the harness runs on each side: HTTP, UDP echo, CHAO and ICMP."""
+    """The peers the harness runs on each side: HTTP, UDP echo, CHAO and ICMP (or a subset)."""
     from rawstack.peers.chao import ChaoServer
     from rawstack.peers.http_server import HttpServer
     from rawstack.peers.icmp import IcmpResponder
     from rawstack.peers.udp import UdpEchoServer
 
-    return [
-        HttpServer(bind, http_port),
-        UdpEchoServer(bind, udp_port),
-        ChaoServer(iface),
-        IcmpResponder(iface),
-    ]
+    makers: dict[str, Callable[[], Server]] = {
+        "http": lambda: HttpServer(bind, http_port),
+        "udp": lambda: UdpEchoServer(bind, udp_port),
+        "chao": lambda: ChaoServer(iface),
+        "icmp": lambda: IcmpResponder(iface),
+    }
+    return [makers[name]() for name in ALL_PEERS if name in peers]

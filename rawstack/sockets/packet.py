@@ -9,6 +9,7 @@ only filter, and Python never sees a frame it must throw away. packet(7).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import socket
@@ -89,12 +90,10 @@ def open_packet(ifname: str, ethertype: int = 0x88B5) -> PacketSocket:
     try:
         with translated(what):
             sock.setblocking(False)
-            try:
-                # Our own transmissions would otherwise be looped back to us; the pkttype
-                # check in recv_frames stays for kernels older than 4.20.
+            # Our own transmissions would otherwise be looped back to us; the pkttype
+            # check in recv_frames stays for kernels older than 4.20.
+            with contextlib.suppress(OSError):
                 sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-            except OSError:
-                pass
             sock.bind((ifname, ethertype))
             return PacketSocket(sock, ifname, ethertype)
     except BaseException:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import socket
 import struct
 import sys
-from typing import Optional
 
 from rawstack.errors import PrivilegeError, RawstackError, UsageError
 from rawstack.quirks import KernelQuirks, raw_to_wire, wire_to_raw
@@ -107,7 +106,7 @@ def icmp_filter_mask(accept_types: frozenset[int] | set[int] | tuple[int, ...]) 
 def open_raw_icmp_receiver(
     quirks: KernelQuirks,
     accept_types: frozenset[int] | set[int] | tuple[int, ...],
-    iface: Optional[str] = None,
+    iface: str | None = None,
 ) -> RawIpReceiver:
     """AF_INET/SOCK_RAW/IPPROTO_ICMP that only reads ``accept_types``.
 
@@ -125,7 +124,8 @@ def open_raw_icmp_receiver(
         with translated(what):
             sock.setblocking(False)
             if quirks.has_icmp_filter:
-                sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", icmp_filter_mask(accept_types)))
+                mask = struct.pack("I", icmp_filter_mask(accept_types))
+                sock.setsockopt(SOL_RAW, ICMP_FILTER, mask)
             if iface is not None:
                 _bind_to_device(sock, iface)
     except BaseException:
@@ -152,19 +152,57 @@ def open_raw_tcp(quirks: KernelQuirks) -> RawIpReceiver:
     return RawIpReceiver(sock, quirks)
 
 
-def open_ping_dgram() -> socket.socket:
-    """The Linux unprivileged ICMP socket (SOCK_DGRAM/IPPROTO_ICMP).
+class PingSocket:
+    """The Linux unprivileged ICMP socket; the kernel owns the IP header and the echo id."""
 
-    The kernel owns the IP header and the echo id (it acts as the local port); reads are
-    the ICMP message alone. IP_RECVTTL delivers the reply's TTL as ancillary data.
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.ident: int = sock.getsockname()[1]  # the echo id is the socket's local port
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def set_ttl(self, ttl: int) -> None:
+        with translated("setting the ICMP socket's TTL"):
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+
+    def send(self, message: bytes, dst: str) -> None:
+        """Send an ICMP echo request (the kernel rewrites its id and checksum)."""
+        with translated(f"sending an echo request to {dst}"):
+            self.sock.sendto(message, (dst, 0))
+
+    def recv_messages(self) -> list[tuple[bytes, str, int | None]]:
+        """Drain ``(ICMP message, source, TTL or None)`` triples readable now."""
+        out: list[tuple[bytes, str, int | None]] = []
+        while True:
+            try:
+                data, ancillary, _flags, addr = self.sock.recvmsg(RECV_BUFFER, socket.CMSG_SPACE(4))
+            except (BlockingIOError, InterruptedError):
+                return out
+            except OSError as exc:
+                raise RawstackError(f"reading the ICMP socket: {exc.strerror}") from exc
+            ttl: int | None = None
+            for level, kind, value in ancillary:
+                if level == socket.IPPROTO_IP and kind == socket.IP_TTL and len(value) >= 4:
+                    ttl = int.from_bytes(value[:4], sys.byteorder)
+            out.append((data, addr[0], ttl))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def open_ping_dgram() -> PingSocket:
+    """The Linux unprivileged ICMP socket (SOCK_DGRAM/IPPROTO_ICMP), bound to a free id.
+
+    Only groups inside ``net.ipv4.ping_group_range`` may open it (root included); reads
+    are the ICMP message alone, and IP_RECVTTL delivers the reply's TTL as ancillary data.
     """
     try:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
     except PermissionError as exc:
         raise PrivilegeError(
             "opening an unprivileged ICMP socket",
-            "a group id inside net.ipv4.ping_group_range (or drop --unprivileged and use"
-            " CAP_NET_RAW)",
+            "a group id inside net.ipv4.ping_group_range (or CAP_NET_RAW without --unprivileged)",
         ) from exc
     except OSError as exc:
         raise RawstackError(f"opening an unprivileged ICMP socket: {exc.strerror}") from exc
@@ -172,10 +210,11 @@ def open_ping_dgram() -> socket.socket:
         with translated("configuring the ICMP socket"):
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+            sock.bind(("0.0.0.0", 0))
+        return PingSocket(sock)
     except BaseException:
         sock.close()
         raise
-    return sock
 
 
 def route_source(dst: str) -> str:
@@ -203,12 +242,13 @@ def reserve_tcp_port(src: str) -> tuple[socket.socket, int]:
     return sock, port
 
 
-def check_ipv4(addr: str) -> str:
-    """Dotted-quad IPv4 address or :class:`UsageError`."""
+def resolve_ipv4(host: str) -> str:
+    """A dotted quad for ``host`` (an address or a name), or :class:`UsageError`."""
     try:
-        socket.inet_pton(socket.AF_INET, addr)
-    except OSError as exc:
-        raise UsageError(f"bad IPv4 address {addr!r}") from exc
+        infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_RAW)
+    except (OSError, UnicodeError) as exc:
+        raise UsageError(f"cannot resolve {host!r} to an IPv4 address") from exc
+    addr = str(infos[0][4][0])
     return addr
 
 

@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 
 PYTHON = sys.executable
+# Runs inside the new namespace; exits (and frees it) when our end of its stdin closes.
+HOLD = "ip link set lo up && echo ready && exec cat >/dev/null"
 SUBNET = "10.77.0"
 
 
@@ -49,7 +51,9 @@ class Netns:
     def argv(self, args: Sequence[str]) -> list[str]:
         return ["nsenter", f"--net=/proc/{self.pid}/ns/net", "--", *args]
 
-    def run(self, args: Sequence[str], check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, args: Sequence[str], check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             self.argv(args), capture_output=True, text=True, check=check, timeout=timeout
         )
@@ -90,7 +94,7 @@ class Netns:
 
 def _new_netns() -> Netns:
     holder = subprocess.Popen(
-        ["unshare", "--net", "--", "sh", "-c", "ip link set lo up && echo ready && exec cat >/dev/null"],
+        ["unshare", "--net", "--", "sh", "-c", HOLD],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -131,8 +135,21 @@ def netns_pair() -> Iterator[NetnsPair]:
         b = _new_netns()
         made.append(b)
         pair = NetnsPair(a, b)
-        a.run(["ip", "link", "add", pair.iface_a, "type", "veth", "peer", "name", pair.iface_b,
-               "netns", str(b.pid)])
+        a.run(
+            [
+                "ip",
+                "link",
+                "add",
+                pair.iface_a,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                pair.iface_b,
+                "netns",
+                str(b.pid),
+            ]
+        )
         for ns, iface, addr in ((a, pair.iface_a, pair.addr_a), (b, pair.iface_b, pair.addr_b)):
             ns.run(["ip", "addr", "add", f"{addr}/24", "dev", iface])
             ns.run(["ip", "link", "set", iface, "up"])
@@ -154,7 +171,9 @@ def _mac(ns: Netns, iface: str) -> str:
 _LEFTOVER: dict[int, bytes] = {}
 
 
-def wait_ready(proc: subprocess.Popen[str], count: int = 1, timeout: float = 20) -> list[dict[str, Any]]:
+def wait_ready(
+    proc: subprocess.Popen[str], count: int = 1, timeout: float = 20
+) -> list[dict[str, Any]]:
     """Read ``count`` JSON ready lines from a server's stdout (its real readiness signal).
 
     Reads the pipe's fd directly: a buffered readline could hide a line from select().

@@ -1,4 +1,8 @@
-"""The peer matrix over real namespaces: every protocol both ways, and through a router."""
+"""The peer matrix over real namespaces: rawstack's clients against its servers, both ways.
+
+Every exchange runs the ``rawstack`` client command inside the source node (see
+:mod:`harness.clients`); the servers are ``rawstack serve-all`` started by the fixtures.
+"""
 
 from __future__ import annotations
 
@@ -7,49 +11,53 @@ from typing import Any
 
 import pytest
 
-from harness import probes
+from harness import clients
 
-pytestmark = [
-    pytest.mark.netns,
-    pytest.mark.skipif(
-        importlib.util.find_spec("rawstack.cli.serve_all") is None,
-        reason="`rawstack serve-all` (rawstack/cli/serve_all.py) is not built yet",
-    ),
-]
+needs_serve_all = pytest.mark.skipif(
+    importlib.util.find_spec("rawstack.cli.serve_all") is None,
+    reason="`rawstack serve-all` (rawstack/cli/serve_all.py) is not built yet",
+)
+pytestmark = [pytest.mark.netns]
 
 
-@pytest.mark.parametrize("proto", ["chao", "icmp", "http", "udp"])
+@needs_serve_all
+@pytest.mark.parametrize("proto", clients.PROTOCOLS)
 @pytest.mark.parametrize(("src", "dst"), [("a", "b"), ("b", "a")])
 def test_pair(netns_pair: Any, proto: str, src: str, dst: str) -> None:
-    if proto not in netns_pair.peers[dst].peers:
+    peer = netns_pair.peers[dst]
+    if proto not in peer.peers:
         pytest.skip(f"{proto} not in --netns-peers")
-    rtt = probes.probe_peer(
-        proto,
-        src=netns_pair[src],
-        src_ifname="eth0",
-        dst=netns_pair[dst],
-        dst_ifname="eth0",
-        ready=netns_pair.peers[dst].ready,
-    )
-    assert 0 < rtt < 2
+    rtt_ms = clients.run_client(proto, netns_pair[src], netns_pair[dst], ready=peer.ready)
+    assert 0 < rtt_ms < clients.REPLY_TIMEOUT * 1000
 
 
-def test_ping_against_the_kernel(netns_topology: Any) -> None:
+@pytest.mark.parametrize(("src", "dst"), [("a", "b"), ("b", "a")])
+def test_ping_against_the_kernel(netns_topology: Any, src: str, dst: str) -> None:
+    from harness.topology import pair
+
+    net = netns_topology(pair())  # no serve-all: only the kernel can answer
+    assert net[dst].sysctl("net.ipv4.icmp_echo_ignore_all") == "0"
+    rtt_ms = clients.run_client("icmp", net[src], net[dst])
+    assert 0 < rtt_ms < clients.REPLY_TIMEOUT * 1000
+
+
+@needs_serve_all
+@pytest.mark.parametrize("proto", ["icmp", "http"])
+@pytest.mark.parametrize(("src", "dst"), [("a", "b"), ("b", "a")])
+def test_line3_through_router(netns_line3: Any, proto: str, src: str, dst: str) -> None:
+    peer = netns_line3.peers[dst]
+    if proto not in peer.peers:
+        pytest.skip(f"{proto} not in --netns-peers")
+    rtt_ms = clients.run_client(proto, netns_line3[src], netns_line3[dst], ready=peer.ready)
+    assert 0 < rtt_ms < clients.REPLY_TIMEOUT * 1000
+
+
+def test_a_missing_server_is_a_failure_with_the_client_status(netns_topology: Any) -> None:
     from harness.topology import pair
 
     net = netns_topology(pair())
-    assert net["b"].sysctl("net.ipv4.icmp_echo_ignore_all") == "0"  # kernel answers here
-    assert probes.icmp_echo(net["a"], "10.0.0.2") > 0
-
-
-@pytest.mark.parametrize("proto", ["icmp", "http"])
-def test_line3_through_router(netns_line3: Any, proto: str) -> None:
-    rtt = probes.probe_peer(
-        proto,
-        src=netns_line3["a"],
-        src_ifname="eth0",
-        dst=netns_line3["b"],
-        dst_ifname="eth0",
-        ready=netns_line3.peers["b"].ready,
-    )
-    assert 0 < rtt < 2
+    ready = {"udp": {"addr": "0.0.0.0:9"}}  # nothing listens there
+    with pytest.raises(
+        clients.ClientFailed, match=r"'rawstack udp send 10\.0\.0\.2 9 .*exit status 1"
+    ):
+        clients.run_client("udp", net["a"], net["b"], ready=ready)

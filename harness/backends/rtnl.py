@@ -1,0 +1,259 @@
+"""Batched rtnetlink requests: pyroute2's message classes encode, one plain socket sends.
+
+Theory of operation: pyroute2's ``IPRoute`` runs an asyncio loop per call, which cost more
+than the kernel work itself. Here a :class:`Batch` collects requests encoded with
+pyroute2's ``ifinfmsg``/``ifaddrmsg``/``rtmsg`` (so pyroute2 stays the netlink library)
+and :func:`send` writes them to a node's ``NETLINK_ROUTE`` socket in one ``sendmsg``. The
+kernel handles a datagram sent to it synchronously, message by message, inside that
+``sendmsg``: when it returns, every request has been applied and its ACK queued, so the
+batches of several namespaces can be sent back to back and their ACKs read afterwards
+(:func:`collect`). Interface indexes are chosen by the caller (``ifi_index`` on creation,
+honoured for a veth's peer too), so a batch never needs a lookup round trip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import itertools
+import os
+import socket
+import struct
+from collections.abc import Sequence
+from typing import Any, Union
+
+from harness.runstate import HarnessError
+
+IfAddress = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
+NLM_F_ACK_TLVS = 0x200  # in an ACK's flags: extended-ack attributes follow
+NLMSG_ERROR = 2
+NLMSGERR_ATTR_MSG = 1
+SOL_NETLINK = 270
+NETLINK_CAP_ACK, NETLINK_EXT_ACK = 10, 11
+RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 18, 20, 24
+IFF_UP = 0x1
+RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
+MAX_PER_SEND = 64  # keeps the queued ACKs far below the socket's receive buffer
+_HDR = struct.Struct("=IHHII")
+_seq = itertools.count(1)
+
+
+class NetlinkError(HarnessError):
+    """The kernel refused a request; the message names the request and the reason."""
+
+
+def open_socket() -> socket.socket:
+    """A ``NETLINK_ROUTE`` socket in the calling thread's namespace, errors kept short."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+    for opt in (NETLINK_CAP_ACK, NETLINK_EXT_ACK):
+        # Older kernels lack these; a plain errno in the ACK is still enough.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(SOL_NETLINK, opt, 1)
+    sock.bind((0, 0))
+    return sock
+
+
+class Batch:
+    """Requests for one namespace, in order; each gets an ACK and a description."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.requests: list[tuple[int, bytes, str]] = []
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def _add(self, msg: Any, mtype: int, flags: int, what: str) -> None:
+        seq = next(_seq)
+        msg["header"]["type"] = mtype
+        msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK | flags
+        msg["header"]["sequence_number"] = seq
+        msg.encode()
+        self.requests.append((seq, bytes(msg.data), f"{what} in {self.where}"))
+
+    def link_set(self, index: int, name: str, *, up: bool = True, mtu: int | None = None) -> None:
+        from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+        msg = ifinfmsg()
+        msg["index"] = index
+        msg["flags"] = IFF_UP if up else 0
+        msg["change"] = IFF_UP
+        msg["attrs"] = [("IFLA_MTU", mtu)] if mtu else []
+        self._add(msg, RTM_NEWLINK, 0, f"set {name} {'up' if up else 'down'}")
+
+    def veth(
+        self,
+        index: int,
+        name: str,
+        peer_index: int,
+        peer_name: str,
+        *,
+        peer_netns_fd: int | None = None,
+        mac: str | None = None,
+        peer_mac: str | None = None,
+        what: str = "",
+    ) -> None:
+        """A veth pair ``name``<->``peer_name``; the peer goes straight into ``peer_netns_fd``."""
+        from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+        peer_attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", peer_name)]
+        if peer_netns_fd is not None:
+            peer_attrs.append(("IFLA_NET_NS_FD", peer_netns_fd))
+        if peer_mac:
+            peer_attrs.append(("IFLA_ADDRESS", peer_mac))
+        attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", name)]
+        if mac:
+            attrs.append(("IFLA_ADDRESS", mac))
+        info = {"attrs": [("VETH_INFO_PEER", {"index": peer_index, "attrs": peer_attrs})]}
+        attrs.append(
+            ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth"), ("IFLA_INFO_DATA", info)]})
+        )
+        msg = ifinfmsg()
+        msg["index"] = index
+        msg["attrs"] = attrs
+        self._add(msg, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, what or f"add veth {name}")
+
+    def addr(self, index: int, name: str, iface: IfAddress) -> None:
+        from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+
+        ip = str(iface.ip)
+        msg = ifaddrmsg()
+        msg["family"] = socket.AF_INET if iface.version == 4 else socket.AF_INET6
+        msg["prefixlen"] = iface.network.prefixlen
+        msg["index"] = index
+        attrs: list[tuple[str, Any]] = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)]
+        if iface.version == 4 and iface.network.prefixlen < 31:
+            # As `ip addr add ... brd +`: subnet broadcasts reach the node.
+            attrs.append(("IFA_BROADCAST", str(iface.network.broadcast_address)))
+        msg["attrs"] = attrs
+        self._add(msg, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, f"add {iface} to {name}")
+
+    def route(self, dst: str, via: str) -> None:
+        """A static unicast route in the main table; ``dst`` is a CIDR or ``default``."""
+        from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+        gw = ipaddress.ip_address(via)
+        net = ipaddress.ip_network(
+            ("0.0.0.0/0" if gw.version == 4 else "::/0") if dst == "default" else dst
+        )
+        msg = rtmsg()
+        msg["family"] = socket.AF_INET if gw.version == 4 else socket.AF_INET6
+        msg["dst_len"] = net.prefixlen
+        msg["table"] = RT_TABLE_MAIN
+        msg["proto"] = RTPROT_BOOT
+        msg["scope"] = RT_SCOPE_UNIVERSE
+        msg["type"] = RTN_UNICAST
+        attrs: list[tuple[str, Any]] = [("RTA_GATEWAY", via)]
+        if net.prefixlen:
+            attrs.insert(0, ("RTA_DST", str(net.network_address)))
+        msg["attrs"] = attrs
+        self._add(msg, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, f"add route {dst} via {via}")
+
+
+class Pending:
+    """Requests written to one socket whose ACKs are still to be read."""
+
+    def __init__(self, sock: socket.socket, requests: Sequence[tuple[int, bytes, str]]) -> None:
+        self.sock = sock
+        self.what = {seq: what for seq, _, what in requests}
+
+
+def send(sock: socket.socket, batch: Batch) -> Pending:
+    """Write the batch (in as few datagrams as possible); the kernel applies it meanwhile."""
+    reqs = batch.requests
+    for start in range(0, len(reqs), MAX_PER_SEND):
+        chunk = reqs[start : start + MAX_PER_SEND]
+        sock.send(b"".join(data for _, data, _ in chunk))
+    return Pending(sock, reqs)
+
+
+def collect(pending: Sequence[Pending], timeout: float = 5.0) -> None:
+    """Read every ACK; raise :class:`NetlinkError` for the first refused request, in order."""
+    failures: dict[int, str] = {}
+    order: list[int] = []
+    for p in pending:
+        order.extend(p.what)
+        p.sock.settimeout(timeout)
+        waiting = set(p.what)
+        while waiting:
+            try:
+                data = p.sock.recv(65536)
+            except socket.timeout:
+                raise NetlinkError(f"netlink: no answer to {p.what[min(waiting)]}") from None
+            for seq, err, text in _acks(data):
+                if seq in waiting:
+                    waiting.discard(seq)
+                    if err:
+                        detail = f" ({text})" if text else ""
+                        failures[seq] = f"{p.what[seq]}: {os.strerror(err)}{detail}"
+    for seq in order:
+        if seq in failures:
+            raise NetlinkError(f"netlink: {failures[seq]}")
+
+
+def run(sock: socket.socket, batch: Batch) -> None:
+    """Send one batch and wait for its ACKs."""
+    collect([send(sock, batch)])
+
+
+def _acks(data: bytes) -> list[tuple[int, int, str]]:
+    """(sequence number, errno, extended-ack text) of every ACK in one datagram."""
+    out = []
+    off = 0
+    while off + _HDR.size <= len(data):
+        length, mtype, flags, seq, _ = _HDR.unpack_from(data, off)
+        if length < _HDR.size:
+            break
+        if mtype == NLMSG_ERROR:
+            (err,) = struct.unpack_from("=i", data, off + 16)
+            out.append((seq, -err, _ext_ack_text(data[off : off + length], flags)))
+        off += (length + 3) & ~3
+    return out
+
+
+def _ext_ack_text(msg: bytes, flags: int) -> str:
+    if not flags & NLM_F_ACK_TLVS:
+        return ""
+    (orig_len,) = struct.unpack_from("=I", msg, 20)
+    # With NETLINK_CAP_ACK the request is not echoed, except when the kernel ignored that.
+    off = 20 + (16 if flags & 0x100 else (orig_len + 3) & ~3)
+    while off + 4 <= len(msg):
+        alen, atype = struct.unpack_from("=HH", msg, off)
+        if alen < 4:
+            break
+        if atype == NLMSGERR_ATTR_MSG:
+            return msg[off + 4 : off + alen].rstrip(b"\0").decode(errors="replace")
+        off += (alen + 3) & ~3
+    return ""
+
+
+def get_link(sock: socket.socket, *, index: int = 0, name: str | None = None) -> Any:
+    """The kernel's ``ifinfmsg`` for one interface (decoded by pyroute2), or None."""
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    msg = ifinfmsg()
+    msg["index"] = index
+    msg["attrs"] = [("IFLA_IFNAME", name)] if name else []
+    seq = next(_seq)
+    msg["header"]["type"] = RTM_GETLINK
+    msg["header"]["flags"] = NLM_F_REQUEST
+    msg["header"]["sequence_number"] = seq
+    msg.encode()
+    sock.settimeout(5.0)
+    sock.send(bytes(msg.data))
+    while True:
+        data = sock.recv(65536)
+        (length, mtype, _, rseq, _) = _HDR.unpack_from(data, 0)
+        if rseq != seq:
+            continue
+        if mtype == NLMSG_ERROR:
+            (err,) = struct.unpack_from("=i", data, 16)
+            if -err == errno.ENODEV:
+                return None
+            raise NetlinkError(f"netlink: get link {name or index}: {os.strerror(-err)}")
+        reply = ifinfmsg(data[:length])
+        reply.decode()
+        return reply

@@ -1,0 +1,105 @@
+"""``rawstack ping HOST``: echo requests with our own IP header, iputils-style output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from rawstack.engines.ping import EchoError, EchoReply
+from rawstack.errors import EXIT_FAILED, EXIT_OK
+from rawstack.peers.ping import PingResult, ping
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "ping",
+        help="ICMP echo through a raw socket (iputils-like output)",
+        description="Send ICMP echo requests through IPPROTO_RAW with an IP header built in "
+        "user space (in this kernel's raw-socket format) and read the replies on a raw ICMP "
+        "socket. Exit 0 if any reply came back, 1 if none (like iputils).",
+    )
+    parser.add_argument("host", metavar="HOST", help="IPv4 address or name")
+    parser.add_argument("-c", "--count", type=int, default=4, help="requests to send (default 4)")
+    parser.add_argument(
+        "-i", "--interval", type=float, default=1.0, help="seconds between requests (default 1)"
+    )
+    parser.add_argument(
+        "-s", "--size", type=int, default=56, help="data bytes per request (default 56)"
+    )
+    parser.add_argument(
+        "-W",
+        "--timeout",
+        type=float,
+        default=1.0,
+        help="seconds to wait for replies after the last request (default 1)",
+    )
+    parser.add_argument("--ttl", type=int, default=64, help="IP time to live (default 64)")
+    parser.add_argument(
+        "--unprivileged",
+        action="store_true",
+        help="use the SOCK_DGRAM ICMP socket (needs net.ipv4.ping_group_range, not CAP_NET_RAW)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    def show(event: EchoReply | EchoError | str) -> None:
+        if args.json:
+            return
+        if isinstance(event, str):
+            print(f"rawstack: ping: {event}", file=sys.stderr, flush=True)
+        else:
+            print(event.line(), flush=True)
+
+    def start(header: str) -> None:
+        if not args.json:
+            print(header, flush=True)
+
+    result = ping(
+        args.host,
+        count=args.count,
+        interval=args.interval,
+        timeout=args.timeout,
+        size=args.size,
+        ttl=args.ttl,
+        unprivileged=args.unprivileged,
+        on_event=show,
+        on_start=start,
+    )
+    if args.json:
+        print(json.dumps(as_dict(result)))
+    else:
+        print()
+        print("\n".join(result.stats.summary()))
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def as_dict(result: PingResult) -> dict[str, Any]:
+    stats = result.stats
+    return {
+        "host": result.host,
+        "dst": result.dst,
+        "transmitted": stats.transmitted,
+        "received": stats.received,
+        "duplicates": stats.duplicates,
+        "errors": stats.errors,
+        "loss_percent": stats.loss_percent,
+        "time_ms": stats.elapsed_ms,
+        "rtts_ms": result.rtts,
+        "replies": [
+            {
+                "seq": r.seq,
+                "from": r.src,
+                "bytes": r.size,
+                "ttl": r.ttl,
+                "rtt_ms": r.rtt_ms,
+                "duplicate": r.duplicate,
+            }
+            for r in result.replies
+        ],
+        "icmp_errors": [e.line() for e in result.errors],
+        "summary": stats.summary(),
+    }

@@ -1,0 +1,35 @@
+"""``rawstack serve-all``: the HTTP, UDP echo, CHAO and ICMP servers in one process."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rawstack.peers.serve_all import ALL_PEERS, default_servers, parse_peers, serve
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve-all",
+        help="run the HTTP, UDP, CHAO and ICMP servers on one loop",
+        description="Run the four servers in one process: one JSON ready line per peer on "
+        "stdout once all are serving; SIGTERM/SIGINT closes them all and exits 0. If one "
+        "cannot start, the others are closed and its error is the exit status.",
+    )
+    parser.add_argument("--iface", required=True, help="interface for CHAO and ICMP")
+    parser.add_argument("--http-port", type=int, default=8080, help="HTTP port (default 8080)")
+    parser.add_argument("--udp-port", type=int, default=8080, help="UDP port (default 8080)")
+    parser.add_argument(
+        "--bind", default="0.0.0.0", metavar="ADDR", help="address for HTTP and UDP (default all)"
+    )
+    parser.add_argument(
+        "--peers",
+        default=",".join(ALL_PEERS),
+        help=f"comma-separated subset of {','.join(ALL_PEERS)} (default all)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    peers = parse_peers(args.peers)
+    return serve(default_servers(args.iface, args.http_port, args.udp_port, args.bind, peers))

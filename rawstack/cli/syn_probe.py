@@ -1,0 +1,40 @@
+"""``rawstack syn-probe HOST PORT``: a hand-built TCP SYN; open, closed or filtered."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rawstack.errors import EXIT_FAILED, EXIT_OK
+from rawstack.peers.syn_probe import OPEN, Probe, SynProbeResult, syn_probe
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "syn-probe",
+        help="send a hand-built TCP SYN and report open/closed/filtered",
+        description="Send a TCP SYN (with an MSS option) built in user space through a raw "
+        "socket. A SYN-ACK means open (answered at once with a RST, so no half-open "
+        "connection is left), a RST means closed, silence means filtered. "
+        "Exit 0 when the port is open, 1 when closed or filtered.",
+    )
+    parser.add_argument("host", metavar="HOST", help="IPv4 address or name")
+    parser.add_argument("port", metavar="PORT", type=int, help="TCP port")
+    parser.add_argument("-c", "--count", type=int, default=1, help="probes to send (default 1)")
+    parser.add_argument(
+        "-W", "--timeout", type=float, default=1.0, help="seconds to wait per probe (default 1)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    def show(result: SynProbeResult, probe: Probe) -> None:
+        if not args.json:
+            print(probe.line(result.dst, result.port, args.timeout), flush=True)
+
+    result = syn_probe(args.host, args.port, count=args.count, timeout=args.timeout, on_probe=show)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    return EXIT_OK if result.state == OPEN else EXIT_FAILED

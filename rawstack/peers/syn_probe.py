@@ -1,0 +1,221 @@
+"""A TCP SYN probe with a hand-built segment (seed 002): open, closed or filtered.
+
+Theory of operation: we write one SYN (with an MSS option) in our own IPv4 header through
+IPPROTO_RAW and read the answer on a raw IPPROTO_TCP socket, which gets a copy of every
+TCP segment delivered to this host. A SYN-ACK acknowledging our ISN means *open* (and we
+answer it with a RST at once, so the peer drops its half-open connection); a RST means
+*closed*; silence until the timeout means *filtered*.
+
+Our kernel knows nothing of the connection either, so it also answers the SYN-ACK with
+a RST of its own (RFC 9293 3.10.7.1: a segment for a CLOSED connection elicits a reset).
+We still send ours: it is what rawstack promises, and it holds where that kernel RST is
+suppressed (a firewall, a BSD blackhole sysctl). The peer ignores whichever comes second.
+The source port is reserved by binding a (never listening) TCP socket, so no real
+connection of this host can share it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rawstack.codec import DecodeError
+from rawstack.codec.ipv4 import PROTO_TCP, IPv4
+from rawstack.codec.tcp import ACK, RST, SYN, Tcp
+from rawstack.codec.tcp_options import TcpMss
+from rawstack.errors import UsageError
+from rawstack.peers.loop import Loop
+from rawstack.quirks import KernelQuirks, host_quirks
+from rawstack.sockets.raw import (
+    RawIpReceiver,
+    RawIpSender,
+    open_raw_ip_sender,
+    open_raw_tcp,
+    reserve_tcp_port,
+    resolve_ipv4,
+    route_source,
+)
+
+OPEN = "open"
+CLOSED = "closed"
+FILTERED = "filtered"
+SYN_MSS = 1460
+SYN_WINDOW = 64240
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One probe's outcome; ``rtt`` is the handshake (or RST) time in seconds."""
+
+    state: str
+    rtt: float | None = None
+    mss: int | None = None  # the peer's MSS option in its SYN-ACK
+
+    def line(self, dst: str, port: int, timeout: float) -> str:
+        if self.state == OPEN:
+            mss = f", MSS {self.mss}" if self.mss is not None else ""
+            return f"{dst}:{port} open (SYN-ACK in {_ms(self.rtt)} ms{mss})"
+        if self.state == CLOSED:
+            return f"{dst}:{port} closed (RST in {_ms(self.rtt)} ms)"
+        return f"{dst}:{port} filtered (no answer in {timeout:g} s)"
+
+
+@dataclass
+class SynProbeResult:
+    host: str
+    dst: str
+    port: int
+    probes: list[Probe] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        """open if any probe saw a SYN-ACK, else closed if any saw a RST, else filtered."""
+        states = {p.state for p in self.probes}
+        for state in (OPEN, CLOSED):
+            if state in states:
+                return state
+        return FILTERED
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "dst": self.dst,
+            "port": self.port,
+            "state": self.state,
+            "probes": [
+                {"state": p.state, "rtt_ms": None if p.rtt is None else p.rtt * 1000, "mss": p.mss}
+                for p in self.probes
+            ],
+        }
+
+
+def classify(packet: bytes, *, src: str, dst: str, sport: int, dport: int, isn: int) -> Tcp | None:
+    """The answer to our SYN inside a wire IPv4 packet, or None if it is something else."""
+    try:
+        ip = IPv4.decode(packet)
+        if ip.proto != PROTO_TCP or ip.src != dst or ip.dst != src or ip.mf or ip.frag_offset:
+            return None
+        # No checksum check: on loopback and veth the sender's checksum is offloaded
+        # (CHECKSUM_PARTIAL), so a raw socket reads a segment whose checksum field holds
+        # only the pseudo-header sum; the kernel has already accepted the packet.
+        seg = Tcp.decode(ip.payload)
+    except DecodeError:
+        return None
+    if seg.src_port != dport or seg.dst_port != sport:
+        return None
+    expected_ack = (isn + 1) & 0xFFFFFFFF
+    if seg.flags & RST:
+        # RFC 9293 3.10.7.1: a RST answering a SYN carries ACK of our ISN + 1.
+        return seg if seg.flags & ACK and seg.ack == expected_ack else None
+    if seg.flags & (SYN | ACK) == SYN | ACK and seg.ack == expected_ack:
+        return seg
+    return None
+
+
+def syn_probe(
+    host: str,
+    port: int,
+    count: int = 1,
+    timeout: float = 1.0,
+    *,
+    quirks: KernelQuirks | None = None,
+    on_probe: Callable[[SynProbeResult, Probe], None] | None = None,
+) -> SynProbeResult:
+    """Send ``count`` SYNs one after another, each waiting up to ``timeout`` s.
+
+    ``on_probe(result, probe)`` is called as each probe ends.
+    """
+    if not 1 <= port <= 0xFFFF:
+        raise UsageError(f"port must be 1..65535, not {port}")
+    if count < 1:
+        raise UsageError(f"count must be at least 1, not {count}")
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise UsageError(f"bad timeout {timeout}: must be > 0 seconds")
+    dst = resolve_ipv4(host)
+    quirks = quirks or host_quirks()
+    result = SynProbeResult(host, dst, port)
+    receiver = open_raw_tcp(quirks)
+    try:
+        sender = open_raw_ip_sender(quirks)
+        try:
+            src = route_source(dst)  # after the sockets: a missing privilege is said first
+            reserved, sport = reserve_tcp_port(src)
+        except BaseException:
+            sender.close()
+            raise
+        try:
+            for _ in range(count):
+                probe = _probe_once(
+                    sender=sender,
+                    receiver=receiver,
+                    src=src,
+                    dst=dst,
+                    sport=sport,
+                    dport=port,
+                    timeout=timeout,
+                )
+                result.probes.append(probe)
+                if on_probe is not None:
+                    on_probe(result, probe)
+        finally:
+            reserved.close()
+            sender.close()
+    finally:
+        receiver.close()
+    return result
+
+
+def _probe_once(
+    *,
+    sender: RawIpSender,
+    receiver: RawIpReceiver,
+    src: str,
+    dst: str,
+    sport: int,
+    dport: int,
+    timeout: float,
+) -> Probe:
+    isn = random.getrandbits(32)
+    syn = Tcp(sport, dport, isn, flags=SYN, window=SYN_WINDOW, options=(TcpMss(SYN_MSS),))
+    loop = Loop()
+    answer: list[Probe] = []
+    sent_at = loop.time()
+
+    def on_readable() -> None:
+        for packet, _src in receiver.recv_packets():
+            seg = classify(packet, src=src, dst=dst, sport=sport, dport=dport, isn=isn)
+            if seg is None:
+                continue
+            rtt = loop.time() - sent_at
+            if seg.flags & RST:
+                answer.append(Probe(CLOSED, rtt))
+            else:
+                mss = seg.option(TcpMss)
+                rst = Tcp(sport, dport, (isn + 1) & 0xFFFFFFFF, flags=RST, window=0)
+                _send(sender, src, dst, rst)
+                answer.append(Probe(OPEN, rtt, None if mss is None else mss.mss))
+            loop.stop()
+            return
+
+    try:
+        loop.add_reader(receiver, on_readable)
+        sent_at = loop.time()
+        _send(sender, src, dst, syn)
+        loop.call_later(timeout, loop.stop)
+        loop.run()
+        loop.remove_reader(receiver)
+    finally:
+        loop.close()
+    return answer[0] if answer else Probe(FILTERED)
+
+
+def _send(sender: RawIpSender, src: str, dst: str, seg: Tcp) -> None:
+    packet = IPv4(src, dst, PROTO_TCP, seg.encode(src, dst), df=True, ident=random.getrandbits(16))
+    sender.send(packet.encode(), dst)
+
+
+def _ms(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{seconds * 1000:.3f}"

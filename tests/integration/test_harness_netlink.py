@@ -1,0 +1,69 @@
+"""The batched netlink build: odd link orders work, a refused request leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from harness.runstate import HarnessError, Run
+from harness.topology import from_dict
+
+pytestmark = pytest.mark.netns
+
+
+def _ep(node: str, ifname: str, addr: str) -> dict[str, Any]:
+    return {"node": node, "ifname": ifname, "addresses": [addr]}
+
+
+def test_triangle_and_a_link_inside_one_node(netns_topology: Callable[..., Any]) -> None:
+    # c-a is declared with c first although a is built first: a must create it anyway.
+    spec = {
+        "nodes": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
+        "links": [
+            {"a": _ep("a", "ab", "10.1.0.1/24"), "b": _ep("b", "ba", "10.1.0.2/24")},
+            {"a": _ep("b", "bc", "10.2.0.1/24"), "b": _ep("c", "cb", "10.2.0.2/24")},
+            {"a": _ep("c", "ca", "10.3.0.1/24"), "b": _ep("a", "ac", "10.3.0.2/24")},
+            {"a": _ep("c", "loop0", "10.4.0.1/24"), "b": _ep("c", "loop1", "10.4.0.2/24")},
+        ],
+    }
+    net = netns_topology(spec)
+    for src, dst in (("a", "10.1.0.2"), ("b", "10.2.0.2"), ("c", "10.3.0.2"), ("a", "10.3.0.1")):
+        out = net[src].run(["ping", "-c1", "-W2", dst], capture_output=True, text=True)
+        assert out.returncode == 0, f"{src} -> {dst}: {out.stdout}{out.stderr}"
+    links = json.loads(
+        net["c"].run(["ip", "-j", "link", "show"], capture_output=True, text=True).stdout
+    )
+    names = {link["ifname"]: link for link in links}
+    assert {"lo", "cb", "ca", "loop0", "loop1"} <= set(names)
+    assert all("UP" in names[n]["flags"] for n in ("lo", "cb", "ca", "loop0", "loop1"))
+    assert net["c"].ifindex("cb") == names["cb"]["ifindex"]
+    assert net["c"].mac("ca") == names["ca"]["address"]
+    with pytest.raises(LookupError, match="node c has no interface 'nope'"):
+        net["c"].ifindex("nope")
+
+
+def test_refused_request_is_named_and_nothing_is_left(netns_run: Run) -> None:
+    from harness.backends.linux import build
+
+    spec = from_dict(
+        {
+            "nodes": [{"name": "a"}, {"name": "b"}],
+            "links": [
+                {
+                    "a": {"node": "a", "addresses": ["10.0.0.1/24", "10.0.0.1/24"]},
+                    "b": {"node": "b", "addresses": ["10.0.0.2/24"]},
+                }
+            ],
+        }
+    )
+    before = set(os.listdir("/run/netns"))
+    with pytest.raises(HarnessError) as info:
+        build(spec, netns_run)
+    # Newer kernels add their extended-ack text in parentheses.
+    assert str(info.value).startswith("netlink: add 10.0.0.1/24 to eth0 in node a: File exists")
+    assert set(os.listdir("/run/netns")) - before == set()
+    assert [e for e in netns_run.manifest.live() if e["kind"] == "netns"] == []

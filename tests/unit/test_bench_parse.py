@@ -1,0 +1,126 @@
+"""bench.parse and the other pure helpers: tool output, /proc files, small calculations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.bench_http import nginx_conf
+from bench.bench_scale import KERNEL_FIELDS, kernel_growth, window_p50
+from bench.machine import cpu_model, meminfo
+from bench.parse import (
+    duration_ms,
+    parse_ping_times,
+    parse_pytest_summary,
+    parse_smaps_rollup,
+    parse_wrk,
+)
+
+WRK = """\
+Running 5s test @ http://10.0.0.2:8080/
+  2 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.55ms  812.00us  12.01ms   88.20%
+    Req/Sec     8.40k   410.22     9.01k    70.00%
+  Latency Distribution
+     50%    1.41ms
+     75%    1.80ms
+     90%    2.30ms
+     99%  812.00us
+  83640 requests in 5.00s, 10.21MB read
+  Socket errors: connect 0, read 3, write 1, timeout 2
+  Non-2xx or 3xx responses: 4
+Requests/sec:  16727.98
+Transfer/sec:      2.04MB
+"""
+
+
+def test_wrk() -> None:
+    r = parse_wrk(WRK)
+    assert r.requests == 83640
+    assert r.rps == pytest.approx(16727.98)
+    assert r.p50_ms == pytest.approx(1.41)
+    assert r.p99_ms == pytest.approx(0.812)
+    assert (r.socket_errors, r.non_2xx) == (6, 4)
+
+
+def test_wrk_without_latency_or_errors() -> None:
+    r = parse_wrk("  10 requests in 1.00s, 1KB read\nRequests/sec:     10.00\n")
+    assert (r.requests, r.rps, r.p50_ms, r.socket_errors, r.non_2xx) == (10, 10.0, None, 0, 0)
+    with pytest.raises(ValueError, match="Requests/sec"):
+        parse_wrk("unable to connect to 10.0.0.2:8080 Connection refused\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"), [("812.00us", 0.812), ("1.5ms", 1.5), ("2.00s", 2000.0), ("1.00m", 60000.0)]
+)
+def test_duration_ms(text: str, ms: float) -> None:
+    assert duration_ms(text) == pytest.approx(ms)
+
+
+def test_duration_ms_rejects_junk() -> None:
+    with pytest.raises(ValueError, match="not a wrk duration"):
+        duration_ms("fast")
+
+
+def test_ping_times() -> None:
+    text = """PING 10.0.0.2 (10.0.0.2) 56(84) bytes of data.
+64 bytes from 10.0.0.2: icmp_seq=1 ttl=64 time=0.045 ms
+64 bytes from 10.0.0.2: icmp_seq=2 ttl=64 time=12.3 ms
+64 bytes from 10.0.0.2: icmp_seq=3 ttl=64 time=101 ms (DUP!)
+
+--- 10.0.0.2 ping statistics ---
+3 packets transmitted, 3 received, 0% packet loss, time 20ms
+rtt min/avg/max/mdev = 0.045/37.782/101.000/44.978 ms
+"""
+    assert parse_ping_times(text) == [0.045, 12.3, 101.0]
+    assert parse_ping_times("Request timeout for icmp_seq 0\n") == []
+
+
+def test_smaps_rollup() -> None:
+    text = """55d0c8a6f000-7ffd5b3e1000 ---p 00000000 00:00 0  [rollup]
+Rss:               11604 kB
+Pss:                5123 kB
+Pss_Anon:           3000 kB
+Shared_Clean:       6000 kB
+"""
+    fields = parse_smaps_rollup(text)
+    assert (fields["Rss"], fields["Pss"], fields["Pss_Anon"]) == (11604, 5123, 3000)
+
+
+def test_pytest_summary() -> None:
+    out = "....F.s\nFAILED tests/x.py::t\n1 failed, 5 passed, 1 skipped, 2 warnings in 9.12s\n"
+    assert parse_pytest_summary(out) == {"failed": 1, "passed": 5, "skipped": 1, "warnings": 2}
+    assert parse_pytest_summary("= 3 passed, 1 error in 1.00s =") == {"passed": 3, "errors": 1}
+    assert parse_pytest_summary("no tests ran") == {}
+
+
+def test_cpu_model_and_meminfo() -> None:
+    assert cpu_model("processor\t: 0\nmodel name\t: AMD EPYC 7B13\n") == "AMD EPYC 7B13"
+    assert cpu_model("Hardware\t: BCM2835\n") == "BCM2835"
+    mem = meminfo("MemTotal:       24684000 kB\nMemAvailable:   100 kB\nHugePages_Total:       0\n")
+    assert mem == {"MemTotal": 24684000, "MemAvailable": 100, "HugePages_Total": 0}
+
+
+def test_kernel_growth_and_window() -> None:
+    before = dict.fromkeys(KERNEL_FIELDS, 100)
+    after = {**before, "Slab": 1124, "PageTables": 90, "MemFree": 5}
+    growth = kernel_growth(before, after)
+    assert growth["Slab"] == 1024
+    assert growth["PageTables"] == -10
+    assert "MemFree" not in growth
+    samples = [100.0, 10.0, 12.0, 11.0, 50.0, 13.0]
+    assert window_p50(samples, 1) == 100.0
+    assert window_p50(samples, 6) == 12.0  # median of pairs 2..6
+
+
+def test_nginx_conf_keeps_everything_in_the_temp_dir(tmp_path: Path) -> None:
+    conf = nginx_conf(tmp_path, 8081)
+    assert "master_process off;" in conf
+    assert "worker_processes 1;" in conf
+    assert "listen 8081;" in conf
+    assert f"root {tmp_path}/www;" in conf
+    for line in conf.splitlines():
+        if line.strip().startswith(("pid ", "error_log", "client_body_temp_path")):
+            assert str(tmp_path) in line

@@ -1,0 +1,82 @@
+"""``netns-harness demo`` output and exit status, with the exchanges stubbed (no root)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from harness import cli
+from harness.clients import Exchange
+
+ROWS = [
+    Exchange("icmp", "a->b", True, 0.25, "kernel"),
+    Exchange("http", "a->b", True, 1.5),
+    Exchange("udp", "b->a", False, None, error="'rawstack udp send ...' in node b: exit status 1"),
+]
+
+
+class FakeRun:
+    """Stands in for harness.runstate.Run: records that it was closed."""
+
+    closed = False
+
+    def __init__(self, root: str, label: str) -> None:
+        self.id = "abc123"
+
+    def close(self) -> None:
+        FakeRun.closed = True
+
+
+@pytest.fixture
+def stubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root check passes, no run is created, the exchanges are ROWS."""
+    import harness.runstate
+
+    monkeypatch.setattr(cli, "_need_root", lambda: None)
+    monkeypatch.setattr(harness.runstate, "Run", FakeRun)
+    monkeypatch.setattr(cli, "_demo_rows", lambda run: (ROWS, {"setup_s": 0.01, "ready_s": 0.5}))
+    FakeRun.closed = False
+
+
+@pytest.mark.usefixtures("stubbed")
+def test_table_marks_the_failure_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["protocol", "direction", "server", "result", "rtt"]
+    assert lines[1].split() == ["icmp", "a->b", "kernel", "ok", "0.250", "ms"]
+    assert lines[2].split() == ["http", "a->b", "rawstack", "ok", "1.500", "ms"]
+    assert lines[3].split()[:4] == ["udp", "b->a", "rawstack", "FAILED"]
+    assert lines[3].endswith("exit status 1")
+    assert lines[4] == "pair built in 10.0 ms, its peers ready in 500.0 ms; 2/3 exchanges ok"
+    assert FakeRun.closed
+
+
+@pytest.mark.usefixtures("stubbed")
+def test_json_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo", "--json"]) == 1
+    out: dict[str, Any] = json.loads(capsys.readouterr().out)
+    assert out["run"] == "abc123"
+    assert [(r["protocol"], r["direction"], r["ok"], r["rtt_ms"]) for r in out["results"]] == [
+        ("icmp", "a->b", True, 0.25),
+        ("http", "a->b", True, 1.5),
+        ("udp", "b->a", False, None),
+    ]
+    assert "error" in out["results"][2]
+    assert "error" not in out["results"][0]
+
+
+def test_all_ok_exits_0(monkeypatch: pytest.MonkeyPatch, stubbed: None) -> None:
+    monkeypatch.setattr(cli, "_demo_rows", lambda run: (ROWS[:2], {"setup_s": 0.01}))
+    assert cli.main(["demo", "--json"]) == 0
+
+
+def test_not_root_is_exit_77(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import harness.env
+
+    monkeypatch.setattr(harness.env, "missing_requirement", lambda: "needs root (CAP_NET_ADMIN)")
+    assert cli.main(["demo"]) == 77
+    assert capsys.readouterr().err == "netns-harness: error: needs root (CAP_NET_ADMIN)\n"
