@@ -50,6 +50,17 @@ from .ipv4 import (
     pseudo_header,
     transport_checksum,
 )
+from .pcap import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_RAW,
+    MAGIC_MICROSECOND,
+    MAGIC_NANOSECOND,
+    MAX_SNAPLEN,
+    PcapHeader,
+    PcapRecord,
+    read_pcap,
+    write_pcap,
+)
 from .tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, Tcp, flag_names
 from .tcp_options import (
     TcpEol,
@@ -86,7 +97,12 @@ __all__ = [
     "ETH_ZLEN",
     "FIN",
     "HEADER_LEN",
+    "LINKTYPE_ETHERNET",
+    "LINKTYPE_RAW",
     "MAGIC",
+    "MAGIC_MICROSECOND",
+    "MAGIC_NANOSECOND",
+    "MAX_SNAPLEN",
     "PARAMETER_PROBLEM",
     "PROTO_ICMP",
     "PROTO_RAW",
@@ -107,6 +123,8 @@ __all__ = [
     "IcmpError",
     "IcmpMessage",
     "IcmpPacket",
+    "PcapHeader",
+    "PcapRecord",
     "Tcp",
     "TcpEol",
     "TcpMss",
@@ -131,5 +149,7 @@ __all__ = [
     "mac_to_str",
     "max_payload",
     "pseudo_header",
+    "read_pcap",
     "transport_checksum",
+    "write_pcap",
 ]

@@ -97,13 +97,28 @@ def parse_fields(lines: list[bytes]) -> Headers:
     return tuple(out)
 
 
+def _elements(headers: Headers, name: str) -> list[str] | None:
+    """Every element of every ``name`` field, or None without any such field.
+
+    An empty element (an empty field, or ``a,,b``) is a 400 here: RFC 9110 §5.6.1 lets a
+    recipient skip empty list elements, but for the framing fields a lenient reading is how
+    two parsers come to disagree on where a message ends.
+    """
+    out: list[str] | None = None
+    for key, value in headers:
+        if key == name:
+            items = [item.strip(" \t").lower() for item in value.split(",")]
+            if not all(items):
+                raise HttpError(400, f"empty element in {name}")
+            out = (out or []) + items
+    return out
+
+
 def content_length(headers: Headers) -> int | None:
     """The one Content-Length value, or None; a list of identical values counts as one
     (RFC 9110 §8.6), anything else is 400 (RFC 9112 §6.3 item 5)."""
-    values = header_tokens(headers, "content-length")
-    if not values:
-        if any(name == "content-length" for name, _ in headers):
-            raise HttpError(400, "empty Content-Length")
+    values = _elements(headers, "content-length")
+    if values is None:
         return None
     first = values[0]
     if any(v != first for v in values) or not first.isdigit() or not first.isascii():
@@ -123,14 +138,13 @@ def request_framing(version: str, headers: Headers) -> tuple[str, int]:
     Neither field: the body is empty (§6.3 item 6), even for POST/PUT. Requiring a length
     (411) is the application's decision, made from ``framing == "none"``.
     """
-    codings = header_tokens(headers, "transfer-encoding")
-    has_te = any(name == "transfer-encoding" for name, _ in headers)
-    if has_te:
+    codings = _elements(headers, "transfer-encoding")
+    if codings is not None:
         if version == "1.0":
             raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
         if any(name == "content-length" for name, _ in headers):
             raise HttpError(400, "both Transfer-Encoding and Content-Length")
-        if not codings or codings[-1] != "chunked":
+        if codings[-1] != "chunked":
             raise HttpError(400, "chunked is not the final transfer coding")
         if len(codings) > 1:
             if "chunked" in codings[:-1]:

@@ -21,6 +21,7 @@ from rawstack.peers.base import log
 from rawstack.peers.loop import Loop
 from rawstack.quirks import KernelQuirks, host_quirks
 from rawstack.sockets.raw import (
+    CAN_BIND_TO_DEVICE,
     RawIpReceiver,
     RawIpSender,
     open_raw_icmp_receiver,
@@ -86,8 +87,14 @@ class IcmpResponder:
 
     def start(self, loop: Loop) -> dict[str, Any]:
         quirks = self.quirks or host_quirks()
+        iface = self.iface
+        if iface is not None and not CAN_BIND_TO_DEVICE:
+            # serve-all passes its --iface to every peer; where the kernel cannot limit a
+            # raw socket to one interface, answer on all rather than refuse to start.
+            log(self.name, f"warning: cannot limit to {iface} here; answering on every interface")
+            iface = None
         try:
-            self._rx = open_raw_icmp_receiver(quirks, {ECHO_REQUEST}, self.iface)
+            self._rx = open_raw_icmp_receiver(quirks, {ECHO_REQUEST}, iface)
             self._tx = open_raw_ip_sender(quirks)
         except BaseException:
             self.close()

@@ -20,8 +20,13 @@ from rawstack.sockets import translated
 
 SOL_RAW = 255  # <linux/socket.h>; not exported by Python's socket module
 ICMP_FILTER = 1  # <linux/icmp.h>: a 32-bit mask of ICMP types to DROP
-SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
-IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)
+# Linux-only options; no numeric fallbacks, since the same number means another option
+# elsewhere.
+CAN_BIND_TO_DEVICE = hasattr(socket, "SO_BINDTODEVICE")
+# Python does not export IP_RECVTTL on Linux; 12 is <linux/in.h>'s value there only.
+IP_RECVTTL: int | None = getattr(
+    socket, "IP_RECVTTL", 12 if sys.platform.startswith("linux") else None
+)
 RECV_BUFFER = 65536
 
 
@@ -209,7 +214,8 @@ def open_ping_dgram() -> PingSocket:
     try:
         with translated("configuring the ICMP socket"):
             sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+            if IP_RECVTTL is not None:
+                sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
             sock.bind(("0.0.0.0", 0))
         return PingSocket(sock)
     except BaseException:
@@ -246,7 +252,7 @@ def resolve_ipv4(host: str) -> str:
     """A dotted quad for ``host`` (an address or a name), or :class:`UsageError`."""
     try:
         infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_RAW)
-    except (OSError, UnicodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: NUL bytes, bad IDNA labels
         raise UsageError(f"cannot resolve {host!r} to an IPv4 address") from exc
     addr = str(infos[0][4][0])
     return addr
@@ -257,4 +263,6 @@ def _bind_to_device(sock: socket.socket, iface: str) -> None:
         socket.if_nametoindex(iface)
     except OSError as exc:
         raise UsageError(f"no such interface: {iface}") from exc
-    sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, iface.encode())
+    if not CAN_BIND_TO_DEVICE:
+        raise UsageError(f"limiting a raw socket to {iface} needs SO_BINDTODEVICE (Linux)")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode())

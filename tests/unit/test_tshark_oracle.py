@@ -74,7 +74,7 @@ PREFS = (
 )
 GOOD = "1"  # PROTO_CHECKSUM_E_GOOD in epan/proto.h, as tshark's JSON prints it
 
-# Shrinking reruns tshark for every candidate (minutes for a 40-packet batch), so a
+# Shrinking reruns tshark for every candidate (minutes for a batch of 60), so a
 # failure is reported as drawn; the assertion diff names the frame that disagrees.
 ORACLE = settings(
     max_examples=4,
@@ -508,14 +508,7 @@ def _epoch(record: PcapRecord, nanosecond: bool) -> str:
     return f"{record.ts_sec}.{nanos:09d}"
 
 
-@settings(
-    max_examples=4,
-    deadline=None,
-    # Shrinking reruns tshark for every candidate (minutes for a big batch), so a
-    # failure is reported as drawn; the assertion diff names the frame that disagrees.
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@ORACLE
 @given(data=st.data())
 def test_random_batch_in_a_random_file_format(data: st.DataObject) -> None:
     cases = data.draw(
