@@ -1,7 +1,10 @@
 """``netns-harness demo|up|down|status|clean``: the harness from a shell.
 
 Exit status as in :mod:`rawstack.errors`: 0 ok, 1 failed, 2 bad input (a bad spec names the
-field), 77 not root.
+field, or an OS with no backend), 77 not root.
+
+The backend is :func:`harness.backends.select_backend`'s: Linux namespaces or FreeBSD VNET
+jails. ``up``/``down`` (kept topologies) are Linux-only for now; on FreeBSD they say so.
 """
 
 from __future__ import annotations
@@ -13,63 +16,98 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rawstack.errors import EXIT_FAILED, EXIT_NOPERM, EXIT_USAGE
+from rawstack.errors import EXIT_FAILED, EXIT_NOPERM, EXIT_USAGE, RawstackError
 
 if TYPE_CHECKING:
+    from harness.backends import Backend
     from harness.clients import Exchange
 
 PROG = "netns-harness"
 
 
+def _backend() -> Backend:
+    from harness.backends import select_backend
+
+    return select_backend()
+
+
+def _root(args: argparse.Namespace) -> str:
+    return str(args.run_dir or _backend().default_root)
+
+
 def _need_root() -> None:
-    from harness.env import missing_requirement
     from harness.runstate import NotPrivileged
 
-    reason = missing_requirement()
+    reason = _backend().missing_requirement()
     if reason:
         raise NotPrivileged(reason)
 
 
+def _need_keep(command: str) -> None:
+    from harness.backends import Unsupported
+
+    backend = _backend()
+    if not backend.supports_keep:
+        raise Unsupported(
+            f"{command} is not supported on the {backend.name} backend yet (kept topologies "
+            "need a keeper process; only the Linux one exists)"
+        )
+
+
 def _demo_rows(run: Any) -> tuple[list[Exchange], dict[str, float]]:
     """Build a pair and a line3, run every rawstack client both ways; tear both down."""
-    from harness.backends.linux import build
+    from harness.backends import RAWSTACK
     from harness.clients import PROTOCOLS, try_client
     from harness.supervise import start_peers
     from harness.topology import line3, pair
 
+    backend = _backend()
     rows: list[Exchange] = []
     t0 = time.monotonic()
-    net = build(pair("demo"), run)
+    net: Any = backend.build(pair("demo"), run)  # Any: harness.clients annotates LinuxNode
     timings = {"setup_s": time.monotonic() - t0}
     try:
         a, b = net["a"], net["b"]
-        # Before serve-all turns kernel echo off: rawstack ping against the kernel's responder.
-        rows += [try_client("icmp", s, d, server="kernel") for s, d in ((a, b), (b, a))]
+        if backend.icmp_responder == RAWSTACK:
+            # Before serve-all turns kernel echo off: rawstack ping against the kernel. (Where
+            # the kernel is the ICMP peer anyway, the rows below already show it.)
+            rows += [try_client("icmp", s, d, server="kernel") for s, d in ((a, b), (b, a))]
         t1 = time.monotonic()
-        procs = start_peers([(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")])
+        procs = start_peers([(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")], backend=backend)
         timings["ready_s"] = time.monotonic() - t1
         for src, dst, peer in ((a, b, procs[1]), (b, a, procs[0])):
-            rows += [try_client(p, src, dst, ready=peer.ready) for p in PROTOCOLS]
+            rows += [
+                try_client(p, src, dst, ready=peer.ready, server=peer.servers[p]) for p in PROTOCOLS
+            ]
     finally:
         net.destroy()
-    net = build(line3("demo3"), run)
+    net = backend.build(line3("demo3"), run)
     try:
         a, r, b = net["a"], net["r"], net["b"]
-        procs = start_peers([(a, "eth0", r, "eth0"), (b, "eth0", r, "eth1")], ("http", "icmp"))
+        procs = start_peers(
+            [(a, "eth0", r, "eth0"), (b, "eth0", r, "eth1")], ("http", "icmp"), backend=backend
+        )
         for src, dst, peer in ((a, b, procs[1]), (b, a, procs[0])):
             for proto in ("icmp", "http"):
                 direction = f"{src.name}->r->{dst.name}"
-                rows.append(try_client(proto, src, dst, ready=peer.ready, direction=direction))
+                rows.append(
+                    try_client(
+                        proto,
+                        src,
+                        dst,
+                        ready=peer.ready,
+                        direction=direction,
+                        server=peer.servers[proto],
+                    )
+                )
     finally:
         net.destroy()
     return rows, timings
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from harness.runstate import Run
-
     _need_root()
-    run = Run(args.run_dir, label="demo")
+    run = _backend().open_run(_root(args), "demo")
     try:
         rows, timings = _demo_rows(run)
     finally:
@@ -98,25 +136,28 @@ def cmd_up(args: argparse.Namespace) -> int:
     from harness.topology import load_yaml, to_dict
 
     topo = load_yaml(args.spec)  # validated before anything exists
+    _need_keep("netns-harness up")
     _need_root()
     name = args.name or topo.name
-    msg = keeper.start(name, "spec", to_dict(topo), args.run_dir)
-    found = keeper.find(name, args.run_dir)
+    root = _root(args)
+    msg = keeper.start(name, "spec", to_dict(topo), root)
+    found = keeper.find(name, root)
     info = found[1] if found else {}
     if args.json:
         print(json.dumps({"name": name, "run": msg.get("run"), "topology": info.get("topology")}))
     else:
         print(f"{name}: up (remove with `{PROG} down {name}`)")
         for node, d in info.get("topology", {}).get("nodes", {}).items():
-            print(f"  {node}: nsenter --net={d['path']}  {' '.join(d['addresses'])}")
+            print(f"  {node}: {_backend().enter_hint(node, d)}  {' '.join(d['addresses'])}")
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
     from harness import keeper
 
+    _need_keep("netns-harness down")
     _need_root()
-    if not keeper.stop(args.name, args.run_dir):
+    if not keeper.stop(args.name, _root(args)):
         print(f"{PROG}: error: no kept topology named {args.name!r}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:
@@ -126,11 +167,11 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def _linux_runs(root: str) -> list[dict[str, Any]]:
     from harness.runstate import Manifest, owner_alive, run_dirs
 
     runs = []
-    for run_dir in run_dirs(args.run_dir):
+    for run_dir in run_dirs(root):
         try:
             owner = json.loads((run_dir / "owner.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -152,6 +193,17 @@ def cmd_status(args: argparse.Namespace) -> int:
                 ],
             }
         )
+    return runs
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    backend = _backend()
+    if backend.name == "freebsd":
+        from harness.backends.freebsd import describe_runs
+
+        runs = describe_runs(_root(args))
+    else:
+        runs = _linux_runs(_root(args))
     if args.json:
         print(json.dumps({"runs": runs}))
     elif not runs:
@@ -160,17 +212,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         for r in runs:
             state = "alive" if r["alive"] else "DEAD (run `netns-harness clean`)"
             print(f"{r['run']} {r['name'] or r['label']} pid {r['pid']} {state}")
-            for ns in r["netns"]:
+            for ns in r.get("netns", r.get("jails", [])):
                 print(f"  {ns}")
     return 0
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from harness.runstate import global_cleanup, reap_dead_runs
-
     _need_root()
-    reaped = reap_dead_runs(args.run_dir)
-    global_cleanup(args.run_dir)
+    reaped = _backend().reap_dead_runs(_root(args))
     if args.json:
         print(json.dumps({"reaped": reaped}))
     else:
@@ -179,10 +228,11 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from harness.runstate import DEFAULT_ROOT
-
-    parser = argparse.ArgumentParser(prog=PROG, description="Network namespaces for rawstack.")
-    parser.add_argument("--run-dir", default=DEFAULT_ROOT, help=argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Network namespaces (Linux) or VNET jails (FreeBSD) for rawstack."
+    )
+    # Default: the backend's (known only once a command runs, so --help works anywhere).
+    parser.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     demo = sub.add_parser(
@@ -206,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from harness.backends import Unsupported
     from harness.runstate import HarnessError
     from harness.topology import SpecError
 
@@ -215,7 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except HarnessError as exc:
+    except Unsupported as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (HarnessError, RawstackError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except PermissionError as exc:

@@ -3,6 +3,11 @@
 Each pytest process (each xdist worker too) owns one run (:mod:`harness.runstate`), created
 at the first topology, so parallel workers never share names. Fixtures skip, never fail,
 when the machine cannot build topologies, naming what is missing.
+
+The backend comes from :func:`harness.backends.select_backend`: network namespaces on Linux,
+VNET jails on FreeBSD, with the same fixtures and node surface. The report header names it
+and who answers ICMP; tests that need ``node.socket()`` can skip with
+:func:`skip_without_node_sockets` (jails have no setns).
 """
 
 from __future__ import annotations
@@ -14,12 +19,11 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 import pytest
 
 if TYPE_CHECKING:
-    from harness.backends.linux import Network
-    from harness.runstate import Run
+    from harness.backends import Backend, NetworkHandle
     from harness.topology.spec import Topology
 
 ALL_PEERS = ("http", "udp", "chao", "icmp")
-NETWORKS = pytest.StashKey[list["Network"]]()
+NETWORKS = pytest.StashKey[list["NetworkHandle"]]()
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 KEPT = pytest.StashKey[list[str]]()
 
@@ -45,7 +49,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--netns-run-dir",
         default=None,
         metavar="DIR",
-        help="state directory for runs (default /run/rawstack-harness)",
+        help="state directory for runs (default /run/rawstack-harness on Linux, "
+        "/var/run/rawstack-harness on FreeBSD)",
     )
 
 
@@ -62,7 +67,8 @@ def parse_peers(value: str) -> tuple[str, ...]:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "netns: builds network namespaces; needs root (CAP_NET_ADMIN), skipped otherwise",
+        "netns: builds network namespaces (Linux) or VNET jails (FreeBSD); needs root "
+        "(CAP_NET_ADMIN), skipped otherwise",
     )
     config.stash[KEPT] = []
     parse_peers(config.getoption("--netns-peers"))
@@ -72,9 +78,44 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _skip_reason() -> str | None:
-    from harness.env import missing_requirement
+    from harness.backends import unavailable_reason
 
-    return missing_requirement()
+    return unavailable_reason()
+
+
+def _backend() -> Backend:
+    from harness.backends import select_backend
+
+    return select_backend()
+
+
+def skip_without_node_sockets() -> None:
+    """Skip the calling test where ``node.socket()`` is unsupported (FreeBSD jails)."""
+    from harness.backends import UnsupportedPlatform, select_backend
+
+    try:
+        backend = select_backend()
+    except UnsupportedPlatform as exc:
+        pytest.skip(f"netns: {exc}")
+    if not backend.node_sockets:
+        from harness.backends.freebsd import NO_NODE_SOCKETS
+
+        pytest.skip(f"netns: {NO_NODE_SOCKETS}")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from harness.backends import KERNEL, UnsupportedPlatform
+
+    try:
+        backend = _backend()
+    except UnsupportedPlatform as exc:
+        return f"netns: {exc}"
+    icmp = (
+        "the kernel's echo (it consumes echo requests before raw sockets see them)"
+        if backend.icmp_responder == KERNEL
+        else "rawstack's responder (kernel echo off in each node)"
+    )
+    return f"netns: {backend.name} backend, {backend.description}; icmp peer: {icmp}"
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -132,36 +173,36 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 @pytest.fixture(scope="session")
-def netns_run(request: pytest.FixtureRequest) -> Iterator[Run]:
+def netns_run(request: pytest.FixtureRequest) -> Iterator[Any]:
     """This process's harness run (one per pytest process / xdist worker)."""
     reason = _skip_reason()
     if reason:
         pytest.skip(f"netns: {reason}")
-    from harness.runstate import DEFAULT_ROOT, Run
-
-    run = Run(request.config.getoption("--netns-run-dir") or DEFAULT_ROOT, label="pytest")
+    backend = _backend()
+    root = request.config.getoption("--netns-run-dir") or backend.default_root
+    run = backend.open_run(root, "pytest")
     yield run
     run.close()
 
 
 @pytest.fixture
 def netns_topology(
-    request: pytest.FixtureRequest, netns_run: Run
-) -> Iterator[Callable[[SpecLike], Network]]:
+    request: pytest.FixtureRequest, netns_run: Any
+) -> Iterator[Callable[[SpecLike], Any]]:
     """Factory: build any spec (Topology, dict or YAML path); torn down at test end."""
-    from harness.backends.linux import build
     from harness.topology import Topology, from_dict, load_yaml
 
-    built: list[Network] = request.node.stash.setdefault(NETWORKS, [])
+    backend = _backend()
+    built: list[NetworkHandle] = request.node.stash.setdefault(NETWORKS, [])
 
-    def factory(spec: SpecLike) -> Network:
+    def factory(spec: SpecLike) -> Any:
         if isinstance(spec, (str, Path)):
             topo = load_yaml(spec)
         elif isinstance(spec, Topology):
             topo = spec
         else:
             topo = from_dict(spec)
-        net = build(topo, netns_run)
+        net = backend.build(topo, netns_run)
         built.append(net)
         return net
 
@@ -170,24 +211,32 @@ def netns_topology(
     failed = any(r.failed for r in reports.values())
     keep = failed and request.config.getoption("--netns-keep-failed")
     for net in reversed(built):
-        if keep:
+        if keep and not backend.supports_keep:
+            request.config.stash[KEPT].append(
+                f"{request.node.nodeid}: not kept: --netns-keep-failed is not supported on "
+                f"the {backend.name} backend yet (the topology was removed)"
+            )
+            net.destroy()
+        elif keep:
             from harness.keeper import hand_over
             from harness.runstate import DEFAULT_ROOT
 
-            kept_as = hand_over(net, request.node.name[:40])
+            linux_net: Any = net  # keeping is Linux-only (``supports_keep``)
+            kept_as = hand_over(linux_net, request.node.name[:40])
             root = "" if net.run.root == DEFAULT_ROOT else f" --run-dir {net.run.root}"
+            prefix = linux_net.prefix
             request.config.stash[KEPT].append(
                 f"{request.node.nodeid}: kept as {kept_as!r}; enter a node with "
-                f"`nsenter --net=/run/netns/{net.prefix}-<node>` (or `ip netns exec "
-                f"{net.prefix}-<node>`); remove with `netns-harness{root} down {kept_as}`"
+                f"`nsenter --net=/run/netns/{prefix}-<node>` (or `ip netns exec "
+                f"{prefix}-<node>`); remove with `netns-harness{root} down {kept_as}`"
             )
         else:
             net.destroy()
 
 
 def _with_peers(
-    net: Network, request: pytest.FixtureRequest, plan: list[tuple[str, str, str, str]]
-) -> Network:
+    net: Any, request: pytest.FixtureRequest, plan: list[tuple[str, str, str, str]]
+) -> Any:
     from harness.supervise import start_peers
 
     peers = parse_peers(request.config.getoption("--netns-peers"))
@@ -198,9 +247,7 @@ def _with_peers(
 
 
 @pytest.fixture
-def netns_pair(
-    request: pytest.FixtureRequest, netns_topology: Callable[[SpecLike], Network]
-) -> Network:
+def netns_pair(request: pytest.FixtureRequest, netns_topology: Callable[[SpecLike], Any]) -> Any:
     """Nodes a (10.0.0.1) and b (10.0.0.2) on one veth, serve-all running and probed on both."""
     from harness.topology import pair
 
@@ -209,9 +256,7 @@ def netns_pair(
 
 
 @pytest.fixture
-def netns_line3(
-    request: pytest.FixtureRequest, netns_topology: Callable[[SpecLike], Network]
-) -> Network:
+def netns_line3(request: pytest.FixtureRequest, netns_topology: Callable[[SpecLike], Any]) -> Any:
     """a (10.0.1.2) - r - b (10.0.2.2), r forwarding; serve-all on a and b."""
     from harness.topology import line3
 

@@ -8,6 +8,13 @@ because the first one may race the peer's socket setup on the far side (ARP, lis
 backlog); each retry waits on a socket, never on a timer. After readiness stdout is copied
 to ``<run dir>/<ns>.out`` by a thread, stderr goes straight to ``<ns>.err``; both are
 attached to a failing test's report by the plugin.
+
+What differs per OS comes from the backend (:func:`harness.backends.select_backend`): on
+Linux the kernel's echo is turned off and serve-all's ICMP responder answers; on FreeBSD
+the kernel consumes echo requests before raw sockets see them, so serve-all runs without
+its responder, no ICMP ready line is awaited, and the ICMP probe is answered by the kernel
+(``PeerProcess.servers`` says who answers each peer). Probes go through the backend too:
+FreeBSD runs them inside the probing jail, which has no setns.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import probes
-from harness.backends.linux import LinuxNode
+from harness.backends import RAWSTACK, Backend, NodeHandle, select_backend
 from harness.runstate import HarnessError
 
 ALL_PEERS = ("http", "udp", "chao", "icmp")
@@ -38,19 +45,29 @@ class PeerDied(HarnessError):
     """A supervised peer process exited; the message carries its status and log tail."""
 
 
-def serve_all_argv(ifname: str) -> list[str]:
-    # serve-all has no --peers: it always runs all four; the harness waits on and probes
-    # only the chosen ones.
-    return [sys.executable, "-m", "rawstack", "serve-all", "--iface", ifname]
+def serve_all_argv(ifname: str, served: Sequence[str] | None = None) -> list[str]:
+    """``served`` None runs all four peers (the harness waits on and probes the chosen ones)."""
+    argv = [sys.executable, "-m", "rawstack", "serve-all", "--iface", ifname]
+    return argv if served is None else [*argv, "--peers", ",".join(served)]
 
 
 class PeerProcess:
     """One ``serve-all`` process in one node."""
 
-    def __init__(self, node: LinuxNode, ifname: str, peers: Sequence[str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        node: NodeHandle,
+        ifname: str,
+        peers: Sequence[str],
+        log_dir: Path,
+        backend: Backend | None = None,
+    ) -> None:
         self.node = node
         self.ifname = ifname
         self.peers = tuple(peers)
+        self.backend = backend or select_backend()
+        self.servers = self.backend.servers(self.peers)  # peer -> "rawstack" | "kernel"
+        self.awaited = tuple(p for p in self.peers if self.servers[p] == RAWSTACK)
         self.out_path = log_dir / f"{node.netns}.out"
         self.err_path = log_dir / f"{node.netns}.err"
         self.ready: dict[str, dict[str, Any]] = {}
@@ -61,13 +78,14 @@ class PeerProcess:
         self.ready_after = 0.0
 
     def start(self) -> None:
-        # Kernel echo off so our responder's replies are the only ones (one reply per ping);
-        # serve-all runs its responder even when icmp is not among the chosen peers.
-        self.node.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+        if self.backend.icmp_responder == RAWSTACK:
+            # Kernel echo off so our responder's replies are the only ones (one reply per
+            # ping); serve-all runs its responder even when icmp is not a chosen peer.
+            self.node.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
         self.started_at = time.monotonic()
         with open(self.err_path, "ab") as err:
             self.proc = self.node.popen(
-                serve_all_argv(self.ifname),
+                serve_all_argv(self.ifname, self.backend.serve_all_peers()),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=err,
@@ -75,16 +93,16 @@ class PeerProcess:
             )
 
     def wait_ready_lines(self, deadline: float) -> None:
-        """Read stdout until every expected peer printed its ready line."""
+        """Read stdout until every peer serve-all answers for printed its ready line."""
         assert self.proc is not None
         assert self.proc.stdout is not None
         out = self.proc.stdout
         buf = b""
         with open(self.out_path, "ab") as copy:
-            while set(self.peers) - set(self.ready):
+            while set(self.awaited) - set(self.ready):
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    missing = ", ".join(sorted(set(self.peers) - set(self.ready)))
+                    missing = ", ".join(sorted(set(self.awaited) - set(self.ready)))
                     raise PeerDied(f"{self.describe()}: no ready line from {missing} in time")
                 readable, _, _ = select.select([out], [], [], left)
                 if not readable:
@@ -112,8 +130,11 @@ class PeerProcess:
                 copy.write(chunk)
                 copy.flush()
 
-    def probe_from(self, other: LinuxNode, other_ifname: str, deadline: float) -> None:
-        """Probe every peer from ``other`` until each answered once (or the deadline)."""
+    def probe_from(self, other: NodeHandle, other_ifname: str, deadline: float) -> None:
+        """Probe every peer from ``other`` until each answered once (or the deadline).
+
+        A peer the kernel answers (``servers``) is probed too: the fixture promises it works.
+        """
         for peer in self.peers:
             last = "not tried"
             while peer not in self.rtts:
@@ -121,7 +142,7 @@ class PeerProcess:
                 if time.monotonic() > deadline:
                     raise PeerDied(f"{self.describe()}: {peer} probe never succeeded ({last})")
                 try:
-                    self.rtts[peer] = probes.probe_peer(
+                    self.rtts[peer] = self.backend.probe_peer(
                         peer,
                         src=other,
                         src_ifname=other_ifname,
@@ -186,10 +207,11 @@ class PeerProcess:
 
 
 def start_peers(
-    pairs: Sequence[tuple[LinuxNode, str, LinuxNode, str]],
+    pairs: Sequence[tuple[NodeHandle, str, NodeHandle, str]],
     peers: Sequence[str] = ALL_PEERS,
     log_dir: Path | None = None,
     timeout: float = READY_TIMEOUT,
+    backend: Backend | None = None,
 ) -> list[PeerProcess]:
     """Start serve-all on each ``(node, ifname, prober, prober_ifname)``; wait until ready.
 
@@ -199,7 +221,7 @@ def start_peers(
     deadline = time.monotonic() + timeout
     try:
         for node, ifname, _, _ in pairs:
-            pp = PeerProcess(node, ifname, peers, log_dir or node.net.run.dir)
+            pp = PeerProcess(node, ifname, peers, log_dir or node.net.run.dir, backend)
             started.append(pp)
             pp.start()
         for pp in started:

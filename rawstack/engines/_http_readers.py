@@ -129,6 +129,10 @@ class BodyReader:
                 self._remaining = size
             # Chunk data and its CRLF are taken together, so a missing CRLF is seen at once.
             if buf.pending() < self._remaining + 2:
+                # A wrong first footer byte is already an error; say so now, not later.
+                start = buf.pos + self._remaining
+                if buf.pending() > self._remaining and buf.data[start] != 0x0D:
+                    raise HttpError(400, "chunk data not followed by CRLF")
                 return
             data = buf.take(self._remaining)
             if buf.take(2) != b"\r\n":

@@ -52,8 +52,15 @@ LINGER_SECONDS = 2.0
 ACCEPT_BATCH = 128
 
 
-def route(request: Request, status_json: bytes = b"{}") -> tuple[int, list[tuple[str, str]], bytes]:
-    """The application: (status, header fields, body) for one request. Pure, for tests."""
+def _no_status() -> bytes:
+    return b"{}"
+
+
+def route(
+    request: Request, status_json: Callable[[], bytes] = _no_status
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The application: (status, header fields, body) for one request. Pure, for tests;
+    ``status_json`` is only called for /status."""
     path = request.target
     if path.startswith(("http://", "https://")):  # absolute-form, RFC 9112 §3.2.2
         slash = path.find("/", path.find("//") + 2)
@@ -73,7 +80,7 @@ def route(request: Request, status_json: bytes = b"{}") -> tuple[int, list[tuple
     if path == "/":
         return 200, [("Content-Type", HTML)], HELLO_PAGE
     if path == "/status":
-        return 200, [("Content-Type", "application/json")], status_json
+        return 200, [("Content-Type", "application/json")], status_json()
     if request.framing == "none":
         return 411, [("Content-Type", "text/plain")], b"length required\n"
     ctype = request.header("content-type") or "application/octet-stream"
@@ -262,7 +269,7 @@ class HttpServer:
             if request is None:
                 break
             self._requests += 1
-            status, headers, body = route(request, self._status_json())
+            status, headers, body = route(request, self._status_json)
             close = not request.keep_alive or status >= 500
             self._queue(
                 conn,

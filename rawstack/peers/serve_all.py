@@ -27,9 +27,15 @@ def serve(servers: Sequence[Server], loop: Loop | None = None) -> int:
             fields = server.start(loop)
             started.append(server)
             ready.append((server.name, fields))
-        for name, fields in ready:
-            announce_ready(name, **fields)
         serving = True
+
+        def announce() -> None:
+            for name, fields in ready:
+                announce_ready(name, **fields)
+
+        # Announce from inside run(): Loop.run() sets its running flag on entry, so a
+        # SIGTERM sent the instant the ready line is read must not arrive before that.
+        loop.call_later(0, announce)
         loop.run()
     finally:
         for server in reversed(started):

@@ -4,6 +4,7 @@ connection left behind."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import select
 import shutil
@@ -90,11 +91,16 @@ def test_bad_arguments_exit_2(pair: NetnsPair, argv: list[str]) -> None:
 
 
 def _wait_stderr(proc: subprocess.Popen[str], needle: str, timeout: float = 10) -> None:
+    # os.read on the fd: a buffered readline could hold the line select() waits for.
     assert proc.stderr is not None
+    fd = proc.stderr.fileno()
     deadline = time.monotonic() + timeout
-    seen = ""
-    while needle not in seen:
+    seen = b""
+    while needle.encode() not in seen:
         left = deadline - time.monotonic()
-        if left <= 0 or not select.select([proc.stderr], [], [], left)[0]:
-            raise AssertionError(f"{needle!r} not seen: {seen}")
-        seen += proc.stderr.readline()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise AssertionError(f"{needle!r} not seen: {seen!r}")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            raise AssertionError(f"exited before {needle!r}: {seen!r}")
+        seen += chunk

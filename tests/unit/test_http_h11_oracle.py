@@ -9,6 +9,7 @@ checked to be that case, so a new difference cannot hide behind an old one.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import h11
@@ -32,8 +33,15 @@ def ours(raw: bytes) -> Verdict:
     if request is None:
         return ("incomplete",)
     headers = tuple((n, v) for n, v in request.headers if n not in _FRAMING)
-    return ("accept", request.method, request.target, request.version, headers, request.body,
-            request.trailers)
+    return (
+        "accept",
+        request.method,
+        request.target,
+        request.version,
+        headers,
+        request.body,
+        request.trailers,
+    )
 
 
 def theirs(raw: bytes) -> Verdict:
@@ -60,11 +68,20 @@ def theirs(raw: bytes) -> Verdict:
 
     def fields(items: Any) -> tuple[tuple[str, str], ...]:
         return tuple(
-            (n.decode("latin-1"), v.decode("latin-1")) for n, v in items if n.decode() not in _FRAMING
+            (n.decode("latin-1"), v.decode("latin-1"))
+            for n, v in items
+            if n.decode() not in _FRAMING
         )
 
-    return ("accept", request.method.decode(), request.target.decode(),
-            request.http_version.decode(), fields(request.headers), body, fields(event.headers))
+    return (
+        "accept",
+        request.method.decode(),
+        request.target.decode(),
+        request.http_version.decode(),
+        fields(request.headers),
+        body,
+        fields(event.headers),
+    )
 
 
 def _head(raw: bytes) -> bytes:
@@ -72,10 +89,15 @@ def _head(raw: bytes) -> bytes:
 
 
 # Each: (name, predicate on the raw bytes). Our choice is cited in rawstack/engines.
-DIVERGENCES = [
+DIVERGENCES: list[tuple[str, Callable[[bytes], bool]]] = [
     # RFC 9112 §6.1 lets a server reject CL + TE (we do); h11 lets TE win.
-    ("cl+te", lambda raw: bool(re.search(rb"(?im)^content-length:", raw))
-     and bool(re.search(rb"(?im)^transfer-encoding:", raw))),
+    (
+        "cl+te",
+        lambda raw: (
+            bool(re.search(rb"(?im)^content-length:", raw))
+            and bool(re.search(rb"(?im)^transfer-encoding:", raw))
+        ),
+    ),
     # RFC 9112 §5.2: reject obs-fold (we do) or unfold it (h11 does).
     ("obs-fold", lambda raw: bool(re.search(rb"\n[ \t]", raw))),
     # RFC 9112 §2.2: a bare LF MAY be a line end (h11); we refuse it.
@@ -85,8 +107,13 @@ DIVERGENCES = [
     # We answer 505 for other versions; h11 accepts any HTTP/d.d.
     ("version", lambda raw: re.match(rb"[^\r\n]* HTTP/(?!1\.[01]\r)\d\.\d", raw) is not None),
     # RFC 9112 §6.1: TE in an HTTP/1.0 request is faulty framing (we 400; h11 accepts).
-    ("te-in-1.0", lambda raw: b"HTTP/1.0" in raw.split(b"\r\n", 1)[0]
-     and bool(re.search(rb"(?im)^transfer-encoding:", raw))),
+    (
+        "te-in-1.0",
+        lambda raw: (
+            b"HTTP/1.0" in raw.split(b"\r\n", 1)[0]
+            and bool(re.search(rb"(?im)^transfer-encoding:", raw))
+        ),
+    ),
     # RFC 9112 §7.1.1 allows BWS before ";" in a chunk extension; h11 does not.
     ("chunk-ext-bws", lambda raw: bool(re.search(rb"\n[0-9a-fA-F]+[ \t]+;", raw))),
     # h11 refuses at once a request starting with a control/space; we wait for the head.
@@ -112,7 +139,8 @@ VECTORS = [
     b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc",
     b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
     b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n",
     b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXY0\r\n\r\n",
     b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
     b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab",
@@ -142,8 +170,10 @@ def test_oracle_is_not_blind() -> None:
 _token = st.sampled_from(["GET"] * 4 + ["POST"] * 4 + ["HEAD", "PUT", "X-Y", "G T", "", "g(t"])
 _target = st.sampled_from(["/"] * 6 + ["/echo?x=1", "*", "http://a/b", "/\x7f", "", "/a b"])
 _version = st.sampled_from(["HTTP/1.1"] * 8 + ["HTTP/1.0"] * 3 + ["HTTP/2.0", "http/1.1"])
-_name = st.sampled_from(["X-A"] * 6 + ["Connection", "Content-Length", "Transfer-Encoding",
-                         "Host", "Bad Name", "", "Tr\xe4iler"])
+_name = st.sampled_from(
+    ["X-A"] * 6
+    + ["Connection", "Content-Length", "Transfer-Encoding", "Host", "Bad Name", "", "Tr\xe4iler"]
+)
 _clean_value = st.text(alphabet=st.sampled_from("ab 09,;=chunked"), max_size=10)
 _dirty_value = st.text(alphabet=st.sampled_from("ab 0\t,\x00\x01\x0b\x7f\xe9"), max_size=6)
 _value = st.one_of(_clean_value, _clean_value, _clean_value, _dirty_value)
@@ -179,6 +209,10 @@ def requests(draw: st.DrawFn) -> bytes:
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests())
 @example(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab")
+# Found by this test: a bad chunk footer must be refused as soon as its first byte is seen.
+@example(b"GET / HTTP/1.1\r\nHost:h\r\nTransfer-Encoding:chunked\r\n\r\n6\r\n\r\n0\r\n\r\n")
+# Found by this test: an empty Content-Length field next to a valid one.
+@example(b"POST / HTTP/1.1\r\nContent-Length:\r\nHost:h\r\nContent-Length:2\r\n\r\nab")
 def test_generated_requests_agree_with_h11(raw: bytes) -> None:
     check(raw)
 

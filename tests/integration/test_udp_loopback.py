@@ -1,0 +1,203 @@
+"""`rawstack udp serve` and `rawstack udp send` on loopback, against each other and socat.
+
+No root needed: servers bind 127.0.0.1 with ``--port 0`` and are used once their ready line
+(or socat's "receiving on" line) has arrived; every process is stopped in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import IO
+
+import pytest
+
+from rawstack.peers.udp import MAX_DATAGRAM, udp_round_trips
+
+RAWSTACK = [sys.executable, "-m", "rawstack"]
+
+
+def read_line(stream: IO[bytes], timeout: float) -> bytes:
+    """One line from a child's pipe, or fail after ``timeout`` (a readiness wait)."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(stream, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            raise AssertionError(f"no line within {timeout} s")
+    return stream.readline()
+
+
+def stop(proc: subprocess.Popen[bytes], group: bool = False) -> int:
+    if proc.poll() is None:
+        if group:  # socat forks a child per datagram; they share our new session's group
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if group:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+    return proc.returncode
+
+
+@contextmanager
+def udp_server() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A `rawstack udp serve` subprocess on 127.0.0.1 and its port."""
+    argv = [*RAWSTACK, "udp", "serve", "--bind", "127.0.0.1", "--port", "0"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        ready = json.loads(read_line(proc.stdout, 15))
+        assert (ready["event"], ready["peer"]) == ("ready", "udp")
+        yield proc, int(ready["addr"].rsplit(":", 1)[1])
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Our echo server; it must still be alive after the test."""
+    with udp_server() as running:
+        yield running
+        assert running[0].poll() is None, "the server died"
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"{tool} is not installed")
+    return path
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*RAWSTACK, *args], capture_output=True, check=False, timeout=60)
+
+
+def test_our_client_against_our_server(server: tuple[subprocess.Popen[bytes], int]) -> None:
+    result = udp_round_trips("127.0.0.1", server[1], b"ping", count=20, timeout=2.0)
+    assert (result.sent, result.received, result.lost) == (20, 20, 0)
+    assert [r.seq for r in result.replies] == list(range(20))
+    assert result.min_ms is not None
+    assert result.p99_ms is not None
+    assert 0 < result.min_ms <= result.p50_ms <= result.p99_ms <= result.max_ms  # type: ignore[operator]
+
+
+def test_cli_send_json(server: tuple[subprocess.Popen[bytes], int]) -> None:
+    run = cli("udp", "send", "127.0.0.1", str(server[1]), "hello", "-c", "3", "-i", "0", "--json")
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert (doc["sent"], doc["received"], doc["loss_pct"]) == (3, 3, 0.0)
+    assert set(doc["rtt_ms"]) == {"min", "avg", "max", "p50", "p99"}
+
+
+def test_largest_datagram_round_trip(server: tuple[subprocess.Popen[bytes], int]) -> None:
+    result = udp_round_trips("127.0.0.1", server[1], b"", count=2, size=MAX_DATAGRAM, timeout=2.0)
+    assert [r.size for r in result.replies] == [MAX_DATAGRAM, MAX_DATAGRAM]
+
+
+def test_socat_client_against_our_server(server: tuple[subprocess.Popen[bytes], int]) -> None:
+    socat = need("socat")
+    run = subprocess.run(
+        [socat, "-T", "2", "-", f"UDP:127.0.0.1:{server[1]}"],
+        input=b"through socat\n",
+        capture_output=True,
+        check=False,
+        timeout=20,
+    )
+    assert run.stdout == b"through socat\n", run.stderr
+
+
+def test_our_client_against_socat_echo() -> None:
+    socat = need("socat")
+    port = free_udp_port()
+    proc = subprocess.Popen(
+        [socat, "-d", "-d", f"UDP-RECVFROM:{port},bind=127.0.0.1,fork", "EXEC:cat"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = read_line(proc.stderr, 15)
+        while b"receiving on" not in line:  # socat's own readiness line (-d -d)
+            assert line, "socat exited before listening"
+            line = read_line(proc.stderr, 15)
+        result = udp_round_trips(
+            "127.0.0.1", port, b"via socat", count=5, timeout=3.0, interval=0.05
+        )
+        assert (result.received, result.lost) == (5, 0)
+    finally:
+        stop(proc, group=True)
+
+
+def test_random_datagrams_never_stop_the_server(
+    server: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    rng = random.Random(7)
+    sizes = [0, 1, MAX_DATAGRAM] + [rng.randint(0, 4000) for _ in range(200)]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP) as sock:
+        sock.settimeout(5)
+        for size in sizes:
+            data = rng.randbytes(size)
+            sock.sendto(data, ("127.0.0.1", server[1]))
+            echoed, _ = sock.recvfrom(65536)
+            assert echoed == data
+    assert udp_round_trips("127.0.0.1", server[1], b"still there", timeout=2.0).lost == 0
+
+
+def test_loss_exits_1() -> None:
+    run = cli(
+        "udp",
+        "send",
+        "127.0.0.1",
+        str(free_udp_port()),
+        "-c",
+        "2",
+        "-i",
+        "0.05",
+        "-W",
+        "0.3",
+        "--json",
+    )
+    assert run.returncode == 1
+    assert json.loads(run.stdout)["lost"] == 2
+    assert len(run.stderr.splitlines()) == 1
+
+
+def test_bad_arguments_exit_2() -> None:
+    assert cli("udp", "send", "127.0.0.1", "9", "-s", str(MAX_DATAGRAM + 1)).returncode == 2
+    assert cli("udp", "serve", "--bind", "not-an-ip").returncode == 2
+    unresolvable = cli("udp", "send", "no-such-host.invalid", "9")
+    assert unresolvable.returncode == 1
+    assert len(unresolvable.stderr.splitlines()) == 1
+
+
+def test_sigterm_exits_0_and_port_in_use_exits_2() -> None:
+    with udp_server() as (proc, port):
+        busy = cli("udp", "serve", "--bind", "127.0.0.1", "--port", str(port))
+        assert busy.returncode == 2
+        assert busy.stdout == b""
+        assert busy.stderr.count(b"\n") == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0

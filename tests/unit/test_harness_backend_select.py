@@ -1,0 +1,278 @@
+"""Backend selection (by sys.platform) and what supervision, the plugin and the CLI take from it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import harness.backends
+import harness.plugin
+from harness import cli, supervise
+from harness.backends import (
+    FREEBSD,
+    KERNEL,
+    LINUX,
+    RAWSTACK,
+    FreeBSDBackend,
+    UnsupportedPlatform,
+    select_backend,
+    unavailable_reason,
+)
+from harness.clients import Exchange
+from harness.topology import pair, to_dict
+
+
+@pytest.mark.parametrize(
+    ("platform", "expected"), [("linux", LINUX), ("freebsd14", FREEBSD), ("freebsd13", FREEBSD)]
+)
+def test_select_by_platform(
+    monkeypatch: pytest.MonkeyPatch, platform: str, expected: harness.backends.Backend
+) -> None:
+    assert select_backend(platform) is expected
+    monkeypatch.setattr(sys, "platform", platform)
+    assert select_backend() is expected
+
+
+@pytest.mark.parametrize("platform", ["darwin", "openbsd7", "win32"])
+def test_no_backend_is_a_usage_error_naming_the_os(platform: str) -> None:
+    with pytest.raises(UnsupportedPlatform, match=f"no topology backend for {platform}") as info:
+        select_backend(platform)
+    assert info.value.exit_code == 2
+    assert unavailable_reason(platform) == str(info.value)
+
+
+@pytest.mark.skipif(sys.platform.startswith("freebsd"), reason="checks the off-FreeBSD refusal")
+def test_freebsd_backend_off_freebsd_says_so() -> None:
+    reason = FREEBSD.missing_requirement()
+    assert reason is not None
+    assert "needs FreeBSD" in reason
+
+
+def test_who_answers_each_peer() -> None:
+    peers = ("http", "udp", "chao", "icmp")
+    assert set(LINUX.servers(peers).values()) == {RAWSTACK}
+    assert FREEBSD.servers(peers) == {
+        "http": RAWSTACK,
+        "udp": RAWSTACK,
+        "chao": RAWSTACK,
+        "icmp": KERNEL,
+    }
+    assert LINUX.serve_all_peers() is None
+    assert FREEBSD.serve_all_peers() == ("http", "udp", "chao")
+    assert (LINUX.node_sockets, FREEBSD.node_sockets) == (True, False)
+
+
+def test_default_roots_follow_each_backend() -> None:
+    from harness.backends import freebsd
+    from harness.runstate import DEFAULT_ROOT
+
+    assert LINUX.default_root == DEFAULT_ROOT
+    assert FREEBSD.default_root == freebsd.DEFAULT_ROOT
+
+
+def test_serve_all_argv() -> None:
+    base = [sys.executable, "-m", "rawstack", "serve-all", "--iface", "eth0"]
+    assert supervise.serve_all_argv("eth0") == base
+    assert supervise.serve_all_argv("eth0", ("http", "udp", "chao")) == [
+        *base,
+        "--peers",
+        "http,udp,chao",
+    ]
+
+
+class FakeNode:
+    """Records sysctl writes; popen starts ``argv`` (a stand-in serve-all) locally."""
+
+    def __init__(self, name: str, stand_in: list[str]) -> None:
+        self.name = name
+        self.netns = f"fake-{name}"
+        self.net: Any = None
+        self.stand_in = stand_in
+        self.sysctls: list[tuple[str, str | None]] = []
+        self.argv: list[str] = []
+        self.procs: list[subprocess.Popen[Any]] = []
+
+    def sysctl(self, key: str, value: str | None = None) -> str:
+        self.sysctls.append((key, value))
+        return value or ""
+
+    def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        self.argv = argv
+        proc = subprocess.Popen(self.stand_in, **kwargs)
+        self.procs.append(proc)
+        return proc
+
+    def stop_processes(self, timeout: float = 3.0) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+
+
+def _printer(peers: tuple[str, ...]) -> list[str]:
+    lines = [json.dumps({"event": "ready", "peer": p, "addr": "0.0.0.0:1"}) for p in peers]
+    code = "import sys, time; print(sys.argv[1], flush=True); time.sleep(30)"
+    return [sys.executable, "-c", code, "\n".join(lines)]
+
+
+def test_freebsd_supervision_leaves_kernel_echo_alone_and_awaits_no_icmp_line(
+    tmp_path: Path,
+) -> None:
+    node = FakeNode("a", _printer(("http", "udp", "chao")))
+    pp = supervise.PeerProcess(node, "eth0", supervise.ALL_PEERS, tmp_path, FREEBSD)  # type: ignore[arg-type]
+    assert pp.awaited == ("http", "udp", "chao")
+    pp.start()
+    try:
+        pp.wait_ready_lines(supervise.time.monotonic() + 10)
+        assert node.sysctls == []
+        assert node.argv[-2:] == ["--peers", "http,udp,chao"]
+        assert set(pp.ready) == {"http", "udp", "chao"}
+    finally:
+        pp.stop()
+
+
+def test_linux_supervision_turns_kernel_echo_off_and_needs_the_icmp_line(tmp_path: Path) -> None:
+    node = FakeNode("a", _printer(("http", "udp", "chao")))  # no icmp ready line
+    pp = supervise.PeerProcess(node, "eth0", supervise.ALL_PEERS, tmp_path, LINUX)  # type: ignore[arg-type]
+    pp.start()
+    try:
+        assert node.sysctls == [("net.ipv4.icmp_echo_ignore_all", "1")]
+        assert "--peers" not in node.argv
+        with pytest.raises(supervise.PeerDied, match="no ready line from icmp"):
+            pp.wait_ready_lines(supervise.time.monotonic() + 1.5)
+    finally:
+        pp.stop()
+
+
+class RecordingFreeBSD(FreeBSDBackend):
+    def __init__(self) -> None:
+        self.probed: list[str] = []
+
+    def probe_peer(self, peer: str, **kwargs: Any) -> float:  # type: ignore[override]
+        self.probed.append(peer)
+        return 0.001
+
+
+def test_kernel_answered_peers_are_probed_through_the_backend(tmp_path: Path) -> None:
+    backend = RecordingFreeBSD()
+    node = FakeNode("b", [sys.executable, "-c", "pass"])
+    pp = supervise.PeerProcess(node, "eth0", ("http", "icmp"), tmp_path, backend)  # type: ignore[arg-type]
+    pp.probe_from(FakeNode("a", []), "eth0", supervise.time.monotonic() + 5)  # type: ignore[arg-type]
+    assert backend.probed == ["http", "icmp"]
+    assert pp.servers == {"http": RAWSTACK, "icmp": KERNEL}
+
+
+def test_plugin_skip_reason_names_an_unsupported_os(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert harness.plugin._skip_reason() == (
+        "no topology backend for darwin: the harness builds Linux network namespaces or "
+        "FreeBSD VNET jails"
+    )
+
+
+def test_skip_without_node_sockets_on_freebsd(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "freebsd14")
+    with pytest.raises(pytest.skip.Exception, match=r"node\.socket\(\) is unsupported on FreeBSD"):
+        harness.plugin.skip_without_node_sockets()
+
+
+def test_skip_without_node_sockets_passes_on_linux(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "linux")
+    harness.plugin.skip_without_node_sockets()
+
+
+@pytest.mark.parametrize(
+    ("backend", "line"),
+    [
+        (LINUX, "netns: linux backend, network namespaces*; icmp peer: rawstack's responder*"),
+        (FREEBSD, "netns: freebsd backend, VNET jails*; icmp peer: the kernel's echo*"),
+    ],
+)
+def test_report_header_names_backend_and_icmp_peer(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    backend: harness.backends.Backend,
+    line: str,
+) -> None:
+    monkeypatch.setattr(harness.plugin, "_backend", lambda: backend)
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines([line])
+
+
+def test_cli_on_an_unsupported_os_is_one_line_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert cli.main(["status"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("netns-harness: error: no topology backend for darwin")
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["up", "down"])
+def test_cli_keep_commands_unsupported_on_freebsd(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    command: str,
+) -> None:
+    spec = tmp_path / "pair.yaml"
+    spec.write_text(json.dumps(to_dict(pair())))
+    monkeypatch.setattr(sys, "platform", "freebsd14")
+    arg = str(spec) if command == "up" else "kept"
+    assert cli.main([command, arg]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"netns-harness: error: netns-harness {command} is not supported on the freebsd "
+        "backend yet (kept topologies need a keeper process; only the Linux one exists)\n"
+    )
+
+
+class FakeNet:
+    def __init__(self, names: str) -> None:
+        self.nodes = {n: type("N", (), {"name": n})() for n in names}
+        self.destroyed = False
+
+    def __getitem__(self, name: str) -> Any:
+        return self.nodes[name]
+
+    def destroy(self) -> None:
+        self.destroyed = True
+
+
+def test_demo_rows_on_freebsd_show_the_kernel_as_icmp_peer(monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.clients
+
+    class FakeBackend(FreeBSDBackend):
+        def build(self, topology: Any, run: Any) -> Any:
+            return FakeNet("arb" if topology.name == "demo3" else "ab")
+
+    backend = FakeBackend()
+    calls: list[tuple[str, str, str, str]] = []
+
+    def fake_start(pairs: Any, peers: Any = supervise.ALL_PEERS, **kwargs: Any) -> Any:
+        assert kwargs["backend"] is backend
+        return [type("P", (), {"ready": {}, "servers": backend.servers(peers)})() for _ in pairs]
+
+    def fake_client(proto: str, src: Any, dst: Any, **kwargs: Any) -> Exchange:
+        calls.append((proto, src.name, dst.name, kwargs["server"]))
+        return Exchange(proto, f"{src.name}->{dst.name}", True, 0.1, kwargs["server"])
+
+    monkeypatch.setattr(cli, "_backend", lambda: backend)
+    monkeypatch.setattr(supervise, "start_peers", fake_start)
+    monkeypatch.setattr(harness.clients, "try_client", fake_client)
+    rows, _ = cli._demo_rows(run=None)
+    # No separate "kernel before serve-all" rows: the kernel is the ICMP peer throughout.
+    assert [c for c in calls if c[0] == "icmp"] == [
+        ("icmp", "a", "b", KERNEL),
+        ("icmp", "b", "a", KERNEL),
+        ("icmp", "a", "b", KERNEL),
+        ("icmp", "b", "a", KERNEL),
+    ]
+    assert {c[3] for c in calls if c[0] != "icmp"} == {RAWSTACK}
+    assert len(rows) == 12
