@@ -42,13 +42,13 @@ def test_jails_and_interfaces_exist(net: FreeBSDNetwork) -> None:
     names = _jails().split()
     assert net.jail("a") in names
     assert net.jail("b") in names
-    out = net.run("a", ["ifconfig", "eth0"], capture_output=True, text=True)
+    out = net["a"].run(["ifconfig", "eth0"], capture_output=True, text=True)
     assert "inet 10.0.0.1 " in out.stdout
 
 
 def test_kernel_echo_between_jails(net: FreeBSDNetwork) -> None:
     # The BSD kernel answers echo requests itself (no rawstack ICMP responder here).
-    done = net.run("a", ["ping", "-c", "1", "-t", "5", "10.0.0.2"], capture_output=True)
+    done = net["a"].run(["ping", "-c", "1", "-t", "5", "10.0.0.2"], capture_output=True)
     assert done.returncode == 0, done.stdout
 
 
@@ -85,14 +85,13 @@ def _line(proc: subprocess.Popen[str]) -> str:
 
 def test_chao_frame_over_bpf(net: FreeBSDNetwork) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    receiver = net.popen(
-        "b", [sys.executable, "-c", CHAO_RECEIVER], stdout=subprocess.PIPE, text=True, env=env
+    receiver = net["b"].popen(
+        [sys.executable, "-c", CHAO_RECEIVER], stdout=subprocess.PIPE, text=True, env=env
     )
     try:
         ready = json.loads(_line(receiver))
         assert ready["mtu"] == 1500
-        sent = net.run(
-            "a",
+        sent = net["a"].run(
             [sys.executable, "-c", CHAO_SENDER, ready["mac"]],
             capture_output=True,
             text=True,

@@ -124,3 +124,9 @@ def test_nginx_conf_keeps_everything_in_the_temp_dir(tmp_path: Path) -> None:
     for line in conf.splitlines():
         if line.strip().startswith(("pid ", "error_log", "client_body_temp_path")):
             assert str(tmp_path) in line
+
+
+def test_tests_run_ignores_warnings() -> None:
+    from bench.bench_suite import tests_run
+
+    assert tests_run({"passed": 5, "failed": 1, "warnings": 3, "deselected": 2}) == 6

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,7 @@ def test_freebsd_supervision_leaves_kernel_echo_alone_and_awaits_no_icmp_line(
     assert pp.awaited == ("http", "udp", "chao")
     pp.start()
     try:
-        pp.wait_ready_lines(supervise.time.monotonic() + 10)
+        pp.wait_ready_lines(time.monotonic() + 10)
         assert node.sysctls == []
         assert node.argv[-2:] == ["--peers", "http,udp,chao"]
         assert set(pp.ready) == {"http", "udp", "chao"}
@@ -143,7 +144,7 @@ def test_linux_supervision_turns_kernel_echo_off_and_needs_the_icmp_line(tmp_pat
         assert node.sysctls == [("net.ipv4.icmp_echo_ignore_all", "1")]
         assert "--peers" not in node.argv
         with pytest.raises(supervise.PeerDied, match="no ready line from icmp"):
-            pp.wait_ready_lines(supervise.time.monotonic() + 1.5)
+            pp.wait_ready_lines(time.monotonic() + 1.5)
     finally:
         pp.stop()
 
@@ -152,7 +153,7 @@ class RecordingFreeBSD(FreeBSDBackend):
     def __init__(self) -> None:
         self.probed: list[str] = []
 
-    def probe_peer(self, peer: str, **kwargs: Any) -> float:  # type: ignore[override]
+    def probe_peer(self, peer: str, **kwargs: Any) -> float:
         self.probed.append(peer)
         return 0.001
 
@@ -161,7 +162,7 @@ def test_kernel_answered_peers_are_probed_through_the_backend(tmp_path: Path) ->
     backend = RecordingFreeBSD()
     node = FakeNode("b", [sys.executable, "-c", "pass"])
     pp = supervise.PeerProcess(node, "eth0", ("http", "icmp"), tmp_path, backend)  # type: ignore[arg-type]
-    pp.probe_from(FakeNode("a", []), "eth0", supervise.time.monotonic() + 5)  # type: ignore[arg-type]
+    pp.probe_from(FakeNode("a", []), "eth0", time.monotonic() + 5)  # type: ignore[arg-type]
     assert backend.probed == ["http", "icmp"]
     assert pp.servers == {"http": RAWSTACK, "icmp": KERNEL}
 
