@@ -31,11 +31,14 @@ class PrivilegeError(RawstackError):
 
     exit_code = EXIT_NOPERM
 
-    def __init__(self, what: str, capability: str = "CAP_NET_RAW") -> None:
+    def __init__(
+        self,
+        what: str,
+        capability: str = "CAP_NET_RAW",
+        hint: str = "run it as root, e.g. with sudo",
+    ) -> None:
         self.capability = capability
-        super().__init__(
-            f"{what}: permission denied; this needs {capability} (run it as root, e.g. with sudo)"
-        )
+        super().__init__(f"{what}: permission denied; this needs {capability} ({hint})")
 
 
 class ExchangeFailed(RawstackError):

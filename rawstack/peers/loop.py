@@ -127,6 +127,8 @@ class Loop:
 
     def run(self, until: float | None = None) -> None:
         """Run until :meth:`stop`, a handled signal, or the monotonic time ``until``."""
+        if self.stop_signal is not None:
+            return  # a signal arrived before we started: honour it rather than lose it
         self._running = True
         while self._running:
             now = time.monotonic()

@@ -37,7 +37,7 @@ from rawstack.sockets import translated
 __all__ = ["BpfSocket", "open_bpf"]
 
 DLT_EN10MB = 1
-BPF_PRIVILEGE = "root or read/write access to /dev/bpf"
+BPF_PRIVILEGE = "read/write access to /dev/bpf"
 MAX_CLONE_UNITS = 256  # /dev/bpf0..N on kernels without the cloning /dev/bpf
 
 
@@ -143,14 +143,16 @@ def _open_device() -> int:
     try:
         return os.open("/dev/bpf", os.O_RDWR)
     except PermissionError as exc:
-        raise PrivilegeError("opening /dev/bpf", BPF_PRIVILEGE) from exc
+        raise PrivilegeError("opening /dev/bpf", BPF_PRIVILEGE, hint="run it as root") from exc
     except FileNotFoundError:
         pass  # macOS and old kernels: numbered units, first free one wins
     for unit in range(MAX_CLONE_UNITS):
         try:
             return os.open(f"/dev/bpf{unit}", os.O_RDWR)
         except PermissionError as exc:
-            raise PrivilegeError(f"opening /dev/bpf{unit}", BPF_PRIVILEGE) from exc
+            raise PrivilegeError(
+                f"opening /dev/bpf{unit}", BPF_PRIVILEGE, hint="run it as root"
+            ) from exc
         except FileNotFoundError:
             break
         except OSError as exc:

@@ -207,7 +207,8 @@ def open_ping_dgram() -> PingSocket:
     except PermissionError as exc:
         raise PrivilegeError(
             "opening an unprivileged ICMP socket",
-            "a group id inside net.ipv4.ping_group_range (or CAP_NET_RAW without --unprivileged)",
+            "a group id inside net.ipv4.ping_group_range",
+            hint="widen the sysctl, or run without --unprivileged as root",
         ) from exc
     except OSError as exc:
         raise RawstackError(f"opening an unprivileged ICMP socket: {exc.strerror}") from exc
