@@ -8,6 +8,11 @@ reason. :class:`ChaoClient` numbers requests, remembers when each was sent, and 
 replies by sequence number (plus destination MAC, peer MAC and payload): each request is
 answered at most once; duplicates and replies arriving after a request expired are
 counted, never reported as answers.
+
+The RTT is the kernel's arrival stamp of the reply (``rx_ns``) minus the wall clock read
+right before the request's send (:meth:`ChaoClient.mark_sent`), both CLOCK_REALTIME
+nanoseconds, so the caller's wake-up latency is left out; without both stamps (or if the
+wall clock stepped back) it is the difference of the caller's monotonic ``now`` values.
 """
 
 from __future__ import annotations
@@ -73,8 +78,15 @@ class ChaoReply:
 
 @dataclass
 class _Pending:
-    sent_at: float
+    sent_at: float  # monotonic: expiry and the fallback RTT
     payload: bytes
+    sent_ns: int | None = None  # CLOCK_REALTIME, right before the send
+
+
+def _rtt(pending: _Pending, now: float, rx_ns: int | None) -> float:
+    if rx_ns is not None and pending.sent_ns is not None and rx_ns >= pending.sent_ns:
+        return (rx_ns - pending.sent_ns) / 1e9
+    return max(0.0, now - pending.sent_at)
 
 
 @dataclass
@@ -112,8 +124,15 @@ class ChaoClient:
         self.sent += 1
         return seq, frame
 
-    def feed(self, frame: bytes, now: float) -> ChaoReply | None:
-        """A received frame; the matched reply, or None for anything else."""
+    def mark_sent(self, seq: int, wall_ns: int) -> None:
+        """Request ``seq`` left at ``wall_ns`` (CLOCK_REALTIME ns, read right before the send)."""
+        pending = self._pending.get(seq)
+        if pending is not None:
+            pending.sent_ns = wall_ns
+
+    def feed(self, frame: bytes, now: float, rx_ns: int | None = None) -> ChaoReply | None:
+        """A received frame at monotonic ``now`` (kernel arrival stamp ``rx_ns`` if any);
+        the matched reply, or None for anything else."""
         try:
             eth = Ethernet.decode(frame)
             if eth.ethertype != ETH_P_CHAO or eth.dst != self.my_mac:
@@ -138,7 +157,7 @@ class ChaoClient:
         del self._pending[seq]
         self._answered.add(seq)
         self.received += 1
-        return ChaoReply(seq, mac_to_str(eth.src), message.payload, max(0.0, now - pending.sent_at))
+        return ChaoReply(seq, mac_to_str(eth.src), message.payload, _rtt(pending, now, rx_ns))
 
     def expire(self, now: float, timeout: float) -> list[int]:
         """Give up on requests older than ``timeout`` seconds; their sequence numbers."""

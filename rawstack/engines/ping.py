@@ -9,6 +9,12 @@ clock. A reply counts only if its id, sequence number AND source address match a
 we sent (RFC 792: the id and sequence "aid in matching echos and replies"); a second
 reply to the same sequence is a duplicate, as iputils reports it.
 
+Two clocks, as iputils times it: the caller reports the CLOCK_REALTIME nanoseconds taken
+right before each ``sendto`` (:meth:`PingSession.mark_sent`) and feeds each reply with the
+kernel's arrival stamp on that clock (``rx_ns``, from SO_TIMESTAMPNS), so the RTT leaves out
+the time user space takes to wake up and read. Without either stamp, or if the wall clock
+stepped back in between, the RTT falls back to the caller's monotonic ``now`` values.
+
 RTTs are kept in integer microseconds and the summary is computed with iputils' own
 integer arithmetic (``ping_common.c``: ``tsum``, ``tsum2``, ``llsqrt``) so the two
 lines it prints match iputils byte for byte.
@@ -124,9 +130,16 @@ class PingStats:
 
 @dataclass
 class _Sent:
-    sent_at: float
+    sent_at: float  # monotonic, when the request was built
     payload: bytes
     replied: bool = False
+    sent_ns: int | None = None  # CLOCK_REALTIME, right before the sendto
+
+
+def _rtt_us(sent: _Sent, now: float, rx_ns: int | None) -> int:
+    if rx_ns is not None and sent.sent_ns is not None and rx_ns >= sent.sent_ns:
+        return (rx_ns - sent.sent_ns + 500) // 1000
+    return max(0, round((now - sent.sent_at) * 1_000_000))
 
 
 @dataclass
@@ -168,17 +181,28 @@ class PingSession:
         echo = IcmpEcho(ECHO_REQUEST, self.ident, seq, payload)
         return seq, echo.encode()
 
-    def feed_ip(self, packet: bytes, now: float) -> Event | None:
-        """A whole wire-format IPv4 packet read from a raw ICMP socket."""
+    def mark_sent(self, seq: int, wall_ns: int) -> None:
+        """Request ``seq`` left at ``wall_ns`` (CLOCK_REALTIME ns, read right before sendto)."""
+        sent = self._sent.get(seq)
+        if sent is not None:
+            sent.sent_ns = wall_ns
+
+    def feed_ip(self, packet: bytes, now: float, rx_ns: int | None = None) -> Event | None:
+        """A whole wire-format IPv4 packet read from a raw ICMP socket.
+
+        ``now`` is monotonic; ``rx_ns`` is the kernel's arrival stamp, if the socket gave one.
+        """
         try:
             ip = IPv4.decode(packet)
         except DecodeError:
             return None
         if ip.proto != PROTO_ICMP:
             return None
-        return self.feed_icmp(ip.payload, ip.src, ip.ttl, now)
+        return self.feed_icmp(ip.payload, ip.src, ip.ttl, now, rx_ns)
 
-    def feed_icmp(self, message: bytes, src: str, ttl: int | None, now: float) -> Event | None:
+    def feed_icmp(
+        self, message: bytes, src: str, ttl: int | None, now: float, rx_ns: int | None = None
+    ) -> Event | None:
         """The ICMP message alone (ping sockets), from ``src``; None if it is not ours."""
         try:
             icmp = decode_icmp(message)
@@ -193,7 +217,7 @@ class PingSession:
         sent = self._sent.get(icmp.seq)
         if sent is None or icmp.payload != sent.payload:
             return None
-        rtt_us = max(0, round((now - sent.sent_at) * 1_000_000))
+        rtt_us = _rtt_us(sent, now, rx_ns)
         self._last = max(self._last or now, now)
         self.rtts_us.append(rtt_us)
         duplicate = sent.replied

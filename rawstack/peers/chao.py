@@ -1,16 +1,19 @@
 """The CHAO server and client over a link-layer socket (AF_PACKET or /dev/bpf).
 
 Both drive :mod:`rawstack.engines.chao` through :func:`rawstack.sockets.link.open_link`,
-so they run unchanged wherever a :class:`LinkSocket` exists.
+so they run unchanged wherever a :class:`LinkSocket` exists. The client times replies with
+the kernel's arrival stamps when the link socket offers ``recv_frames_timed()`` (AF_PACKET
+does) and with the loop's clock otherwise.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from rawstack.codec.chao import max_payload
 from rawstack.codec.ethernet import BROADCAST_MAC, ETH_P_CHAO, mac_to_bytes, mac_to_str
@@ -179,6 +182,20 @@ def chao_exchange(
     return result
 
 
+TimedFrames = Callable[[], "list[tuple[bytes, int | None]]"]
+
+
+def timed_reader(link: LinkSocket) -> TimedFrames:
+    """The link's kernel-stamped read if it has one, else its frames with no stamps.
+
+    An optional extra over :class:`LinkSocket`, so link sockets without it keep working.
+    """
+    timed = getattr(link, "recv_frames_timed", None)
+    if callable(timed):
+        return cast(TimedFrames, timed)
+    return lambda: [(frame, None) for frame in link.recv_frames()]
+
+
 class _ClientRun:
     """Drives one exchange: sends on a timer, reads replies, expires old requests."""
 
@@ -199,6 +216,7 @@ class _ClientRun:
         self.payload, self.count, self.timeout, self.interval = payload, count, timeout, interval
         self.on_reply = on_reply
         self.expiry: Timer | None = None
+        self.read = timed_reader(link)
 
     def run(self) -> None:
         self.loop.add_reader(self.link, self._on_readable)
@@ -210,16 +228,19 @@ class _ClientRun:
         self.result.late = self.client.late
 
     def _send(self) -> None:
-        _seq, frame = self.client.request(self.payload, self.loop.time())
+        seq, frame = self.client.request(self.payload, self.loop.time())
+        sent_ns = time.time_ns()
         self.link.send(frame)
+        self.client.mark_sent(seq, sent_ns)
         self.result.sent += 1
         if self.result.sent < self.count:
             self.loop.call_later(self.interval, self._send)
         self._arm()
 
     def _on_readable(self) -> None:
-        for frame in self.link.recv_frames():
-            reply = self.client.feed(frame, self.loop.time())
+        now = self.loop.time()
+        for frame, rx_ns in self.read():
+            reply = self.client.feed(frame, now, rx_ns)
             if reply is not None:
                 self.result.replies.append(reply)
                 if self.on_reply is not None:

@@ -3,6 +3,11 @@ replies in on a raw ICMP socket that the kernel filters to replies and errors.
 
 With ``unprivileged=True`` the Linux SOCK_DGRAM ICMP socket is used instead: no
 CAP_NET_RAW needed, the kernel writes the IP header and picks the echo id.
+
+RTTs are timed as iputils times them: from the wall clock read right before ``sendto`` to
+the kernel's arrival stamp on the reply (both sockets ask for one), so the time this loop
+takes to wake up and read is not counted. Where the kernel gives no stamp the session falls
+back to the loop's clock (:mod:`rawstack.engines.ping`).
 """
 
 from __future__ import annotations
@@ -99,7 +104,7 @@ def ping(
         finally:
             sock.close()
     quirks = quirks or host_quirks()
-    receiver = open_raw_icmp_receiver(quirks, REPLY_TYPES)
+    receiver = open_raw_icmp_receiver(quirks, REPLY_TYPES, timestamps=True)
     try:
         sender = open_raw_ip_sender(quirks)
         try:
@@ -179,7 +184,7 @@ class _Run:
         seq, message = self.session.next_request(self.loop.time(), time.time())
         try:
             if self.dgram is not None:
-                self.dgram.send(message, self.session.dst)
+                sent_ns = self.dgram.send(message, self.session.dst)
             else:
                 self.ip_ident = (self.ip_ident + 1) & 0xFFFF
                 packet = IPv4(
@@ -190,7 +195,8 @@ class _Run:
                     ttl=self.ttl,
                     ident=self.ip_ident,
                 )
-                self._raw()[0].send(packet.encode(), self.session.dst)
+                sent_ns = self._raw()[0].send(packet.encode(), self.session.dst)
+            self.session.mark_sent(seq, sent_ns)
         except RawstackError as exc:
             self.session.errors += 1
             text = f"icmp_seq={seq}: {exc}"
@@ -205,11 +211,11 @@ class _Run:
         now = self.loop.time()
         events: list[Event | None] = []
         if self.dgram is not None:
-            for message, src, ttl in self.dgram.recv_messages():
-                events.append(self.session.feed_icmp(message, src, ttl, now))
+            for message, src, ttl, rx_ns in self.dgram.recv_messages():
+                events.append(self.session.feed_icmp(message, src, ttl, now, rx_ns))
         else:
-            for packet, _src in self._raw()[1].recv_packets():
-                events.append(self.session.feed_ip(packet, now))
+            for packet, _src, rx_ns in self._raw()[1].recv_packets_timed():
+                events.append(self.session.feed_ip(packet, now, rx_ns))
         for event in events:
             if isinstance(event, EchoReply):
                 self.result.replies.append(event)

@@ -5,6 +5,10 @@ only then bound to ``(ifname, ethertype)``. Creating it with ``htons(ethertype)`
 away would queue matching frames from *every* interface in the short window before
 ``bind``; binding first means the kernel's filter (interface index AND EtherType) is the
 only filter, and Python never sees a frame it must throw away. packet(7).
+
+The kernel also stamps each frame's arrival (SO_TIMESTAMPNS, CLOCK_REALTIME), so a client
+can time a reply without its own wake-up latency: :meth:`PacketSocket.recv_frames_timed`, an
+optional extra over :class:`~rawstack.sockets.link.LinkSocket`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import struct
 
 from rawstack.errors import RawstackError, UsageError
 from rawstack.sockets import translated
+from rawstack.sockets.raw import STAMP_CMSG_SPACE, enable_rx_timestamps, rx_timestamp_ns
 
 IFNAMSIZ = 16
 SIOCGIFMTU = 0x8921  # <linux/sockios.h>
@@ -28,13 +33,16 @@ RECV_BUFFER = 65536  # large enough for a GRO-merged frame, so nothing is silent
 class PacketSocket:
     """An AF_PACKET/SOCK_RAW socket bound to one interface and one EtherType.
 
-    Implements :class:`rawstack.sockets.link.LinkSocket`.
+    Implements :class:`rawstack.sockets.link.LinkSocket`, plus :meth:`recv_frames_timed`.
     """
 
-    def __init__(self, sock: socket.socket, ifname: str, ethertype: int) -> None:
+    def __init__(
+        self, sock: socket.socket, ifname: str, ethertype: int, timestamps: bool = False
+    ) -> None:
         self.sock = sock
         self.ifname = ifname
         self.ethertype = ethertype
+        self.timestamps = timestamps
         self.ifindex = socket.if_nametoindex(ifname)
         self.mac: bytes = sock.getsockname()[4][:6]
         self.mtu = _interface_mtu(sock, ifname)
@@ -50,10 +58,15 @@ class PacketSocket:
 
     def recv_frames(self) -> list[bytes]:
         """Frames waiting now, minus our own outgoing copies."""
-        frames: list[bytes] = []
+        return [frame for frame, _ in self.recv_frames_timed()]
+
+    def recv_frames_timed(self) -> list[tuple[bytes, int | None]]:
+        """Like :meth:`recv_frames`, with each frame's kernel arrival stamp (ns) or None."""
+        frames: list[tuple[bytes, int | None]] = []
+        space = STAMP_CMSG_SPACE if self.timestamps else 0
         while True:
             try:
-                data, addr = self.sock.recvfrom(RECV_BUFFER)
+                data, ancillary, _flags, addr = self.sock.recvmsg(RECV_BUFFER, space)
             except (BlockingIOError, InterruptedError):
                 return frames
             except OSError as exc:
@@ -63,7 +76,7 @@ class PacketSocket:
             # addr = (ifname, proto, pkttype, hatype, hwaddr)
             if addr[2] == socket.PACKET_OUTGOING:
                 continue
-            frames.append(data)
+            frames.append((data, rx_timestamp_ns(ancillary)))
 
     def close(self) -> None:
         if not self._closed:
@@ -95,7 +108,7 @@ def open_packet(ifname: str, ethertype: int = 0x88B5) -> PacketSocket:
             with contextlib.suppress(OSError):
                 sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             sock.bind((ifname, ethertype))
-            return PacketSocket(sock, ifname, ethertype)
+            return PacketSocket(sock, ifname, ethertype, enable_rx_timestamps(sock))
     except BaseException:
         sock.close()
         raise

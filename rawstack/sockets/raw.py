@@ -6,13 +6,21 @@ lengths). What a raw socket wants written, and what it hands back on read, is th
 order, header length subtracted): :mod:`rawstack.quirks` owns that difference, and this
 module applies it at the socket boundary (``wire_to_raw`` on send, ``raw_to_wire`` on
 read) so nothing above ever sees the raw format. shared/QUIRKS.md lists the facts.
+
+Timing: ``send`` returns the CLOCK_REALTIME nanoseconds taken right before ``sendto`` (the
+packet already built and converted), and the ``*_timed`` reads return the kernel's arrival
+stamp on the same clock (SO_TIMESTAMPNS on Linux, SO_TIMESTAMP on the BSDs and macOS) when
+it was asked for: the way iputils keeps user-space wake-up latency out of its RTT.
 """
 
 from __future__ import annotations
 
+import platform
 import socket
 import struct
 import sys
+import time
+from collections.abc import Sequence
 
 from rawstack.errors import PrivilegeError, RawstackError, UsageError
 from rawstack.quirks import KernelQuirks, raw_to_wire, wire_to_raw
@@ -30,6 +38,51 @@ IP_RECVTTL: int | None = getattr(
 RECV_BUFFER = 65536
 
 
+# Receive timestamps. Python exports neither SO_TIMESTAMP nor SO_TIMESTAMPNS, and the
+# numbers differ per OS (and per Linux architecture), so they come from one table: the
+# option to set, and each control-message type the kernel may answer with, mapped to the
+# native layout of its (seconds, fraction) pair and nanoseconds per unit of the fraction.
+_TIMEVAL = struct.Struct("@li" if sys.platform == "darwin" else "@ll")  # suseconds_t: int on macOS
+_TIMESPEC = struct.Struct("@ll")
+if sys.platform.startswith("linux") and not platform.machine().startswith(
+    ("mips", "alpha", "parisc", "sparc")  # the architectures whose asm/socket.h differs
+):
+    # <asm-generic/socket.h>: SO_TIMESTAMP_OLD 29, SO_TIMESTAMPNS_OLD 35. The _OLD pair is
+    # in native longs, which is exactly what _TIMEVAL/_TIMESPEC unpack.
+    _STAMP_OPTION: int | None = 35
+    _STAMP_CMSGS: dict[int, tuple[struct.Struct, int]] = {35: (_TIMESPEC, 1), 29: (_TIMEVAL, 1000)}
+elif sys.platform.startswith("freebsd") or sys.platform == "darwin":
+    # <sys/socket.h>: SO_TIMESTAMP 0x0400 answered with SCM_TIMESTAMP 0x02 (a timeval).
+    _STAMP_OPTION = 0x0400
+    _STAMP_CMSGS = {0x02: (_TIMEVAL, 1000)}
+else:
+    _STAMP_OPTION = None
+    _STAMP_CMSGS = {}
+STAMP_CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+Ancillary = Sequence[tuple[int, int, bytes]]
+
+
+def enable_rx_timestamps(sock: socket.socket) -> bool:
+    """Ask the kernel to stamp each arriving packet (CLOCK_REALTIME); False where it cannot."""
+    if _STAMP_OPTION is None or not STAMP_CMSG_SPACE:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _STAMP_OPTION, 1)
+    except OSError:
+        return False  # an old or unusual kernel: callers fall back to their own clock
+    return True
+
+
+def rx_timestamp_ns(ancillary: Ancillary) -> int | None:
+    """The arrival stamp in a ``recvmsg`` result's ancillary data, as ``time.time_ns()``."""
+    for level, kind, data in ancillary:
+        found = _STAMP_CMSGS.get(kind) if level == socket.SOL_SOCKET else None
+        if found is not None and len(data) >= found[0].size:
+            sec, frac = found[0].unpack_from(data)
+            return int(sec) * 1_000_000_000 + int(frac) * found[1]
+    return None
+
+
 class RawIpSender:
     """An IPPROTO_RAW socket that sends wire-format IPv4 packets through the quirk model."""
 
@@ -40,40 +93,56 @@ class RawIpSender:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def send(self, wire_packet: bytes, dst: str) -> None:
-        """Write one complete IPv4 packet (header included) addressed to ``dst``."""
+    def send(self, wire_packet: bytes, dst: str) -> int:
+        """Write one complete IPv4 packet (header included) addressed to ``dst``.
+
+        Returns ``time.time_ns()`` taken right before the ``sendto``.
+        """
         raw = wire_to_raw(wire_packet, self.quirks, sys.byteorder)
+        address = (dst, 0)
         with translated(f"sending a raw IPv4 packet to {dst}"):
-            self.sock.sendto(raw, (dst, 0))
+            stamp = time.time_ns()
+            self.sock.sendto(raw, address)
+        return stamp
 
     def close(self) -> None:
         self.sock.close()
 
 
 class RawIpReceiver:
-    """A raw IPv4 socket for one protocol; reads come back in wire format."""
+    """A raw IPv4 socket for one protocol; reads come back in wire format.
 
-    def __init__(self, sock: socket.socket, quirks: KernelQuirks) -> None:
+    ``timestamps`` says whether the kernel stamps arrivals (see :meth:`recv_packets_timed`).
+    """
+
+    def __init__(self, sock: socket.socket, quirks: KernelQuirks, timestamps: bool = False) -> None:
         self.sock = sock
         self.quirks = quirks
+        self.timestamps = timestamps
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def recv_packets(self) -> list[tuple[bytes, str]]:
         """Drain what is readable now: ``(wire IPv4 packet, source address)`` pairs."""
-        out: list[tuple[bytes, str]] = []
+        return [(packet, src) for packet, src, _ in self.recv_packets_timed()]
+
+    def recv_packets_timed(self) -> list[tuple[bytes, str, int | None]]:
+        """Like :meth:`recv_packets`, plus each packet's kernel arrival stamp (ns) or None."""
+        out: list[tuple[bytes, str, int | None]] = []
+        space = STAMP_CMSG_SPACE if self.timestamps else 0
         while True:
             try:
-                data, addr = self.sock.recvfrom(RECV_BUFFER)
+                data, ancillary, _flags, addr = self.sock.recvmsg(RECV_BUFFER, space)
             except (BlockingIOError, InterruptedError):
                 return out
             except OSError as exc:
                 raise RawstackError(f"reading a raw socket: {exc.strerror}") from exc
             try:
-                out.append((raw_to_wire(data, self.quirks, sys.byteorder), addr[0]))
+                packet = raw_to_wire(data, self.quirks, sys.byteorder)
             except ValueError:
                 continue  # too short to hold an IP header: nothing to convert or answer
+            out.append((packet, addr[0], rx_timestamp_ns(ancillary)))
 
     def close(self) -> None:
         self.sock.close()
@@ -112,6 +181,8 @@ def open_raw_icmp_receiver(
     quirks: KernelQuirks,
     accept_types: frozenset[int] | set[int] | tuple[int, ...],
     iface: str | None = None,
+    *,
+    timestamps: bool = False,
 ) -> RawIpReceiver:
     """AF_INET/SOCK_RAW/IPPROTO_ICMP that only reads ``accept_types``.
 
@@ -120,7 +191,8 @@ def open_raw_icmp_receiver(
     other types in the kernel when ``quirks.has_icmp_filter``. The BSDs have no
     ICMP_FILTER, but they do not pass echo requests to raw sockets either; callers still
     check the type. ``iface`` limits
-    reads to packets arriving on that interface (SO_BINDTODEVICE, Linux).
+    reads to packets arriving on that interface (SO_BINDTODEVICE, Linux). ``timestamps``
+    asks the kernel to stamp arrivals, where it can (``receiver.timestamps`` says).
     """
     what = "opening a raw ICMP socket"
     with translated(what):
@@ -133,10 +205,11 @@ def open_raw_icmp_receiver(
                 sock.setsockopt(SOL_RAW, ICMP_FILTER, mask)
             if iface is not None:
                 _bind_to_device(sock, iface)
+        stamped = timestamps and enable_rx_timestamps(sock)
     except BaseException:
         sock.close()
         raise
-    return RawIpReceiver(sock, quirks)
+    return RawIpReceiver(sock, quirks, stamped)
 
 
 def open_raw_tcp(quirks: KernelQuirks) -> RawIpReceiver:
@@ -160,8 +233,9 @@ def open_raw_tcp(quirks: KernelQuirks) -> RawIpReceiver:
 class PingSocket:
     """The Linux unprivileged ICMP socket; the kernel owns the IP header and the echo id."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, timestamps: bool = False) -> None:
         self.sock = sock
+        self.timestamps = timestamps
         self.ident: int = sock.getsockname()[1]  # the echo id is the socket's local port
 
     def fileno(self) -> int:
@@ -171,17 +245,24 @@ class PingSocket:
         with translated("setting the ICMP socket's TTL"):
             self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
 
-    def send(self, message: bytes, dst: str) -> None:
-        """Send an ICMP echo request (the kernel rewrites its id and checksum)."""
-        with translated(f"sending an echo request to {dst}"):
-            self.sock.sendto(message, (dst, 0))
+    def send(self, message: bytes, dst: str) -> int:
+        """Send an ICMP echo request (the kernel rewrites its id and checksum).
 
-    def recv_messages(self) -> list[tuple[bytes, str, int | None]]:
-        """Drain ``(ICMP message, source, TTL or None)`` triples readable now."""
-        out: list[tuple[bytes, str, int | None]] = []
+        Returns ``time.time_ns()`` taken right before the ``sendto``.
+        """
+        address = (dst, 0)
+        with translated(f"sending an echo request to {dst}"):
+            stamp = time.time_ns()
+            self.sock.sendto(message, address)
+        return stamp
+
+    def recv_messages(self) -> list[tuple[bytes, str, int | None, int | None]]:
+        """Drain ``(ICMP message, source, TTL or None, arrival ns or None)`` readable now."""
+        out: list[tuple[bytes, str, int | None, int | None]] = []
+        space = socket.CMSG_SPACE(4) + (STAMP_CMSG_SPACE if self.timestamps else 0)
         while True:
             try:
-                data, ancillary, _flags, addr = self.sock.recvmsg(RECV_BUFFER, socket.CMSG_SPACE(4))
+                data, ancillary, _flags, addr = self.sock.recvmsg(RECV_BUFFER, space)
             except (BlockingIOError, InterruptedError):
                 return out
             except OSError as exc:
@@ -190,7 +271,7 @@ class PingSocket:
             for level, kind, value in ancillary:
                 if level == socket.IPPROTO_IP and kind == socket.IP_TTL and len(value) >= 4:
                     ttl = int.from_bytes(value[:4], sys.byteorder)
-            out.append((data, addr[0], ttl))
+            out.append((data, addr[0], ttl, rx_timestamp_ns(ancillary)))
 
     def close(self) -> None:
         self.sock.close()
@@ -200,7 +281,8 @@ def open_ping_dgram() -> PingSocket:
     """The Linux unprivileged ICMP socket (SOCK_DGRAM/IPPROTO_ICMP), bound to a free id.
 
     Only groups inside ``net.ipv4.ping_group_range`` may open it (root included); reads
-    are the ICMP message alone, and IP_RECVTTL delivers the reply's TTL as ancillary data.
+    are the ICMP message alone, and IP_RECVTTL delivers the reply's TTL as ancillary data,
+    next to the kernel's arrival stamp where it can give one.
     """
     try:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
@@ -218,7 +300,7 @@ def open_ping_dgram() -> PingSocket:
             if IP_RECVTTL is not None:
                 sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
             sock.bind(("0.0.0.0", 0))
-        return PingSocket(sock)
+        return PingSocket(sock, enable_rx_timestamps(sock))
     except BaseException:
         sock.close()
         raise

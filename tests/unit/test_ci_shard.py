@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -62,9 +63,11 @@ def _write_suite(tmp_path: Path, n: int) -> None:
 
 
 def _run(tmp_path: Path, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    # Without the installed plugins (the harness, hypothesis, ...) a run starts 3x faster.
     return subprocess.run(
-        [sys.executable, str(SCRIPT), "-p", "no:cacheprovider", *args],
+        [sys.executable, str(SCRIPT), "-p", "no:cacheprovider", "-p", "xdist.plugin", *args],
         cwd=tmp_path,
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,0 +1,86 @@
+"""The FreeBSD backend: the same topology spec on VNET jails joined by epair interfaces.
+
+Split by responsibility, each module readable on its own:
+
+* :mod:`.planning` -- pure: spec + run id -> the exact ``jail``/``ifconfig``/``route``/
+  ``sysctl`` commands that build it and tear it down (:func:`plan`), epair name capture.
+* :mod:`.runs` -- locked run directories, :class:`FreeBSDRun`, dead-run cleanup and
+  ``status`` (:func:`clean_dead_runs`, :func:`describe_runs`), :func:`unavailable_reason`.
+* :mod:`.nodes` -- executing a plan: :class:`FreeBSDNetwork` and its jails'
+  :class:`FreeBSDNode` handles (``run``/``popen`` through ``jexec``, no ``socket()``).
+* :mod:`.probes` -- supervision probes, run as a short process inside the probing jail.
+
+Everything public is re-exported here, so ``from harness.backends.freebsd import X`` works
+for every name. The backend object that callers normally use is
+:data:`harness.backends.FREEBSD`.
+"""
+
+from __future__ import annotations
+
+from harness.backends.freebsd.nodes import (
+    ICMP_RESPONDER,
+    NO_NODE_SOCKETS,
+    FreeBSDNetwork,
+    FreeBSDNode,
+    build,
+    parse_ether,
+)
+from harness.backends.freebsd.planning import (
+    JAIL_PREFIX,
+    SYSCTL_MAP,
+    Plan,
+    Step,
+    freebsd_sysctl,
+    host_ifname,
+    jail_name,
+    placeholders,
+    plan,
+    record_capture,
+    substitute,
+)
+from harness.backends.freebsd.probes import (
+    PROBE_TIMEOUT,
+    chao_probe,
+    probe_argv,
+    probe_here,
+    probe_main,
+    probe_peer,
+)
+from harness.backends.freebsd.runs import (
+    DEFAULT_ROOT,
+    FreeBSDRun,
+    clean_dead_runs,
+    describe_runs,
+    unavailable_reason,
+)
+
+__all__ = [
+    "DEFAULT_ROOT",
+    "ICMP_RESPONDER",
+    "JAIL_PREFIX",
+    "NO_NODE_SOCKETS",
+    "PROBE_TIMEOUT",
+    "SYSCTL_MAP",
+    "FreeBSDNetwork",
+    "FreeBSDNode",
+    "FreeBSDRun",
+    "Plan",
+    "Step",
+    "build",
+    "chao_probe",
+    "clean_dead_runs",
+    "describe_runs",
+    "freebsd_sysctl",
+    "host_ifname",
+    "jail_name",
+    "parse_ether",
+    "placeholders",
+    "plan",
+    "probe_argv",
+    "probe_here",
+    "probe_main",
+    "probe_peer",
+    "record_capture",
+    "substitute",
+    "unavailable_reason",
+]

@@ -1,0 +1,238 @@
+"""Executing a plan on FreeBSD: :class:`FreeBSDNetwork` (VNET jails + epair) and its nodes.
+
+A :class:`FreeBSDNode` is one jail with the surface of :class:`harness.backends.NodeHandle`
+(addresses, MACs, ``run``/``popen`` through ``jexec``) except ``socket()``: a jail has no
+setns, so the test process cannot open a socket inside one (supervision probes run inside
+the probing jail instead, see :mod:`harness.backends.freebsd.probes`).
+
+ICMP: FreeBSD's ``icmp_input`` answers echo requests itself and never passes them to raw
+sockets, so a rawstack ICMP responder cannot see them; on this backend the *kernel's* echo
+is the responder (:data:`ICMP_RESPONDER`), and tests say so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+from harness.backends import Unsupported
+from harness.backends.freebsd import runs
+from harness.backends.freebsd.planning import (
+    freebsd_sysctl,
+    placeholders,
+    plan,
+    record_capture,
+    substitute,
+)
+from harness.runstate import HarnessError, NotPrivileged
+from harness.topology.spec import Endpoint, Topology, validate
+
+ICMP_RESPONDER = "kernel"  # see the module docstring
+NO_NODE_SOCKETS = (
+    "node.socket() is unsupported on FreeBSD: a jail has no setns, so the test process "
+    "cannot open a socket inside one (run a process in the jail with node.run/node.popen)"
+)
+_ETHER_RE = re.compile(r"^\s+ether\s+([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5})\s*$", re.MULTILINE)
+
+
+def parse_ether(ifconfig_output: str) -> str | None:
+    """The ``ether`` address in ``ifconfig IF`` output (not ``hwaddr``, the factory one)."""
+    found = _ETHER_RE.search(ifconfig_output)
+    return found.group(1).lower() if found else None
+
+
+class FreeBSDNode:
+    """One jail, with the node surface of :class:`harness.backends.NodeHandle`."""
+
+    def __init__(self, net: FreeBSDNetwork, name: str, jail: str) -> None:
+        self.net = net
+        self.name = name
+        self.jail = jail
+        self.procs: list[subprocess.Popen[Any]] = []
+
+    @property
+    def netns(self) -> str:
+        """The jail name: unique on the machine, as a Linux node's namespace name is."""
+        return self.jail
+
+    def endpoints(self) -> list[Endpoint]:
+        return self.net.topology.endpoints(self.name)
+
+    def ifnames(self) -> list[str]:
+        return [e.ifname for e in self.endpoints()]
+
+    def addresses(self, ifname: str | None = None, version: int | None = None) -> list[str]:
+        """Configured addresses (no prefix) of one interface or of all, optionally v4/v6."""
+        return [
+            str(i.ip)
+            for ep in self.endpoints()
+            if ifname is None or ep.ifname == ifname
+            for i in ep.interfaces()
+            if version is None or i.version == version
+        ]
+
+    def addr(self, version: int = 4, ifname: str | None = None) -> str:
+        found = self.addresses(ifname, version)
+        if not found:
+            raise LookupError(f"node {self.name} has no IPv{version} address")
+        return found[0]
+
+    def mac(self, ifname: str = "eth0") -> str:
+        """The interface's MAC address as ``ifconfig`` in the jail reports it."""
+        done = self.run(["ifconfig", ifname], capture_output=True, text=True)
+        mac = parse_ether(done.stdout) if done.returncode == 0 else None
+        if mac is None:
+            raise LookupError(f"node {self.name} has no Ethernet interface {ifname!r}")
+        return mac
+
+    def sysctl(self, key: str, value: str | None = None) -> str:
+        """Read (and with ``value``, first write) a sysctl in the jail; Linux names map."""
+        name = freebsd_sysctl(key, "sysctl")
+        if value is not None:
+            done = self.run(["sysctl", f"{name}={value}"], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise HarnessError(f"sysctl {name}={value}: {done.stderr.strip()}")
+        done = self.run(["sysctl", "-n", name], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise HarnessError(f"sysctl {name}: {done.stderr.strip()}")
+        return str(done.stdout).strip()
+
+    def socket(
+        self, family: int = socket.AF_INET, type: int = socket.SOCK_DGRAM, proto: int = 0
+    ) -> socket.socket:
+        """Unsupported: a jail has no setns, so the test process cannot open sockets in it."""
+        raise Unsupported(NO_NODE_SOCKETS)
+
+    def run(self, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+        """``subprocess.run`` inside the jail (``jexec``)."""
+        kwargs.setdefault("timeout", 60)
+        return subprocess.run(["jexec", self.jail, *argv], check=False, **kwargs)
+
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        """``subprocess.Popen`` inside the jail, in its own process group, recorded."""
+        # jexec execs the command after jail_attach, so the pid is the command's own.
+        proc = subprocess.Popen(["jexec", self.jail, *argv], start_new_session=True, **kwargs)
+        self.procs.append(proc)
+        return proc
+
+    def stop_processes(self, timeout: float = 3.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``, every process started with :meth:`popen`."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
+
+    def __repr__(self) -> str:
+        return f"<FreeBSDNode {self.name} jail={self.jail}>"
+
+
+class FreeBSDNetwork:
+    """Executes a :class:`Plan`; ``net["a"]`` is a :class:`FreeBSDNode`; ``down()`` is idempotent.
+
+    Standalone with ``root``, or inside a :class:`FreeBSDRun` (whose root it then uses).
+    """
+
+    def __init__(
+        self, topology: Topology, root: str = runs.DEFAULT_ROOT, run: runs.FreeBSDRun | None = None
+    ) -> None:
+        reason = runs.unavailable_reason()
+        if reason:
+            raise NotPrivileged(reason)
+        root = run.root if run is not None else root
+        self.plan = plan(topology, "0")  # validates the spec before anything exists
+        runs.clean_dead_runs(root)
+        self.topology = topology
+        self.root = root
+        self.run = run
+        self.dir, self._lock = runs.new_run_dir(root)
+        self.plan = plan(topology, self.dir.name)
+        self.captured: dict[str, str] = {}
+        self._save()
+        self._down = False
+        self.nodes = {name: FreeBSDNode(self, name, jail) for name, jail in self.plan.jails}
+        self.peers: dict[str, Any] = {}  # node name -> supervise.PeerProcess
+        if run is not None:
+            run.networks.append(self)
+
+    def __getitem__(self, name: str) -> FreeBSDNode:
+        return self.nodes[name]
+
+    def _save(self) -> None:
+        teardown = [list(s.argv) for s in self.plan.teardown]
+        label = self.run.label if self.run is not None else "network"
+        state = {"teardown": teardown, "captured": self.captured, "label": label}
+        runs.save_state(self.dir, {**state, "pid": os.getpid()})
+
+    def up(self) -> FreeBSDNetwork:
+        """Run every setup step; on failure tear down what was made and raise."""
+        try:
+            for step in self.plan.setup:
+                argv = substitute(step.argv, self.captured)
+                assert argv is not None, f"plan bug: unresolved {step.argv}"
+                done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+                if done.returncode != 0:
+                    raise HarnessError(f"{' '.join(argv)}: {done.stderr.strip() or 'failed'}")
+                if step.capture:
+                    record_capture(step.capture, done.stdout, self.captured)
+                    self._save()
+                elif consumed := placeholders(step.argv):
+                    # Renamed: the kernel's epairN name is gone and may be reused by someone
+                    # else, so teardown must never destroy it by that name.
+                    for key in consumed:
+                        self.captured.pop(key, None)
+                    self._save()
+        except BaseException:
+            self.destroy()
+            raise
+        return self
+
+    def jail(self, node: str) -> str:
+        return self.plan.jail(node)
+
+    def describe(self) -> dict[str, Any]:
+        """Nodes, jails and addresses, as ``status --json`` shows them."""
+        return {
+            "name": self.topology.name,
+            "nodes": {
+                n.name: {"jail": n.jail, "addresses": n.addresses()} for n in self.nodes.values()
+            },
+        }
+
+    def down(self) -> None:
+        """Remove the jails and epairs (``jail -r`` also kills what runs in a jail)."""
+        if self._down:
+            return
+        self._down = True
+        runs.run_teardown(self.plan.teardown, self.captured)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.close(self._lock)
+        if self.run is not None and self in self.run.networks:
+            self.run.networks.remove(self)
+
+    def destroy(self) -> None:
+        """Stop the processes started in the nodes, then :meth:`down`."""
+        try:
+            for node in self.nodes.values():
+                node.stop_processes()
+        finally:
+            self.down()
+
+
+def build(topology: Topology, run: runs.FreeBSDRun) -> FreeBSDNetwork:
+    """Validate ``topology`` and build it in ``run``; on any failure nothing is left."""
+    return FreeBSDNetwork(validate(topology), run=run).up()

@@ -1,0 +1,304 @@
+"""Packet captures of a topology's links, kept in memory and written as pcap files on demand.
+
+Theory of operation: :func:`start_capture` opens one ``AF_PACKET``/``SOCK_RAW`` socket per
+link endpoint *inside* the endpoint's node (``node.socket()``), bound to that interface with
+``ETH_P_ALL``, so each socket sees every frame the interface sends and receives, nothing else.
+One daemon thread per network reads all of them through one selector; the kernel stamps each
+frame (``SO_TIMESTAMPNS``) so the times are the kernel's, not when the thread got the GIL.
+Frames go into a per-endpoint ring bounded in bytes: a long test keeps its last few MB, never
+grows without limit. :meth:`Capture.write` turns the rings into classic pcap files
+(:mod:`rawstack.codec.pcap`, Ethernet link type, nanosecond timestamps) that tshark, tcpdump
+and Wireshark read.
+
+:meth:`Capture.stop` must run before the topology is destroyed: an open socket holds a
+reference to its namespace, so a forgotten one would keep the namespace alive. It wakes the
+thread, which drains what is queued, then closes every socket; the frames stay readable.
+
+Limits: the kernel hands over VLAN tags out of band (``PACKET_AUXDATA``), so tagged frames
+are written untagged; veth offloads mean TCP segments may be larger than the MTU and TCP/UDP
+checksums of outgoing frames may be unfilled (Wireshark flags these only when asked to check).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import selectors
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rawstack.codec.pcap import LINKTYPE_ETHERNET, MAX_SNAPLEN, PcapRecord, write_pcap
+
+__all__ = [
+    "DEFAULT_MODE",
+    "MODES",
+    "RING_BYTES",
+    "Capture",
+    "Frame",
+    "Ring",
+    "Tap",
+    "open_tap_socket",
+    "parse_mode",
+    "start_capture",
+]
+
+MODES = ("never", "failed", "always")
+DEFAULT_MODE = "failed"
+RING_BYTES = 4 << 20  # per endpoint: a few hundred ms of a flood, hours of probes
+RCVBUF = 2 << 20  # bursts while the test thread holds the GIL; charged only when used
+BATCH = 256  # frames read from one socket before the others get a turn
+FRAME_OVERHEAD = 96  # bytes a kept frame costs besides its data (objects, deque slot)
+
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+PACKET_STATISTICS = 6  # struct tpacket_stats {tp_packets, tp_drops}; reading resets it
+SO_RCVBUFFORCE = 33
+# Not exported by every Python; 35 is asm-generic (x86, arm, riscv, ...).
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESPEC = struct.Struct("@ll")
+_ANCBUF = socket.CMSG_SPACE(_TIMESPEC.size)
+
+
+def parse_mode(value: str) -> str:
+    """``never``, ``failed`` or ``always``; anything else is a ValueError naming the choices."""
+    mode = value.strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"{value!r} is not one of {', '.join(MODES)}")
+    return mode
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured frame: kernel time in ns since the epoch, bytes kept, length on the wire."""
+
+    ts_ns: int
+    data: bytes
+    orig_len: int
+
+    def record(self) -> PcapRecord:
+        sec, frac = divmod(self.ts_ns, 1_000_000_000)
+        return PcapRecord(self.data, sec, frac, max(self.orig_len, len(self.data)))
+
+
+class Ring:
+    """The newest frames whose total cost stays within ``limit`` bytes; counts what it drops."""
+
+    def __init__(self, limit: int = RING_BYTES) -> None:
+        if limit <= 0:
+            raise ValueError(f"ring limit must be positive, not {limit}")
+        self.limit = limit
+        self.size = 0
+        self.seen = 0
+        self.evicted = 0
+        self._frames: deque[Frame] = deque()
+
+    @staticmethod
+    def cost(frame: Frame) -> int:
+        return len(frame.data) + FRAME_OVERHEAD
+
+    def extend(self, frames: Iterable[Frame]) -> None:
+        for frame in frames:
+            self._frames.append(frame)
+            self.size += self.cost(frame)
+            self.seen += 1
+        # A single frame larger than the limit is still kept: the newest is never dropped.
+        while self.size > self.limit and len(self._frames) > 1:
+            self.size -= self.cost(self._frames.popleft())
+            self.evicted += 1
+
+    def frames(self) -> list[Frame]:
+        return list(self._frames)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
+class Tap:
+    """One endpoint's socket and ring; ``label`` is ``node:ifname``."""
+
+    def __init__(self, label: str, sock: socket.socket, limit: int = RING_BYTES) -> None:
+        self.label = label
+        self.sock = sock
+        self.ring = Ring(limit)
+        self.kernel_drops = 0
+        self.error: str | None = None
+
+    @property
+    def filename(self) -> str:
+        return self.label.replace(":", "-") + ".pcap"
+
+    def read_kernel_drops(self) -> None:
+        """Add what the kernel dropped (socket buffer full) since the last read."""
+        if self.sock.family != getattr(socket, "AF_PACKET", -1) or self.sock.fileno() < 0:
+            return
+        with contextlib.suppress(OSError):
+            raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
+            self.kernel_drops += struct.unpack("II", raw)[1]
+
+    def summary(self) -> str:
+        parts = [f"{len(self.ring)} frames"]
+        if self.ring.evicted:
+            parts.append(f"{self.ring.evicted} older ones dropped (ring limit)")
+        if self.kernel_drops:
+            parts.append(f"{self.kernel_drops} dropped by the kernel (socket buffer full)")
+        if self.error:
+            parts.append(f"stopped early: {self.error}")
+        return ", ".join(parts)
+
+
+def open_tap_socket(node: Any, ifname: str) -> socket.socket:
+    """A non-blocking, timestamping packet socket for every frame of ``ifname`` in ``node``."""
+    sock: socket.socket = node.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    try:
+        # Protocol 0 at creation receives nothing; the bind sets interface and ETH_P_ALL at
+        # once, so no frame of another interface is ever queued (packet(7)). The interface
+        # name is resolved in the socket's namespace, the node's.
+        sock.bind((ifname, ETH_P_ALL))
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+        except OSError:  # not CAP_NET_ADMIN in the node's namespace: take what rmem_max allows
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class Capture:
+    """One network's taps, read by one thread from :meth:`start` to :meth:`stop`."""
+
+    def __init__(self, taps: Sequence[Tap], name: str = "capture") -> None:
+        self.taps = list(taps)
+        self.name = name
+        self.error: str | None = None
+        self._lock = threading.Lock()
+        self._buf = bytearray(MAX_SNAPLEN)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._thread = threading.Thread(target=self._run, name=f"netns-capture-{name}", daemon=True)
+        self._closed = False
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def start(self) -> Capture:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Drain what is queued, stop the thread, close every socket (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._thread.is_alive():
+                with contextlib.suppress(OSError):
+                    self._wake_w.send(b"x")
+                self._thread.join()
+        finally:
+            for tap in self.taps:
+                tap.read_kernel_drops()
+                tap.sock.close()
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def frames(self, tap: Tap) -> list[Frame]:
+        """A snapshot of ``tap``'s ring (the thread may still be adding)."""
+        with self._lock:
+            return tap.ring.frames()
+
+    def write(self, directory: Path, prefix: str = "") -> list[tuple[Path, Tap]]:
+        """Write one pcap per tap as ``<directory>/<prefix><node>-<ifname>.pcap``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        written: list[tuple[Path, Tap]] = []
+        for tap in self.taps:
+            if not self._closed:
+                tap.read_kernel_drops()
+            data = write_pcap(
+                [f.record() for f in self.frames(tap)], LINKTYPE_ETHERNET, nanosecond=True
+            )
+            path = directory / f"{prefix}{tap.filename}"
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)  # a reader (or CI upload) never sees half a file
+            written.append((path, tap))
+        return written
+
+    # -- the thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        sel = selectors.DefaultSelector()
+        try:
+            sel.register(self._wake_r, selectors.EVENT_READ, None)
+            for tap in self.taps:
+                sel.register(tap.sock, selectors.EVENT_READ, tap)
+            stopping = False
+            while not stopping:
+                for key, _ in sel.select():
+                    if key.data is None:
+                        stopping = True
+                        continue
+                    self._drain(key.data)
+                    if key.data.error is not None:
+                        sel.unregister(key.fileobj)
+            for tap in self.taps:  # what arrived between the last select and the wake-up
+                while tap.error is None and self._drain(tap) == BATCH:
+                    pass
+        except Exception as exc:  # never die silently: the summary says why frames stop
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            sel.close()
+
+    def _drain(self, tap: Tap) -> int:
+        """Read up to BATCH queued frames and return how many; a broken tap sets ``error``."""
+        frames: list[Frame] = []
+        buf = self._buf
+        view = memoryview(buf)
+        try:
+            while len(frames) < BATCH:
+                try:
+                    n, anc, _, _ = tap.sock.recvmsg_into([buf], _ANCBUF, socket.MSG_TRUNC)
+                except (BlockingIOError, InterruptedError):
+                    break
+                frames.append(Frame(_timestamp(anc), bytes(view[: min(n, len(buf))]), n))
+        except OSError as exc:
+            # ENETDOWN: the interface went away (its namespace was removed under us).
+            tap.error = "interface removed" if exc.errno == errno.ENETDOWN else str(exc)
+        finally:
+            view.release()
+            if frames:
+                with self._lock:
+                    tap.ring.extend(frames)
+        return len(frames)
+
+
+def _timestamp(ancdata: list[tuple[int, int, bytes]]) -> int:
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            sec, nsec = _TIMESPEC.unpack_from(data)
+            return int(sec) * 1_000_000_000 + int(nsec)
+    return time.time_ns()  # the kernel always sends one once asked; this is a fallback
+
+
+def start_capture(net: Any, limit: int = RING_BYTES) -> Capture:
+    """Open a tap on every link endpoint of ``net`` (a built Linux network) and start reading."""
+    taps: list[Tap] = []
+    try:
+        for link in net.topology.links:
+            for ep in (link.a, link.b):
+                sock = open_tap_socket(net[ep.node], ep.ifname)
+                taps.append(Tap(f"{ep.node}:{ep.ifname}", sock, limit))
+        return Capture(taps, name=str(getattr(net, "prefix", net.topology.name))).start()
+    except BaseException:
+        for tap in taps:
+            tap.sock.close()
+        raise
