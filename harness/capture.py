@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import selectors
 import socket
 import struct
@@ -43,10 +44,12 @@ __all__ = [
     "RING_BYTES",
     "Capture",
     "Frame",
+    "ItemCaptures",
     "Ring",
     "Tap",
     "open_tap_socket",
     "parse_mode",
+    "safe_dirname",
     "start_capture",
 ]
 
@@ -302,3 +305,66 @@ def start_capture(net: Any, limit: int = RING_BYTES) -> Capture:
         for tap in taps:
             tap.sock.close()
         raise
+
+
+def safe_dirname(nodeid: str) -> str:
+    """A folder name for a test id, as ``ci/failure_logs.py`` names its ``.log`` files."""
+    return re.sub(r"[^\w.\-\[\]=,]+", "_", nodeid).strip("_")[:200] or "test"
+
+
+class ItemCaptures:
+    """One test's captures (one per network it built), written together into ``directory``."""
+
+    def __init__(self, directory: Path, limit: int = RING_BYTES) -> None:
+        self.directory = directory
+        self.limit = limit
+        self.captures: list[tuple[str, Capture]] = []
+        self.notes: list[str] = []
+        self.written: list[tuple[Path, Tap]] = []
+        self._names: list[str] = []
+
+    def add(self, net: Any) -> None:
+        """Start capturing ``net``; a failure to open a tap becomes a note, not a test error."""
+        name = str(net.topology.name)
+        self._names.append(name)
+        taken = self._names.count(name)  # two "pair" topologies: pair-a-eth0, pair2-a-eth0
+        prefix = f"{name}{taken if taken > 1 else ''}-"
+        try:
+            self.captures.append((prefix, start_capture(net, self.limit)))
+        except OSError as exc:
+            self.note(f"topology {name!r} not captured: {exc}")
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+    def stop(self) -> None:
+        for _, capture in self.captures:
+            capture.stop()
+
+    def write(self) -> list[tuple[Path, Tap]]:
+        """(Re)write every pcap; an earlier run's pcaps of this test are removed first.
+
+        A disk error becomes a note in the report: a diagnostic must not fail the teardown
+        that removes the topology.
+        """
+        written: list[tuple[Path, Tap]] = []
+        try:
+            if self.directory.is_dir():
+                for old in self.directory.glob("*.pcap"):
+                    old.unlink()
+            for prefix, capture in self.captures:
+                written += capture.write(self.directory, prefix)
+        except OSError as exc:
+            self.note(f"could not write the pcaps: {exc}")
+        self.written = written
+        return written
+
+    def section(self) -> str:
+        """What a report shows: each file with its frame count, and why anything is missing."""
+        lines = [f"{path} ({tap.summary()})" for path, tap in self.written]
+        if lines:
+            lines.insert(0, "one pcap per link endpoint (read with `tshark -r FILE`):")
+        lines += [
+            f"{c.name}: capture thread failed: {c.error}" for _, c in self.captures if c.error
+        ]
+        return "\n".join(lines + self.notes)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.backends.linux import LinuxNode
+from harness.backends import NodeHandle
 from harness.runstate import HarnessError
 
 PROTOCOLS = ("chao", "icmp", "http", "udp")
@@ -113,8 +113,8 @@ def check_reply(protocol: str, data: Mapping[str, Any], host: str, mac: str) -> 
 
 def run_client(
     protocol: str,
-    src: LinuxNode,
-    dst: LinuxNode,
+    src: NodeHandle,
+    dst: NodeHandle,
     *,
     ready: Mapping[str, Mapping[str, Any]] | None = None,
     src_ifname: str = "eth0",
@@ -148,8 +148,8 @@ def run_client(
 
 def try_client(
     protocol: str,
-    src: LinuxNode,
-    dst: LinuxNode,
+    src: NodeHandle,
+    dst: NodeHandle,
     *,
     direction: str | None = None,
     server: str = "rawstack",

@@ -12,6 +12,7 @@ and who answers ICMP; tests that need ``node.socket()`` can skip with
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Union
@@ -20,12 +21,16 @@ import pytest
 
 if TYPE_CHECKING:
     from harness.backends import Backend, NetworkHandle
+    from harness.capture import ItemCaptures
     from harness.topology.spec import Topology
 
 ALL_PEERS = ("http", "udp", "chao", "icmp")
 NETWORKS = pytest.StashKey[list["NetworkHandle"]]()
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 KEPT = pytest.StashKey[list[str]]()
+CAPTURES = pytest.StashKey["ItemCaptures"]()
+CAPTURE_DIR = pytest.StashKey[Path]()
+CAPTURE_MODES = ("never", "failed", "always")  # harness.capture.MODES, without importing it
 
 SpecLike = Union["Topology", dict[str, Any], str, Path]
 
@@ -52,6 +57,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="state directory for runs (default /run/rawstack-harness on Linux, "
         "/var/run/rawstack-harness on FreeBSD)",
     )
+    group.addoption(
+        "--netns-capture",
+        default="failed",
+        metavar="WHEN",
+        help="pcap of every link endpoint, written when the test fails (default), always, "
+        "or never captured: never|failed|always",
+    )
+    group.addoption(
+        "--netns-capture-dir",
+        default=None,
+        metavar="DIR",
+        help="where pcaps go, one folder per test (default: $RAWSTACK_CI_ARTIFACTS/captures, "
+        "else .ci-artifacts/captures under the rootdir)",
+    )
 
 
 def parse_peers(value: str) -> tuple[str, ...]:
@@ -75,6 +94,24 @@ def pytest_configure(config: pytest.Config) -> None:
     run_dir = config.getoption("--netns-run-dir")
     if run_dir is not None and not Path(run_dir).is_absolute():
         raise pytest.UsageError(f"--netns-run-dir: {run_dir!r} is not an absolute path")
+    _configure_capture(config)
+
+
+def _configure_capture(config: pytest.Config) -> None:
+    mode = str(config.getoption("--netns-capture")).strip().lower()
+    if mode not in CAPTURE_MODES:
+        raise pytest.UsageError(
+            f"--netns-capture: {config.getoption('--netns-capture')!r} is not one of "
+            f"{', '.join(CAPTURE_MODES)}"
+        )
+    config.option.netns_capture = mode
+    chosen = config.getoption("--netns-capture-dir")
+    if chosen is not None:
+        config.stash[CAPTURE_DIR] = config.invocation_params.dir / chosen
+    else:
+        # Where ci/ uploads from on failure, next to failure_logs' ``failures/``.
+        artifacts = os.environ.get("RAWSTACK_CI_ARTIFACTS") or ".ci-artifacts"
+        config.stash[CAPTURE_DIR] = config.rootpath / artifacts / "captures"
 
 
 def _skip_reason() -> str | None:
@@ -103,7 +140,7 @@ def skip_without_node_sockets() -> None:
         pytest.skip(f"netns: {NO_NODE_SOCKETS}")
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> str | list[str]:
     from harness.backends import KERNEL, UnsupportedPlatform
 
     try:
@@ -115,7 +152,16 @@ def pytest_report_header(config: pytest.Config) -> str:
         if backend.icmp_responder == KERNEL
         else "rawstack's responder (kernel echo off in each node)"
     )
-    return f"netns: {backend.name} backend, {backend.description}; icmp peer: {icmp}"
+    lines = [f"netns: {backend.name} backend, {backend.description}; icmp peer: {icmp}"]
+    mode = config.getoption("--netns-capture")
+    if mode != "never" and not backend.node_sockets:
+        lines.append(
+            f"netns: --netns-capture={mode} ignored: the {backend.name} backend cannot open "
+            "sockets inside a node (node.socket() is unsupported), so links are not captured"
+        )
+    elif mode != "never":
+        lines.append(f"netns: pcap per link endpoint ({mode}) in {config.stash[CAPTURE_DIR]}")
+    return lines
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -161,6 +207,12 @@ def pytest_runtest_makereport(
         for net in item.stash.get(NETWORKS, []):
             for name, peer in net.peers.items():
                 report.sections.append((f"netns peer log: node {name}", peer.logs()))
+    captures = item.stash.get(CAPTURES, None)
+    if captures is not None and report.failed:
+        captures.write()  # in setup/call still running: a snapshot; teardown rewrites it
+        text = captures.section()
+        if text:
+            report.sections.append(("netns captures", text))
     return report
 
 
@@ -204,11 +256,18 @@ def netns_topology(
             topo = from_dict(spec)
         net = backend.build(topo, netns_run)
         built.append(net)
+        _start_capture(request, backend, net)
         return net
 
     yield factory
     reports = request.node.stash.get(REPORTS, {})
     failed = any(r.failed for r in reports.values())
+    captures: ItemCaptures | None = request.node.stash.get(CAPTURES, None)
+    if captures is not None:
+        # Before the topology goes (or is kept): an open socket would pin its namespace.
+        captures.stop()
+        if failed or request.config.getoption("--netns-capture") == "always":
+            captures.write()
     keep = failed and request.config.getoption("--netns-keep-failed")
     for net in reversed(built):
         if keep and not backend.supports_keep:
@@ -232,6 +291,22 @@ def netns_topology(
             )
         else:
             net.destroy()
+
+
+def _start_capture(request: pytest.FixtureRequest, backend: Backend, net: Any) -> None:
+    """Capture ``net``'s links for this test, unless ``--netns-capture=never``."""
+    if request.config.getoption("--netns-capture") == "never":
+        return
+    from harness.capture import ItemCaptures, safe_dirname
+
+    captures = request.node.stash.get(CAPTURES, None)
+    if captures is None:
+        directory = request.config.stash[CAPTURE_DIR] / safe_dirname(request.node.nodeid)
+        captures = request.node.stash[CAPTURES] = ItemCaptures(directory)
+    if backend.node_sockets:
+        captures.add(net)
+    else:
+        captures.note(f"not captured: node.socket() is unsupported on the {backend.name} backend")
 
 
 def _with_peers(

@@ -21,11 +21,20 @@ class ProbeFailed(Exception):
 
 
 class NodeLike(Protocol):
-    def socket(self, family: int = ..., type: int = ..., proto: int = ...) -> socket.socket: ...
+    """The part of :class:`harness.backends.NodeHandle` a probe uses.
 
-    def mac(self, ifname: str = ...) -> str: ...
+    Every node handle is one (the Linux backend passes its handles straight in, so mypy
+    checks that); so is the FreeBSD in-jail stand-in for the process's own stack, which
+    has no more than these three.
+    """
 
-    def addr(self, version: int = ..., ifname: str | None = ...) -> str: ...
+    def socket(
+        self, family: int = socket.AF_INET, type: int = socket.SOCK_DGRAM, proto: int = 0
+    ) -> socket.socket: ...
+
+    def mac(self, ifname: str = "eth0") -> str: ...
+
+    def addr(self, version: int = 4, ifname: str | None = None) -> str: ...
 
 
 def _remaining(deadline: float) -> float:

@@ -1,15 +1,26 @@
-"""CHAO across a veth pair: our client against our server, and hostile frames built by
-scapy (an independent encoder) against ``rawstack chao serve``."""
+"""CHAO across the harness's veth pair: our client against our server, and hostile frames
+built by scapy (an independent encoder) against ``rawstack chao serve``."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+import select
+import subprocess
+import sys
+import time
+from typing import Any
 
 import pytest
-from _netns_pair import PYTHON, NetnsPair, netns_pair, stop, wait_ready
 
-# Runs in namespace a: send the frames given as hex arguments on IFACE (EtherType 0x88B5
+from harness.backends import NodeHandle
+from harness.topology import pair
+
+pytestmark = pytest.mark.netns
+PYTHON = sys.executable
+IFACE = "eth0"  # pair()'s interface on both nodes
+
+# Runs in node a: send the frames given as hex arguments on IFACE (EtherType 0x88B5
 # only, like any CHAO peer), then print the CHAO frames that arrive within WAIT seconds.
 INJECT = r"""
 import json, select, socket, sys, time
@@ -27,68 +38,150 @@ while time.monotonic() < end:
 print(json.dumps(got))
 """
 
+# Runs in node a: one request through rawstack's packet socket, then print the wall clock
+# before the send, the kernel's arrival stamp of the reply and the wall clock after the read.
+STAMPED = r"""
+import json, select, sys, time
+from rawstack.codec import CHAO_REQUEST, ETH_P_CHAO, Chao, Ethernet, mac_to_bytes
+from rawstack.sockets.packet import open_packet
+link = open_packet(sys.argv[1])
+to = mac_to_bytes(sys.argv[2])
+frame = Ethernet(to, link.mac, ETH_P_CHAO, Chao(CHAO_REQUEST, 1, b"when").encode()).encode()
+sent = time.time_ns()
+link.send(frame)
+got = []
+while not got and select.select([link], [], [], 5)[0]:
+    time.sleep(0.05)  # read late on purpose: the stamp must not move with the read
+    got = link.recv_frames_timed()
+print(json.dumps({"timestamps": link.timestamps, "sent": sent, "read": time.time_ns(),
+                  "stamps": [stamp for _, stamp in got]}))
+"""
+
 
 @pytest.fixture
-def pair() -> Iterator[NetnsPair]:
-    """A fresh namespace pair per test."""
-    with netns_pair() as p:
-        yield p
+def net(netns_topology: Any) -> Any:
+    """Nodes a and b on one veth (eth0), no peers: each test starts its own server on b."""
+    return netns_topology(pair())
 
 
-def test_client_and_server_exchange_across_veth(pair: NetnsPair) -> None:
-    server = pair.b.popen([PYTHON, "-m", "rawstack", "chao", "serve", "--iface", pair.iface_b])
-    (ready,) = wait_ready(server)
-    assert ready == {"event": "ready", "peer": "chao", "iface": pair.iface_b, "mac": pair.mac_b}
+def rawstack(node: NodeHandle, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [PYTHON, "-m", "rawstack", *args]
+    return node.run(argv, capture_output=True, text=True, timeout=30)
 
-    out = pair.a.rawstack(
-        "chao", "send", "--iface", pair.iface_a, "--to", pair.mac_b, "-c", "3", "-i", "0.05",
+
+def serve(node: NodeHandle) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """``rawstack chao serve`` on eth0 in ``node``, returned once its ready line is out."""
+    proc = node.popen(
+        [PYTHON, "-m", "rawstack", "chao", "serve", "--iface", IFACE],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc, _ready_line(proc)
+
+
+def _ready_line(proc: subprocess.Popen[str], timeout: float = 20) -> dict[str, Any]:
+    # Byte by byte from the fd: nothing past the line is consumed, so stop() sees the rest.
+    assert proc.stdout is not None
+    fd, line = proc.stdout.fileno(), b""
+    deadline = time.monotonic() + timeout
+    while not line.endswith(b"\n"):
+        if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            raise AssertionError(f"no ready line after {timeout}s: {line!r}")
+        byte = os.read(fd, 1)
+        if not byte:
+            _, err = proc.communicate(timeout=10)
+            raise AssertionError(f"exited with {proc.returncode} before ready: {err}")
+        line += byte
+    event: dict[str, Any] = json.loads(line)
+    assert event["event"] == "ready", event
+    return event
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    """SIGTERM the server; its exit status and stderr."""
+    proc.terminate()
+    _, err = proc.communicate(timeout=10)
+    return proc.returncode, err
+
+
+def inject(net: Any, wait: str, frames: list[str]) -> list[str]:
+    out = net["a"].run([PYTHON, "-c", INJECT, IFACE, wait, *frames], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    got: list[str] = json.loads(out.stdout)
+    return got
+
+
+def test_client_and_server_exchange_across_veth(net: Any) -> None:
+    a, b = net["a"], net["b"]
+    mac_b = b.mac(IFACE)
+    server, ready = serve(b)
+    assert ready == {"event": "ready", "peer": "chao", "iface": IFACE, "mac": mac_b}
+
+    out = rawstack(
+        a, "chao", "send", "--iface", IFACE, "--to", mac_b, "-c", "3", "-i", "0.05",
         "--json", "ping over chao",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert [r["seq"] for r in result["replies"]] == [1, 2, 3]
-    assert {r["from"] for r in result["replies"]} == {pair.mac_b}
+    assert {r["from"] for r in result["replies"]} == {mac_b}
     assert all(r["bytes"] == len("ping over chao") and r["rtt_ms"] > 0 for r in result["replies"])
     assert (result["sent"], result["lost"], result["duplicates"]) == (3, [], 0)
 
-    text = pair.a.rawstack("chao", "send", "--iface", pair.iface_a)  # broadcast, seed's message
+    text = rawstack(a, "chao", "send", "--iface", IFACE)  # broadcast, seed's message
     assert text.returncode == 0, text.stderr
-    assert f"28 bytes from {pair.mac_b}: seq=1" in text.stdout
+    assert f"28 bytes from {mac_b}: seq=1" in text.stdout
     assert "Hello, custom chao protocol!" in text.stdout
 
-    code, _, err = stop(server)
+    code, err = stop(server)
     assert code == 0
     assert '"answered": 4' in err
 
 
-def test_no_server_means_exit_1_and_bad_mac_exit_2(pair: NetnsPair) -> None:
-    silent = pair.a.rawstack(
-        "chao", "send", "--iface", pair.iface_a, "--to", pair.mac_b, "--timeout", "0.3"
+def test_reply_arrival_is_stamped_by_the_kernel(net: Any) -> None:
+    server, _ = serve(net["b"])
+    out = net["a"].run(
+        [PYTHON, "-c", STAMPED, IFACE, net["b"].mac(IFACE)], capture_output=True, text=True
     )
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen["timestamps"] is True
+    (stamp,) = seen["stamps"]
+    assert stamp is not None
+    # After our send, and well before our deliberately late read.
+    assert seen["sent"] < stamp < seen["read"] - 40_000_000
+    assert stop(server)[0] == 0
+
+
+def test_no_server_means_exit_1_and_bad_mac_exit_2(net: Any) -> None:
+    a, mac_b = net["a"], net["b"].mac(IFACE)
+    silent = rawstack(a, "chao", "send", "--iface", IFACE, "--to", mac_b, "--timeout", "0.3")
     assert silent.returncode == 1
     assert silent.stderr.strip().splitlines() == [
-        f"rawstack: error: no CHAO reply on {pair.iface_a} from {pair.mac_b} within 0.3s"
+        f"rawstack: error: no CHAO reply on {IFACE} from {mac_b} within 0.3s"
     ]
-    bad = pair.a.rawstack("chao", "send", "--iface", pair.iface_a, "--to", "02:00:00:00:00")
+    bad = rawstack(a, "chao", "send", "--iface", IFACE, "--to", "02:00:00:00:00")
     assert bad.returncode == 2
     assert len(bad.stderr.strip().splitlines()) == 1
     assert "bad MAC address" in bad.stderr
-    nodev = pair.a.rawstack("chao", "serve", "--iface", "rsd-none")
+    nodev = rawstack(a, "chao", "serve", "--iface", "rsd-none")
     assert nodev.returncode == 2
     assert nodev.stderr.strip() == "rawstack: error: no such interface: rsd-none"
 
 
-def test_scapy_frames_only_valid_requests_answered(pair: NetnsPair) -> None:
+def test_scapy_frames_only_valid_requests_answered(net: Any) -> None:
     scapy_l2 = pytest.importorskip("scapy.layers.l2")
     scapy_packet = pytest.importorskip("scapy.packet")
     ether, raw = scapy_l2.Ether, scapy_packet.Raw
+    mac_a, mac_b = net["a"].mac(IFACE), net["b"].mac(IFACE)
 
     def chao(seq: int, payload: bytes, *, magic: bytes = b"CHAO", version: int = 1,
              length: int | None = None, cut: int = 0) -> str:  # fmt: skip
         n = len(payload) if length is None else length
         body = magic + bytes([version, 1]) + seq.to_bytes(2, "big") + n.to_bytes(2, "big")
         body += payload
-        pkt = ether(dst=pair.mac_b, src=pair.mac_a, type=0x88B5) / raw(load=body)
+        pkt = ether(dst=mac_b, src=mac_a, type=0x88B5) / raw(load=body)
         wire = bytes(pkt)
         return (wire[:-cut] if cut else wire).hex()
 
@@ -101,44 +194,42 @@ def test_scapy_frames_only_valid_requests_answered(pair: NetnsPair) -> None:
         chao(5, b"short", length=50),  # length larger than the data
         chao(6, b"valid too"),
     ]
-    server = pair.b.popen([PYTHON, "-m", "rawstack", "chao", "serve", "--iface", pair.iface_b])
-    wait_ready(server)
-    out = pair.a.run([PYTHON, "-c", INJECT, pair.iface_a, "1.0", *frames])
-    replies = [bytes.fromhex(h) for h in json.loads(out.stdout)]
+    server, _ = serve(net["b"])
+    replies = [bytes.fromhex(h) for h in inject(net, "1.0", frames)]
 
     decoded = [ether(r) for r in replies]
-    assert [(p.src, p.dst, p.type) for p in decoded] == [(pair.mac_b, pair.mac_a, 0x88B5)] * 2
+    assert [(p.src, p.dst, p.type) for p in decoded] == [(mac_b, mac_a, 0x88B5)] * 2
     bodies = [bytes(p.payload) for p in decoded]
     assert [b[6:8] for b in bodies] == [b"\x00\x01", b"\x00\x06"]
     assert bodies[0] == b"CHAO\x01\x02\x00\x01\x00\x06pad me"
     assert bodies[1].endswith(b"valid too")
 
     # Still serving after the garbage.
-    again = pair.a.rawstack("chao", "send", "--iface", pair.iface_a, "--to", pair.mac_b)
+    again = rawstack(net["a"], "chao", "send", "--iface", IFACE, "--to", mac_b)
     assert again.returncode == 0, again.stderr
-    code, _, err = stop(server)
+    code, err = stop(server)
     assert code == 0
     drops = [line for line in err.splitlines() if line.startswith("[chao] dropped ")]
     assert len(drops) == 4, err
     for needle in ("bad magic", "truncated header", "unknown version 2", "payload length 50"):
         assert any(needle in line for line in drops), (needle, drops)
-    assert all(pair.mac_a in line for line in drops)
+    assert all(mac_a in line for line in drops)
 
 
-def test_random_frames_never_stop_the_server(pair: NetnsPair) -> None:
+def test_random_frames_never_stop_the_server(net: Any) -> None:
     import random
 
+    mac_a, mac_b = net["a"].mac(IFACE), net["b"].mac(IFACE)
     rng = random.Random(1234)
-    header = bytes.fromhex(pair.mac_b.replace(":", "") + pair.mac_a.replace(":", "")) + b"\x88\xb5"
+    header = bytes.fromhex(mac_b.replace(":", "") + mac_a.replace(":", "")) + b"\x88\xb5"
     frames = [
         (header + b"CHAO" + rng.randbytes(rng.randrange(0, 40))).hex() for _ in range(100)
     ] + [(header + rng.randbytes(rng.randrange(0, 60))).hex() for _ in range(100)]
-    server = pair.b.popen([PYTHON, "-m", "rawstack", "chao", "serve", "--iface", pair.iface_b])
-    wait_ready(server)
-    pair.a.run([PYTHON, "-c", INJECT, pair.iface_a, "0.2", *frames])
-    after = pair.a.rawstack("chao", "send", "--iface", pair.iface_a, "--to", pair.mac_b)
+    server, _ = serve(net["b"])
+    inject(net, "0.2", frames)
+    after = rawstack(net["a"], "chao", "send", "--iface", IFACE, "--to", mac_b)
     assert after.returncode == 0, after.stderr
     assert server.poll() is None
-    code, _, err = stop(server)
+    code, err = stop(server)
     assert code == 0
     assert "Traceback" not in err

@@ -1,102 +1,145 @@
-"""``rawstack icmp respond`` across a veth pair, against iputils ping and our own ping."""
+"""``rawstack icmp respond`` across the harness's veth pair, against iputils ping and our own."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import select
 import shutil
-from collections.abc import Iterator
+import subprocess
+import sys
+import time
+from typing import Any
 
 import pytest
-from _netns_pair import PYTHON, NetnsPair, netns_pair, stop, wait_ready
+
+from harness.backends import NodeHandle
+from harness.topology import pair
+
+pytestmark = pytest.mark.netns
+PYTHON = sys.executable
 
 
 @pytest.fixture
-def pair() -> Iterator[NetnsPair]:
-    """A fresh namespace pair per test."""
-    with netns_pair() as p:
-        yield p
+def net(netns_topology: Any) -> Any:
+    """Nodes a (10.0.0.1) and b (10.0.0.2) on one veth (eth0), no peers: each test starts
+    its own responder on b."""
+    return netns_topology(pair())
 
 
-def start_responder(pair: NetnsPair, *extra: str) -> tuple[object, str]:
-    server = pair.b.popen([PYTHON, "-m", "rawstack", "icmp", "respond", *extra])
-    (ready,) = wait_ready(server)
+def rawstack(node: NodeHandle, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [PYTHON, "-m", "rawstack", *args]
+    return node.run(argv, capture_output=True, text=True, timeout=30)
+
+
+def start_responder(node: NodeHandle, *extra: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """``rawstack icmp respond`` in ``node``, returned once its ready line is out."""
+    proc = node.popen(
+        [PYTHON, "-m", "rawstack", "icmp", "respond", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ready = _ready_line(proc)
     assert ready["peer"] == "icmp"
-    return server, ready.get("iface") or ""
+    return proc, ready
 
 
-def iputils_ping(pair: NetnsPair, count: int = 3) -> str:
+def _ready_line(proc: subprocess.Popen[str], timeout: float = 20) -> dict[str, Any]:
+    # Byte by byte from the fd: nothing past the line is consumed, so stop() sees the rest.
+    assert proc.stdout is not None
+    fd, line = proc.stdout.fileno(), b""
+    deadline = time.monotonic() + timeout
+    while not line.endswith(b"\n"):
+        if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            raise AssertionError(f"no ready line after {timeout}s: {line!r}")
+        byte = os.read(fd, 1)
+        if not byte:
+            _, err = proc.communicate(timeout=10)
+            raise AssertionError(f"exited with {proc.returncode} before ready: {err}")
+        line += byte
+    event: dict[str, Any] = json.loads(line)
+    assert event["event"] == "ready", event
+    return event
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    """SIGTERM the responder; its exit status and stderr."""
+    proc.terminate()
+    _, err = proc.communicate(timeout=10)
+    return proc.returncode, err
+
+
+def iputils_ping(net: Any, count: int = 3) -> str:
     if shutil.which("ping") is None:
         pytest.skip("needs iputils ping")
-    out = pair.a.run(["ping", "-n", "-c", str(count), "-i", "0.2", "-W", "2", pair.addr_b],
-                     check=False)  # fmt: skip
-    return out.stdout
+    argv = ["ping", "-n", "-c", str(count), "-i", "0.2", "-W", "2", net["b"].addr()]
+    out: str = net["a"].run(argv, capture_output=True, text=True).stdout
+    return out
 
 
-def test_iputils_ping_gets_exactly_our_replies(pair: NetnsPair) -> None:
-    pair.b.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+def test_iputils_ping_gets_exactly_our_replies(net: Any) -> None:
+    net["b"].sysctl("net.ipv4.icmp_echo_ignore_all", "1")
     # Kernel echo off: without our responder nobody answers.
-    assert " 0 received" in iputils_ping(pair, count=1)
-    server = pair.b.popen([PYTHON, "-m", "rawstack", "icmp", "respond"])
-    wait_ready(server)
-    out = iputils_ping(pair)
+    assert " 0 received" in iputils_ping(net, count=1)
+    server, _ = start_responder(net["b"])
+    out = iputils_ping(net)
     assert "3 packets transmitted, 3 received, 0% packet loss" in out, out
     assert "DUP!" not in out
-    assert re.search(rf"64 bytes from {re.escape(pair.addr_b)}: icmp_seq=1 ttl=64 time=", out)
-    code, _, err = stop(server)
+    assert re.search(rf"64 bytes from {re.escape(net['b'].addr())}: icmp_seq=1 ttl=64 time=", out)
+    code, err = stop(server)
     assert code == 0
     assert "icmp_echo_ignore_all" not in err  # no warning when the kernel is quiet
     assert '"answered": 3' in err
 
 
-def test_kernel_echo_on_warns_and_duplicates(pair: NetnsPair) -> None:
-    pair.b.sysctl("net.ipv4.icmp_echo_ignore_all", "0")
-    server = pair.b.popen([PYTHON, "-m", "rawstack", "icmp", "respond"])
-    wait_ready(server)
-    out = iputils_ping(pair, count=3)
+def test_kernel_echo_on_warns_and_duplicates(net: Any) -> None:
+    net["b"].sysctl("net.ipv4.icmp_echo_ignore_all", "0")
+    server, _ = start_responder(net["b"])
+    out = iputils_ping(net, count=3)
     # The warning is true: the kernel and we both answer each request (iputils stops at
     # the last first reply, so the final duplicate may not be counted).
     dups = re.search(r"\+(\d+) duplicates", out)
     assert dups is not None, out
     assert int(dups.group(1)) >= 2
-    code, _, err = stop(server)
+    code, err = stop(server)
     assert code == 0
     assert "icmp_echo_ignore_all is 0" in err
 
 
-def test_iface_limits_answers_to_that_interface(pair: NetnsPair) -> None:
-    pair.b.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
-    server = pair.b.popen([PYTHON, "-m", "rawstack", "icmp", "respond", "--iface", "lo"])
-    (ready,) = wait_ready(server)
+def test_iface_limits_answers_to_that_interface(net: Any) -> None:
+    b = net["b"]
+    b.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    server, ready = start_responder(b, "--iface", "lo")
     assert ready["iface"] == "lo"
-    assert " 0 received" in iputils_ping(pair, count=1)  # arrives on rsd-b, not lo
-    local = pair.b.run(["ping", "-n", "-c", "1", "-W", "2", "127.0.0.1"], check=False)
+    assert " 0 received" in iputils_ping(net, count=1)  # arrives on eth0, not lo
+    local = b.run(["ping", "-n", "-c", "1", "-W", "2", "127.0.0.1"], capture_output=True, text=True)
     assert " 1 received" in local.stdout
     stop(server)
-    bad = pair.b.rawstack("icmp", "respond", "--iface", "rsd-none")
+    bad = rawstack(b, "icmp", "respond", "--iface", "rsd-none")
     assert bad.returncode == 2
     assert bad.stderr.strip() == "rawstack: error: no such interface: rsd-none"
 
 
-def test_our_ping_against_our_responder(pair: NetnsPair) -> None:
-    pair.b.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
-    server = pair.b.popen([PYTHON, "-m", "rawstack", "icmp", "respond", "--iface", pair.iface_b])
-    wait_ready(server)
-    out = pair.a.rawstack("ping", pair.addr_b, "-c", "3", "-i", "0.1", "-s", "100", "--json")
+def test_our_ping_against_our_responder(net: Any) -> None:
+    b = net["b"].addr()
+    net["b"].sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    server, _ = start_responder(net["b"], "--iface", "eth0")
+    out = rawstack(net["a"], "ping", b, "-c", "3", "-i", "0.1", "-s", "100", "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert (result["transmitted"], result["received"], result["duplicates"]) == (3, 3, 0)
     assert [r["seq"] for r in result["replies"]] == [1, 2, 3]
-    assert all(r["from"] == pair.addr_b and r["bytes"] == 108 for r in result["replies"])
+    assert all(r["from"] == b and r["bytes"] == 108 for r in result["replies"])
     assert all(r["ttl"] == 64 for r in result["replies"])
-    code, _, _ = stop(server)
+    code, _ = stop(server)
     assert code == 0
 
 
-def test_random_packets_never_stop_the_responder(pair: NetnsPair) -> None:
-    pair.b.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
-    server = pair.b.popen([PYTHON, "-m", "rawstack", "icmp", "respond"])
-    wait_ready(server)
+def test_random_packets_never_stop_the_responder(net: Any) -> None:
+    net["b"].sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    server, _ = start_responder(net["b"])
     # Echo requests with random payloads and bad checksums, via scapy-free raw bytes.
     script = r"""
 import random, socket, struct, sys
@@ -107,10 +150,11 @@ for i in range(200):
     head = bytes([8, rng.randrange(0, 3)]) + rng.randbytes(2) + rng.randbytes(4)
     s.sendto(head + body, (sys.argv[1], 0))
 """
-    pair.a.run([PYTHON, "-c", script, pair.addr_b])
-    out = iputils_ping(pair, count=1)
+    sent = net["a"].run([PYTHON, "-c", script, net["b"].addr()], capture_output=True, text=True)
+    assert sent.returncode == 0, sent.stderr
+    out = iputils_ping(net, count=1)
     assert " 1 received" in out, out
     assert server.poll() is None
-    code, _, err = stop(server)
+    code, err = stop(server)
     assert code == 0
     assert "Traceback" not in err

@@ -22,6 +22,7 @@ from harness.backends.freebsd import (
     freebsd_sysctl,
     host_ifname,
     jail_name,
+    placeholders,
     plan,
     record_capture,
     substitute,
@@ -163,6 +164,28 @@ def test_substitute_and_capture() -> None:
     )
     with pytest.raises(HarnessError, match="not epairNa"):
         record_capture("link1", "ifconfig: SIOCIFCREATE2: File exists", captured)
+
+
+def test_placeholders_and_partial_capture() -> None:
+    argv = ("ifconfig", "{link0.a}", "name", "{link12.b}")
+    assert placeholders(argv) == ["link0.a", "link12.b"]
+    assert placeholders(("ifconfig", "epair", "create")) == []
+    assert substitute(argv, {"link0.a": "epair1a"}) is None
+
+
+def test_package_reexports_every_public_class_and_function() -> None:
+    from harness.backends.freebsd import nodes, planning, probes, runs
+
+    for module in (planning, runs, nodes, probes):
+        own = [
+            name
+            for name, obj in vars(module).items()
+            if not name.startswith("_") and getattr(obj, "__module__", None) == module.__name__
+        ]
+        assert own, module.__name__
+        for name in own:
+            assert name in freebsd.__all__, f"{module.__name__}.{name} not re-exported"
+            assert getattr(freebsd, name) is getattr(module, name)
 
 
 @pytest.mark.skipif(sys.platform.startswith("freebsd"), reason="checks the non-FreeBSD refusal")

@@ -14,13 +14,13 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.backends import Unsupported, freebsd
+from harness.backends import NodeHandle, Unsupported, freebsd
 from harness.backends.freebsd import (
     FreeBSDNetwork,
     FreeBSDNode,
@@ -29,6 +29,7 @@ from harness.backends.freebsd import (
     parse_ether,
     probe_argv,
     probe_peer,
+    runs,
 )
 from harness.probes import ProbeFailed
 from harness.runstate import HarnessError
@@ -73,12 +74,13 @@ def node() -> FreeBSDNode:
 
 
 def test_addresses_come_from_the_spec(node: FreeBSDNode) -> None:
-    assert node.ifnames() == ["eth0"]
-    assert node.addresses() == ["10.0.0.1", "fd00::1"]
-    assert node.addr(6) == "fd00::1"
-    assert node.netns == "rshab12cd_a"
+    handle: NodeHandle = node  # and mypy checks a jail has the whole node surface
+    assert handle.ifnames() == ["eth0"]
+    assert handle.addresses() == ["10.0.0.1", "fd00::1"]
+    assert handle.addr(6) == "fd00::1"
+    assert handle.netns == "rshab12cd_a"
     with pytest.raises(LookupError, match="no IPv4 address"):
-        node.addr(4, "eth9")
+        handle.addr(4, "eth9")
 
 
 def test_run_and_mac_go_through_jexec(node: FreeBSDNode, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,7 +131,8 @@ def test_popen_in_own_group_and_stop(node: FreeBSDNode, monkeypatch: pytest.Monk
 def pretend_freebsd(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     """unavailable_reason() passes and every command is recorded."""
     rec = Recorder()
-    monkeypatch.setattr(freebsd, "unavailable_reason", lambda: None)
+    # The one definition, which runs and networks both consult (not the package's re-export).
+    monkeypatch.setattr(runs, "unavailable_reason", lambda: None)
     monkeypatch.setattr(subprocess, "run", rec)
     return rec
 
@@ -222,7 +225,10 @@ class LocalNode:
     def addr(self, version: int = 4, ifname: str | None = None) -> str:
         return self.host
 
-    def run(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+    def mac(self, ifname: str = "eth0") -> str:
+        raise LookupError("only CHAO probes need it")
+
+    def run(self, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
         return subprocess.run(argv, check=False, **kwargs)
 
 

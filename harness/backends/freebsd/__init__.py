@@ -40,6 +40,7 @@ from harness.backends.freebsd.planning import (
 )
 from harness.backends.freebsd.probes import (
     PROBE_TIMEOUT,
+    JailLike,
     chao_probe,
     probe_argv,
     probe_here,
@@ -51,6 +52,9 @@ from harness.backends.freebsd.runs import (
     FreeBSDRun,
     clean_dead_runs,
     describe_runs,
+    new_run_dir,
+    run_teardown,
+    save_state,
     unavailable_reason,
 )
 
@@ -64,6 +68,7 @@ __all__ = [
     "FreeBSDNetwork",
     "FreeBSDNode",
     "FreeBSDRun",
+    "JailLike",
     "Plan",
     "Step",
     "build",
@@ -73,6 +78,7 @@ __all__ = [
     "freebsd_sysctl",
     "host_ifname",
     "jail_name",
+    "new_run_dir",
     "parse_ether",
     "placeholders",
     "plan",
@@ -81,6 +87,8 @@ __all__ = [
     "probe_main",
     "probe_peer",
     "record_capture",
+    "run_teardown",
+    "save_state",
     "substitute",
     "unavailable_reason",
 ]
