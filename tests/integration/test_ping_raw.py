@@ -82,7 +82,6 @@ def test_rtt_is_timed_like_iputils(net: Any) -> None:
     # Minima, since other jobs load this machine: a best case still paying for a Python
     # wake-up would be hundreds of microseconds above iputils' best.
     assert best < float(floor.group(1)) + 0.1, (best, theirs.stdout)
-    assert 0, (best, theirs.stdout, ours.stdout[:300])
 
 
 def test_silent_host_exits_1_with_full_loss(net: Any) -> None:
