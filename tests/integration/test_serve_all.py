@@ -3,39 +3,90 @@
 from __future__ import annotations
 
 import json
+import os
+import select
 import signal
-from collections.abc import Iterator
+import subprocess
+import sys
+import time
+from typing import Any
 
 import pytest
-from _netns_pair import PYTHON, NetnsPair, netns_pair, stop, wait_ready
+
+from harness.backends import NodeHandle
+from harness.topology import pair
+
+pytestmark = pytest.mark.netns
+PYTHON = sys.executable
 
 
 @pytest.fixture
-def pair() -> Iterator[NetnsPair]:
-    """A fresh namespace pair per test, kernel echo off on b."""
-    with netns_pair() as p:
-        p.b.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
-        yield p
+def net(netns_topology: Any) -> Any:
+    """Nodes a and b on one veth (eth0), kernel echo off on b, no peers: each test starts
+    its own serve-all (the harness's netns_pair would hold the ports)."""
+    built = netns_topology(pair())
+    built["b"].sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    return built
 
 
-def serve_all(pair: NetnsPair, *extra: str) -> list[str]:
-    return [PYTHON, "-m", "rawstack", "serve-all", "--iface", pair.iface_b, *extra]
+def rawstack(node: NodeHandle, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [PYTHON, "-m", "rawstack", *args]
+    return node.run(argv, capture_output=True, text=True, timeout=30)
+
+
+def serve_all(node: NodeHandle, *extra: str) -> subprocess.Popen[str]:
+    return node.popen(
+        [PYTHON, "-m", "rawstack", "serve-all", "--iface", "eth0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_ready(
+    proc: subprocess.Popen[str], count: int, timeout: float = 20
+) -> list[dict[str, Any]]:
+    """``count`` JSON ready lines: serve-all's real readiness signal."""
+    # Byte by byte from the fd: nothing past the lines is consumed, so stop() sees the rest.
+    assert proc.stdout is not None
+    fd, buf = proc.stdout.fileno(), b""
+    deadline = time.monotonic() + timeout
+    while buf.count(b"\n") < count:
+        if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            raise AssertionError(f"not ready after {timeout}s: {buf!r}")
+        byte = os.read(fd, 1)
+        if not byte:
+            _, err = proc.communicate(timeout=10)
+            raise AssertionError(f"exited with {proc.returncode} before ready: {err}")
+        buf += byte
+    ready = [json.loads(line) for line in buf.splitlines()]
+    assert all(r["event"] == "ready" for r in ready), ready
+    return ready
+
+
+def stop(proc: subprocess.Popen[str]) -> int:
+    """SIGTERM serve-all; its exit status."""
+    proc.terminate()
+    proc.communicate(timeout=10)
+    return proc.returncode
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_four_ready_lines_then_clean_exit(pair: NetnsPair, sig: signal.Signals) -> None:
-    proc = pair.b.popen(serve_all(pair, "--http-port", "8081", "--udp-port", "8082"))
+def test_four_ready_lines_then_clean_exit(net: Any, sig: signal.Signals) -> None:
+    a, b = net["a"], net["b"]
+    mac_b = b.mac("eth0")
+    proc = serve_all(b, "--http-port", "8081", "--udp-port", "8082")
     ready = {r["peer"]: r for r in wait_ready(proc, count=4)}
     assert set(ready) == {"http", "udp", "chao", "icmp"}
     assert ready["http"]["addr"] == "0.0.0.0:8081"
     assert ready["udp"]["addr"] == "0.0.0.0:8082"
-    assert ready["chao"]["mac"] == pair.mac_b
-    assert ready["icmp"]["iface"] == pair.iface_b
+    assert ready["chao"]["mac"] == mac_b
+    assert ready["icmp"]["iface"] == "eth0"
 
-    chao = pair.a.rawstack("chao", "send", "--iface", pair.iface_a, "--to", pair.mac_b, "--json")
+    chao = rawstack(a, "chao", "send", "--iface", "eth0", "--to", mac_b, "--json")
     assert chao.returncode == 0, chao.stderr
     assert json.loads(chao.stdout)["received"] == 1
-    ping = pair.a.rawstack("ping", pair.addr_b, "-c", "2", "-i", "0.1", "--json")
+    ping = rawstack(a, "ping", b.addr(), "-c", "2", "-i", "0.1", "--json")
     assert ping.returncode == 0, ping.stderr
     result = json.loads(ping.stdout)
     assert (result["received"], result["duplicates"]) == (2, 0)
@@ -50,40 +101,40 @@ def test_four_ready_lines_then_clean_exit(pair: NetnsPair, sig: signal.Signals) 
     ]  # fmt: skip
 
 
-def test_peers_subset(pair: NetnsPair) -> None:
-    proc = pair.b.popen(serve_all(pair, "--peers", "icmp,chao"))
+def test_peers_subset(net: Any) -> None:
+    proc = serve_all(net["b"], "--peers", "icmp,chao")
     ready = wait_ready(proc, count=2)
     assert [r["peer"] for r in ready] == ["chao", "icmp"]
-    code, _, _ = stop(proc)
-    assert code == 0
+    assert stop(proc) == 0
 
 
-def test_one_failing_peer_closes_the_others(pair: NetnsPair) -> None:
-    first = pair.b.popen(serve_all(pair, "--http-port", "8083", "--udp-port", "8084"))
+def test_one_failing_peer_closes_the_others(net: Any) -> None:
+    b = net["b"]
+    first = serve_all(b, "--http-port", "8083", "--udp-port", "8084")
     wait_ready(first, count=4)
     # Same ports again: HTTP cannot bind, so nothing may be announced and nothing kept.
-    second = pair.b.run(serve_all(pair, "--http-port", "8083", "--udp-port", "8085"), check=False)
+    second = rawstack(
+        b, "serve-all", "--iface", "eth0", "--http-port", "8083", "--udp-port", "8085"
+    )
     assert second.returncode == 2
     assert second.stdout == ""
     assert second.stderr.strip().splitlines() == [
         "rawstack: error: tcp listen on 0.0.0.0:8083: address already in use"
     ]
     # The UDP port the failed run never reached, and chao/icmp it never opened: all free.
-    third = pair.b.popen(
-        [PYTHON, "-m", "rawstack", "serve-all", "--iface", pair.iface_b, "--http-port", "8086",
-         "--udp-port", "8085", "--peers", "udp"],
-    )  # fmt: skip
-    wait_ready(third)
-    assert stop(third)[0] == 0
+    third = serve_all(b, "--http-port", "8086", "--udp-port", "8085", "--peers", "udp")
+    wait_ready(third, count=1)
+    assert stop(third) == 0
     assert first.poll() is None
-    assert stop(first)[0] == 0
+    assert stop(first) == 0
 
 
-def test_unknown_interface_is_exit_2(pair: NetnsPair) -> None:
-    out = pair.b.rawstack("serve-all", "--iface", "rsd-none", "--http-port", "8087")
+def test_unknown_interface_is_exit_2(net: Any) -> None:
+    b = net["b"]
+    out = rawstack(b, "serve-all", "--iface", "rsd-none", "--http-port", "8087")
     assert out.returncode == 2
     assert out.stdout == ""
     assert out.stderr.strip() == "rawstack: error: no such interface: rsd-none"
-    bad = pair.b.rawstack("serve-all", "--iface", pair.iface_b, "--peers", "chao,gopher")
+    bad = rawstack(b, "serve-all", "--iface", "eth0", "--peers", "chao,gopher")
     assert bad.returncode == 2
     assert "bad --peers" in bad.stderr

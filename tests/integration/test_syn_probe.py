@@ -1,5 +1,5 @@
-"""``rawstack syn-probe`` across a veth pair: open, closed, filtered, and no half-open
-connection left behind."""
+"""``rawstack syn-probe`` across the harness's veth pair: open, closed, filtered, and no
+half-open connection left behind."""
 
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ import re
 import select
 import shutil
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from _netns_pair import PYTHON, NetnsPair, netns_pair, wait_ready
 
+from harness.backends import NodeHandle
+from harness.topology import pair
+
+pytestmark = pytest.mark.netns
+PYTHON = sys.executable
 PORT = 8090
+SILENT = "10.0.0.99"  # on pair()'s 10.0.0.0/24, nobody answers ARP: a silent host
 LISTEN = (
     "import json, socket, time\n"
     "s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n"
@@ -26,36 +32,48 @@ LISTEN = (
 
 
 @pytest.fixture
-def pair() -> Iterator[NetnsPair]:
-    """A fresh namespace pair with a TCP listener (never accepting) on b."""
-    with netns_pair() as p:
-        wait_ready(p.b.popen([PYTHON, "-c", LISTEN]))
-        yield p
+def net(netns_topology: Any) -> Any:
+    """Nodes a (10.0.0.1) and b (10.0.0.2) on one veth, a TCP listener (never accepting)
+    on b; the harness stops it with the topology."""
+    built = netns_topology(pair())
+    listener = built["b"].popen(
+        [PYTHON, "-c", LISTEN], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _wait_output(listener, listener.stdout, '"event": "ready"')
+    return built
 
 
-def test_open_port_reports_handshake_and_leaves_nothing_half_open(pair: NetnsPair) -> None:
-    out = pair.a.rawstack("syn-probe", pair.addr_b, str(PORT), "-c", "2")
+def rawstack(node: NodeHandle, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [PYTHON, "-m", "rawstack", *args]
+    return node.run(argv, capture_output=True, text=True, timeout=30)
+
+
+def test_open_port_reports_handshake_and_leaves_nothing_half_open(net: Any) -> None:
+    b = net["b"].addr()
+    out = rawstack(net["a"], "syn-probe", b, str(PORT), "-c", "2")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert len(lines) == 2
     for line in lines:
         assert re.fullmatch(
-            rf"{re.escape(pair.addr_b)}:{PORT} open \(SYN-ACK in \d+\.\d{{3}} ms, MSS 1460\)", line
+            rf"{re.escape(b)}:{PORT} open \(SYN-ACK in \d+\.\d{{3}} ms, MSS 1460\)", line
         ), line
     # Our RST (and the kernel's) removed the server's SYN-RECV entries.
-    half_open = pair.b.run(["ss", "-Htn", "state", "syn-recv"]).stdout.strip()
-    assert half_open == ""
+    ss = net["b"].run(["ss", "-Htn", "state", "syn-recv"], capture_output=True, text=True)
+    assert ss.returncode == 0, ss.stderr
+    assert ss.stdout.strip() == ""
 
 
-def test_our_rst_follows_the_syn_ack(pair: NetnsPair) -> None:
+def test_our_rst_follows_the_syn_ack(net: Any) -> None:
     if shutil.which("tcpdump") is None:
         pytest.skip("needs tcpdump to watch the RSTs on the wire")
-    dump = pair.b.popen(
-        ["tcpdump", "-i", pair.iface_b, "-nn", "-l", "-c", "2",
-         f"tcp[tcpflags] & tcp-rst != 0 and src host {pair.addr_a}"],
+    dump = net["b"].popen(
+        ["tcpdump", "-i", "eth0", "-nn", "-l", "-c", "2",
+         f"tcp[tcpflags] & tcp-rst != 0 and src host {net['a'].addr()}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    _wait_stderr(dump, "listening on")
-    out = pair.a.rawstack("syn-probe", pair.addr_b, str(PORT), "--json")
+    _wait_output(dump, dump.stderr, "listening on")
+    out = rawstack(net["a"], "syn-probe", net["b"].addr(), str(PORT), "--json")
     assert json.loads(out.stdout)["state"] == "open"
     text, _ = dump.communicate(timeout=10)
     resets = [line for line in text.splitlines() if "Flags [R]" in line]
@@ -65,35 +83,38 @@ def test_our_rst_follows_the_syn_ack(pair: NetnsPair) -> None:
     assert len(seqs) == 1
 
 
-def test_closed_port_is_rst(pair: NetnsPair) -> None:
-    out = pair.a.rawstack("syn-probe", pair.addr_b, str(PORT + 1), "--json")
+def test_closed_port_is_rst(net: Any) -> None:
+    a, b = net["a"], net["b"].addr()
+    out = rawstack(a, "syn-probe", b, str(PORT + 1), "--json")
     assert out.returncode == 1
     result = json.loads(out.stdout)
     assert result["state"] == "closed"
     assert result["probes"][0]["rtt_ms"] > 0
-    text = pair.a.rawstack("syn-probe", pair.addr_b, str(PORT + 1))
+    text = rawstack(a, "syn-probe", b, str(PORT + 1))
     assert re.fullmatch(rf"\S+:{PORT + 1} closed \(RST in \d+\.\d{{3}} ms\)\n", text.stdout)
 
 
-def test_silent_address_is_filtered(pair: NetnsPair) -> None:
+def test_silent_address_is_filtered(net: Any) -> None:
     start = time.monotonic()
-    out = pair.a.rawstack("syn-probe", pair.absent, str(PORT), "-W", "0.5")
+    out = rawstack(net["a"], "syn-probe", SILENT, str(PORT), "-W", "0.5")
     assert out.returncode == 1
-    assert out.stdout == f"{pair.absent}:{PORT} filtered (no answer in 0.5 s)\n"
+    assert out.stdout == f"{SILENT}:{PORT} filtered (no answer in 0.5 s)\n"
     assert time.monotonic() - start >= 0.5
 
 
-@pytest.mark.parametrize("argv", [["10.77.0.2", "0"], ["10.77.0.2", "70000"], ["nohost.", "80"]])
-def test_bad_arguments_exit_2(pair: NetnsPair, argv: list[str]) -> None:
-    out = pair.a.rawstack("syn-probe", *argv)
+@pytest.mark.parametrize("argv", [["10.0.0.2", "0"], ["10.0.0.2", "70000"], ["nohost.", "80"]])
+def test_bad_arguments_exit_2(net: Any, argv: list[str]) -> None:
+    out = rawstack(net["a"], "syn-probe", *argv)
     assert out.returncode == 2
     assert len(out.stderr.strip().splitlines()) == 1
 
 
-def _wait_stderr(proc: subprocess.Popen[str], needle: str, timeout: float = 10) -> None:
+def _wait_output(
+    proc: subprocess.Popen[str], stream: Any, needle: str, timeout: float = 10
+) -> None:
+    """Block until ``needle`` appears on one of ``proc``'s pipes (its readiness signal)."""
     # os.read on the fd: a buffered readline could hold the line select() waits for.
-    assert proc.stderr is not None
-    fd = proc.stderr.fileno()
+    fd = stream.fileno()
     deadline = time.monotonic() + timeout
     seen = b""
     while needle.encode() not in seen:
@@ -102,5 +123,5 @@ def _wait_stderr(proc: subprocess.Popen[str], needle: str, timeout: float = 10) 
             raise AssertionError(f"{needle!r} not seen: {seen!r}")
         chunk = os.read(fd, 4096)
         if not chunk:
-            raise AssertionError(f"exited before {needle!r}: {seen!r}")
+            raise AssertionError(f"exited ({proc.wait()}) before {needle!r}: {seen!r}")
         seen += chunk

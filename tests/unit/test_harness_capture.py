@@ -1,0 +1,326 @@
+"""Captures without root: rings, pcap output, the reader thread over datagram socketpairs.
+
+The reader thread only needs sockets that deliver one frame per datagram, so AF_UNIX
+socketpairs stand in for packet sockets; SO_TIMESTAMPNS works on them too.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import capture
+from harness.capture import (
+    FRAME_OVERHEAD,
+    SO_TIMESTAMPNS,
+    Capture,
+    Frame,
+    ItemCaptures,
+    Ring,
+    Tap,
+    parse_mode,
+    safe_dirname,
+    stop_all,
+)
+from rawstack.codec.pcap import LINKTYPE_ETHERNET, read_pcap
+
+
+@pytest.fixture
+def pairs() -> Iterator[list[tuple[socket.socket, socket.socket]]]:
+    """Datagram socketpairs (sender, tap end); closed at the end if the test did not."""
+    made: list[tuple[socket.socket, socket.socket]] = []
+    yield made
+    for a, b in made:
+        a.close()
+        b.close()
+
+
+def _tap(pairs: list[tuple[socket.socket, socket.socket]], label: str, **kw: Any) -> Tap:
+    sender, end = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    end.setblocking(False)
+    end.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    pairs.append((sender, end))
+    return Tap(label, end, **kw)
+
+
+def _capture_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("netns-capture")]
+
+
+@pytest.mark.parametrize(("text", "mode"), [("never", "never"), (" Failed ", "failed"),
+                                             ("ALWAYS", "always")])  # fmt: skip
+def test_parse_mode(text: str, mode: str) -> None:
+    assert parse_mode(text) == mode
+
+
+@pytest.mark.parametrize("text", ["", "sometimes", "on-failure"])
+def test_parse_mode_rejects_other_words(text: str) -> None:
+    with pytest.raises(ValueError, match="is not one of never, failed, always"):
+        parse_mode(text)
+
+
+def _frame(i: int, size: int = 100) -> Frame:
+    return Frame(1_000_000_000 + i, bytes([i % 256]) * size, size)
+
+
+def test_ring_keeps_the_newest_frames_within_its_limit() -> None:
+    cost = 100 + FRAME_OVERHEAD
+    ring = Ring(limit=cost * 3)
+    ring.extend(_frame(i) for i in range(5))
+    assert [f.ts_ns for f in ring.frames()] == [1_000_000_002, 1_000_000_003, 1_000_000_004]
+    assert (ring.seen, ring.evicted, ring.size, len(ring)) == (5, 2, cost * 3, 3)
+
+
+def test_ring_keeps_a_single_frame_larger_than_its_limit() -> None:
+    ring = Ring(limit=10)
+    ring.extend([_frame(1), _frame(2)])
+    assert [f.ts_ns for f in ring.frames()] == [1_000_000_002]
+    assert ring.evicted == 1
+
+
+def test_ring_limit_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        Ring(0)
+
+
+def test_frame_record_splits_the_timestamp_and_keeps_the_wire_length() -> None:
+    record = Frame(1_700_000_000_123_456_789, b"abc", 1514).record()
+    assert (record.ts_sec, record.ts_frac, record.data, record.orig_len) == (
+        1_700_000_000,
+        123_456_789,
+        b"abc",
+        1514,
+    )
+
+
+def test_capture_reads_every_tap_and_stop_drains_and_closes(
+    pairs: list[tuple[socket.socket, socket.socket]],
+) -> None:
+    taps = [_tap(pairs, "a:eth0"), _tap(pairs, "b:eth1")]
+    before = time.time_ns()
+    cap = Capture(taps, name="t").start()
+    assert cap.running
+    for i in range(300):  # more than one BATCH, sent before stop(): all must be kept
+        pairs[i % 2][0].send(b"frame-%d" % i)
+    cap.stop()
+    after = time.time_ns()
+    assert not cap.running
+    assert _capture_threads() == []
+    assert [t.sock.fileno() for t in taps] == [-1, -1]
+    got_a = [f.data for f in cap.frames(taps[0])]
+    got_b = [f.data for f in cap.frames(taps[1])]
+    assert got_a == [b"frame-%d" % i for i in range(0, 300, 2)]
+    assert got_b == [b"frame-%d" % i for i in range(1, 300, 2)]
+    stamps = [f.ts_ns for f in cap.frames(taps[0])]
+    assert stamps == sorted(stamps)
+    assert before <= stamps[0] <= stamps[-1] <= after
+    assert taps[0].summary() == "150 frames"
+    cap.stop()  # idempotent
+
+
+def test_frames_queued_when_stop_is_asked_are_all_kept(
+    pairs: list[tuple[socket.socket, socket.socket]],
+) -> None:
+    tap = _tap(pairs, "a:eth0")
+    cap = Capture([tap])
+    count = capture.BATCH + 144
+    for i in range(count):
+        pairs[0][0].send(b"%d" % i)
+    # The stop request is already there at the first select: the thread sees it together
+    # with a queue longer than one batch, and must drain the rest before it exits.
+    cap._wake_w.send(b"x")
+    cap.start()
+    cap.stop()
+    assert [f.data for f in cap.frames(tap)] == [b"%d" % i for i in range(count)]
+
+
+def test_write_gives_one_pcap_per_tap_that_reads_back(
+    pairs: list[tuple[socket.socket, socket.socket]], tmp_path: Path
+) -> None:
+    taps = [_tap(pairs, "a:eth0"), _tap(pairs, "r:eth1")]
+    cap = Capture(taps).start()
+    pairs[0][0].send(b"\x01" * 60)
+    pairs[1][0].send(b"\x02" * 70)
+    pairs[1][0].send(b"\x03" * 80)
+    cap.stop()
+    written = cap.write(tmp_path / "out", prefix="line3-")
+    assert [(p.name, t.label) for p, t in written] == [
+        ("line3-a-eth0.pcap", "a:eth0"),
+        ("line3-r-eth1.pcap", "r:eth1"),
+    ]
+    header, records = read_pcap((tmp_path / "out" / "line3-r-eth1.pcap").read_bytes())
+    assert (header.linktype, header.nanosecond) == (LINKTYPE_ETHERNET, True)
+    assert [r.data for r in records] == [b"\x02" * 70, b"\x03" * 80]
+    assert [r.time_ns(header) for r in records] == [f.ts_ns for f in cap.frames(taps[1])]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "line3-a-eth0.pcap",
+        "line3-r-eth1.pcap",
+    ]  # no temporary file left
+
+
+class _BrokenSocket(socket.socket):
+    """Readable (its peer sent something) but every read fails like a removed interface."""
+
+    def recvmsg_into(self, *args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENETDOWN, "Network is down")
+
+
+def test_a_broken_tap_stops_alone_and_says_why(
+    pairs: list[tuple[socket.socket, socket.socket]],
+) -> None:
+    good = _tap(pairs, "a:eth0")
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    broken_sock = _BrokenSocket(fileno=b.detach())
+    pairs.append((a, broken_sock))
+    broken = Tap("b:eth0", broken_sock)
+    cap = Capture([good, broken]).start()
+    a.send(b"wakes the selector")
+    pairs[0][0].send(b"still read")
+    cap.stop()
+    assert cap.error is None
+    assert broken.error == "interface removed"
+    assert broken.summary() == "0 frames, stopped early: interface removed"
+    assert [f.data for f in cap.frames(good)] == [b"still read"]
+
+
+def test_summary_counts_ring_and_kernel_drops() -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        tap = Tap("a:eth0", sock, limit=1)
+        tap.ring.extend([_frame(1), _frame(2)])
+        tap.kernel_drops = 7
+        assert tap.summary() == (
+            "1 frames, 1 older ones dropped (ring limit), "
+            "7 dropped by the kernel (socket buffer full)"
+        )
+
+
+def test_stop_all_closes_every_capture_once(
+    pairs: list[tuple[socket.socket, socket.socket]],
+) -> None:
+    caps = [Capture([_tap(pairs, f"n{i}:eth0")], name=f"c{i}").start() for i in range(3)]
+    stop_all(caps)
+    stop_all(caps)
+    assert not any(c.running for c in caps)
+    assert all(t.sock.fileno() == -1 for c in caps for t in c.taps)
+    assert _capture_threads() == []
+
+
+def test_safe_dirname_matches_failure_log_names() -> None:
+    assert safe_dirname("tests/integration/test_x.py::test_y[a-b-udp]") == (
+        "tests_integration_test_x.py_test_y[a-b-udp]"
+    )
+    assert safe_dirname("::") == "test"
+
+
+# -- ItemCaptures: one test's captures ---------------------------------------------------
+class _Topo:
+    def __init__(self, name: str, endpoints: list[tuple[str, str]]) -> None:
+        self.name = name
+        self.links = [
+            type("L", (), {"a": _ep(*endpoints[i]), "b": _ep(*endpoints[i + 1])})()
+            for i in range(0, len(endpoints), 2)
+        ]
+
+
+def _ep(node: str, ifname: str) -> Any:
+    return type("E", (), {"node": node, "ifname": ifname})()
+
+
+class _Net:
+    def __init__(self, name: str) -> None:
+        self.topology = _Topo(name, [("a", "eth0"), ("b", "eth0")])
+
+    def __getitem__(self, name: str) -> str:
+        return name
+
+
+@pytest.fixture
+def fake_taps(
+    monkeypatch: pytest.MonkeyPatch, pairs: list[tuple[socket.socket, socket.socket]]
+) -> dict[str, socket.socket]:
+    """``open_tap_socket`` returns socketpair ends; the map is ``node:ifname`` -> sender."""
+    senders: dict[str, socket.socket] = {}
+
+    def fake_open(node: str, ifname: str) -> socket.socket:
+        tap = _tap(pairs, f"{node}:{ifname}")
+        senders[f"{node}:{ifname}:{len(senders)}"] = pairs[-1][0]
+        return tap.sock
+
+    monkeypatch.setattr(capture, "open_tap_socket", fake_open)
+    return senders
+
+
+def test_item_captures_name_files_by_topology_and_replace_older_ones(
+    fake_taps: dict[str, socket.socket], tmp_path: Path
+) -> None:
+    directory = tmp_path / "test_x"
+    directory.mkdir()
+    (directory / "stale-a-eth0.pcap").write_bytes(b"from an earlier run")
+    (directory / "notes.txt").write_text("not ours")
+    item = ItemCaptures(directory)
+    item.add(_Net("pair"))
+    item.add(_Net("pair"))
+    item.add(_Net("line3"))
+    next(iter(fake_taps.values())).send(b"x" * 42)
+    item.stop()
+    item.write()
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "line3-a-eth0.pcap",
+        "line3-b-eth0.pcap",
+        "notes.txt",
+        "pair-a-eth0.pcap",
+        "pair-b-eth0.pcap",
+        "pair2-a-eth0.pcap",
+        "pair2-b-eth0.pcap",
+    ]
+    lines = item.section().splitlines()
+    assert lines[0] == "one pcap per link endpoint (read with `tshark -r FILE`):"
+    assert lines[1] == f"{directory / 'pair-a-eth0.pcap'} (1 frames)"
+    assert lines[2] == f"{directory / 'pair-b-eth0.pcap'} (0 frames)"
+    assert len(lines) == 7
+
+
+def test_item_captures_turn_errors_into_notes(
+    monkeypatch: pytest.MonkeyPatch, fake_taps: dict[str, socket.socket], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the capture folder should go")
+    item = ItemCaptures(blocker / "test_x")
+    item.add(_Net("pair"))
+
+    def refuse(node: str, ifname: str) -> socket.socket:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(capture, "open_tap_socket", refuse)
+    item.add(_Net("line3"))
+    item.stop()
+    assert item.write() == []
+    text = item.section()
+    assert "topology 'line3' not captured: [Errno 1] Operation not permitted" in text
+    assert "could not write the pcaps: [Errno 20] Not a directory" in text
+    assert _capture_threads() == []
+
+
+def test_start_capture_closes_what_it_opened_when_a_tap_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opened: list[socket.socket] = []
+
+    def open_then_fail(node: str, ifname: str) -> socket.socket:
+        if opened:
+            raise OSError(errno.ENODEV, "No such device")
+        opened.append(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM))
+        return opened[-1]
+
+    monkeypatch.setattr(capture, "open_tap_socket", open_then_fail)
+    with pytest.raises(OSError, match="No such device"):
+        capture.start_capture(_Net("pair"))
+    assert opened[0].fileno() == -1
+    assert _capture_threads() == []
