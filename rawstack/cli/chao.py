@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rawstack.engines.chao import ChaoReply
 from rawstack.errors import ExchangeFailed
-from rawstack.peers.chao import DEFAULT_MESSAGE, ChaoServer, chao_exchange
-from rawstack.peers.serve_all import serve
+
+if TYPE_CHECKING:
+    from rawstack.engines.chao import ChaoReply
 
 
 def register(subparsers: Any) -> None:
@@ -28,7 +28,8 @@ def register(subparsers: Any) -> None:
     send_p.add_argument(
         "--to", default="broadcast", metavar="MAC", help="peer MAC address or 'broadcast'"
     )
-    send_p.add_argument("message", nargs="?", default=DEFAULT_MESSAGE, metavar="MESSAGE")
+    # None, not peers.chao.DEFAULT_MESSAGE: building the parser must not import the peer.
+    send_p.add_argument("message", nargs="?", default=None, metavar="MESSAGE")
     send_p.add_argument("-c", "--count", type=int, default=1, help="requests to send")
     send_p.add_argument(
         "-i", "--interval", type=float, default=1.0, help="seconds between requests (default 1)"
@@ -39,10 +40,15 @@ def register(subparsers: Any) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from rawstack.peers.chao import ChaoServer
+    from rawstack.peers.serve_all import serve
+
     return serve([ChaoServer(args.iface)])
 
 
 def run_send(args: argparse.Namespace) -> int:
+    from rawstack.peers.chao import DEFAULT_MESSAGE, chao_exchange
+
     def show(reply: ChaoReply) -> None:
         if not args.json:
             print(
@@ -54,7 +60,7 @@ def run_send(args: argparse.Namespace) -> int:
     result = chao_exchange(
         args.iface,
         to=args.to,
-        message=args.message,
+        message=DEFAULT_MESSAGE if args.message is None else args.message,
         count=args.count,
         timeout=args.timeout,
         interval=args.interval,

@@ -8,10 +8,6 @@ import sys
 from typing import Any
 
 from rawstack.errors import EXIT_FAILED, EXIT_OK, UsageError
-from rawstack.peers.base import announce_ready, log
-from rawstack.peers.http_client import http_get_url
-from rawstack.peers.http_server import HttpServer
-from rawstack.peers.loop import Loop
 
 
 def register(subparsers: Any) -> None:
@@ -106,6 +102,10 @@ def _positive_float(text: str) -> float:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from rawstack.peers.base import announce_ready, log
+    from rawstack.peers.http_server import HttpServer
+    from rawstack.peers.loop import Loop
+
     loop = Loop()
     server = HttpServer(
         args.bind,
@@ -138,6 +138,8 @@ def parse_header(text: str) -> tuple[str, str]:
 
 
 def run_get(args: argparse.Namespace) -> int:
+    from rawstack.peers.http_client import http_get_url
+
     headers = tuple(parse_header(h) for h in args.header)
     body = args.data.encode("utf-8") if args.data is not None else b""
     method = args.method or ("POST" if args.data is not None else "GET")

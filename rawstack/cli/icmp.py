@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rawstack.peers.icmp import IcmpResponder
-from rawstack.peers.serve_all import serve
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -29,4 +26,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_respond(args: argparse.Namespace) -> int:
+    from rawstack.peers.icmp import IcmpResponder
+    from rawstack.peers.serve_all import serve
+
     return serve([IcmpResponder(args.iface)])

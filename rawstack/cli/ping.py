@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rawstack.engines.ping import EchoError, EchoReply
 from rawstack.errors import EXIT_FAILED, EXIT_OK
-from rawstack.peers.ping import PingResult, ping
+
+if TYPE_CHECKING:
+    from rawstack.engines.ping import EchoError, EchoReply
+    from rawstack.peers.ping import PingResult
 
 
 def register(subparsers: Any) -> None:
@@ -46,6 +48,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rawstack.peers.ping import ping
+
     def show(event: EchoReply | EchoError | str) -> None:
         if args.json:
             return

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rawstack.errors import EXIT_FAILED, EXIT_OK
-from rawstack.peers.syn_probe import OPEN, Probe, SynProbeResult, syn_probe
+
+if TYPE_CHECKING:
+    from rawstack.peers.syn_probe import Probe, SynProbeResult
 
 
 def register(subparsers: Any) -> None:
@@ -30,6 +32,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rawstack.peers.syn_probe import OPEN, syn_probe
+
     def show(result: SynProbeResult, probe: Probe) -> None:
         if not args.json:
             print(probe.line(result.dst, result.port, args.timeout), flush=True)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rawstack.errors import EXIT_FAILED, EXIT_OK
-from rawstack.peers.base import announce_ready, log
-from rawstack.peers.loop import Loop
-from rawstack.peers.udp import MAX_DATAGRAM, UdpEchoServer, UdpReply, udp_round_trips
+
+if TYPE_CHECKING:
+    from rawstack.peers.udp import UdpReply
+
+# rawstack.peers.udp.MAX_DATAGRAM (a unit test keeps them equal), for --help without the peer.
+MAX_DATAGRAM = 65507
 
 
 def register(subparsers: Any) -> None:
@@ -86,6 +89,10 @@ def _non_negative(text: str) -> float:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from rawstack.peers.base import announce_ready, log
+    from rawstack.peers.loop import Loop
+    from rawstack.peers.udp import UdpEchoServer
+
     loop = Loop()
     server = UdpEchoServer(args.bind, args.port, verbose=args.verbose)
     try:
@@ -102,6 +109,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_send(args: argparse.Namespace) -> int:
+    from rawstack.peers.udp import udp_round_trips
+
     def show(reply: UdpReply) -> None:
         if not args.json:
             print(

@@ -186,6 +186,14 @@ class HttpServer:
         if self._listener is not None:
             if loop is not None:
                 loop.remove_reader(self._listener)
+            # Closing a listener resets the connections still in its accept queue; accept
+            # and close them first so every client sees an orderly FIN, not an RST.
+            while True:
+                try:
+                    pending, _ = self._listener.accept()
+                except OSError:
+                    break
+                pending.close()
             self._listener.close()
             self._listener = None
 
