@@ -9,24 +9,18 @@ write to that kernel's IP_HDRINCL socket, checksum computed over the bytes as wr
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from rawstack.codec.chao import CHAO_REPLY, CHAO_REQUEST, Chao
-from rawstack.codec.ethernet import BROADCAST_MAC, ETH_P_CHAO, Ethernet, mac_to_bytes, mac_to_str
-from rawstack.codec.icmp import ECHO_REPLY, ECHO_REQUEST, IcmpEcho
-from rawstack.codec.ipv4 import PROTO_ICMP, PROTO_TCP, PROTO_UDP, IPv4, ip_to_bytes
-from rawstack.codec.tcp import SYN, Tcp
-from rawstack.codec.tcp_options import (
-    TcpMss,
-    TcpNop,
-    TcpOption,
-    TcpSackPermitted,
-    TcpTimestamps,
-    TcpWindowScale,
-)
-from rawstack.codec.udp import Udp
 from rawstack.errors import EXIT_OK, UsageError
-from rawstack.quirks import KNOWN_OS, KernelQuirks, host_quirks, quirks_for, wire_to_raw
+
+if TYPE_CHECKING:
+    from rawstack.codec.tcp_options import TcpOption
+    from rawstack.quirks import KernelQuirks
+
+# Copies of rawstack.quirks.KNOWN_OS and mac_to_str(BROADCAST_MAC), kept equal by a unit
+# test: the parser of every command is built on each start, the codecs are loaded on use.
+KNOWN_OS = ("linux", "freebsd", "darwin", "ios", "openbsd", "netbsd", "dragonfly")
+BROADCAST = "ff:ff:ff:ff:ff:ff"
 
 BYTEORDER_HELP = (
     "byte order of the target machine, used for the fields its kernel wants in host order "
@@ -99,9 +93,7 @@ def register(subparsers: Any) -> None:
     chao = kinds.add_parser("chao", help="CHAO message in an Ethernet frame (EtherType 0x88B5)")
     chao.add_argument("message", nargs="?", help="payload text (UTF-8)")
     chao.add_argument("--src-mac", required=True, help="source MAC, aa:bb:cc:dd:ee:ff")
-    chao.add_argument(
-        "--dst-mac", default=mac_to_str(BROADCAST_MAC), help="destination MAC (default: broadcast)"
-    )
+    chao.add_argument("--dst-mac", default=BROADCAST, help="destination MAC (default: broadcast)")
     chao.add_argument("--seq", type=int, default=0, help="sequence number (default 0)")
     chao.add_argument("--type", choices=("request", "reply"), default="request")
     chao.add_argument("--payload", metavar="HEX", help="payload bytes as hex, instead of text")
@@ -115,6 +107,9 @@ def hex_line(data: bytes) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Build the IP packet for ``args.kind`` and print it in the target's raw format."""
+    from rawstack.codec.ipv4 import IPv4
+    from rawstack.quirks import wire_to_raw
+
     src = _address("--src", args.src)
     dst = _address("--dst", args.dst)
     _uint("--ttl", args.ttl, 8)
@@ -133,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
 
 def run_chao(args: argparse.Namespace) -> int:
     """Print the whole Ethernet frame carrying one CHAO message."""
+    from rawstack.codec.chao import CHAO_REPLY, CHAO_REQUEST, Chao
+    from rawstack.codec.ethernet import ETH_P_CHAO, Ethernet
+
     if args.message is not None and args.payload is not None:
         raise UsageError("give the message text or --payload HEX, not both")
     payload = (
@@ -153,6 +151,9 @@ def run_chao(args: argparse.Namespace) -> int:
 
 
 def _icmp_echo(args: argparse.Namespace, src: str, dst: str, payload: bytes) -> tuple[int, bytes]:
+    from rawstack.codec.icmp import ECHO_REPLY, ECHO_REQUEST, IcmpEcho
+    from rawstack.codec.ipv4 import PROTO_ICMP
+
     _uint("--icmp-id", args.icmp_id, 16)
     _uint("--seq", args.seq, 16)
     kind = ECHO_REPLY if args.reply else ECHO_REQUEST
@@ -160,12 +161,25 @@ def _icmp_echo(args: argparse.Namespace, src: str, dst: str, payload: bytes) -> 
 
 
 def _udp(args: argparse.Namespace, src: str, dst: str, payload: bytes) -> tuple[int, bytes]:
+    from rawstack.codec.ipv4 import PROTO_UDP
+    from rawstack.codec.udp import Udp
+
     sport = _uint("--sport", args.sport, 16)
     dport = _uint("--dport", args.dport, 16)
     return PROTO_UDP, Udp(sport, dport, payload).encode(src, dst)
 
 
 def _tcp_syn(args: argparse.Namespace, src: str, dst: str, payload: bytes) -> tuple[int, bytes]:
+    from rawstack.codec.ipv4 import PROTO_TCP
+    from rawstack.codec.tcp import SYN, Tcp
+    from rawstack.codec.tcp_options import (
+        TcpMss,
+        TcpNop,
+        TcpSackPermitted,
+        TcpTimestamps,
+        TcpWindowScale,
+    )
+
     sport = _uint("--sport", args.sport, 16)
     dport = _uint("--dport", args.dport, 16)
     options: list[TcpOption] = []
@@ -196,6 +210,8 @@ def _tcp_syn(args: argparse.Namespace, src: str, dst: str, payload: bytes) -> tu
 
 def _target(os: str | None, osrel: int | None, *, detect: bool) -> KernelQuirks | None:
     """The target kernel's row; None for ``--wire`` with no ``--os`` (nothing to convert)."""
+    from rawstack.quirks import host_quirks, quirks_for
+
     if os is None:
         return host_quirks(override_osrel=osrel) if detect else None
     if osrel is not None and os.strip().lower() != "freebsd":
@@ -215,6 +231,8 @@ def _uint(option: str, value: int, bits: int) -> int:
 
 
 def _address(option: str, value: str) -> str:
+    from rawstack.codec.ipv4 import ip_to_bytes
+
     try:
         ip_to_bytes(value)
     except ValueError as exc:
@@ -223,6 +241,8 @@ def _address(option: str, value: str) -> str:
 
 
 def _mac(option: str, value: str) -> bytes:
+    from rawstack.codec.ethernet import mac_to_bytes
+
     try:
         return mac_to_bytes(value)
     except ValueError as exc:
