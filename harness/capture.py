@@ -39,7 +39,6 @@ from typing import Any
 from rawstack.codec.pcap import LINKTYPE_ETHERNET, MAX_SNAPLEN, PcapRecord, write_pcap
 
 __all__ = [
-    "DEFAULT_MODE",
     "MODES",
     "RING_BYTES",
     "Capture",
@@ -55,7 +54,6 @@ __all__ = [
 ]
 
 MODES = ("never", "failed", "always")
-DEFAULT_MODE = "failed"
 RING_BYTES = 4 << 20  # per endpoint: a few hundred ms of a flood, hours of probes
 RCVBUF = 2 << 20  # bursts while the test thread holds the GIL; charged only when used
 BATCH = 256  # frames read from one socket before the others get a turn
@@ -181,9 +179,10 @@ def open_tap_socket(node: Any, ifname: str) -> socket.socket:
 class Capture:
     """One network's taps, read by one thread from :meth:`start` to :meth:`stop`."""
 
-    def __init__(self, taps: Sequence[Tap], name: str = "capture") -> None:
+    def __init__(self, taps: Sequence[Tap], name: str = "capture", batch: int = BATCH) -> None:
         self.taps = list(taps)
         self.name = name
+        self.batch = batch
         self.error: str | None = None
         self._lock = threading.Lock()
         self._buf = bytearray(MAX_SNAPLEN)
@@ -252,19 +251,20 @@ class Capture:
                     if key.data.error is not None:
                         sel.unregister(key.fileobj)
             for tap in self.taps:  # what arrived between the last select and the wake-up
-                pass
+                while tap.error is None and self._drain(tap) == self.batch:
+                    pass
         except Exception as exc:  # never die silently: the summary says why frames stop
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
             sel.close()
 
     def _drain(self, tap: Tap) -> int:
-        """Read up to BATCH queued frames and return how many; a broken tap sets ``error``."""
+        """Read up to a batch of queued frames, return how many; a broken tap sets ``error``."""
         frames: list[Frame] = []
         buf = self._buf
         view = memoryview(buf)
         try:
-            while len(frames) < BATCH:
+            while len(frames) < self.batch:
                 try:
                     n, anc, _, _ = tap.sock.recvmsg_into([buf], _ANCBUF, socket.MSG_TRUNC)
                 except (BlockingIOError, InterruptedError):
@@ -382,6 +382,8 @@ class ItemCaptures:
         if lines:
             lines.insert(0, "one pcap per link endpoint (read with `tshark -r FILE`):")
         lines += [
-            f"{c.name}: capture thread failed: {c.error}" for _, c in self.captures if c.error
+            f"topology {prefix[:-1]!r}: capture thread failed: {c.error}"
+            for prefix, c in self.captures
+            if c.error
         ]
         return "\n".join(lines + self.notes)

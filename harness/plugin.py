@@ -30,7 +30,6 @@ REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 KEPT = pytest.StashKey[list[str]]()
 CAPTURES = pytest.StashKey["ItemCaptures"]()
 CAPTURE_DIR = pytest.StashKey[Path]()
-CAPTURE_MODES = ("never", "failed", "always")  # harness.capture.MODES, without importing it
 
 SpecLike = Union["Topology", dict[str, Any], str, Path]
 
@@ -98,13 +97,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _configure_capture(config: pytest.Config) -> None:
-    mode = str(config.getoption("--netns-capture")).strip().lower()
-    if mode not in CAPTURE_MODES:
-        raise pytest.UsageError(
-            f"--netns-capture: {config.getoption('--netns-capture')!r} is not one of "
-            f"{', '.join(CAPTURE_MODES)}"
-        )
-    config.option.netns_capture = mode
+    from harness.capture import parse_mode
+
+    try:
+        config.option.netns_capture = parse_mode(config.getoption("--netns-capture"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--netns-capture: {exc}") from None
     chosen = config.getoption("--netns-capture-dir")
     if chosen is not None:
         config.stash[CAPTURE_DIR] = config.invocation_params.dir / chosen

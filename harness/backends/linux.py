@@ -18,6 +18,7 @@ import contextlib
 import os
 import socket
 import subprocess
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -92,6 +93,9 @@ class LinuxNode:
         self.path = os.path.join(NETNS_DIR, netns)
         self.fd = -1
         self.nl: socket.socket | None = None
+        # One request/reply at a time on ``nl``: supervision probes nodes from several
+        # threads, and a reader could otherwise swallow another thread's reply.
+        self._nl_lock = threading.Lock()
         self.next_index = 2
         self._ipr: Any = None
         self.procs: list[subprocess.Popen[Any]] = []
@@ -150,7 +154,8 @@ class LinuxNode:
         return self.nl
 
     def _link(self, ifname: str) -> Any:
-        found = rtnl.get_link(self.netlink(), name=ifname)
+        with self._nl_lock:
+            found = rtnl.get_link(self.netlink(), name=ifname)
         if found is None:
             raise LookupError(f"node {self.name} has no interface {ifname!r}")
         return found

@@ -4,6 +4,10 @@ Each subcommand lives in its own module under :mod:`rawstack.cli` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to a
 ``run(args) -> int`` callable. Modules are imported here, in one list, so ``--help`` shows
 every command and a reader finds a command's module from its name.
+
+Start-up cost matters (the harness spawns ``rawstack serve-all`` for every test): a command
+module imports its peers, engines and codecs inside ``run()``, never at the top, and when
+the first argument names a command only that command's parser is built.
 """
 
 from __future__ import annotations
@@ -37,7 +41,17 @@ exit status:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_name(module: str) -> str:
+    """``"rawstack.cli.serve_all"`` -> ``"serve-all"``: each module registers that command."""
+    return module.rsplit(".", 1)[1].replace("_", "-")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with ``only`` (a command name) the parser of that command alone.
+
+    A command's own parser, usage and errors do not depend on its siblings, so ``only`` parses
+    that command's arguments exactly as the whole parser would.
+    """
     parser = argparse.ArgumentParser(
         prog="rawstack",
         description="A raw-socket network stack: packet crafting, servers and clients "
@@ -49,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
+        if only is not None and command_name(name) != only:
+            continue
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -60,8 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    first = args_list[0] if args_list else None
+    known = first in {command_name(m) for m in COMMAND_MODULES}
+    parser = build_parser(first if known else None)
+    args = parser.parse_args(args_list)
     try:
         code: int = args.func(args)
     except RawstackError as exc:

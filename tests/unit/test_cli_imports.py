@@ -7,11 +7,14 @@ constant for its help text keeps a copy; the copies are checked against the orig
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 
 import pytest
+
+from rawstack.cli import COMMAND_MODULES, build_parser, command_name
 
 LAZY = (
     "rawstack.peers",
@@ -88,9 +91,26 @@ def test_copied_constants_match_their_sources() -> None:
 
 
 def test_chao_send_without_message_uses_the_peers_default() -> None:
-    from rawstack.cli import build_parser
-
     args = build_parser().parse_args(["chao", "send", "--iface", "eth0"])
     # The default is resolved in run_send (the peer's DEFAULT_MESSAGE), not at parse time.
     assert args.message is None
     assert args.func.__name__ == "run_send"
+
+
+def _helps(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """``prog -> help text`` for a parser and every sub-parser below it."""
+    found = {parser.prog: parser.format_help()}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found.update(_helps(sub))
+    return found
+
+
+@pytest.mark.parametrize("module", COMMAND_MODULES)
+def test_one_command_parser_equals_that_part_of_the_whole(module: str) -> None:
+    name = command_name(module)
+    whole = {p: h for p, h in _helps(build_parser()).items() if p.split()[1:2] == [name]}
+    alone = build_parser(name)
+    assert whole, f"{module} registers no command named {name!r}"
+    assert {p: h for p, h in _helps(alone).items() if p != "rawstack"} == whole

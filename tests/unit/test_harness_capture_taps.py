@@ -129,8 +129,8 @@ def test_frames_queued_when_stop_is_asked_are_all_kept(
     pairs: list[tuple[socket.socket, socket.socket]],
 ) -> None:
     tap = _tap(pairs, "a:eth0")
-    cap = Capture([tap])
-    count = capture.BATCH + 144
+    cap = Capture([tap], batch=4)
+    count = 9  # below net.unix.max_dgram_qlen (10 by default): the sends never block
     for i in range(count):
         pairs[0][0].send(b"%d" % i)
     # The stop request is already there at the first select: the thread sees it together
@@ -324,3 +324,27 @@ def test_start_capture_closes_what_it_opened_when_a_tap_fails(
         capture.start_capture(_Net("pair"))
     assert opened[0].fileno() == -1
     assert _capture_threads() == []
+
+
+class _BuggySocket(socket.socket):
+    def recvmsg_into(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in the reader")
+
+
+def test_a_thread_that_dies_says_so_in_the_section(
+    pairs: list[tuple[socket.socket, socket.socket]], tmp_path: Path
+) -> None:
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    buggy = _BuggySocket(fileno=b.detach())
+    pairs.append((a, buggy))
+    cap = Capture([Tap("a:eth0", buggy)]).start()
+    a.send(b"makes it readable")
+    item = ItemCaptures(tmp_path)
+    item.captures.append(("pair-", cap))
+    item.stop()
+    item.write()
+    assert cap.error == "RuntimeError: a bug in the reader"
+    assert item.section().splitlines()[-1] == (
+        "topology 'pair': capture thread failed: RuntimeError: a bug in the reader"
+    )
+    assert buggy.fileno() == -1
