@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from rawstack.errors import EXIT_FAILED, EXIT_NOPERM, EXIT_USAGE, RawstackError
 
 if TYPE_CHECKING:
-    from harness.backends import Backend, NodeHandle
+    from harness.backends import Backend
     from harness.clients import Exchange
 
 PROG = "netns-harness"
@@ -67,8 +67,7 @@ def _demo_rows(run: Any) -> tuple[list[Exchange], dict[str, float]]:
     net = backend.build(pair("demo"), run)
     timings = {"setup_s": time.monotonic() - t0}
     try:
-        a: NodeHandle = net["a"]
-        b: NodeHandle = net["b"]
+        a, b = net["a"], net["b"]
         if backend.icmp_responder == RAWSTACK:
             # Before serve-all turns kernel echo off: rawstack ping against the kernel. (Where
             # the kernel is the ICMP peer anyway, the rows below already show it.)
@@ -84,8 +83,7 @@ def _demo_rows(run: Any) -> tuple[list[Exchange], dict[str, float]]:
         net.destroy()
     net = backend.build(line3("demo3"), run)
     try:
-        a, b = net["a"], net["b"]
-        r: NodeHandle = net["r"]
+        a, b, r = net["a"], net["b"], net["r"]
         procs = start_peers(
             [(a, "eth0", r, "eth0"), (b, "eth0", r, "eth1")], ("http", "icmp"), backend=backend
         )

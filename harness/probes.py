@@ -123,19 +123,22 @@ def icmp_echo(node: NodeLike, host: str, timeout: float = 1.0) -> float:
 def chao_request(node: NodeLike, ifname: str, dst_mac: str, timeout: float = 1.0) -> float:
     """A CHAO request frame to ``dst_mac``; wait for the reply with the same sequence number."""
     from rawstack.codec.chao import CHAO_REPLY, CHAO_REQUEST, Chao
+    from rawstack.codec.ethernet import ETH_P_CHAO
 
-    eth_p_chao = 0x88B5
     seq = int.from_bytes(os.urandom(2), "big")
     src = bytes.fromhex(node.mac(ifname).replace(":", ""))
     dst = bytes.fromhex(dst_mac.replace(":", ""))
-    frame: Any = dst + src + struct.pack("!H", eth_p_chao)
+    frame = dst + src + struct.pack("!H", ETH_P_CHAO)
     frame += Chao(CHAO_REQUEST, seq, b"harness-probe").encode()
-    with node.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(eth_p_chao)) as sock:
-        sock.bind((ifname, eth_p_chao))
+    # Protocol 0 receives nothing until the bind names the interface and EtherType, as in
+    # rawstack.sockets.packet (its open_packet cannot open a socket inside a node).
+    with node.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as sock:
+        sock.bind((ifname, ETH_P_CHAO))
         start = time.monotonic()
         deadline = start + timeout
         sock.send(frame)
-        while True:
+        rtt = None
+        while rtt is None:
             ready, _, _ = select.select([sock], [], [], _remaining(deadline))
             if not ready:
                 continue
@@ -147,7 +150,8 @@ def chao_request(node: NodeLike, ifname: str, dst_mac: str, timeout: float = 1.0
             except Exception:
                 continue
             if reply.type == CHAO_REPLY and reply.seq == seq:
-                return time.monotonic() - start
+                rtt = time.monotonic() - start
+    return rtt
 
 
 def _port(addr: str) -> int:

@@ -2,8 +2,9 @@
 
 Theory of operation: the peer process starts inside the node's namespace (own process
 group, SIGKILL if its parent thread dies, so every process is spawned from the caller's
-thread). Ready means two things, both checked without sleeping: one JSON ready line per
-expected peer on stdout, then one successful probe per peer from another node
+thread). Ready means two things, both checked without sleeping: serve-all's JSON ready
+lines on stdout (one per peer it runs, read by :func:`read_ready`, which any test can use on
+its own servers), then one successful probe per expected peer from another node
 (:mod:`harness.probes`). :func:`start_peers` spawns every process first, then gives each
 one a thread that waits for its lines and probes it, so the processes boot in parallel and
 one side is probed while another still boots. Probes are retried until the deadline
@@ -25,7 +26,6 @@ FreeBSD runs them inside the probing jail, which has no setns.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import queue
@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from harness import probes
 from harness.backends import RAWSTACK, Backend, NodeHandle, select_backend
@@ -46,12 +46,156 @@ from harness.runstate import HarnessError
 ALL_PEERS = ("http", "udp", "chao", "icmp")
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 3.0
+TAIL_LINES = 20
 # A probe in flight when the deadline passes still runs to its own timeout (2 s at most).
 PROBE_GRACE = 5.0
 
 
 class PeerDied(HarnessError):
     """A supervised peer process exited; the message carries its status and log tail."""
+
+
+class ReadyFailed(PeerDied):
+    """A process ended, or printed something else, before its ready lines.
+
+    ``lines`` are the whole lines read until then; ``returncode`` is None while it runs.
+    """
+
+    def __init__(self, message: str, lines: list[bytes], returncode: int | None) -> None:
+        super().__init__(message)
+        self.lines = lines
+        self.returncode = returncode
+
+    @property
+    def ready(self) -> list[dict[str, Any]]:
+        """The ready events among :attr:`lines`."""
+        return [m for m in map(_ready_event, self.lines) if m is not None]
+
+
+class ReadyTimeout(ReadyFailed):
+    """The deadline passed before the process printed all its lines."""
+
+
+def exit_status(code: int | None) -> str:
+    """``exited with status N`` or ``was killed by signal N (NAME)``."""
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:  # a real-time signal has no name
+            name = "?"
+        return f"was killed by signal {-code} ({name})"
+    return f"exited with status {code}"
+
+
+def tail(text: str, lines: int = TAIL_LINES) -> str:
+    """The last ``lines`` lines of ``text``, or ``(empty)``."""
+    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
+
+
+def read_lines(
+    proc: subprocess.Popen[Any],
+    count: int,
+    timeout: float,
+    *,
+    stream: IO[Any] | None = None,
+    name: str | None = None,
+    err_path: Path | None = None,
+    copy: IO[bytes] | None = None,
+) -> list[bytes]:
+    """``count`` lines from ``stream`` (default ``proc.stdout``) within ``timeout`` seconds.
+
+    Read byte by byte from the fd, so nothing past the last line is consumed: a later
+    ``communicate()`` (or stdout copier) still sees the rest. ``copy`` gets every byte read.
+    EOF raises :class:`ReadyFailed` naming ``name`` (default: the argv), the exit status and
+    the stderr tail (from ``err_path`` if stderr goes to a file, else from the pipe); the
+    deadline raises :class:`ReadyTimeout`.
+    """
+    pipe = proc.stdout if stream is None else stream
+    assert pipe is not None, "read_lines needs a pipe"
+    who = name or _argv_text(proc)
+    fd, buf = pipe.fileno(), b""
+    deadline = time.monotonic() + timeout
+    while buf.count(b"\n") < count:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            lines = buf.splitlines(keepends=True)
+            whole = [line.rstrip(b"\n") for line in lines if line.endswith(b"\n")]
+            raise ReadyTimeout(
+                f"{who}: {len(whole)} of {count} lines in {timeout:g}s; read {buf[-300:]!r}",
+                whole,
+                None,
+            )
+        byte = os.read(fd, 1)
+        if not byte:
+            code = _reap(proc)
+            how = exit_status(code) if code is not None else "closed its output"
+            err = _stderr_tail(proc, pipe, buf, err_path)
+            raise ReadyFailed(f"{who} {how}; stderr tail:\n{err}", buf.splitlines(), code)
+        if copy is not None:
+            copy.write(byte)
+        buf += byte
+    return buf.splitlines()
+
+
+def read_ready(
+    proc: subprocess.Popen[Any], count: int, timeout: float, **kwargs: Any
+) -> list[dict[str, Any]]:
+    """``count`` JSON ready lines (``{"event": "ready", ...}``) from ``proc``'s stdout.
+
+    Keyword arguments and failures as :func:`read_lines`; a line that is not a ready event
+    raises :class:`ReadyFailed` too (``.ready`` has the ones before it).
+    """
+    lines = read_lines(proc, count, timeout, **kwargs)
+    events: list[dict[str, Any]] = []
+    for n, line in enumerate(lines):
+        event = _ready_event(line)
+        if event is None:
+            who = kwargs.get("name") or _argv_text(proc)
+            raise ReadyFailed(f"{who}: not a ready line: {line[:200]!r}", lines[:n], None)
+        events.append(event)
+    return events
+
+
+def _ready_event(line: bytes) -> dict[str, Any] | None:
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        return None
+    return msg if isinstance(msg, dict) and msg.get("event") == "ready" else None
+
+
+def _argv_text(proc: subprocess.Popen[Any]) -> str:
+    args = proc.args
+    text = " ".join(map(str, args)) if isinstance(args, (list, tuple)) else str(args)
+    text = " ".join(text.split())  # a -c script on one line
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def _reap(proc: subprocess.Popen[Any]) -> int | None:
+    """The exit status after stdout's EOF; None if the process only closed the pipe."""
+    try:
+        return proc.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _stderr_tail(
+    proc: subprocess.Popen[Any], pipe: IO[Any], read: bytes, err_path: Path | None
+) -> str:
+    if err_path is not None:
+        try:
+            return tail(err_path.read_text(encoding="utf-8", errors="replace"))
+        except FileNotFoundError:
+            return "(no log)"
+    if proc.stderr is None:
+        return "(stderr not captured)"
+    if proc.stderr is pipe:
+        return tail(read.decode("utf-8", "replace"))
+    try:
+        _, err = proc.communicate(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:  # a child of it still holds the pipe
+        return "(stderr still open)"
+    return tail(err.decode("utf-8", "replace") if isinstance(err, bytes) else err)
 
 
 def serve_all_argv(ifname: str, served: Sequence[str] | None = None) -> list[str]:
@@ -122,32 +266,30 @@ class PeerProcess:
     def wait_ready_lines(self, deadline: float) -> None:
         """Read stdout until every peer serve-all answers for printed its ready line."""
         assert self.proc is not None
-        assert self.proc.stdout is not None
-        out = self.proc.stdout
-        buf = b""
+        # serve-all prints all its lines at once, once every peer serves (awaited ones too).
+        count = len(self.backend.serve_all_peers() or ALL_PEERS)
         with open(self.out_path, "ab") as copy:
-            while set(self.awaited) - set(self.ready):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    missing = ", ".join(sorted(set(self.awaited) - set(self.ready)))
-                    raise PeerDied(f"{self.describe()}: no ready line from {missing} in time")
-                readable, _, _ = select.select([out], [], [], left)
-                if not readable:
-                    continue
-                chunk = os.read(out.fileno(), 65536)
-                if not chunk:
-                    self.proc.wait()
-                    raise PeerDied(self.death_message())
-                copy.write(chunk)
-                buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    with contextlib.suppress(ValueError):
-                        msg = json.loads(line)
-                        if isinstance(msg, dict) and msg.get("event") == "ready":
-                            self.ready[str(msg.get("peer"))] = msg
+            try:
+                events = read_ready(
+                    self.proc,
+                    count,
+                    max(deadline - time.monotonic(), 0.0),
+                    name=self.describe(),
+                    err_path=self.err_path,
+                    copy=copy,
+                )
+            except ReadyTimeout as exc:
+                self._note_ready(exc.ready)
+            else:
+                self._note_ready(events)
+        missing = ", ".join(p for p in self.awaited if p not in self.ready)
+        if missing:
+            raise PeerDied(f"{self.describe()}: no ready line from {missing} in time")
         self._copier = threading.Thread(target=self._copy_stdout, daemon=True)
         self._copier.start()
+
+    def _note_ready(self, events: list[dict[str, Any]]) -> None:
+        self.ready.update((str(e.get("peer")), e) for e in events)
 
     def _copy_stdout(self) -> None:
         assert self.proc is not None
@@ -193,22 +335,13 @@ class PeerProcess:
 
     def death_message(self) -> str:
         code = self.proc.returncode if self.proc is not None else None
-        if code is not None and code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:  # a real-time signal has no name
-                name = "?"
-            how = f"was killed by signal {-code} ({name})"
-        else:
-            how = f"exited with status {code}"
-        return f"{self.describe()} {how}; stderr tail:\n{self.log_tail()}"
+        return f"{self.describe()} {exit_status(code)}; stderr tail:\n{self.log_tail()}"
 
-    def log_tail(self, lines: int = 20) -> str:
+    def log_tail(self, lines: int = TAIL_LINES) -> str:
         try:
-            text = self.err_path.read_text(encoding="utf-8", errors="replace")
+            return tail(self.err_path.read_text(encoding="utf-8", errors="replace"), lines)
         except FileNotFoundError:
             return "(no log)"
-        return "\n".join(text.splitlines()[-lines:]) or "(empty)"
 
     def logs(self) -> str:
         parts = []

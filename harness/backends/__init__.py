@@ -23,7 +23,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rawstack.errors import UsageError
@@ -92,7 +92,7 @@ class NetworkHandle(Protocol):
     @property
     def run(self) -> Any: ...
 
-    def __getitem__(self, name: str) -> Any: ...
+    def __getitem__(self, name: str) -> NodeHandle: ...
 
     def describe(self) -> dict[str, Any]: ...
 
@@ -140,6 +140,12 @@ class Backend:
         ready: dict[str, dict[str, Any]],
     ) -> float:
         """One independent exchange with ``dst``'s ``peer`` from ``src``; RTT in seconds."""
+        return self._prober()(
+            peer, src=src, src_ifname=src_ifname, dst=dst, dst_ifname=dst_ifname, ready=ready
+        )
+
+    def _prober(self) -> Callable[..., float]:
+        """The backend's ``probe_peer`` function (its module imported only now)."""
         raise NotImplementedError
 
     def enter_hint(self, node: str, info: dict[str, Any]) -> str:
@@ -193,21 +199,10 @@ class LinuxBackend(Backend):
         global_cleanup(root)
         return reaped
 
-    def probe_peer(
-        self,
-        peer: str,
-        *,
-        src: NodeHandle,
-        src_ifname: str,
-        dst: NodeHandle,
-        dst_ifname: str,
-        ready: dict[str, dict[str, Any]],
-    ) -> float:
-        from harness import probes
+    def _prober(self) -> Callable[..., float]:
+        from harness.probes import probe_peer
 
-        return probes.probe_peer(
-            peer, src=src, src_ifname=src_ifname, dst=dst, dst_ifname=dst_ifname, ready=ready
-        )
+        return probe_peer
 
     def enter_hint(self, node: str, info: dict[str, Any]) -> str:
         return f"nsenter --net={info['path']}"
@@ -246,21 +241,10 @@ class FreeBSDBackend(Backend):
 
         return clean_dead_runs(root)
 
-    def probe_peer(
-        self,
-        peer: str,
-        *,
-        src: NodeHandle,
-        src_ifname: str,
-        dst: NodeHandle,
-        dst_ifname: str,
-        ready: dict[str, dict[str, Any]],
-    ) -> float:
+    def _prober(self) -> Callable[..., float]:
         from harness.backends.freebsd import probe_peer
 
-        return probe_peer(
-            peer, src=src, src_ifname=src_ifname, dst=dst, dst_ifname=dst_ifname, ready=ready
-        )
+        return probe_peer
 
     def enter_hint(self, node: str, info: dict[str, Any]) -> str:
         return f"jexec {info['jail']}"

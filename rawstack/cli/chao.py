@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TYPE_CHECKING, Any
 
+from rawstack.cli._options import add_json_flag, print_json, say
 from rawstack.errors import ExchangeFailed
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
         "-i", "--interval", type=float, default=1.0, help="seconds between requests (default 1)"
     )
     send_p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each reply")
-    send_p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_flag(send_p)
     send_p.set_defaults(func=run_send)
 
 
@@ -50,12 +50,11 @@ def run_send(args: argparse.Namespace) -> int:
     from rawstack.peers.chao import DEFAULT_MESSAGE, chao_exchange
 
     def show(reply: ChaoReply) -> None:
-        if not args.json:
-            print(
-                f"{len(reply.payload)} bytes from {reply.peer}: seq={reply.seq} "
-                f"time={reply.rtt * 1000:.3f} ms: {reply.payload.decode(errors='replace')}",
-                flush=True,
-            )
+        say(
+            args,
+            f"{len(reply.payload)} bytes from {reply.peer}: seq={reply.seq} "
+            f"time={reply.rtt * 1000:.3f} ms: {reply.payload.decode(errors='replace')}",
+        )
 
     result = chao_exchange(
         args.iface,
@@ -67,7 +66,7 @@ def run_send(args: argparse.Namespace) -> int:
         on_reply=show,
     )
     if args.json:
-        print(json.dumps(result.as_dict()))
+        print_json(result.as_dict())
     else:
         print(
             f"{result.sent} requests sent, {result.received} replies received, "

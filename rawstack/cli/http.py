@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
+from rawstack.cli._options import positive_float, positive_int, print_json, serve_one
 from rawstack.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
@@ -26,28 +26,28 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one")
     serve.add_argument(
         "--max-header-bytes",
-        type=_positive_int,
+        type=positive_int,
         default=16384,
         metavar="N",
         help="largest request head; larger is 431 (default 16384)",
     )
     serve.add_argument(
         "--max-body-bytes",
-        type=_positive_int,
+        type=positive_int,
         default=1 << 20,
         metavar="N",
         help="largest request body; larger is 413 (default 1 MiB)",
     )
     serve.add_argument(
         "--header-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=10.0,
         metavar="S",
         help="a request head must arrive within S seconds, else 408 (default 10)",
     )
     serve.add_argument(
         "--idle-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=60.0,
         metavar="S",
         help="close keep-alive connections idle for S seconds (default 60)",
@@ -74,7 +74,7 @@ def register(subparsers: Any) -> None:
     )
     get.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=5.0,
         metavar="S",
         help="deadline for the whole exchange (default 5)",
@@ -87,26 +87,9 @@ def register(subparsers: Any) -> None:
     get.set_defaults(func=run_get)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text}")
-    return value
-
-
 def run_serve(args: argparse.Namespace) -> int:
-    from rawstack.peers.base import announce_ready, log
     from rawstack.peers.http_server import HttpServer
-    from rawstack.peers.loop import Loop
 
-    loop = Loop()
     server = HttpServer(
         args.bind,
         args.port,
@@ -116,18 +99,7 @@ def run_serve(args: argparse.Namespace) -> int:
         idle_timeout=args.idle_timeout,
         verbose=args.verbose,
     )
-    try:
-        # Handlers first: a SIGTERM right after the ready line must still exit 0.
-        loop.install_signal_handlers()
-        fields = server.start(loop)
-        announce_ready("http", **fields)
-        log("http", f"listening on {fields['addr']}")
-        loop.run()
-        log("http", f"stopping: {json.dumps(server.stats(), sort_keys=True)}")
-    finally:
-        server.close()
-        loop.close()
-    return EXIT_OK
+    return serve_one(server, "listening on")
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -145,8 +117,7 @@ def run_get(args: argparse.Namespace) -> int:
     method = args.method or ("POST" if args.data is not None else "GET")
     result = http_get_url(args.url, method, body, headers, args.timeout)
     if args.json:
-        sys.stdout.write(json.dumps(result.to_json()) + "\n")
-        sys.stdout.flush()
+        print_json(result.to_json())
     else:
         sys.stdout.buffer.write(result.body)
         sys.stdout.buffer.flush()

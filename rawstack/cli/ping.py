@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from rawstack.cli._options import add_json_flag, print_json, say
 from rawstack.errors import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="use the SOCK_DGRAM ICMP socket (needs net.ipv4.ping_group_range, not CAP_NET_RAW)",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    add_json_flag(parser, "print one JSON object at the end")
     parser.set_defaults(func=run)
 
 
@@ -59,8 +59,7 @@ def run(args: argparse.Namespace) -> int:
             print(event.line(), flush=True)
 
     def start(header: str) -> None:
-        if not args.json:
-            print(header, flush=True)
+        say(args, header)
 
     result = ping(
         args.host,
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         on_start=start,
     )
     if args.json:
-        print(json.dumps(as_dict(result)))
+        print_json(as_dict(result))
     else:
         print()
         print("\n".join(result.stats.summary()))

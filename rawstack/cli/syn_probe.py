@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TYPE_CHECKING, Any
 
+from rawstack.cli._options import add_json_flag, print_json, say
 from rawstack.errors import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "-W", "--timeout", type=float, default=1.0, help="seconds to wait per probe (default 1)"
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -35,10 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from rawstack.peers.syn_probe import OPEN, syn_probe
 
     def show(result: SynProbeResult, probe: Probe) -> None:
-        if not args.json:
-            print(probe.line(result.dst, result.port, args.timeout), flush=True)
+        say(args, probe.line(result.dst, result.port, args.timeout))
 
     result = syn_probe(args.host, args.port, count=args.count, timeout=args.timeout, on_probe=show)
     if args.json:
-        print(json.dumps(result.as_dict()))
+        print_json(result.as_dict())
     return EXIT_OK if result.state == OPEN else EXIT_FAILED

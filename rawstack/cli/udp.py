@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from rawstack.cli._options import add_json_flag, at_least, non_negative, print_json, say, serve_one
 from rawstack.errors import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
@@ -42,11 +42,11 @@ def register(subparsers: Any) -> None:
     send.add_argument("host")
     send.add_argument("port", type=int)
     send.add_argument("message", nargs="?", default="Hello, UDP server!")
-    send.add_argument("--count", "-c", type=_at_least(1), default=1, metavar="N")
+    send.add_argument("--count", "-c", type=at_least(1), default=1, metavar="N")
     send.add_argument(
         "--size",
         "-s",
-        type=_at_least(1),
+        type=at_least(1),
         default=None,
         metavar="N",
         help=f"pad or cut each datagram to N bytes (max {MAX_DATAGRAM})",
@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
     send.add_argument(
         "--interval",
         "-i",
-        type=_non_negative,
+        type=non_negative,
         default=0.2,
         metavar="S",
         help="seconds between probes (default 0.2)",
@@ -62,62 +62,30 @@ def register(subparsers: Any) -> None:
     send.add_argument(
         "--timeout",
         "-W",
-        type=_non_negative,
+        type=non_negative,
         default=1.0,
         metavar="S",
         help="seconds to wait for each reply (default 1)",
     )
-    send.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_flag(send)
     send.set_defaults(func=run_send)
 
 
-def _at_least(low: int) -> Any:
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}: {text}")
-        return value
-
-    return parse
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text}")
-    return value
-
-
 def run_serve(args: argparse.Namespace) -> int:
-    from rawstack.peers.base import announce_ready, log
-    from rawstack.peers.loop import Loop
     from rawstack.peers.udp import UdpEchoServer
 
-    loop = Loop()
-    server = UdpEchoServer(args.bind, args.port, verbose=args.verbose)
-    try:
-        loop.install_signal_handlers()
-        fields = server.start(loop)
-        announce_ready("udp", **fields)
-        log("udp", f"echoing on {fields['addr']}")
-        loop.run()
-        log("udp", f"stopping: {json.dumps(server.stats(), sort_keys=True)}")
-    finally:
-        server.close()
-        loop.close()
-    return EXIT_OK
+    return serve_one(UdpEchoServer(args.bind, args.port, verbose=args.verbose), "echoing on")
 
 
 def run_send(args: argparse.Namespace) -> int:
     from rawstack.peers.udp import udp_round_trips
 
     def show(reply: UdpReply) -> None:
-        if not args.json:
-            print(
-                f"{reply.size} bytes from {args.host}:{args.port} seq={reply.seq} "
-                f"time={reply.rtt_ms:.3f} ms",
-                flush=True,
-            )
+        say(
+            args,
+            f"{reply.size} bytes from {args.host}:{args.port} seq={reply.seq} "
+            f"time={reply.rtt_ms:.3f} ms",
+        )
 
     result = udp_round_trips(
         args.host,
@@ -130,7 +98,7 @@ def run_send(args: argparse.Namespace) -> int:
         on_reply=show,
     )
     if args.json:
-        print(json.dumps(result.to_json()))
+        print_json(result.to_json())
     else:
         print(f"--- {result.peer} udp echo statistics ---")
         print(

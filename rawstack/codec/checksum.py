@@ -45,3 +45,13 @@ def checksum_finish(acc: int) -> int:
 def internet_checksum(data: _BytesLike) -> int:
     """The RFC 1071 checksum of ``data`` in one call."""
     return checksum_finish(checksum_add(data))
+
+
+def splice_checksum(data: bytes, at: int, checksum: int) -> bytes:
+    """A copy of ``data`` with the 16-bit big-endian field at ``at`` set to ``checksum``."""
+    return data[:at] + struct.pack("!H", checksum) + data[at + 2 :]
+
+
+def checksum_mismatch(wire: int, expected: int) -> str:
+    """The decode-error reason for a received checksum that is not the computed one."""
+    return f"checksum 0x{wire:04x} does not match computed 0x{expected:04x}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 from ._errors import DecodeError
 from ._header import (
@@ -26,7 +26,7 @@ from ._header import (
     check_uint,
     frozen_bytes,
 )
-from .checksum import internet_checksum
+from .checksum import checksum_mismatch, internet_checksum, splice_checksum
 from .ipv4 import IPv4
 
 __all__ = [
@@ -101,27 +101,42 @@ def _with_checksum(message: bytes, checksum: int | None) -> bytes:
     """Splice ``checksum`` (or the computed one) into a message built with a zero field."""
     if checksum is None:
         checksum = internet_checksum(message)
-    return message[:_CHECKSUM_AT] + struct.pack("!H", checksum) + message[_CHECKSUM_AT + 2 :]
+    return splice_checksum(message, _CHECKSUM_AT, checksum)
 
 
-def _verify(data: bytes) -> None:
-    if internet_checksum(data) != 0:
-        wire = struct.unpack_from("!H", data, _CHECKSUM_AT)[0]
-        zeroed = data[:_CHECKSUM_AT] + b"\x00\x00" + data[_CHECKSUM_AT + 2 :]
-        raise DecodeError(
-            LAYER,
-            _CHECKSUM_AT,
-            f"checksum 0x{wire:04x} does not match computed 0x{internet_checksum(zeroed):04x}",
-        )
-
-
-def _check_type(data: bytes, allowed: frozenset[int], what: str) -> None:
-    if data and data[0] not in allowed:
+def _unpack(
+    buf: BytesLike,
+    table: HeaderTable,
+    verify: bool,
+    allowed: frozenset[int] | None = None,
+    what: str = "",
+) -> tuple[bytes, dict[str, Any]]:
+    """The message bytes and ``table``'s fields; the type is checked before the length."""
+    data = as_bytes(LAYER, buf)
+    if allowed is not None and data and data[0] not in allowed:
         raise DecodeError(LAYER, 0, f"type {data[0]} is not {what}")
+    fields = table.unpack(data)
+    if verify and internet_checksum(data) != 0:
+        wire = struct.unpack_from("!H", data, _CHECKSUM_AT)[0]
+        expected = internet_checksum(splice_checksum(data, _CHECKSUM_AT, 0))
+        raise DecodeError(LAYER, _CHECKSUM_AT, checksum_mismatch(wire, expected))
+    return data, fields
+
+
+class _Message:
+    """What the three message shapes share beyond their header tables."""
+
+    def encode(self) -> bytes:
+        raise NotImplementedError
+
+    @property
+    def checksum_ok(self) -> bool:
+        """True when the checksum (given or computed) verifies."""
+        return internet_checksum(self.encode()) == 0
 
 
 @dataclass(frozen=True)
-class IcmpEcho:
+class IcmpEcho(_Message):
     """Echo request (type 8) or echo reply (type 0), RFC 792 page 14."""
 
     type: int
@@ -140,11 +155,6 @@ class IcmpEcho:
         check_optional_uint(LAYER, "checksum", self.checksum, 16)
         frozen_bytes(self, LAYER, "payload")
 
-    @property
-    def checksum_ok(self) -> bool:
-        """True when the checksum (given or computed) verifies."""
-        return internet_checksum(self.encode()) == 0
-
     def encode(self) -> bytes:
         """The message as on the wire."""
         body = (
@@ -160,11 +170,7 @@ class IcmpEcho:
     @classmethod
     def decode(cls, buf: BytesLike, *, verify: bool = False) -> IcmpEcho:
         """Parse an echo or echo reply."""
-        data = as_bytes(LAYER, buf)
-        _check_type(data, ECHO_TYPES, "an echo type (0 or 8)")
-        fields = ECHO_HEADER.unpack(data)
-        if verify:
-            _verify(data)
+        data, fields = _unpack(buf, ECHO_HEADER, verify, ECHO_TYPES, "an echo type (0 or 8)")
         return cls(
             type=fields["type"],
             ident=fields["ident"],
@@ -176,7 +182,7 @@ class IcmpEcho:
 
 
 @dataclass(frozen=True)
-class IcmpError:
+class IcmpError(_Message):
     """An error message quoting the datagram that caused it.
 
     ``rest`` is the 32-bit field after the checksum: unused (0) for most types, the
@@ -201,11 +207,6 @@ class IcmpError:
         frozen_bytes(self, LAYER, "quoted")
 
     @property
-    def checksum_ok(self) -> bool:
-        """True when the checksum (given or computed) verifies."""
-        return internet_checksum(self.encode()) == 0
-
-    @property
     def next_hop_mtu(self) -> int:
         """The next-hop MTU of a "fragmentation needed" message (RFC 1191 section 4)."""
         return self.rest & 0xFFFF
@@ -225,11 +226,8 @@ class IcmpError:
     @classmethod
     def decode(cls, buf: BytesLike, *, verify: bool = False) -> IcmpError:
         """Parse an error message; the quote is kept as bytes (see :meth:`quoted_ipv4`)."""
-        data = as_bytes(LAYER, buf)
-        _check_type(data, ERROR_TYPES, f"an error type {sorted(ERROR_TYPES)}")
-        fields = ERROR_HEADER.unpack(data)
-        if verify:
-            _verify(data)
+        what = f"an error type {sorted(ERROR_TYPES)}"
+        data, fields = _unpack(buf, ERROR_HEADER, verify, ERROR_TYPES, what)
         return cls(
             type=fields["type"],
             code=fields["code"],
@@ -240,7 +238,7 @@ class IcmpError:
 
 
 @dataclass(frozen=True)
-class IcmpMessage:
+class IcmpMessage(_Message):
     """Any other ICMP type: type, code, and the bytes after the checksum, uninterpreted."""
 
     type: int
@@ -254,11 +252,6 @@ class IcmpMessage:
         check_optional_uint(LAYER, "checksum", self.checksum, 16)
         frozen_bytes(self, LAYER, "rest")
 
-    @property
-    def checksum_ok(self) -> bool:
-        """True when the checksum (given or computed) verifies."""
-        return internet_checksum(self.encode()) == 0
-
     def encode(self) -> bytes:
         """The message as on the wire."""
         body = BASE_HEADER.pack(type=self.type, code=self.code) + self.rest
@@ -267,10 +260,7 @@ class IcmpMessage:
     @classmethod
     def decode(cls, buf: BytesLike, *, verify: bool = False) -> IcmpMessage:
         """Parse any ICMP message without interpreting its body."""
-        data = as_bytes(LAYER, buf)
-        fields = BASE_HEADER.unpack(data)
-        if verify:
-            _verify(data)
+        data, fields = _unpack(buf, BASE_HEADER, verify)
         return cls(
             type=fields["type"],
             code=fields["code"],

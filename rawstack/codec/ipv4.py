@@ -26,7 +26,13 @@ from ._header import (
     check_uint,
     frozen_bytes,
 )
-from .checksum import checksum_add, checksum_finish, internet_checksum
+from .checksum import (
+    checksum_add,
+    checksum_finish,
+    checksum_mismatch,
+    internet_checksum,
+    splice_checksum,
+)
 
 __all__ = [
     "MAX_OPTIONS",
@@ -202,7 +208,7 @@ class IPv4:
         checksum = self.checksum
         if checksum is None:
             checksum = checksum_finish(checksum_add(header))
-        return header[:_CHECKSUM_AT] + struct.pack("!H", checksum) + header[_CHECKSUM_AT + 2 :]
+        return splice_checksum(header, _CHECKSUM_AT, checksum)
 
     def encode(self) -> bytes:
         """Header + payload, as on the wire."""
@@ -254,5 +260,5 @@ class IPv4:
 
 def _checksum_reason(header: bytes) -> str:
     wire = struct.unpack_from("!H", header, _CHECKSUM_AT)[0]
-    zeroed = header[:_CHECKSUM_AT] + b"\x00\x00" + header[_CHECKSUM_AT + 2 :]
-    return f"header checksum 0x{wire:04x} does not match computed 0x{internet_checksum(zeroed):04x}"
+    expected = internet_checksum(splice_checksum(header, _CHECKSUM_AT, 0))
+    return "header " + checksum_mismatch(wire, expected)

@@ -10,7 +10,6 @@ segment re-encodes to the same bytes; with both addresses it also verifies the c
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -23,6 +22,7 @@ from ._header import (
     check_uint,
     frozen_bytes,
 )
+from .checksum import checksum_mismatch, splice_checksum
 from .ipv4 import PROTO_TCP, transport_checksum
 from .tcp_options import TcpOption, decode_options, encode_options
 
@@ -159,7 +159,7 @@ class Tcp:
         checksum = self.checksum
         if checksum is None:
             checksum = transport_checksum(src, dst, PROTO_TCP, segment)
-        return segment[:_CHECKSUM_AT] + struct.pack("!H", checksum) + segment[_CHECKSUM_AT + 2 :]
+        return splice_checksum(segment, _CHECKSUM_AT, checksum)
 
     @classmethod
     def decode(cls, buf: BytesLike, src: str | None = None, dst: str | None = None) -> Tcp:
@@ -182,13 +182,9 @@ class Tcp:
         wire = fields["checksum"]
         # A right checksum makes the sum over everything 0 (RFC 1071 section 1 (3)).
         if src is not None and dst is not None and transport_checksum(src, dst, PROTO_TCP, data):
-            zeroed = data[:_CHECKSUM_AT] + b"\x00\x00" + data[_CHECKSUM_AT + 2 :]
+            zeroed = splice_checksum(data, _CHECKSUM_AT, 0)
             expected = transport_checksum(src, dst, PROTO_TCP, zeroed)
-            raise DecodeError(
-                LAYER,
-                _CHECKSUM_AT,
-                f"checksum 0x{wire:04x} does not match computed 0x{expected:04x}",
-            )
+            raise DecodeError(LAYER, _CHECKSUM_AT, checksum_mismatch(wire, expected))
         return cls(
             src_port=fields["src_port"],
             dst_port=fields["dst_port"],

@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import ClassVar, Union, get_args
 
 from ._errors import DecodeError
 from ._header import check_uint, frozen_bytes
@@ -178,17 +178,7 @@ TcpOption = Union[
     TcpUnknownOption,
     TcpPadding,
 ]
-_OPTION_TYPES = (
-    TcpEol,
-    TcpNop,
-    TcpMss,
-    TcpWindowScale,
-    TcpSackPermitted,
-    TcpSack,
-    TcpTimestamps,
-    TcpUnknownOption,
-    TcpPadding,
-)
+_OPTION_TYPES: tuple[type, ...] = get_args(TcpOption)  # the union's members, for isinstance
 
 
 def encode_options(options: tuple[TcpOption, ...]) -> bytes:

@@ -11,7 +11,6 @@ bytes beyond it are ignored.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from ._errors import DecodeError
@@ -23,6 +22,7 @@ from ._header import (
     check_uint,
     frozen_bytes,
 )
+from .checksum import checksum_mismatch, splice_checksum
 from .ipv4 import PROTO_UDP, transport_checksum
 
 __all__ = ["UDP_HEADER_LEN", "Udp"]
@@ -68,7 +68,7 @@ class Udp:
         checksum = self.checksum
         if checksum is None:
             checksum = transport_checksum(src, dst, PROTO_UDP, datagram) or 0xFFFF
-        return datagram[:_CHECKSUM_AT] + struct.pack("!H", checksum) + datagram[_CHECKSUM_AT + 2 :]
+        return splice_checksum(datagram, _CHECKSUM_AT, checksum)
 
     @classmethod
     def decode(cls, buf: BytesLike, src: str | None = None, dst: str | None = None) -> Udp:
@@ -98,13 +98,9 @@ class Udp:
             and wire != 0
             and transport_checksum(src, dst, PROTO_UDP, data) != 0
         ):
-            zeroed = data[:_CHECKSUM_AT] + b"\x00\x00" + data[_CHECKSUM_AT + 2 :]
+            zeroed = splice_checksum(data, _CHECKSUM_AT, 0)
             expected = transport_checksum(src, dst, PROTO_UDP, zeroed) or 0xFFFF
-            raise DecodeError(
-                LAYER,
-                _CHECKSUM_AT,
-                f"checksum 0x{wire:04x} does not match computed 0x{expected:04x}",
-            )
+            raise DecodeError(LAYER, _CHECKSUM_AT, checksum_mismatch(wire, expected))
         return cls(
             src_port=fields["src_port"],
             dst_port=fields["dst_port"],

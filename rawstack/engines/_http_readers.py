@@ -161,6 +161,18 @@ class BodyReader:
         return b"".join(self.parts)
 
 
+def _completed(body: BodyReader | None, buf: _Buffer, eof: bool = False) -> BodyReader | None:
+    """``body`` once it has all its bytes from ``buf`` (or ends at ``eof``), else None."""
+    assert body is not None
+    if not body.done:
+        body.read(buf)
+        if not body.done:
+            if not eof:
+                return None
+            body.eof()
+    return body
+
+
 class RequestParser:
     """Server side: bytes in, :class:`Request` out, :class:`HttpError` on a broken request."""
 
@@ -219,12 +231,9 @@ class RequestParser:
                 self.max_body_bytes,
                 self.max_header_bytes,
             )
-        body = self._body
-        assert body is not None
-        if not body.done:
-            body.read(buf)
-            if not body.done:
-                return None
+        body = _completed(self._body, buf)
+        if body is None:
+            return None
         method, target, version, headers, framing = self._head
         self._head = None
         self._body = None
@@ -286,14 +295,9 @@ class ResponseParser:
             kind, length = response_framing(self.request_method, status, headers)
             self._head = (version, status, reason, headers)
             self._body = BodyReader(kind, length, self.max_body_bytes, self.max_header_bytes)
-        body = self._body
-        assert body is not None
-        if not body.done:
-            body.read(buf)
-            if not body.done:
-                if not self._eof:
-                    return None
-                body.eof()
+        body = _completed(self._body, buf, self._eof)
+        if body is None:
+            return None
         version, status, reason, headers = self._head
         self._head = None
         self._body = None

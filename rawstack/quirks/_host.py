@@ -9,8 +9,6 @@ can play every kernel from a Linux box.
 from __future__ import annotations
 
 import os
-import platform
-import subprocess
 from collections.abc import Mapping
 from typing import Callable
 
@@ -25,6 +23,10 @@ _SYSTEM_NAMES = {"dragonflybsd": "dragonfly", "dragonfly": "dragonfly"}
 
 def read_osreldate() -> int:
     """FreeBSD's ``kern.osreldate`` through sysctl(8)."""
+    # Imported here, not at the top: only FreeBSD detection needs it, and every raw peer's
+    # start-up imports this module.
+    import subprocess
+
     try:
         out = subprocess.run(
             ["sysctl", "-n", "kern.osreldate"],
@@ -65,7 +67,11 @@ def host_quirks(
     name = override_os or env.get(ENV_OS) or None
     detected = name is None
     if name is None:
-        system_name = (system or platform.system)()
+        if system is None:
+            import platform  # see read_osreldate: kept off the start-up path
+
+            system = platform.system
+        system_name = system()
         name = _SYSTEM_NAMES.get(system_name.lower(), system_name)
     name = normalize_os(name)
     osrel = override_osrel

@@ -19,9 +19,9 @@ import fcntl
 import socket
 import struct
 
-from rawstack.errors import RawstackError, UsageError
+from rawstack.errors import UsageError
 from rawstack.sockets import translated
-from rawstack.sockets.raw import STAMP_CMSG_SPACE, enable_rx_timestamps, rx_timestamp_ns
+from rawstack.sockets.raw import enable_rx_timestamps, recv_ready, rx_timestamp_ns
 
 IFNAMSIZ = 16
 SIOCGIFMTU = 0x8921  # <linux/sockios.h>
@@ -63,20 +63,18 @@ class PacketSocket:
     def recv_frames_timed(self) -> list[tuple[bytes, int | None]]:
         """Like :meth:`recv_frames`, with each frame's kernel arrival stamp (ns) or None."""
         frames: list[tuple[bytes, int | None]] = []
-        space = STAMP_CMSG_SPACE if self.timestamps else 0
-        while True:
-            try:
-                data, ancillary, _flags, addr = self.sock.recvmsg(RECV_BUFFER, space)
-            except (BlockingIOError, InterruptedError):
-                return frames
-            except OSError as exc:
-                if exc.errno == errno.ENETDOWN:  # interface went down: nothing to read
-                    return frames
-                raise RawstackError(f"receiving on {self.ifname}: {exc.strerror}") from exc
+        for data, ancillary, addr in recv_ready(
+            self.sock,
+            f"receiving on {self.ifname}",
+            timestamps=self.timestamps,
+            buffer=RECV_BUFFER,
+            quiet_errnos=(errno.ENETDOWN,),  # interface went down: nothing to read
+        ):
             # addr = (ifname, proto, pkttype, hatype, hwaddr)
             if addr[2] == socket.PACKET_OUTGOING:
                 continue
             frames.append((data, rx_timestamp_ns(ancillary)))
+        return frames
 
     def close(self) -> None:
         if not self._closed:

@@ -15,12 +15,13 @@ it was asked for: the way iputils keeps user-space wake-up latency out of its RT
 
 from __future__ import annotations
 
-import platform
+import os
 import socket
 import struct
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
+from typing import Any, Callable, TypeVar
 
 from rawstack.errors import PrivilegeError, RawstackError, UsageError
 from rawstack.quirks import KernelQuirks, raw_to_wire, wire_to_raw
@@ -44,7 +45,8 @@ RECV_BUFFER = 65536
 # native layout of its (seconds, fraction) pair and nanoseconds per unit of the fraction.
 _TIMEVAL = struct.Struct("@li" if sys.platform == "darwin" else "@ll")  # suseconds_t: int on macOS
 _TIMESPEC = struct.Struct("@ll")
-if sys.platform.startswith("linux") and not platform.machine().startswith(
+# os.uname().machine is platform.machine() without importing platform at start-up.
+if sys.platform.startswith("linux") and not os.uname().machine.startswith(
     ("mips", "alpha", "parisc", "sparc")  # the architectures whose asm/socket.h differs
 ):
     # <asm-generic/socket.h>: SO_TIMESTAMP_OLD 29, SO_TIMESTAMPNS_OLD 35. The _OLD pair is
@@ -81,6 +83,33 @@ def rx_timestamp_ns(ancillary: Ancillary) -> int | None:
             sec, frac = found[0].unpack_from(data)
             return int(sec) * 1_000_000_000 + int(frac) * found[1]
     return None
+
+
+def recv_ready(
+    sock: socket.socket,
+    what: str,
+    *,
+    timestamps: bool = False,
+    extra_space: int = 0,
+    buffer: int = RECV_BUFFER,
+    quiet_errnos: Collection[int] = (),
+) -> Iterator[tuple[bytes, Ancillary, Any]]:
+    """Yield ``(data, ancillary, address)`` for each datagram readable now, then stop.
+
+    ``extra_space`` is ancillary room beyond the arrival stamp's; an error whose errno is
+    in ``quiet_errnos`` ends the drain, any other is a RawstackError naming ``what``.
+    """
+    space = extra_space + (STAMP_CMSG_SPACE if timestamps else 0)
+    while True:
+        try:
+            data, ancillary, _flags, addr = sock.recvmsg(buffer, space)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            if exc.errno in quiet_errnos:
+                return
+            raise RawstackError(f"{what}: {exc.strerror}") from exc
+        yield data, ancillary, addr
 
 
 class RawIpSender:
@@ -130,19 +159,15 @@ class RawIpReceiver:
     def recv_packets_timed(self) -> list[tuple[bytes, str, int | None]]:
         """Like :meth:`recv_packets`, plus each packet's kernel arrival stamp (ns) or None."""
         out: list[tuple[bytes, str, int | None]] = []
-        space = STAMP_CMSG_SPACE if self.timestamps else 0
-        while True:
-            try:
-                data, ancillary, _flags, addr = self.sock.recvmsg(RECV_BUFFER, space)
-            except (BlockingIOError, InterruptedError):
-                return out
-            except OSError as exc:
-                raise RawstackError(f"reading a raw socket: {exc.strerror}") from exc
+        for data, ancillary, addr in recv_ready(
+            self.sock, "reading a raw socket", timestamps=self.timestamps
+        ):
             try:
                 packet = raw_to_wire(data, self.quirks, sys.byteorder)
             except ValueError:
                 continue  # too short to hold an IP header: nothing to convert or answer
             out.append((packet, addr[0], rx_timestamp_ns(ancillary)))
+        return out
 
     def close(self) -> None:
         self.sock.close()
@@ -155,16 +180,32 @@ def open_raw_ip_sender(quirks: KernelQuirks) -> RawIpSender:
     setting it is a no-op there, while macOS and the BSDs require it (QUIRKS.md). One
     code path, and the socket says what it is regardless of the platform's default.
     """
-    what = "opening a raw IPv4 socket (IPPROTO_RAW)"
+
+    def configure(sock: socket.socket) -> None:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+
+    sock, _ = _open_raw(socket.IPPROTO_RAW, "opening a raw IPv4 socket (IPPROTO_RAW)", configure)
+    return RawIpSender(sock, quirks)
+
+
+_T = TypeVar("_T")
+
+
+def _open_raw(
+    proto: int, what: str, configure: Callable[[socket.socket], _T]
+) -> tuple[socket.socket, _T]:
+    """An AF_INET/SOCK_RAW socket for ``proto`` and what ``configure`` made of it.
+
+    Errors of either step say ``what``; the socket is closed when ``configure`` fails.
+    """
     with translated(what):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, proto)
     try:
         with translated(what):
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+            return sock, configure(sock)
     except BaseException:
         sock.close()
         raise
-    return RawIpSender(sock, quirks)
 
 
 def icmp_filter_mask(accept_types: frozenset[int] | set[int] | tuple[int, ...]) -> int:
@@ -194,21 +235,18 @@ def open_raw_icmp_receiver(
     reads to packets arriving on that interface (SO_BINDTODEVICE, Linux). ``timestamps``
     asks the kernel to stamp arrivals, where it can (``receiver.timestamps`` says).
     """
-    what = "opening a raw ICMP socket"
-    with translated(what):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-    try:
-        with translated(what):
-            sock.setblocking(False)
-            if quirks.has_icmp_filter:
-                mask = struct.pack("I", icmp_filter_mask(accept_types))
-                sock.setsockopt(SOL_RAW, ICMP_FILTER, mask)
-            if iface is not None:
-                _bind_to_device(sock, iface)
-        stamped = timestamps and enable_rx_timestamps(sock)
-    except BaseException:
-        sock.close()
-        raise
+
+    def configure(sock: socket.socket) -> bool:
+        sock.setblocking(False)
+        if quirks.has_icmp_filter:
+            mask = struct.pack("I", icmp_filter_mask(accept_types))
+            sock.setsockopt(SOL_RAW, ICMP_FILTER, mask)
+        if iface is not None:
+            _bind_to_device(sock, iface)
+        # enable_rx_timestamps answers False rather than raise, so `what` never names it.
+        return timestamps and enable_rx_timestamps(sock)
+
+    sock, stamped = _open_raw(socket.IPPROTO_ICMP, "opening a raw ICMP socket", configure)
     return RawIpReceiver(sock, quirks, stamped)
 
 
@@ -218,15 +256,9 @@ def open_raw_tcp(quirks: KernelQuirks) -> RawIpReceiver:
     Used to read SYN-ACK/RST answers to a hand-built SYN; sending goes through
     :func:`open_raw_ip_sender`.
     """
-    what = "opening a raw TCP socket"
-    with translated(what):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
-    try:
-        with translated(what):
-            sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
+    sock, _ = _open_raw(
+        socket.IPPROTO_TCP, "opening a raw TCP socket", lambda s: s.setblocking(False)
+    )
     return RawIpReceiver(sock, quirks)
 
 
@@ -259,19 +291,18 @@ class PingSocket:
     def recv_messages(self) -> list[tuple[bytes, str, int | None, int | None]]:
         """Drain ``(ICMP message, source, TTL or None, arrival ns or None)`` readable now."""
         out: list[tuple[bytes, str, int | None, int | None]] = []
-        space = socket.CMSG_SPACE(4) + (STAMP_CMSG_SPACE if self.timestamps else 0)
-        while True:
-            try:
-                data, ancillary, _flags, addr = self.sock.recvmsg(RECV_BUFFER, space)
-            except (BlockingIOError, InterruptedError):
-                return out
-            except OSError as exc:
-                raise RawstackError(f"reading the ICMP socket: {exc.strerror}") from exc
+        for data, ancillary, addr in recv_ready(
+            self.sock,
+            "reading the ICMP socket",
+            timestamps=self.timestamps,
+            extra_space=socket.CMSG_SPACE(4),
+        ):
             ttl: int | None = None
             for level, kind, value in ancillary:
                 if level == socket.IPPROTO_IP and kind == socket.IP_TTL and len(value) >= 4:
                     ttl = int.from_bytes(value[:4], sys.byteorder)
             out.append((data, addr[0], ttl, rx_timestamp_ns(ancillary)))
+        return out
 
     def close(self) -> None:
         self.sock.close()

@@ -4,16 +4,14 @@ built by scapy (an independent encoder) against ``rawstack chao serve``."""
 from __future__ import annotations
 
 import json
-import os
-import select
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
 
 from harness.backends import NodeHandle
+from harness.supervise import read_ready
 from harness.topology import pair
 
 pytestmark = pytest.mark.netns
@@ -77,25 +75,7 @@ def serve(node: NodeHandle) -> tuple[subprocess.Popen[str], dict[str, Any]]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    return proc, _ready_line(proc)
-
-
-def _ready_line(proc: subprocess.Popen[str], timeout: float = 20) -> dict[str, Any]:
-    # Byte by byte from the fd: nothing past the line is consumed, so stop() sees the rest.
-    assert proc.stdout is not None
-    fd, line = proc.stdout.fileno(), b""
-    deadline = time.monotonic() + timeout
-    while not line.endswith(b"\n"):
-        if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
-            raise AssertionError(f"no ready line after {timeout}s: {line!r}")
-        byte = os.read(fd, 1)
-        if not byte:
-            _, err = proc.communicate(timeout=10)
-            raise AssertionError(f"exited with {proc.returncode} before ready: {err}")
-        line += byte
-    event: dict[str, Any] = json.loads(line)
-    assert event["event"] == "ready", event
-    return event
+    return proc, read_ready(proc, 1, 20)[0]
 
 
 def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:

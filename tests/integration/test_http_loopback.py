@@ -9,63 +9,28 @@ from __future__ import annotations
 import json
 import random
 import resource
-import selectors
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import h11
 import pytest
+from _loopback import RAWSTACK, loopback_server, need, read_line, stop
 
 from rawstack.engines.http import ResponseParser
 from rawstack.errors import ExchangeFailed
 from rawstack.peers.http_client import http_request
 
-RAWSTACK = [sys.executable, "-m", "rawstack"]
 
-
-def read_line(stream: IO[bytes], timeout: float) -> bytes:
-    """One line from a child's pipe, or fail after ``timeout`` (a readiness wait, not a sleep)."""
-    with selectors.DefaultSelector() as sel:
-        sel.register(stream, selectors.EVENT_READ)
-        if not sel.select(timeout):
-            raise AssertionError(f"no line within {timeout} s")
-    return stream.readline()
-
-
-def stop(proc: subprocess.Popen[bytes]) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
-    return proc.returncode
-
-
-@contextmanager
-def http_server(*options: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def http_server(*options: str) -> AbstractContextManager[tuple[subprocess.Popen[bytes], int]]:
     """A `rawstack http serve` subprocess on 127.0.0.1 and its port, stopped on exit."""
-    argv = [*RAWSTACK, "http", "serve", "--bind", "127.0.0.1", "--port", "0", *options]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert proc.stdout is not None
-        ready = json.loads(read_line(proc.stdout, 15))
-        assert (ready["event"], ready["peer"]) == ("ready", "http")
-        yield proc, int(ready["addr"].rsplit(":", 1)[1])
-    finally:
-        stop(proc)
+    return loopback_server("http", *options)
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +45,6 @@ def port(server: tuple[subprocess.Popen[bytes], int]) -> Iterator[int]:
     """The shared server's port; the server must still be alive after each test."""
     yield server[1]
     assert server[0].poll() is None, "the server died"
-
-
-def need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        pytest.skip(f"{tool} is not installed")
-    return path
 
 
 def curl(*args: str) -> subprocess.CompletedProcess[bytes]:

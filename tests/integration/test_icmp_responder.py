@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import select
 import shutil
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
 
 from harness.backends import NodeHandle
+from harness.supervise import read_ready
 from harness.topology import pair
 
 pytestmark = pytest.mark.netns
@@ -41,27 +39,9 @@ def start_responder(node: NodeHandle, *extra: str) -> tuple[subprocess.Popen[str
         stderr=subprocess.PIPE,
         text=True,
     )
-    ready = _ready_line(proc)
+    (ready,) = read_ready(proc, 1, 20)
     assert ready["peer"] == "icmp"
     return proc, ready
-
-
-def _ready_line(proc: subprocess.Popen[str], timeout: float = 20) -> dict[str, Any]:
-    # Byte by byte from the fd: nothing past the line is consumed, so stop() sees the rest.
-    assert proc.stdout is not None
-    fd, line = proc.stdout.fileno(), b""
-    deadline = time.monotonic() + timeout
-    while not line.endswith(b"\n"):
-        if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
-            raise AssertionError(f"no ready line after {timeout}s: {line!r}")
-        byte = os.read(fd, 1)
-        if not byte:
-            _, err = proc.communicate(timeout=10)
-            raise AssertionError(f"exited with {proc.returncode} before ready: {err}")
-        line += byte
-    event: dict[str, Any] = json.loads(line)
-    assert event["event"] == "ready", event
-    return event
 
 
 def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:

@@ -8,7 +8,6 @@ runs this file too); where the kernel is the ICMP peer, the ICMP rows ping its e
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import pytest
@@ -16,10 +15,6 @@ import pytest
 from harness import clients
 from harness.backends import KERNEL, UnsupportedPlatform, select_backend
 
-needs_serve_all = pytest.mark.skipif(
-    importlib.util.find_spec("rawstack.cli.serve_all") is None,
-    reason="`rawstack serve-all` (rawstack/cli/serve_all.py) is not built yet",
-)
 pytestmark = [pytest.mark.netns]
 
 
@@ -33,15 +28,19 @@ def _kernel_is_the_icmp_peer() -> bool:
 KERNEL_IS_THE_ICMP_PEER = _kernel_is_the_icmp_peer()
 
 
-@needs_serve_all
+def _exchange_with_serve_all(net: Any, proto: str, src: str, dst: str) -> None:
+    """rawstack's ``proto`` client in ``src`` against the fixture's serve-all in ``dst``."""
+    peer = net.peers[dst]
+    if proto not in peer.peers:
+        pytest.skip(f"{proto} not in --netns-peers")
+    rtt_ms = clients.run_client(proto, net[src], net[dst], ready=peer.ready)
+    assert 0 < rtt_ms < clients.REPLY_TIMEOUT * 1000
+
+
 @pytest.mark.parametrize("proto", clients.PROTOCOLS)
 @pytest.mark.parametrize(("src", "dst"), [("a", "b"), ("b", "a")])
 def test_pair(netns_pair: Any, proto: str, src: str, dst: str) -> None:
-    peer = netns_pair.peers[dst]
-    if proto not in peer.peers:
-        pytest.skip(f"{proto} not in --netns-peers")
-    rtt_ms = clients.run_client(proto, netns_pair[src], netns_pair[dst], ready=peer.ready)
-    assert 0 < rtt_ms < clients.REPLY_TIMEOUT * 1000
+    _exchange_with_serve_all(netns_pair, proto, src, dst)
 
 
 @pytest.mark.skipif(
@@ -65,15 +64,10 @@ def test_ping_against_the_kernel(netns_topology: Any, src: str, dst: str) -> Non
     assert 0 < rtt_ms < clients.REPLY_TIMEOUT * 1000
 
 
-@needs_serve_all
 @pytest.mark.parametrize("proto", ["icmp", "http"])
 @pytest.mark.parametrize(("src", "dst"), [("a", "b"), ("b", "a")])
 def test_line3_through_router(netns_line3: Any, proto: str, src: str, dst: str) -> None:
-    peer = netns_line3.peers[dst]
-    if proto not in peer.peers:
-        pytest.skip(f"{proto} not in --netns-peers")
-    rtt_ms = clients.run_client(proto, netns_line3[src], netns_line3[dst], ready=peer.ready)
-    assert 0 < rtt_ms < clients.REPLY_TIMEOUT * 1000
+    _exchange_with_serve_all(netns_line3, proto, src, dst)
 
 
 def test_a_missing_server_is_a_failure_with_the_client_status(netns_topology: Any) -> None:

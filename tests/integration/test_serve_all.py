@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import select
 import signal
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
 
 from harness.backends import NodeHandle
+from harness.supervise import read_ready
 from harness.topology import pair
 
 pytestmark = pytest.mark.netns
 PYTHON = sys.executable
+READY_TIMEOUT = 20.0
 
 
 @pytest.fixture
@@ -43,27 +42,6 @@ def serve_all(node: NodeHandle, *extra: str) -> subprocess.Popen[str]:
     )
 
 
-def wait_ready(
-    proc: subprocess.Popen[str], count: int, timeout: float = 20
-) -> list[dict[str, Any]]:
-    """``count`` JSON ready lines: serve-all's real readiness signal."""
-    # Byte by byte from the fd: nothing past the lines is consumed, so stop() sees the rest.
-    assert proc.stdout is not None
-    fd, buf = proc.stdout.fileno(), b""
-    deadline = time.monotonic() + timeout
-    while buf.count(b"\n") < count:
-        if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
-            raise AssertionError(f"not ready after {timeout}s: {buf!r}")
-        byte = os.read(fd, 1)
-        if not byte:
-            _, err = proc.communicate(timeout=10)
-            raise AssertionError(f"exited with {proc.returncode} before ready: {err}")
-        buf += byte
-    ready = [json.loads(line) for line in buf.splitlines()]
-    assert all(r["event"] == "ready" for r in ready), ready
-    return ready
-
-
 def stop(proc: subprocess.Popen[str]) -> int:
     """SIGTERM serve-all; its exit status."""
     proc.terminate()
@@ -76,7 +54,7 @@ def test_four_ready_lines_then_clean_exit(net: Any, sig: signal.Signals) -> None
     a, b = net["a"], net["b"]
     mac_b = b.mac("eth0")
     proc = serve_all(b, "--http-port", "8081", "--udp-port", "8082")
-    ready = {r["peer"]: r for r in wait_ready(proc, count=4)}
+    ready = {r["peer"]: r for r in read_ready(proc, 4, READY_TIMEOUT)}
     assert set(ready) == {"http", "udp", "chao", "icmp"}
     assert ready["http"]["addr"] == "0.0.0.0:8081"
     assert ready["udp"]["addr"] == "0.0.0.0:8082"
@@ -103,7 +81,7 @@ def test_four_ready_lines_then_clean_exit(net: Any, sig: signal.Signals) -> None
 
 def test_peers_subset(net: Any) -> None:
     proc = serve_all(net["b"], "--peers", "icmp,chao")
-    ready = wait_ready(proc, count=2)
+    ready = read_ready(proc, 2, READY_TIMEOUT)
     assert [r["peer"] for r in ready] == ["chao", "icmp"]
     assert stop(proc) == 0
 
@@ -111,7 +89,7 @@ def test_peers_subset(net: Any) -> None:
 def test_one_failing_peer_closes_the_others(net: Any) -> None:
     b = net["b"]
     first = serve_all(b, "--http-port", "8083", "--udp-port", "8084")
-    wait_ready(first, count=4)
+    read_ready(first, 4, READY_TIMEOUT)
     # Same ports again: HTTP cannot bind, so nothing may be announced and nothing kept.
     second = rawstack(
         b, "serve-all", "--iface", "eth0", "--http-port", "8083", "--udp-port", "8085"
@@ -123,7 +101,7 @@ def test_one_failing_peer_closes_the_others(net: Any) -> None:
     ]
     # The UDP port the failed run never reached, and chao/icmp it never opened: all free.
     third = serve_all(b, "--http-port", "8086", "--udp-port", "8085", "--peers", "udp")
-    wait_ready(third, count=1)
+    read_ready(third, 1, READY_TIMEOUT)
     assert stop(third) == 0
     assert first.poll() is None
     assert stop(first) == 0

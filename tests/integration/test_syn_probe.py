@@ -4,9 +4,7 @@ half-open connection left behind."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import select
 import shutil
 import subprocess
 import sys
@@ -16,6 +14,7 @@ from typing import Any
 import pytest
 
 from harness.backends import NodeHandle
+from harness.supervise import read_lines, read_ready
 from harness.topology import pair
 
 pytestmark = pytest.mark.netns
@@ -39,7 +38,7 @@ def net(netns_topology: Any) -> Any:
     listener = built["b"].popen(
         [PYTHON, "-c", LISTEN], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    _wait_output(listener, listener.stdout, '"event": "ready"')
+    read_ready(listener, 1, 10)
     return built
 
 
@@ -72,7 +71,9 @@ def test_our_rst_follows_the_syn_ack(net: Any) -> None:
          f"tcp[tcpflags] & tcp-rst != 0 and src host {net['a'].addr()}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    _wait_output(dump, dump.stderr, "listening on")
+    # Its readiness signal: "listening on" on stderr (after a "verbose output" notice).
+    while b"listening on" not in read_lines(dump, 1, 10, stream=dump.stderr)[0]:
+        pass
     out = rawstack(net["a"], "syn-probe", net["b"].addr(), str(PORT), "--json")
     assert json.loads(out.stdout)["state"] == "open"
     text, _ = dump.communicate(timeout=10)
@@ -107,21 +108,3 @@ def test_bad_arguments_exit_2(net: Any, argv: list[str]) -> None:
     out = rawstack(net["a"], "syn-probe", *argv)
     assert out.returncode == 2
     assert len(out.stderr.strip().splitlines()) == 1
-
-
-def _wait_output(
-    proc: subprocess.Popen[str], stream: Any, needle: str, timeout: float = 10
-) -> None:
-    """Block until ``needle`` appears on one of ``proc``'s pipes (its readiness signal)."""
-    # os.read on the fd: a buffered readline could hold the line select() waits for.
-    fd = stream.fileno()
-    deadline = time.monotonic() + timeout
-    seen = b""
-    while needle.encode() not in seen:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise AssertionError(f"{needle!r} not seen: {seen!r}")
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            raise AssertionError(f"exited ({proc.wait()}) before {needle!r}: {seen!r}")
-        seen += chunk

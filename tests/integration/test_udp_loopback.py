@@ -7,66 +7,22 @@ No root needed: servers bind 127.0.0.1 with ``--port 0`` and are used once their
 from __future__ import annotations
 
 import json
-import os
 import random
-import selectors
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from typing import IO
+from contextlib import AbstractContextManager
 
 import pytest
+from _loopback import RAWSTACK, loopback_server, need, read_line, stop
 
 from rawstack.peers.udp import MAX_DATAGRAM, udp_round_trips
 
-RAWSTACK = [sys.executable, "-m", "rawstack"]
 
-
-def read_line(stream: IO[bytes], timeout: float) -> bytes:
-    """One line from a child's pipe, or fail after ``timeout`` (a readiness wait)."""
-    with selectors.DefaultSelector() as sel:
-        sel.register(stream, selectors.EVENT_READ)
-        if not sel.select(timeout):
-            raise AssertionError(f"no line within {timeout} s")
-    return stream.readline()
-
-
-def stop(proc: subprocess.Popen[bytes], group: bool = False) -> int:
-    if proc.poll() is None:
-        if group:  # socat forks a child per datagram; they share our new session's group
-            os.killpg(proc.pid, signal.SIGTERM)
-        else:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if group:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
-    return proc.returncode
-
-
-@contextmanager
-def udp_server() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def udp_server() -> AbstractContextManager[tuple[subprocess.Popen[bytes], int]]:
     """A `rawstack udp serve` subprocess on 127.0.0.1 and its port."""
-    argv = [*RAWSTACK, "udp", "serve", "--bind", "127.0.0.1", "--port", "0"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert proc.stdout is not None
-        ready = json.loads(read_line(proc.stdout, 15))
-        assert (ready["event"], ready["peer"]) == ("ready", "udp")
-        yield proc, int(ready["addr"].rsplit(":", 1)[1])
-    finally:
-        stop(proc)
+    return loopback_server("udp")
 
 
 @pytest.fixture
@@ -75,13 +31,6 @@ def server() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     with udp_server() as running:
         yield running
         assert running[0].poll() is None, "the server died"
-
-
-def need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        pytest.skip(f"{tool} is not installed")
-    return path
 
 
 def free_udp_port() -> int:

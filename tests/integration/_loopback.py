@@ -1,0 +1,70 @@
+"""Helpers the loopback tests share: start a ``rawstack`` server, read a line, stop."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import IO
+
+import pytest
+
+from harness.supervise import read_ready
+
+RAWSTACK = [sys.executable, "-m", "rawstack"]
+
+
+def read_line(stream: IO[bytes], timeout: float) -> bytes:
+    """One line from a child's pipe, or fail after ``timeout`` (a readiness wait, not a sleep)."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(stream, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            raise AssertionError(f"no line within {timeout} s")
+    return stream.readline()
+
+
+def stop(proc: subprocess.Popen[bytes], group: bool = False) -> int:
+    """SIGTERM ``proc`` (its whole process group with ``group``), reap it, close its pipes."""
+    if proc.poll() is None:
+        if group:  # socat forks a child per datagram; they share our new session's group
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if group:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+    return proc.returncode
+
+
+@contextmanager
+def loopback_server(peer: str, *options: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``rawstack PEER serve`` on 127.0.0.1 (a free port) and that port, stopped on exit."""
+    argv = [*RAWSTACK, peer, "serve", "--bind", "127.0.0.1", "--port", "0", *options]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        (ready,) = read_ready(proc, 1, 15)
+        assert (ready["event"], ready["peer"]) == ("ready", peer)
+        yield proc, int(ready["addr"].rsplit(":", 1)[1])
+    finally:
+        stop(proc)
+
+
+def need(tool: str) -> str:
+    """The path of ``tool``, or skip the test naming it."""
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"{tool} is not installed")
+    return path

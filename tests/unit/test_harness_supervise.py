@@ -1,0 +1,219 @@
+"""harness.supervise without namespaces: ready lines, start_peers' failure paths, child_env.
+
+Nodes are fakes whose ``popen`` runs a small local stand-in for serve-all.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import supervise
+from harness.backends import LinuxBackend
+
+PY = sys.executable
+
+
+def _ready(peer: str) -> str:
+    return json.dumps({"event": "ready", "peer": peer, "addr": "0.0.0.0:1"})
+
+
+def _spawn(code: str, *args: str, stderr: Any = subprocess.PIPE) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([PY, "-c", code, *args], stdout=subprocess.PIPE, stderr=stderr)
+
+
+PRINT_THEN_SLEEP = (
+    "import sys, time; sys.stdout.write(sys.argv[1]); sys.stdout.flush(); time.sleep(30)"
+)
+WARN_THEN_EXIT = "import sys; print('warming up', file=sys.stderr); sys.exit(int(sys.argv[1]))"
+
+
+def _finish(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    proc.kill()
+    out, err = proc.communicate(timeout=10)
+    return out, err
+
+
+def test_read_ready_returns_the_events_and_leaves_the_rest_unread() -> None:
+    lines = "\n".join([_ready("http"), _ready("udp"), "after"])
+    proc = _spawn("import sys; print(sys.argv[1])", lines)
+    events = supervise.read_ready(proc, 2, 10)
+    assert [e["peer"] for e in events] == ["http", "udp"]
+    out, _ = proc.communicate(timeout=10)
+    assert out == b"after\n"
+
+
+def test_exit_before_ready_names_status_and_stderr_tail() -> None:
+    proc = _spawn(WARN_THEN_EXIT, "3")
+    with pytest.raises(supervise.ReadyFailed) as info:
+        supervise.read_ready(proc, 1, 10, name="my server")
+    assert str(info.value) == "my server exited with status 3; stderr tail:\nwarming up"
+    assert info.value.returncode == 3
+    assert isinstance(info.value, supervise.PeerDied)
+
+
+def test_killed_before_ready_names_the_signal_and_reads_a_log_file(tmp_path: Path) -> None:
+    log = tmp_path / "x.err"
+    log.write_text("".join(f"line {i}\n" for i in range(30)))
+    proc = _spawn("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", stderr=None)
+    with pytest.raises(supervise.ReadyFailed) as info:
+        supervise.read_ready(proc, 1, 10, err_path=log)
+    message = str(info.value)
+    assert "was killed by signal 9 (SIGKILL); stderr tail:\nline 10\n" in message
+    assert message.endswith("line 29")
+    assert "line 9\n" not in message
+    assert message.startswith(f"{PY} -c import os")  # no name: the argv says who
+
+
+def test_timeout_keeps_the_whole_lines_read() -> None:
+    proc = _spawn(PRINT_THEN_SLEEP, _ready("chao") + "\n" + '{"event": "re')
+    try:
+        with pytest.raises(supervise.ReadyTimeout, match=r"1 of 3 lines in 0\.5s") as info:
+            supervise.read_ready(proc, 3, 0.5)
+        assert [e["peer"] for e in info.value.ready] == ["chao"]
+        assert info.value.returncode is None
+    finally:
+        _finish(proc)
+
+
+def test_a_line_that_is_not_ready_fails() -> None:
+    proc = _spawn(PRINT_THEN_SLEEP, _ready("udp") + '\n{"event": "error"}\n')
+    try:
+        with pytest.raises(supervise.ReadyFailed, match="not a ready line") as info:
+            supervise.read_ready(proc, 2, 10)
+        assert [e["peer"] for e in info.value.ready] == ["udp"]
+    finally:
+        _finish(proc)
+
+
+def test_read_lines_from_stderr_and_copy() -> None:
+    proc = subprocess.Popen(
+        [PY, "-c", "import sys, time; sys.stderr.write('a\\nb\\n'); sys.stderr.flush(); "
+         "time.sleep(30)"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    copy = io.BytesIO()
+    try:
+        assert supervise.read_lines(proc, 2, 10, stream=proc.stderr, copy=copy) == [b"a", b"b"]
+        assert copy.getvalue() == b"a\nb\n"
+    finally:
+        _finish(proc)
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"PYTHONDONTWRITEBYTECODE": "1"}, {"PYTHONPYCACHEPREFIX": "CACHE"}),
+        ({}, {}),
+        (
+            {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": "/mine"},
+            {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": "/mine"},
+        ),
+    ],
+)
+def test_child_env_bytecode_cache(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    environ: dict[str, str],
+    expected: dict[str, str],
+) -> None:
+    for key in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    env = supervise.child_env(tmp_path)
+    got = {k: v for k, v in env.items() if k in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    assert got == {k: str(tmp_path) if v == "CACHE" else v for k, v in expected.items()}
+    assert env["PYTHONUNBUFFERED"] == "1"
+
+
+class FakeNode:
+    """A node whose serve-all is a local stand-in; stop_processes kills what it started."""
+
+    def __init__(self, name: str, stand_in: list[str]) -> None:
+        self.name = name
+        self.netns = f"fake-{name}"
+        self.stand_in = stand_in
+        self.procs: list[subprocess.Popen[Any]] = []
+
+    def sysctl(self, key: str, value: str | None = None) -> str:
+        return value or ""
+
+    def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        proc = subprocess.Popen(self.stand_in, **kwargs)
+        self.procs.append(proc)
+        return proc
+
+    def stop_processes(self, timeout: float = 3.0) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+class AlwaysAnswers(LinuxBackend):
+    def probe_peer(self, peer: str, **kwargs: Any) -> float:
+        return 0.001
+
+
+ALL_READY = [PY, "-c", PRINT_THEN_SLEEP, "".join(_ready(p) + "\n" for p in supervise.ALL_PEERS)]
+SLEEPER = [PY, "-c", "import time; time.sleep(30)"]
+
+
+def _start(nodes: list[FakeNode], tmp_path: Path, timeout: float) -> None:
+    a, b = nodes
+    supervise.start_peers(
+        [(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")],  # type: ignore[list-item]
+        log_dir=tmp_path,
+        timeout=timeout,
+        backend=AlwaysAnswers(),
+    )
+
+
+def _no_ready_threads() -> bool:
+    return not [t for t in threading.enumerate() if t.name.startswith("ready-")]
+
+
+def test_one_side_failing_stops_both_and_names_it(tmp_path: Path) -> None:
+    (tmp_path / "fake-b.err").write_text("earlier run\n")
+    nodes = [FakeNode("a", ALL_READY), FakeNode("b", [PY, "-c", WARN_THEN_EXIT, "4"])]
+    with pytest.raises(supervise.PeerDied) as info:
+        _start(nodes, tmp_path, timeout=20)
+    assert str(info.value) == (
+        "serve-all on node b (eth0) exited with status 4; stderr tail:\nearlier run\nwarming up"
+    )
+    assert all(p.returncode is not None for n in nodes for p in n.procs)
+    assert nodes[0].procs[0].returncode < 0  # a was killed, not left serving
+    assert _no_ready_threads()
+
+
+def test_ready_timeout_stops_every_process(tmp_path: Path) -> None:
+    nodes = [FakeNode("a", ALL_READY), FakeNode("b", SLEEPER)]
+    with pytest.raises(supervise.PeerDied, match=r"node b .*no ready line from http, udp, chao"):
+        _start(nodes, tmp_path, timeout=1.0)
+    assert all(p.returncode is not None for n in nodes for p in n.procs)
+    assert _no_ready_threads()
+
+
+def test_both_ready_and_probed(tmp_path: Path) -> None:
+    nodes = [FakeNode("a", ALL_READY), FakeNode("b", ALL_READY)]
+    a, b = nodes
+    procs = supervise.start_peers(
+        [(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")],  # type: ignore[list-item]
+        log_dir=tmp_path,
+        backend=AlwaysAnswers(),
+    )
+    try:
+        assert [set(p.ready) for p in procs] == [set(supervise.ALL_PEERS)] * 2
+        assert [set(p.rtts) for p in procs] == [set(supervise.ALL_PEERS)] * 2
+        assert (tmp_path / "fake-a.out").read_bytes().count(b"\n") == 4
+    finally:
+        for p in procs:
+            p.stop()
