@@ -13,8 +13,9 @@ backlog); each retry waits on a socket, never on a timer. After readiness stdout
 to ``<run dir>/<ns>.out`` by a thread, stderr goes straight to ``<ns>.err``; both are
 attached to a failing test's report by the plugin.
 
-Start-up cost: a peer process is a fresh interpreter, so what it imports and compiles is
-paid on every spawn (see :func:`child_env` for the bytecode cache).
+Start-up cost: a peer process is a fresh interpreter, so what it imports is paid on every
+spawn; ``ci/setup.sh`` compiles rawstack's bytecode once so that a spawn never compiles
+sources, even where ``PYTHONDONTWRITEBYTECODE`` is set.
 
 What differs per OS comes from the backend (:func:`harness.backends.select_backend`): on
 Linux the kernel's echo is turned off and serve-all's ICMP responder answers; on FreeBSD
@@ -204,23 +205,6 @@ def serve_all_argv(ifname: str, served: Sequence[str] | None = None) -> list[str
     return argv if served is None else [*argv, "--peers", ",".join(served)]
 
 
-def child_env(cache_dir: Path) -> dict[str, str]:
-    """The environment of a peer process: unbuffered stdout, and bytecode it can reuse.
-
-    With ``PYTHONDONTWRITEBYTECODE`` set (and no ``PYTHONPYCACHEPREFIX``), nothing is ever
-    cached next to the sources, so every spawn compiled rawstack from source again (~40 ms
-    of a ~100 ms start on a 2-core VM). The peers then cache bytecode in ``cache_dir``
-    instead: the source tree stays untouched and the directory goes with the run's (or the
-    benchmark's) log directory. The price is paid once per run: the prefix hides the
-    standard library's own caches, so the first spawn compiles all it imports (~0.3 s).
-    """
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if env.get("PYTHONDONTWRITEBYTECODE") and not env.get("PYTHONPYCACHEPREFIX"):
-        del env["PYTHONDONTWRITEBYTECODE"]
-        env["PYTHONPYCACHEPREFIX"] = str(cache_dir)
-    return env
-
-
 class PeerProcess:
     """One ``serve-all`` process in one node."""
 
@@ -260,7 +244,7 @@ class PeerProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=err,
-                env=child_env(self.log_dir / "pycache"),
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
 
     def wait_ready_lines(self, deadline: float) -> None:

@@ -1,4 +1,4 @@
-"""harness.supervise without namespaces: ready lines, start_peers' failure paths, child_env.
+"""harness.supervise without namespaces: ready lines, start_peers' failure paths.
 
 Nodes are fakes whose ``popen`` runs a small local stand-in for serve-all.
 """
@@ -105,33 +105,6 @@ def test_read_lines_from_stderr_and_copy() -> None:
         assert copy.getvalue() == b"a\nb\n"
     finally:
         _finish(proc)
-
-
-@pytest.mark.parametrize(
-    ("environ", "expected"),
-    [
-        ({"PYTHONDONTWRITEBYTECODE": "1"}, {"PYTHONPYCACHEPREFIX": "CACHE"}),
-        ({}, {}),
-        (
-            {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": "/mine"},
-            {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": "/mine"},
-        ),
-    ],
-)
-def test_child_env_bytecode_cache(
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    environ: dict[str, str],
-    expected: dict[str, str],
-) -> None:
-    for key in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in environ.items():
-        monkeypatch.setenv(key, value)
-    env = supervise.child_env(tmp_path)
-    got = {k: v for k, v in env.items() if k in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
-    assert got == {k: str(tmp_path) if v == "CACHE" else v for k, v in expected.items()}
-    assert env["PYTHONUNBUFFERED"] == "1"
 
 
 class FakeNode:
