@@ -16,12 +16,12 @@ from bench.netns import (
     BenchError,
     harness_pair,
     missing_command,
-    rawstack_argv,
     start_ready,
 )
 from bench.report import Row, Section, not_measured
 from bench.stats import Summary
 from harness.backends.linux import LinuxNode
+from harness.clients import rawstack_argv
 
 TITLE = "CHAO round trips"
 GROUP = "Peers"
@@ -54,20 +54,50 @@ def run(ctx: Context) -> Section:
     timeout = count * INTERVAL + 60
     with harness_pair(ctx.run, "chao") as net:
         client, server = net["a"], net["b"]
-        _, ready = start_ready(server, rawstack_argv("chao", "serve", "--iface", "eth0"),
-                               ["chao"], ctx.path("chao.log"))
+        _, ready = start_ready(
+            server,
+            rawstack_argv("chao", "serve", "--iface", "eth0"),
+            ["chao"],
+            ctx.path("chao.log"),
+        )
         mac = str(ready["chao"].get("mac") or server.mac("eth0"))
-        argv = rawstack_argv("chao", "send", "--iface", "eth0", "--to", mac, "-c", str(count),
-                             "-i", str(INTERVAL), "--timeout", "1", "--json")
+        argv = rawstack_argv(
+            "chao",
+            "send",
+            "--iface",
+            "eth0",
+            "--to",
+            mac,
+            "-c",
+            str(count),
+            "-i",
+            str(INTERVAL),
+            "--timeout",
+            "1",
+            "--json",
+        )
         chao = _client(client, argv, timeout)
         server.stop_processes()
         udp: Summary | None = None
         udp_why = ""
         try:
-            start_ready(server, rawstack_argv("udp", "serve", "--port", str(UDP_PORT)), ["udp"],
-                        ctx.path("chao-udp.log"))
-            udp_argv = rawstack_argv("udp", "send", B_ADDR, str(UDP_PORT), "-c", str(count),
-                                     "-i", str(INTERVAL), "--json")
+            start_ready(
+                server,
+                rawstack_argv("udp", "serve", "--port", str(UDP_PORT)),
+                ["udp"],
+                ctx.path("chao-udp.log"),
+            )
+            udp_argv = rawstack_argv(
+                "udp",
+                "send",
+                B_ADDR,
+                str(UDP_PORT),
+                "-c",
+                str(count),
+                "-i",
+                str(INTERVAL),
+                "--json",
+            )
             udp = Summary.of(_rtts(_client(client, udp_argv, timeout)))
         except (BenchError, OSError, ValueError) as exc:
             udp_why = str(exc)
@@ -77,10 +107,18 @@ def run(ctx: Context) -> Section:
     lost = chao.get("lost")
     n_lost = len(lost) if isinstance(lost, list) else 0
     rows = [
-        Row(METRICS[0], c.p50, "us",
-            f"UDP echo, same nodes: {udp.p50:.0f} us" if udp else f"UDP not measured: {udp_why}"),
-        Row(METRICS[1], c.p99, "us",
-            f"UDP echo, same nodes: {udp.p99:.0f} us" if udp else f"UDP not measured: {udp_why}"),
+        Row(
+            METRICS[0],
+            c.p50,
+            "us",
+            f"UDP echo, same nodes: {udp.p50:.0f} us" if udp else f"UDP not measured: {udp_why}",
+        ),
+        Row(
+            METRICS[1],
+            c.p99,
+            "us",
+            f"UDP echo, same nodes: {udp.p99:.0f} us" if udp else f"UDP not measured: {udp_why}",
+        ),
     ]
     notes = [
         f"`rawstack chao send --iface eth0 --to <b's MAC> -c {count} -i {INTERVAL} --json` in "

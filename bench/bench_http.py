@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 from bench.context import Context
-from bench.netns import B_ADDR, BenchError, harness_pair, rawstack_argv, start_ready, wait_tcp
+from bench.netns import B_ADDR, BenchError, harness_pair, start_ready, wait_tcp
 from bench.parse import WrkResult, parse_wrk
 from bench.report import Row, Section, not_measured
 from harness.backends.linux import LinuxNode
+from harness.clients import rawstack_argv
 
 TITLE = "HTTP requests per second (wrk, keep-alive)"
 GROUP = "Peers"
@@ -55,8 +56,12 @@ def nginx_conf(directory: Path, port: int) -> str:
 def _wrk(ctx: Context, client: LinuxNode) -> tuple[list[str], WrkResult]:
     o = ctx.opts
     argv = [
-        "wrk", f"-t{o.http_threads}", f"-c{o.http_connections}", f"-d{o.http_seconds:g}s",
-        "--latency", f"http://{B_ADDR}:{PORT}/",
+        "wrk",
+        f"-t{o.http_threads}",
+        f"-c{o.http_connections}",
+        f"-d{o.http_seconds:g}s",
+        "--latency",
+        f"http://{B_ADDR}:{PORT}/",
     ]
     done = client.run(argv, capture_output=True, text=True, timeout=o.http_seconds + 60)
     if done.returncode != 0:
@@ -72,8 +77,19 @@ def _servers(ctx: Context) -> list[tuple[str, list[str], bool]]:
     http_server = [sys.executable, "-m", "http.server", "--bind", B_ADDR, "--directory", str(www)]
     return [
         (METRICS[0], rawstack_argv("http", "serve", "--port", str(PORT)), True),
-        (METRICS[1], ["nginx", "-p", str(ctx.tmp), "-e", str(ctx.path("nginx-error.log")),
-                      "-c", str(ctx.path("nginx.conf"))], False),
+        (
+            METRICS[1],
+            [
+                "nginx",
+                "-p",
+                str(ctx.tmp),
+                "-e",
+                str(ctx.path("nginx-error.log")),
+                "-c",
+                str(ctx.path("nginx.conf")),
+            ],
+            False,
+        ),
         (METRICS[2], [*http_server, str(PORT)], False),
     ]
 
@@ -116,8 +132,14 @@ def _rows(results: dict[str, WrkResult], failures: dict[str, str]) -> list[Row]:
     else:
         share = ours.rps / nginx.rps
         rows.append(
-            Row(METRICS[0], ours.rps, "req/s", f"nginx {nginx.rps:,.0f} req/s: ours = {share:.2f}x",
-                goal, passed=share >= 0.5)
+            Row(
+                METRICS[0],
+                ours.rps,
+                "req/s",
+                f"nginx {nginx.rps:,.0f} req/s: ours = {share:.2f}x",
+                goal,
+                passed=share >= 0.5,
+            )
         )
     for name, res in ((METRICS[1], nginx), (METRICS[2], pyserver)):
         if res is None:
@@ -132,7 +154,8 @@ def _notes(results: dict[str, WrkResult], argv: list[str]) -> list[str]:
     notes = [
         f"Client: `{' '.join(argv)}` in node a; each server alone in node b (10.0.0.2), "
         "one after the other on the same veth pair."
-        if argv else "wrk never ran.",
+        if argv
+        else "wrk never ran.",
         "nginx: `daemon off; master_process off; worker_processes 1;` (one process), "
         "`access_log off`, `keepalive_requests 1000000`, serving the same 20-byte index.html. "
         "`python -m http.server` runs as shipped (HTTP/1.0, so wrk reconnects for every "

@@ -8,11 +8,12 @@ interval, in alternating rounds so load from other jobs hits both alike. RTTs ar
 from __future__ import annotations
 
 from bench.context import Context
-from bench.netns import B_ADDR, BenchError, harness_pair, missing_command, rawstack_argv
+from bench.netns import B_ADDR, BenchError, harness_pair, missing_command
 from bench.parse import parse_ping_times
 from bench.report import Row, Section, not_measured
 from bench.stats import Summary
 from harness.backends.linux import LinuxNode
+from harness.clients import rawstack_argv
 
 TITLE = "ping RTT"
 GROUP = "Peers"
@@ -54,13 +55,21 @@ def run(ctx: Context) -> Section:
     baseline = [f"iputils ping {b.p50:.0f} us", f"iputils ping {b.p99:.0f} us"]
     goal = f"<= iputils p50 + {GOAL_US:.0f} us"
     if not ours:
-        rows = [not_measured(METRICS[0], ours_why, goal, baseline[0]),
-                not_measured(METRICS[1], ours_why, baseline=baseline[1])]
+        rows = [
+            not_measured(METRICS[0], ours_why, goal, baseline[0]),
+            not_measured(METRICS[1], ours_why, baseline=baseline[1]),
+        ]
     else:
         o = Summary.of(ours).scaled(1000)
         rows = [
-            Row(METRICS[0], o.p50, "us", f"{baseline[0]}: +{o.p50 - b.p50:.0f} us", goal,
-                passed=o.p50 <= b.p50 + GOAL_US),
+            Row(
+                METRICS[0],
+                o.p50,
+                "us",
+                f"{baseline[0]}: +{o.p50 - b.p50:.0f} us",
+                goal,
+                passed=o.p50 <= b.p50 + GOAL_US,
+            ),
             Row(METRICS[1], o.p99, "us", baseline[1]),
         ]
     notes = [

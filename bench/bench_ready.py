@@ -12,9 +12,10 @@ import sys
 import time
 
 from bench.context import Context
-from bench.netns import harness_pair, missing_command, rawstack_argv, start_ready
+from bench.netns import harness_pair, missing_command, start_ready
 from bench.report import Row, Section, not_measured
 from bench.stats import Summary
+from harness.clients import rawstack_argv
 from harness.supervise import ALL_PEERS, start_peers
 
 TITLE = "Peers ready"
@@ -26,8 +27,11 @@ GOAL_MS = 300.0
 def run(ctx: Context) -> Section:
     why = missing_command("serve-all")
     if why:
-        return Section(TITLE, GROUP, [not_measured(METRICS[0], why, f"<= {GOAL_MS:.0f} ms"),
-                                      not_measured(METRICS[1], why)])
+        return Section(
+            TITLE,
+            GROUP,
+            [not_measured(METRICS[0], why, f"<= {GOAL_MS:.0f} ms"), not_measured(METRICS[1], why)],
+        )
     n = min(ctx.opts.iterations, 10)
     stop_at = time.monotonic() + (20.0 if ctx.opts.quick else 90.0)
     samples: list[float] = []
@@ -47,8 +51,12 @@ def run(ctx: Context) -> Section:
         lone: list[float] = []
         for _ in range(min(n, 5)):
             t0 = time.monotonic()
-            start_ready(a, rawstack_argv("serve-all", "--iface", "eth0"), ALL_PEERS,
-                        ctx.path("ready-lone.log"))
+            start_ready(
+                a,
+                rawstack_argv("serve-all", "--iface", "eth0"),
+                ALL_PEERS,
+                ctx.path("ready-lone.log"),
+            )
             lone.append((time.monotonic() - t0) * 1000)
             a.stop_processes()
     bare = []
@@ -58,8 +66,14 @@ def run(ctx: Context) -> Section:
         bare.append((time.monotonic() - t0) * 1000)
     s = Summary.of(samples)
     rows = [
-        Row(METRICS[0], s.p50, "ms", f"min {s.min:.0f} ms", f"<= {GOAL_MS:.0f} ms",
-            passed=s.p50 <= GOAL_MS),
+        Row(
+            METRICS[0],
+            s.p50,
+            "ms",
+            f"min {s.min:.0f} ms",
+            f"<= {GOAL_MS:.0f} ms",
+            passed=s.p50 <= GOAL_MS,
+        ),
         Row(METRICS[1], s.p99, "ms", f"max {s.max:.0f} ms"),
     ]
     notes = [

@@ -123,8 +123,9 @@ def run(ctx: Context) -> Section:
             t1 = time.monotonic()
             if res.why_no_peers is None:
                 a, b = net["a"], net["b"]
-                peers += start_peers([(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")],
-                                     log_dir=ctx.tmp)
+                peers += start_peers(
+                    [(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")], log_dir=ctx.tmp
+                )
             res.build_ms.append((t1 - t0) * 1000)
             res.total_ms.append((time.monotonic() - t0) * 1000)
             if k in ctx.opts.pair_checkpoints:
@@ -151,15 +152,28 @@ def _rows(res: ScaleRun, checkpoints: Sequence[int]) -> list[Row]:
     n = res.n
     per_pair_mb = (res.pss_kib + max(res.kernel_kib, 0)) / n / 1024
     if res.why_no_peers:
-        rows.append(Row(METRICS[0], None, "", goal=goal,
-                        why_missing=f"no peers to measure: {res.why_no_peers}"))
+        rows.append(
+            Row(
+                METRICS[0],
+                None,
+                "",
+                goal=goal,
+                why_missing=f"no peers to measure: {res.why_no_peers}",
+            )
+        )
     else:
-        rows.append(Row(
-            METRICS[0], per_pair_mb, "MB",
-            f"{n} pairs: peers PSS {res.pss_kib / n / 1024:.1f} MB "
-            f"(RSS {res.rss_kib / n / 1024:.1f} MB) + kernel {res.kernel_kib / n / 1024:.1f} MB "
-            "per pair", goal, passed=per_pair_mb <= GOAL_MB,
-        ))
+        rows.append(
+            Row(
+                METRICS[0],
+                per_pair_mb,
+                "MB",
+                f"{n} pairs: peers PSS {res.pss_kib / n / 1024:.1f} MB "
+                f"(RSS {res.rss_kib / n / 1024:.1f} MB) "
+                f"+ kernel {res.kernel_kib / n / 1024:.1f} MB per pair",
+                goal,
+                passed=per_pair_mb <= GOAL_MB,
+            )
+        )
     what = "setup + peers ready" if not res.why_no_peers else "setup (no peers)"
     first = res.total_ms[0]
     for k in checkpoints:
@@ -167,9 +181,15 @@ def _rows(res: ScaleRun, checkpoints: Sequence[int]) -> list[Row]:
             rows.append(Row(f"{what}, pair #{k}", None, "", why_missing=f"only {n} pairs built"))
             continue
         value = window_p50(res.total_ms, k)
-        rows.append(Row(f"{what}, pair #{k}", value, "ms",
-                        f"pair #1: {first:.0f} ms ({value / first:.2f}x); "
-                        f"namespaces alone {window_p50(res.build_ms, k):.0f} ms"))
+        rows.append(
+            Row(
+                f"{what}, pair #{k}",
+                value,
+                "ms",
+                f"pair #1: {first:.0f} ms ({value / first:.2f}x); "
+                f"namespaces alone {window_p50(res.build_ms, k):.0f} ms",
+            )
+        )
     return rows
 
 
@@ -177,9 +197,12 @@ def _notes(res: ScaleRun) -> list[str]:
     n = res.n
     peers = f"; {res.alive} peer processes alive when measured" if not res.why_no_peers else ""
     return [
-        f"{n} of {res.target} pairs built" + (f" ({res.stopped})" if res.stopped else "")
-        + peers + ".",
-        "Kernel growth, KiB: " + ", ".join(f"{f} {v:+d}" for f, v in res.kernel.items())
+        f"{n} of {res.target} pairs built"
+        + (f" ({res.stopped})" if res.stopped else "")
+        + peers
+        + ".",
+        "Kernel growth, KiB: "
+        + ", ".join(f"{f} {v:+d}" for f, v in res.kernel.items())
         + f" (total {res.kernel_kib:+d}; machine-wide, other jobs included).",
         f"Teardown of all {n} pairs took {res.down_ms:.0f} ms ({res.down_ms / n:.1f} ms a pair).",
         "Setup time at pair #k is the median of pairs k-4..k (fewer at the start). No goal "

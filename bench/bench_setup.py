@@ -59,18 +59,26 @@ def run(ctx: Context) -> Section:
     over_floor = h.p50 / floor_pair
     rows = [
         Row(
-            METRICS[0], h.p50, "ms",
+            METRICS[0],
+            h.p50,
+            "ms",
             baseline=f"ip script {ip.p50:.1f} ms: harness is {speedup:.1f}x faster",
-            goal=">= 5x faster than the ip script", passed=speedup >= 5,
+            goal=">= 5x faster than the ip script",
+            passed=speedup >= 5,
         ),
         Row(
-            METRICS[1], over_floor, "x",
+            METRICS[1],
+            over_floor,
+            "x",
             baseline=f"floor 2 x `unshare -n true` = {floor_pair:.1f} ms",
-            goal="<= 3x the floor", passed=over_floor <= 3,
+            goal="<= 3x the floor",
+            passed=over_floor <= 3,
         ),
         Row(METRICS[2], ip.p50, "ms", baseline=f"p99 {ip.p99:.1f} ms"),
         Row(
-            METRICS[3], pr.p50, "ms",
+            METRICS[3],
+            pr.p50,
+            "ms",
             baseline=f"harness {h.p50:.1f} ms: harness is {pr.p50 / h.p50:.1f}x faster",
         ),
     ]
@@ -86,9 +94,9 @@ def run(ctx: Context) -> Section:
         "The harness backend is `harness.backends.linux.build(pair())` + `Network.destroy()` "
         "inside one already-open harness run (a run is opened once per pytest session).",
         "The ip script is one `sh -c` per setup and one per teardown (`ip netns del` x2): "
-        + "; ".join(line for line in IP_SETUP.splitlines()[1:] if line).replace("{", "").replace(
-            "}", ""
-        ),
+        + "; ".join(line for line in IP_SETUP.splitlines()[1:] if line)
+        .replace("{", "")
+        .replace("}", ""),
         "Plain pyroute2: `netns.create` x2, `IPRoute(netns=...)`, veth with the peer's "
         "`net_ns_fd`, addresses, links up; `netns.remove` x2.",
     ]

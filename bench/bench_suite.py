@@ -30,15 +30,30 @@ def tests_run(counts: dict[str, int]) -> int:
 
 
 def suite_argv(workers: int) -> list[str]:
-    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(workers),
-            "tests/integration"]
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        str(workers),
+        "tests/integration",
+    ]
 
 
 def _timed(argv: list[str], timeout: float, log_path: str) -> tuple[float, dict[str, int]]:
     with open(log_path, "w", encoding="utf-8") as log:
         t0 = time.monotonic()
-        proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             proc.wait(timeout=timeout)
         finally:
@@ -64,8 +79,9 @@ def run(ctx: Context) -> Section:
     failures: dict[int, str] = {}
     for workers in (1, 2):
         try:
-            results[workers] = _timed(suite_argv(workers), ctx.opts.suite_timeout,
-                                      str(ctx.path(f"suite-n{workers}.log")))
+            results[workers] = _timed(
+                suite_argv(workers), ctx.opts.suite_timeout, str(ctx.path(f"suite-n{workers}.log"))
+            )
         except subprocess.TimeoutExpired:
             failures[workers] = f"did not finish in {ctx.opts.suite_timeout:.0f} s"
         except (OSError, RuntimeError) as exc:

@@ -16,15 +16,19 @@ import time
 from dataclasses import dataclass
 
 from bench.context import Context
-from bench.netns import B_ADDR, BenchError, harness_pair, rawstack_argv, start_ready
+from bench.netns import B_ADDR, BenchError, harness_pair, start_ready
 from bench.report import Row, Section, not_measured
 from bench.stats import Summary
 from harness.backends.linux import LinuxNode
+from harness.clients import rawstack_argv
 
 TITLE = "UDP echo round trips"
 GROUP = "Peers"
-METRICS = ("rawstack udp serve: round trips/s", "rawstack udp serve: RTT p50",
-           "rawstack udp serve: RTT p99")
+METRICS = (
+    "rawstack udp serve: round trips/s",
+    "rawstack udp serve: RTT p50",
+    "rawstack udp serve: RTT p99",
+)
 PORT = 9000
 SOCAT = ["socat", "-b", "65536", f"UDP4-LISTEN:{PORT},bind={B_ADDR}", "PIPE"]
 REPLY_TIMEOUT = 0.5
@@ -104,8 +108,12 @@ def run(ctx: Context) -> Section:
         for name in ("rawstack", "socat"):
             try:
                 if name == "rawstack":
-                    start_ready(server, rawstack_argv("udp", "serve", "--port", str(PORT)),
-                                ["udp"], ctx.path("udp-rawstack.log"))
+                    start_ready(
+                        server,
+                        rawstack_argv("udp", "serve", "--port", str(PORT)),
+                        ["udp"],
+                        ctx.path("udp-rawstack.log"),
+                    )
                 else:
                     with open(ctx.path("udp-socat.log"), "ab") as err:
                         server.popen(SOCAT, stdout=err, stderr=err)

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
-import select
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.backends.linux import LinuxNode, Network, build
+from harness.clients import rawstack_argv
 from harness.runstate import NETNS_DIR, Run
+from harness.supervise import ReadyFailed, ReadyTimeout, read_ready
 from harness.topology import pair
 
 A_ADDR, B_ADDR = "10.0.0.1", "10.0.0.2"  # harness.topology.pair(); the baselines copy it
@@ -83,14 +82,19 @@ def ip_script_pair(run: Run) -> tuple[float, float]:
         t0 = time.perf_counter()
         done = subprocess.run(
             ["sh", "-c", IP_SETUP.format(a=a, b=b)],
-            capture_output=True, text=True, timeout=30, check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
         t1 = time.perf_counter()
         if done.returncode != 0:
             raise BenchError(f"ip script failed: {done.stderr.strip()[-200:]}")
         subprocess.run(
             ["sh", "-c", IP_TEARDOWN.format(a=a, b=b)],
-            capture_output=True, timeout=30, check=True,
+            capture_output=True,
+            timeout=30,
+            check=True,
         )
         t2 = time.perf_counter()
     finally:
@@ -147,10 +151,6 @@ def unshare_floor() -> float:
     return time.perf_counter() - t0
 
 
-def rawstack_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "rawstack", *args]
-
-
 def missing_command(*words: str) -> str | None:
     """None if ``rawstack WORDS --help`` works, else why not (the command not built yet)."""
     done = subprocess.run(
@@ -167,31 +167,24 @@ def start_ready(
     """Start a rawstack server in ``node``; return once each of ``peers`` printed its ready line."""
     with open(log, "ab") as err:
         proc = node.popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    assert proc.stdout is not None
-    ready: dict[str, dict[str, Any]] = {}
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while set(peers) - set(ready):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise BenchError(f"{argv[3:]} printed no ready line in {timeout:.0f} s")
-        readable, _, _ = select.select([proc.stdout], [], [], left)
-        if not readable:
-            continue
-        chunk = os.read(proc.stdout.fileno(), 65536)
-        if not chunk:
-            tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
-            raise BenchError(f"{' '.join(argv[3:])} exited: {' / '.join(tail) or 'no stderr'}")
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            with contextlib.suppress(ValueError):
-                msg = json.loads(line)
-                if isinstance(msg, dict) and msg.get("event") == "ready":
-                    ready[str(msg.get("peer"))] = msg
+    what = " ".join(argv[3:])
+    try:
+        events = read_ready(proc, len(peers), timeout, name=what, err_path=log)
+    except ReadyTimeout:
+        raise BenchError(f"{what} printed no ready line in {timeout:.0f} s") from None
+    except ReadyFailed:
+        tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+        raise BenchError(f"{what} exited: {' / '.join(tail) or 'no stderr'}") from None
+    ready = {str(e.get("peer")): e for e in events}
+    missing = [p for p in peers if p not in ready]
+    if missing:
+        raise BenchError(f"{what}: no ready line from {', '.join(missing)}")
     return proc, ready
 
 

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rawstack.cli._options import at_least, positive_float
+
 # Run order: cheap harness figures first, the slow suite last.
 BENCHMARKS = ("setup", "ready", "http", "udp", "ping", "chao", "scale", "suite")
 REPO = Path(__file__).resolve().parent.parent
@@ -47,18 +49,7 @@ def _names(text: str) -> tuple[str, ...]:
     return names
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text}")
-    return value
+_count = at_least(1)  # "must be >= 1", the message the bench has always printed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,46 +59,71 @@ def build_parser() -> argparse.ArgumentParser:
         "a Markdown report. Needs root (it builds network namespaces).",
     )
     p.add_argument(
-        "--quick", action="store_true",
+        "--quick",
+        action="store_true",
         help="smoke mode: few iterations, 2 pairs, short wrk runs, no suite timing",
     )
     p.add_argument(
-        "--only", type=_names, default=None, metavar="NAMES",
+        "--only",
+        type=_names,
+        default=None,
+        metavar="NAMES",
         help=f"comma-separated subset of: {', '.join(BENCHMARKS)}",
     )
     p.add_argument(
         "--skip", type=_names, default=(), metavar="NAMES", help="benchmarks to leave out"
     )
     p.add_argument(
-        "--output", "-o", type=Path, default=DEFAULT_OUTPUT,
+        "--output",
+        "-o",
+        type=Path,
+        default=DEFAULT_OUTPUT,
         help="report path (default docs/benchmarks.md in the repository)",
     )
     p.add_argument(
-        "--pairs", type=_positive_int, default=None, metavar="N",
+        "--pairs",
+        type=_count,
+        default=None,
+        metavar="N",
         help="pairs alive at once in the scale benchmark (default 100, quick 2)",
     )
     p.add_argument(
-        "--http-seconds", type=_positive_float, default=None, metavar="S",
+        "--http-seconds",
+        type=positive_float,
+        default=None,
+        metavar="S",
         help="wrk duration per server (default 5, quick 1)",
     )
-    p.add_argument("--connections", type=_positive_int, default=32, help="wrk connections")
-    p.add_argument("--threads", type=_positive_int, default=2, help="wrk threads")
+    p.add_argument("--connections", type=_count, default=32, help="wrk connections")
+    p.add_argument("--threads", type=_count, default=2, help="wrk threads")
     p.add_argument(
-        "--iterations", type=_positive_int, default=None, metavar="N",
+        "--iterations",
+        type=_count,
+        default=None,
+        metavar="N",
         help="repetitions of setup/ready timings (default 30, quick 3)",
     )
     p.add_argument(
-        "--round-trips", type=_positive_int, default=None, metavar="N",
+        "--round-trips",
+        type=_count,
+        default=None,
+        metavar="N",
         help="UDP/ping/CHAO round trips per target (default 2000, quick 50)",
     )
     suite = p.add_mutually_exclusive_group()
     suite.add_argument(
-        "--suite", dest="suite", action="store_true", default=None,
+        "--suite",
+        dest="suite",
+        action="store_true",
+        default=None,
         help="time the integration suite with -n 1 and -n 2 (default in full mode)",
     )
     suite.add_argument("--no-suite", dest="suite", action="store_false", help="do not")
     p.add_argument(
-        "--suite-timeout", type=_positive_float, default=900.0, metavar="S",
+        "--suite-timeout",
+        type=positive_float,
+        default=900.0,
+        metavar="S",
         help="give up on one suite run after S seconds (default 900)",
     )
     return p

@@ -119,8 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         sections = measure(opts)
     except KeyboardInterrupt:
-        print("bench: interrupted; everything it created was removed, no report written",
-              file=sys.stderr)
+        print(
+            "bench: interrupted; everything it created was removed, no report written",
+            file=sys.stderr,
+        )
         return 130
     machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     text = render_report(machine, rerun_command(opts), sections, time.monotonic() - start)

@@ -55,6 +55,18 @@ class Exchange:
         return out
 
 
+def rawstack_argv(*args: str) -> list[str]:
+    """``python -m rawstack ARGS`` with this interpreter (the one rawstack is installed in)."""
+    return [sys.executable, "-m", "rawstack", *args]
+
+
+def rawstack(
+    node: NodeHandle, *args: str, timeout: float = CLIENT_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    """Run ``rawstack ARGS`` in ``node``: text stdout/stderr captured, status not checked."""
+    return node.run(rawstack_argv(*args), capture_output=True, text=True, timeout=timeout)
+
+
 def _port(ready: Mapping[str, Mapping[str, Any]] | None, peer: str) -> str:
     if ready is None or peer not in ready:
         raise HarnessError(f"no ready line from the {peer} peer: cannot tell its port")

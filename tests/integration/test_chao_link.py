@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from harness.backends import NodeHandle
+from harness.clients import rawstack, rawstack_argv
 from harness.supervise import read_ready
-from harness.topology import pair
 
 pytestmark = pytest.mark.netns
 PYTHON = sys.executable
@@ -56,21 +56,10 @@ print(json.dumps({"timestamps": link.timestamps, "sent": sent, "read": time.time
 """
 
 
-@pytest.fixture
-def net(netns_topology: Any) -> Any:
-    """Nodes a and b on one veth (eth0), no peers: each test starts its own server on b."""
-    return netns_topology(pair())
-
-
-def rawstack(node: NodeHandle, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [PYTHON, "-m", "rawstack", *args]
-    return node.run(argv, capture_output=True, text=True, timeout=30)
-
-
 def serve(node: NodeHandle) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """``rawstack chao serve`` on eth0 in ``node``, returned once its ready line is out."""
     proc = node.popen(
-        [PYTHON, "-m", "rawstack", "chao", "serve", "--iface", IFACE],
+        rawstack_argv("chao", "serve", "--iface", IFACE),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -12,29 +12,17 @@ from typing import Any
 import pytest
 
 from harness.backends import NodeHandle
+from harness.clients import rawstack, rawstack_argv
 from harness.supervise import read_ready
-from harness.topology import pair
 
 pytestmark = pytest.mark.netns
 PYTHON = sys.executable
 
 
-@pytest.fixture
-def net(netns_topology: Any) -> Any:
-    """Nodes a (10.0.0.1) and b (10.0.0.2) on one veth (eth0), no peers: each test starts
-    its own responder on b."""
-    return netns_topology(pair())
-
-
-def rawstack(node: NodeHandle, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [PYTHON, "-m", "rawstack", *args]
-    return node.run(argv, capture_output=True, text=True, timeout=30)
-
-
 def start_responder(node: NodeHandle, *extra: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """``rawstack icmp respond`` in ``node``, returned once its ready line is out."""
     proc = node.popen(
-        [PYTHON, "-m", "rawstack", "icmp", "respond", *extra],
+        rawstack_argv("icmp", "respond", *extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -6,34 +6,19 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
-from harness.backends import NodeHandle
-from harness.topology import pair
+from harness.clients import rawstack, rawstack_argv
 from rawstack.engines.ping import rtt_summary_us
 
 pytestmark = pytest.mark.netns
-PYTHON = sys.executable
 SILENT = "10.0.0.99"  # on pair()'s 10.0.0.0/24, nobody answers ARP: a silent host
 REPLY_LINE = re.compile(
     r"^64 bytes from (?P<src>[\d.]+): icmp_seq=(?P<seq>\d+) ttl=(?P<ttl>\d+) "
     r"time=(?P<ms>\d+(?:\.\d+)?) ms$"  # fewer decimals from 1 ms on, as iputils prints
 )
-
-
-@pytest.fixture
-def net(netns_topology: Any) -> Any:
-    """Nodes a (10.0.0.1) and b (10.0.0.2) on one veth (eth0); only kernels answer."""
-    return netns_topology(pair())
-
-
-def rawstack(node: NodeHandle, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [PYTHON, "-m", "rawstack", *args]
-    return node.run(argv, capture_output=True, text=True, timeout=30)
 
 
 def test_our_ping_against_the_kernel(net: Any) -> None:
@@ -126,9 +111,7 @@ def test_missing_cap_net_raw_is_exit_77_one_line(net: Any, argv: list[str]) -> N
         pytest.skip("needs setpriv (util-linux) to drop privileges")
     nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
     args = [arg.format(b=net["b"].addr()) for arg in argv]
-    out = net["a"].run(
-        [*nobody, PYTHON, "-m", "rawstack", *args], capture_output=True, text=True, timeout=30
-    )
+    out = net["a"].run([*nobody, *rawstack_argv(*args)], capture_output=True, text=True, timeout=30)
     assert out.returncode == 77, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, lines

@@ -5,37 +5,29 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from typing import Any
 
 import pytest
 
 from harness.backends import NodeHandle
+from harness.clients import rawstack, rawstack_argv
 from harness.supervise import read_ready
-from harness.topology import pair
 
 pytestmark = pytest.mark.netns
-PYTHON = sys.executable
 READY_TIMEOUT = 20.0
 
 
 @pytest.fixture
-def net(netns_topology: Any) -> Any:
-    """Nodes a and b on one veth (eth0), kernel echo off on b, no peers: each test starts
-    its own serve-all (the harness's netns_pair would hold the ports)."""
-    built = netns_topology(pair())
-    built["b"].sysctl("net.ipv4.icmp_echo_ignore_all", "1")
-    return built
-
-
-def rawstack(node: NodeHandle, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [PYTHON, "-m", "rawstack", *args]
-    return node.run(argv, capture_output=True, text=True, timeout=30)
+def net(net: Any) -> Any:
+    """The shared pair (conftest) with kernel echo off on b: each test starts its own
+    serve-all (the harness's netns_pair would hold the ports)."""
+    net["b"].sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    return net
 
 
 def serve_all(node: NodeHandle, *extra: str) -> subprocess.Popen[str]:
     return node.popen(
-        [PYTHON, "-m", "rawstack", "serve-all", "--iface", "eth0", *extra],
+        rawstack_argv("serve-all", "--iface", "eth0", *extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

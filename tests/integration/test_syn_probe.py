@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from harness.backends import NodeHandle
+from harness.clients import rawstack
 from harness.supervise import read_lines, read_ready
-from harness.topology import pair
 
 pytestmark = pytest.mark.netns
 PYTHON = sys.executable
@@ -31,20 +30,14 @@ LISTEN = (
 
 
 @pytest.fixture
-def net(netns_topology: Any) -> Any:
-    """Nodes a (10.0.0.1) and b (10.0.0.2) on one veth, a TCP listener (never accepting)
-    on b; the harness stops it with the topology."""
-    built = netns_topology(pair())
-    listener = built["b"].popen(
+def net(net: Any) -> Any:
+    """The shared pair (conftest) plus a TCP listener (never accepting) on b; the harness
+    stops it with the topology."""
+    listener = net["b"].popen(
         [PYTHON, "-c", LISTEN], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     read_ready(listener, 1, 10)
-    return built
-
-
-def rawstack(node: NodeHandle, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [PYTHON, "-m", "rawstack", *args]
-    return node.run(argv, capture_output=True, text=True, timeout=30)
+    return net
 
 
 def test_open_port_reports_handshake_and_leaves_nothing_half_open(net: Any) -> None:

@@ -1,0 +1,16 @@
+"""Fixtures the integration tests share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.topology import pair
+
+
+@pytest.fixture
+def net(netns_topology: Any) -> Any:
+    """Nodes a (10.0.0.1) and b (10.0.0.2) on one veth (eth0), no peers: each test starts
+    what it needs. A module adds to it by overriding ``net`` and requesting ``net``."""
+    return netns_topology(pair())
