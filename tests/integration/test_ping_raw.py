@@ -109,9 +109,14 @@ def test_unprivileged_socket(net: Any) -> None:
 def test_missing_cap_net_raw_is_exit_77_one_line(net: Any, argv: list[str]) -> None:
     if shutil.which("setpriv") is None:
         pytest.skip("needs setpriv (util-linux) to drop privileges")
-    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    # Still root, but with CAP_NET_RAW gone from the bounding set (so from the process's
+    # capabilities after exec): exactly "missing CAP_NET_RAW", and unlike another uid it can
+    # still read the checkout wherever it lives (a 0700 temp dir in CI).
+    no_net_raw = ["setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw", "--"]
     args = [arg.format(b=net["b"].addr()) for arg in argv]
-    out = net["a"].run([*nobody, *rawstack_argv(*args)], capture_output=True, text=True, timeout=30)
+    out = net["a"].run(
+        [*no_net_raw, *rawstack_argv(*args)], capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 77, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, lines
