@@ -8,6 +8,7 @@ import struct
 import subprocess
 
 import pytest
+from _strategies import MAC_A, MAC_B
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -47,8 +48,7 @@ TCPDUMP_88B5 = [
 
 
 def _frame(ethertype: int, payload: bytes = b"CHAO") -> bytes:
-    dst, src = bytes.fromhex("020000000002"), bytes.fromhex("020000000001")
-    return dst + src + ethertype.to_bytes(2, "big") + payload
+    return MAC_B + MAC_A + ethertype.to_bytes(2, "big") + payload
 
 
 # --- filter program -------------------------------------------------------------------
@@ -334,7 +334,7 @@ def test_walk_fuzz_only_decode_error(layout: BpfLayout, buf: bytes) -> None:
 
 
 def test_parse_sockaddr_dl() -> None:
-    name, mac = b"epair0a", bytes.fromhex("020000000001")
+    name, mac = b"epair0a", MAC_A
     sdl = struct.pack("=BBHBBBB", 20, 18, 3, 6, len(name), 6, 0) + name + mac
     sdl += b"\0" * (20 - len(sdl))  # FreeBSD pads sdl_data to at least 12 bytes
     assert parse_sockaddr_dl(sdl) == (3, "epair0a", mac)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from _strategies import h
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,6 @@ from rawstack.codec import (
     max_payload,
 )
 
-h = bytes.fromhex
 HELLO = b"Hello, custom chao protocol!"
 
 EMPTY_REPLY = h("43 48 41 4f  01 02 be ef  00 00")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from _strategies import MAC_A, MAC_B, h, macs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,10 +18,6 @@ from rawstack.codec import (
     mac_to_bytes,
     mac_to_str,
 )
-
-h = bytes.fromhex
-A = h("02 00 00 00 00 01")
-B = h("02 00 00 00 00 02")
 
 # Wire bytes produced by scapy 2.x.
 UNTAGGED = h("""
@@ -41,12 +38,12 @@ TAGGED = h("""
 # (frame as built, wire bytes)
 VECTORS = [
     pytest.param(
-        Ethernet(BROADCAST_MAC, A, ETH_P_CHAO, b"CHAO"),
+        Ethernet(BROADCAST_MAC, MAC_A, ETH_P_CHAO, b"CHAO"),
         UNTAGGED,
         id="broadcast-chao",
     ),
     pytest.param(
-        Ethernet(B, A, ETH_P_IP, vlan=(5 << 13) | 100),
+        Ethernet(MAC_B, MAC_A, ETH_P_IP, vlan=(5 << 13) | 100),
         TAGGED,
         id="vlan-100-prio-5",
     ),
@@ -72,7 +69,7 @@ def test_vlan_fields() -> None:
 
 
 def test_a_second_tag_stays_in_the_payload() -> None:
-    wire = B + A + h("81 00 00 0a  81 00 00 14  08 00")
+    wire = MAC_B + MAC_A + h("81 00 00 0a  81 00 00 14  08 00")
     frame = Ethernet.decode(wire)
     assert (frame.vlan_id, frame.ethertype, frame.payload) == (10, ETH_P_8021Q, h("00 14 08 00"))
     assert frame.encode() == wire
@@ -80,8 +77,8 @@ def test_a_second_tag_stays_in_the_payload() -> None:
 
 ERROR_VECTORS = [
     pytest.param(b"", 0, "needs 14 bytes, got 0", id="empty"),
-    pytest.param(BROADCAST_MAC + A + b"\x08", 0, "needs 14 bytes, got 13", id="short"),
-    pytest.param(B + A + h("81 00 00"), 14, "needs 4 bytes, got 1", id="short-tag"),
+    pytest.param(BROADCAST_MAC + MAC_A + b"\x08", 0, "needs 14 bytes, got 13", id="short"),
+    pytest.param(MAC_B + MAC_A + h("81 00 00"), 14, "needs 4 bytes, got 1", id="short-tag"),
 ]
 
 
@@ -138,7 +135,7 @@ def test_mac_helpers_reject_misuse() -> None:
         (BROADCAST_MAC, True),
         (h("01 00 5e 00 00 01"), True),
         (h("43 48 41 4f 48 65"), True),
-        (A, False),
+        (MAC_A, False),
     ],
 )
 def test_is_multicast(mac: bytes, group: bool) -> None:
@@ -157,13 +154,10 @@ def test_is_multicast(mac: bytes, group: bool) -> None:
     ],
 )
 def test_api_misuse(kwargs: dict[str, object], error: type[Exception]) -> None:
-    fields: dict[str, object] = {"dst": B, "src": A, "ethertype": ETH_P_IP}
+    fields: dict[str, object] = {"dst": MAC_B, "src": MAC_A, "ethertype": ETH_P_IP}
     fields.update(kwargs)
     with pytest.raises(error):
         Ethernet(**fields)  # type: ignore[arg-type]
-
-
-macs = st.binary(min_size=6, max_size=6)
 
 
 @settings(max_examples=200)

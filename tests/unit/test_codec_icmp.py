@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from _strategies import h, u16, u32
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,8 +23,6 @@ from rawstack.codec import (
     decode_icmp,
 )
 from rawstack.codec.icmp import ERROR_TYPES, FRAG_NEEDED, PORT_UNREACH, TIMESTAMP
-
-h = bytes.fromhex
 
 # An IPv4 header (10.0.0.2 -> 10.0.0.9, UDP) plus the first 8 bytes of its datagram,
 # as an ICMP error quotes it (RFC 792).
@@ -177,7 +176,6 @@ def test_api_misuse(build: Callable[[], object], error: type[Exception]) -> None
         build()
 
 
-u16 = st.integers(0, 0xFFFF)
 messages = st.one_of(
     st.builds(
         IcmpEcho,
@@ -192,7 +190,7 @@ messages = st.one_of(
         st.sampled_from(sorted(ERROR_TYPES)),
         st.integers(0, 255),
         st.binary(max_size=64),
-        st.integers(0, 0xFFFFFFFF),
+        u32,
     ),
     st.builds(
         IcmpMessage,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+from _strategies import SEED_004, h, ipv4_packets
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,19 +19,6 @@ from rawstack.codec import (
     ip_to_str,
     pseudo_header,
 )
-
-h = bytes.fromhex
-
-# The seed-004 echo request on the wire (ip_len in network order): RFC 791 rows.
-SEED_004 = h("""
-    45 00 00 1c
-    00 0b 00 00
-    40 01 7c d4
-    7f 00 00 01
-    7f 00 00 01
-    08 00 f7 ff
-    00 00 00 00
-""")
 
 # (packet as built, wire bytes); wire bytes were produced by scapy 2.x.
 VECTORS = [
@@ -265,23 +253,10 @@ def test_bytearray_fields_become_bytes() -> None:
     hash(packet)
 
 
-addresses = st.builds(
-    lambda b: ip_to_str(bytes(b)), st.lists(st.integers(0, 255), min_size=4, max_size=4)
-)
-packets = st.builds(
-    IPv4,
-    src=addresses,
-    dst=addresses,
+packets = ipv4_packets(
     proto=st.integers(0, 255),
-    payload=st.binary(max_size=64),
-    ttl=st.integers(0, 255),
-    tos=st.integers(0, 255),
-    ident=st.integers(0, 0xFFFF),
-    df=st.booleans(),
-    mf=st.booleans(),
-    frag_offset=st.integers(0, 0x1FFF),
     options=st.integers(0, 10).flatmap(lambda n: st.binary(min_size=4 * n, max_size=4 * n)),
-    reserved_flag=st.booleans(),
+    max_payload=64,
 )
 
 

@@ -6,6 +6,7 @@ import contextlib
 from typing import Any
 
 import pytest
+from _strategies import SEED_004, h
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,19 +20,6 @@ from rawstack.codec.pcap import (
     read_pcap,
     write_pcap,
 )
-
-h = bytes.fromhex
-
-# Seed 004's echo request as Linux puts it on the wire (ident 11, checksum 0x7cd4).
-SEED_004 = h("""
-    45 00 00 1c
-    00 0b 00 00
-    40 01 7c d4
-    7f 00 00 01
-    7f 00 00 01
-    08 00 f7 ff
-    00 00 00 00
-""")
 
 # A little-endian microsecond file (what tcpdump writes on x86) holding SEED_004 at
 # 2023-11-14T22:13:20.000042Z; 32-bit rows as in draft-ietf-opsawg-pcap.

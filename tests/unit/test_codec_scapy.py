@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from _strategies import addresses, macs, tcp_fields, tcp_options, u16, vlan_tags
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,6 @@ from rawstack.codec import (
     Tcp,
     TcpEol,
     TcpMss,
-    TcpNop,
     TcpOption,
     TcpPadding,
     TcpSack,
@@ -40,12 +40,6 @@ IP, ICMP, UDP, TCP = scapy.IP, scapy.ICMP, scapy.UDP, scapy.TCP
 Ether, Dot1Q, Raw, raw = scapy.Ether, scapy.Dot1Q, scapy.Raw, scapy.raw
 
 CROSS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-addresses = st.lists(st.integers(0, 255), min_size=4, max_size=4).map(
-    lambda o: ".".join(map(str, o))
-)
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
 
 
 def _recomputed(packet: Any, layer: Any) -> int:
@@ -182,39 +176,11 @@ def _to_scapy(option: TcpOption) -> tuple[str, Any]:
     return ("NOP", None)
 
 
-tcp_options = (
-    st.lists(
-        st.one_of(
-            st.just(TcpNop()),
-            st.just(TcpSackPermitted()),
-            st.builds(TcpMss, u16),
-            st.builds(TcpWindowScale, st.integers(0, 14)),
-            st.builds(TcpTimestamps, u32, u32),
-            st.builds(TcpSack, st.lists(st.tuples(u32, u32), min_size=1, max_size=2).map(tuple)),
-        ),
-        max_size=4,
-    )
-    .filter(lambda opts: len(b"".join(o.encode() for o in opts)) <= 40)
-    .map(tuple)
-)
-
-
 @CROSS
 @given(
     addresses,
     addresses,
-    st.fixed_dictionaries(
-        {
-            "src_port": u16,
-            "dst_port": u16,
-            "seq": u32,
-            "ack": u32,
-            "flags": st.integers(0, 255),
-            "window": u16,
-            "options": tcp_options,
-            "payload": st.binary(max_size=32),
-        }
-    ),
+    st.fixed_dictionaries(tcp_fields(tcp_options(4, 2))),
 )
 def test_tcp_both_ways(src: str, dst: str, fields: dict[str, Any]) -> None:
     ours = Tcp(**fields).encode(src, dst)
@@ -251,14 +217,11 @@ def test_tcp_both_ways(src: str, dst: str, fields: dict[str, Any]) -> None:
     assert decoded.encode(src, dst) == theirs
 
 
-macs = st.binary(min_size=6, max_size=6)
-
-
 @CROSS
 @given(
     macs,
     macs,
-    st.none() | st.tuples(st.integers(0, 7), st.integers(0, 1), st.integers(0, 4095)),
+    vlan_tags,
     st.binary(max_size=32),
 )
 def test_ethernet_and_dot1q_both_ways(

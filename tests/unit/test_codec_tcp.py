@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from _strategies import SYN_OPTIONS, addresses, h, tcp_fields, tcp_options, u16
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,23 +22,13 @@ from rawstack.codec import (
     TcpOption,
     TcpPadding,
     TcpSack,
-    TcpSackPermitted,
     TcpTimestamps,
     TcpUnknownOption,
     TcpWindowScale,
     flag_names,
 )
 
-h = bytes.fromhex
 SRC, DST = "192.0.2.1", "192.0.2.2"
-
-SYN_OPTIONS = (
-    TcpMss(1460),
-    TcpSackPermitted(),
-    TcpTimestamps(0xDEADBEEF, 0),
-    TcpNop(),
-    TcpWindowScale(7),
-)
 
 # Wire bytes produced by scapy 2.x (192.0.2.1 -> 192.0.2.2).
 SYN_WIRE = h("""
@@ -177,6 +168,18 @@ def _with_options(area: bytes) -> bytes:
     return SYN_WIRE[:12] + bytes([offset << 4]) + SYN_WIRE[13:20] + area
 
 
+# (option area, offset, reason fragment, id): each area follows SYN_WIRE's fixed header.
+OPTION_ERRORS = [
+    ("01 01 01 02", 23, "option kind 2 has no length byte", "no-length"),
+    ("02 01 00 00", 21, "option kind 2 length 1 is below 2", "length-1"),
+    ("01 1e 05 00", 22, "option kind 30 length 5 runs past", "past-end"),
+    ("02 03 05 00", 21, "MSS option length 3, expected 4", "mss-3"),
+    ("03 04 07 00", 21, "window scale option length 4, expected 3", "ws-4"),
+    ("04 03 00 00", 21, "SACK-permitted option length 3", "sackok-3"),
+    ("08 08 00 00 00 00 00 00", 21, "timestamps option length 8", "ts-8"),
+    ("05 06 00 00 00 01 00 00", 21, "SACK option length 6", "sack-6"),
+    ("05 02 00 00", 21, "SACK option length 2", "sack-empty"),
+]
 ERROR_VECTORS = [
     pytest.param(b"", 0, "needs 20 bytes, got 0", id="empty"),
     pytest.param(SYN_WIRE[:19], 0, "needs 20 bytes, got 19", id="short"),
@@ -189,31 +192,10 @@ ERROR_VECTORS = [
         "data offset 60 bytes exceeds buffer of 40",
         id="doff-15",
     ),
-    pytest.param(
-        _with_options(h("01 01 01 02")), 23, "option kind 2 has no length byte", id="no-length"
+    *(
+        pytest.param(_with_options(h(area)), offset, reason, id=name)
+        for area, offset, reason, name in OPTION_ERRORS
     ),
-    pytest.param(
-        _with_options(h("02 01 00 00")), 21, "option kind 2 length 1 is below 2", id="length-1"
-    ),
-    pytest.param(
-        _with_options(h("01 1e 05 00")), 22, "option kind 30 length 5 runs past", id="past-end"
-    ),
-    pytest.param(
-        _with_options(h("02 03 05 00")), 21, "MSS option length 3, expected 4", id="mss-3"
-    ),
-    pytest.param(
-        _with_options(h("03 04 07 00")), 21, "window scale option length 4, expected 3", id="ws-4"
-    ),
-    pytest.param(
-        _with_options(h("04 03 00 00")), 21, "SACK-permitted option length 3", id="sackok-3"
-    ),
-    pytest.param(
-        _with_options(h("08 08 00 00 00 00 00 00")), 21, "timestamps option length 8", id="ts-8"
-    ),
-    pytest.param(
-        _with_options(h("05 06 00 00 00 01 00 00")), 21, "SACK option length 6", id="sack-6"
-    ),
-    pytest.param(_with_options(h("05 02 00 00")), 21, "SACK option length 2", id="sack-empty"),
 ]
 
 
@@ -251,25 +233,6 @@ def test_api_misuse(build: Callable[[], object], error: type[Exception]) -> None
         build()
 
 
-u32 = st.integers(0, 0xFFFFFFFF)
-options = st.one_of(
-    st.just(TcpNop()),
-    st.just(TcpSackPermitted()),
-    st.builds(TcpMss, st.integers(0, 0xFFFF)),
-    st.builds(TcpWindowScale, st.integers(0, 255)),
-    st.builds(TcpTimestamps, u32, u32),
-    st.builds(TcpSack, st.lists(st.tuples(u32, u32), min_size=1, max_size=4).map(tuple)),
-    st.builds(
-        TcpUnknownOption,
-        st.integers(6, 255).filter(lambda k: k != 8),
-        st.binary(max_size=8),
-    ),
-)
-option_lists = st.lists(options, max_size=6).filter(
-    lambda opts: len(b"".join(o.encode() for o in opts)) <= 40
-)
-
-
 def _padded(opts: tuple[TcpOption, ...]) -> tuple[TcpOption, ...]:
     """What decode gives back: the options, then the end-of-list padding encode added."""
     pad = -len(b"".join(o.encode() for o in opts)) % 4
@@ -278,24 +241,12 @@ def _padded(opts: tuple[TcpOption, ...]) -> tuple[TcpOption, ...]:
     return (*opts, TcpEol()) + ((TcpPadding(bytes(pad - 1)),) if pad > 1 else ())
 
 
-addresses = st.lists(st.integers(0, 255), min_size=4, max_size=4).map(
-    lambda o: ".".join(map(str, o))
-)
-
-
 @settings(max_examples=200)
 @given(
     st.builds(
         Tcp,
-        src_port=st.integers(0, 0xFFFF),
-        dst_port=st.integers(0, 0xFFFF),
-        seq=u32,
-        ack=u32,
-        flags=st.integers(0, 255),
-        window=st.integers(0, 0xFFFF),
-        options=option_lists.map(tuple),
-        urgent=st.integers(0, 0xFFFF),
-        payload=st.binary(max_size=32),
+        **tcp_fields(tcp_options(6, 4, max_shift=255, unknown=True)),
+        urgent=u16,
         reserved=st.integers(0, 15),
     ),
     addresses,
@@ -331,7 +282,7 @@ def test_fuzz_random_bytes(data: bytes) -> None:
 @given(st.integers(5, 15), st.binary(min_size=40, max_size=40))
 def test_fuzz_option_areas(offset: int, area: bytes) -> None:
     # Random headers rarely carry a sane data offset; force one so option parsing runs.
-    wire = SYN_WIRE[:12] + bytes([offset << 4]) + SYN_WIRE[13:20] + area[: offset * 4 - 20]
+    wire = _with_options(area[: offset * 4 - 20])
     try:
         segment = Tcp.decode(wire)
     except DecodeError:

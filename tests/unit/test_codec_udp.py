@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from _strategies import addresses, h, u16
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rawstack.codec import PROTO_UDP, DecodeError, Udp, transport_checksum
 
-h = bytes.fromhex
 SRC, DST = "192.0.2.1", "192.0.2.2"
 
 # 5353 -> 53 "query" between SRC and DST; wire bytes were produced by scapy 2.x.
@@ -104,13 +104,8 @@ def test_api_misuse(build: Callable[[], object], error: type[Exception]) -> None
         build()
 
 
-addresses = st.lists(st.integers(0, 255), min_size=4, max_size=4).map(
-    lambda o: ".".join(map(str, o))
-)
-
-
 @settings(max_examples=200)
-@given(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.binary(max_size=64), addresses, addresses)
+@given(u16, u16, st.binary(max_size=64), addresses, addresses)
 def test_round_trip(sport: int, dport: int, payload: bytes, src: str, dst: str) -> None:
     wire = Udp(sport, dport, payload).encode(src, dst)
     decoded = Udp.decode(wire, src, dst)

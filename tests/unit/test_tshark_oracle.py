@@ -17,6 +17,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from _strategies import (
+    MAC_A,
+    MAC_B,
+    SYN_OPTIONS,
+    addresses,
+    ipv4_packets,
+    macs,
+    tcp_fields,
+    tcp_options,
+    u16,
+    u32,
+    vlan_tags,
+)
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -40,10 +53,8 @@ from rawstack.codec import (
     IPv4,
     Tcp,
     TcpMss,
-    TcpNop,
     TcpOption,
     TcpSack,
-    TcpSackPermitted,
     TcpTimestamps,
     TcpWindowScale,
     Udp,
@@ -154,7 +165,6 @@ def x16(value: int) -> str:
 # --- fixed vectors ------------------------------------------------------------------
 
 SRC, DST = "192.0.2.1", "198.51.100.7"
-MAC_A, MAC_B = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
 
 # Seed 004: the echo request Linux builds from the article's header (ident 11); the
 # article's tcpdump shows the IP checksum 0x7cd4 and the ICMP checksum 0xf7ff.
@@ -196,13 +206,6 @@ def _zero_sum_payload() -> bytes:
 ZERO_SUM = IPv4(SRC, DST, PROTO_UDP, Udp(1, 2, _zero_sum_payload()).encode(SRC, DST))
 ZERO_SUM_FIELDS = {"udp.checksum": ["0xffff"], "udp.checksum.status": [GOOD]}
 
-SYN_OPTIONS: tuple[TcpOption, ...] = (
-    TcpMss(1460),
-    TcpSackPermitted(),
-    TcpTimestamps(0xDEADBEEF, 0),
-    TcpNop(),
-    TcpWindowScale(7),
-)
 SYN_SEGMENT = IPv4(
     SRC, DST, PROTO_TCP, Tcp(40000, 80, 0x01020304, options=SYN_OPTIONS).encode(SRC, DST), df=True
 )
@@ -295,12 +298,6 @@ def test_fixed_vectors_in_a_raw_ip_capture() -> None:
 
 Case = tuple[bytes, Fields]
 
-addresses = st.lists(st.integers(0, 255), min_size=4, max_size=4).map(
-    lambda octets: ".".join(map(str, octets))
-)
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
-
 
 def _in_ethernet(packet: IPv4) -> bytes:
     return Ethernet(MAC_B, MAC_A, ETH_P_IP, packet.encode()).encode()
@@ -328,21 +325,11 @@ def _ipv4_case(p: IPv4) -> Case:
     )
 
 
-ipv4_cases = st.builds(
-    IPv4,
-    src=addresses,
-    dst=addresses,
+ipv4_cases = ipv4_packets(
     # Experimental protocol numbers (RFC 3692): tshark shows the payload as data.
     proto=st.sampled_from([253, 254]),
-    payload=st.binary(max_size=40),
-    ttl=st.integers(0, 255),
-    tos=st.integers(0, 255),
-    ident=u16,
-    df=st.booleans(),
-    mf=st.booleans(),
-    frag_offset=st.integers(0, 0x1FFF),
     options=st.integers(0, 3).map(lambda words: b"\x01" * (4 * words)),  # no-operation
-    reserved_flag=st.booleans(),
+    max_payload=40,
 ).map(_ipv4_case)
 
 
@@ -359,22 +346,6 @@ def _udp_case(src: str, dst: str, udp: Udp) -> Case:
 
 udp_cases = st.builds(
     _udp_case, addresses, addresses, st.builds(Udp, u16, u16, st.binary(max_size=48))
-)
-
-tcp_options = (
-    st.lists(
-        st.one_of(
-            st.just(TcpNop()),
-            st.just(TcpSackPermitted()),
-            st.builds(TcpMss, u16),
-            st.builds(TcpWindowScale, st.integers(0, 14)),
-            st.builds(TcpTimestamps, u32, u32),
-            st.builds(TcpSack, st.lists(st.tuples(u32, u32), min_size=1, max_size=3).map(tuple)),
-        ),
-        max_size=5,
-    )
-    .filter(lambda opts: len(b"".join(o.encode() for o in opts)) <= 40)
-    .map(tuple)
 )
 
 
@@ -428,18 +399,7 @@ tcp_cases = st.builds(
     _tcp_case,
     addresses,
     addresses,
-    st.builds(
-        Tcp,
-        src_port=u16,
-        dst_port=u16,
-        seq=u32,
-        ack=u32,
-        flags=st.integers(0, 255),
-        window=u16,
-        options=tcp_options,
-        urgent=u16,
-        payload=st.binary(max_size=32),
-    ),
+    st.builds(Tcp, **tcp_fields(tcp_options(5, 3)), urgent=u16),
 )
 
 
@@ -493,12 +453,11 @@ def _chao_case(dst: bytes, src: bytes, tag: tuple[int, int, int] | None, chao: C
     return frame, fields
 
 
-macs = st.binary(min_size=6, max_size=6)
 chao_cases = st.builds(
     _chao_case,
     macs,
     macs,
-    st.none() | st.tuples(st.integers(0, 7), st.integers(0, 1), st.integers(0, 4095)),
+    vlan_tags,
     st.builds(Chao, st.sampled_from([1, 2]), u16, st.binary(max_size=40)),
 )
 
