@@ -8,13 +8,16 @@ kernel handles a datagram sent to it synchronously, message by message, inside t
 ``sendmsg``: when it returns, every request has been applied and its ACK queued, so the
 batches of several namespaces can be sent back to back and their ACKs read afterwards
 (:func:`collect`). Interface indexes are chosen by the caller (``ifi_index`` on creation,
-honoured for a veth's peer too), so a batch never needs a lookup round trip.
+honoured for a veth's peer too), so a batch never needs a lookup round trip. Encoded
+requests are cached by their fields (all but the sequence number), as building the same
+topology again is the common case and pyroute2's encoder is slower than the kernel.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import ipaddress
 import itertools
 import os
@@ -66,23 +69,12 @@ class Batch:
     def __len__(self) -> int:
         return len(self.requests)
 
-    def _add(self, msg: Any, mtype: int, flags: int, what: str) -> None:
+    def _add(self, data: bytes, what: str) -> None:
         seq = next(_seq)
-        msg["header"]["type"] = mtype
-        msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK | flags
-        msg["header"]["sequence_number"] = seq
-        msg.encode()
-        self.requests.append((seq, bytes(msg.data), f"{what} in {self.where}"))
+        self.requests.append((seq, _with_seq(data, seq), f"{what} in {self.where}"))
 
     def link_set(self, index: int, name: str, *, up: bool = True, mtu: int | None = None) -> None:
-        from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-
-        msg = ifinfmsg()
-        msg["index"] = index
-        msg["flags"] = IFF_UP if up else 0
-        msg["change"] = IFF_UP
-        msg["attrs"] = [("IFLA_MTU", mtu)] if mtu else []
-        self._add(msg, RTM_NEWLINK, 0, f"set {name} {'up' if up else 'down'}")
+        self._add(_link_set_msg(index, up, mtu), f"set {name} {'up' if up else 'down'}")
 
     def veth(
         self,
@@ -97,60 +89,122 @@ class Batch:
         what: str = "",
     ) -> None:
         """A veth pair ``name``<->``peer_name``; the peer goes straight into ``peer_netns_fd``."""
-        from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-
-        peer_attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", peer_name)]
-        if peer_netns_fd is not None:
-            peer_attrs.append(("IFLA_NET_NS_FD", peer_netns_fd))
-        if peer_mac:
-            peer_attrs.append(("IFLA_ADDRESS", peer_mac))
-        attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", name)]
-        if mac:
-            attrs.append(("IFLA_ADDRESS", mac))
-        info = {"attrs": [("VETH_INFO_PEER", {"index": peer_index, "attrs": peer_attrs})]}
-        attrs.append(
-            ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth"), ("IFLA_INFO_DATA", info)]})
+        data = _veth_msg(
+            index,
+            name,
+            peer_index,
+            peer_name,
+            peer_netns_fd=peer_netns_fd,
+            mac=mac,
+            peer_mac=peer_mac,
         )
-        msg = ifinfmsg()
-        msg["index"] = index
-        msg["attrs"] = attrs
-        self._add(msg, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, what or f"add veth {name}")
+        self._add(data, what or f"add veth {name}")
 
     def addr(self, index: int, name: str, iface: IfAddress) -> None:
-        from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
-
-        ip = str(iface.ip)
-        msg = ifaddrmsg()
-        msg["family"] = socket.AF_INET if iface.version == 4 else socket.AF_INET6
-        msg["prefixlen"] = iface.network.prefixlen
-        msg["index"] = index
-        attrs: list[tuple[str, Any]] = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)]
-        if iface.version == 4 and iface.network.prefixlen < 31:
-            # As `ip addr add ... brd +`: subnet broadcasts reach the node.
-            attrs.append(("IFA_BROADCAST", str(iface.network.broadcast_address)))
-        msg["attrs"] = attrs
-        self._add(msg, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, f"add {iface} to {name}")
+        self._add(_addr_msg(index, iface), f"add {iface} to {name}")
 
     def route(self, dst: str, via: str) -> None:
         """A static unicast route in the main table; ``dst`` is a CIDR or ``default``."""
-        from pyroute2.netlink.rtnl.rtmsg import rtmsg
+        self._add(_route_msg(dst, via), f"add route {dst} via {via}")
 
-        gw = ipaddress.ip_address(via)
-        net = ipaddress.ip_network(
-            ("0.0.0.0/0" if gw.version == 4 else "::/0") if dst == "default" else dst
-        )
-        msg = rtmsg()
-        msg["family"] = socket.AF_INET if gw.version == 4 else socket.AF_INET6
-        msg["dst_len"] = net.prefixlen
-        msg["table"] = RT_TABLE_MAIN
-        msg["proto"] = RTPROT_BOOT
-        msg["scope"] = RT_SCOPE_UNIVERSE
-        msg["type"] = RTN_UNICAST
-        attrs: list[tuple[str, Any]] = [("RTA_GATEWAY", via)]
-        if net.prefixlen:
-            attrs.insert(0, ("RTA_DST", str(net.network_address)))
-        msg["attrs"] = attrs
-        self._add(msg, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, f"add route {dst} via {via}")
+
+# The builders below are pure functions of their arguments: a topology built again (every
+# test, every benchmark round) reuses the bytes, since pyroute2's encoder costs more than
+# the kernel work. They return sequence number 0; Batch._add patches in the real one.
+_CACHE = 1024
+
+
+def _with_seq(data: bytes, seq: int) -> bytes:
+    return data[:8] + struct.pack("=I", seq) + data[12:]
+
+
+def _encode(msg: Any, mtype: int, flags: int) -> bytes:
+    msg["header"]["type"] = mtype
+    msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK | flags
+    msg.encode()
+    return bytes(msg.data)
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _link_set_msg(index: int, up: bool, mtu: int | None) -> bytes:
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    msg = ifinfmsg()
+    msg["index"] = index
+    msg["flags"] = IFF_UP if up else 0
+    msg["change"] = IFF_UP
+    msg["attrs"] = [("IFLA_MTU", mtu)] if mtu else []
+    return _encode(msg, RTM_NEWLINK, 0)
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _veth_msg(
+    index: int,
+    name: str,
+    peer_index: int,
+    peer_name: str,
+    *,
+    peer_netns_fd: int | None,
+    mac: str | None,
+    peer_mac: str | None,
+) -> bytes:
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    peer_attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", peer_name)]
+    if peer_netns_fd is not None:
+        peer_attrs.append(("IFLA_NET_NS_FD", peer_netns_fd))
+    if peer_mac:
+        peer_attrs.append(("IFLA_ADDRESS", peer_mac))
+    attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", name)]
+    if mac:
+        attrs.append(("IFLA_ADDRESS", mac))
+    info = {"attrs": [("VETH_INFO_PEER", {"index": peer_index, "attrs": peer_attrs})]}
+    attrs.append(
+        ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth"), ("IFLA_INFO_DATA", info)]})
+    )
+    msg = ifinfmsg()
+    msg["index"] = index
+    msg["attrs"] = attrs
+    return _encode(msg, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _addr_msg(index: int, iface: IfAddress) -> bytes:
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+
+    ip = str(iface.ip)
+    msg = ifaddrmsg()
+    msg["family"] = socket.AF_INET if iface.version == 4 else socket.AF_INET6
+    msg["prefixlen"] = iface.network.prefixlen
+    msg["index"] = index
+    attrs: list[tuple[str, Any]] = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)]
+    if iface.version == 4 and iface.network.prefixlen < 31:
+        # As `ip addr add ... brd +`: subnet broadcasts reach the node.
+        attrs.append(("IFA_BROADCAST", str(iface.network.broadcast_address)))
+    msg["attrs"] = attrs
+    return _encode(msg, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL)
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _route_msg(dst: str, via: str) -> bytes:
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+    gw = ipaddress.ip_address(via)
+    net = ipaddress.ip_network(
+        ("0.0.0.0/0" if gw.version == 4 else "::/0") if dst == "default" else dst
+    )
+    msg = rtmsg()
+    msg["family"] = socket.AF_INET if gw.version == 4 else socket.AF_INET6
+    msg["dst_len"] = net.prefixlen
+    msg["table"] = RT_TABLE_MAIN
+    msg["proto"] = RTPROT_BOOT
+    msg["scope"] = RT_SCOPE_UNIVERSE
+    msg["type"] = RTN_UNICAST
+    attrs: list[tuple[str, Any]] = [("RTA_GATEWAY", via)]
+    if net.prefixlen:
+        attrs.insert(0, ("RTA_DST", str(net.network_address)))
+    msg["attrs"] = attrs
+    return _encode(msg, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL)
 
 
 class Pending:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from harness.runstate import HarnessError, Run
-from harness.topology import from_dict
+from harness.topology import from_dict, pair
 
 pytestmark = pytest.mark.netns
 
@@ -67,3 +70,38 @@ def test_refused_request_is_named_and_nothing_is_left(netns_run: Run) -> None:
     assert str(info.value).startswith("netlink: add 10.0.0.1/24 to eth0 in node a: File exists")
     assert set(os.listdir("/run/netns")) - before == set()
     assert [e for e in netns_run.manifest.live() if e["kind"] == "netns"] == []
+
+
+@pytest.mark.skipif(shutil.which("ip") is None, reason="needs iproute2's `ip`")
+def test_destroy_kills_a_process_the_harness_did_not_start(netns_run: Run) -> None:
+    from harness.backends.linux import build
+
+    net = build(pair(), netns_run)
+    try:
+        ns_link = f"net:[{os.fstat(net['b'].fd).st_ino}]"
+        # Its own session, not spawned by the harness: only the /proc scan can find it.
+        stray = subprocess.Popen(
+            ["ip", "netns", "exec", net["b"].netns, "sleep", "60"], start_new_session=True
+        )
+        deadline = time.monotonic() + 10
+        while _netns_of(stray.pid) != ns_link:  # ip execs sleep once it has entered
+            assert stray.poll() is None, "ip netns exec failed"
+            assert time.monotonic() < deadline, "never entered b"
+            time.sleep(0.01)
+    except BaseException:
+        net.destroy()
+        raise
+    try:
+        net.destroy()
+        assert stray.wait(timeout=5) == -9
+    finally:
+        if stray.poll() is None:
+            stray.kill()
+            stray.wait()
+
+
+def _netns_of(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None

@@ -161,3 +161,41 @@ def test_collect_times_out_naming_the_request(pipe: tuple[socket.socket, socket.
     pending = rtnl.send(ours, batch)
     with pytest.raises(rtnl.NetlinkError, match=r"no answer to add route default via 10\.0\.1\.1"):
         rtnl.collect([pending], timeout=0.05)
+
+
+def test_repeated_requests_reuse_the_encoding_but_not_the_sequence_number() -> None:
+    first, again = rtnl.Batch("node a"), rtnl.Batch("node a")
+    for batch in (first, again):
+        batch.veth(2, "eth0", 2, "eth0", peer_netns_fd=9, mac="02:00:00:00:00:01")
+        batch.link_set(2, "eth0", mtu=1400)
+    for (seq1, data1, _), (seq2, data2, _) in zip(first.requests, again.requests):
+        assert seq1 != seq2
+        assert HDR.unpack_from(data2)[3] == seq2
+        assert data1[:8] + data1[12:] == data2[:8] + data2[12:]
+    # A cached request is byte for byte what pyroute2 encodes for it now.
+    msg = ifinfmsg()
+    msg["index"] = 2
+    msg["flags"] = msg["change"] = 1
+    msg["attrs"] = [("IFLA_MTU", 1400)]
+    msg["header"]["type"] = rtnl.RTM_NEWLINK
+    msg["header"]["flags"] = rtnl.NLM_F_REQUEST | rtnl.NLM_F_ACK
+    msg["header"]["sequence_number"] = again.requests[1][0]
+    msg.encode()
+    assert again.requests[1][1] == bytes(msg.data)
+
+
+def test_requests_differing_in_one_field_are_encoded_apart() -> None:
+    batch = rtnl.Batch("node a")
+    batch.veth(2, "eth0", 2, "eth0", peer_netns_fd=9)
+    batch.veth(2, "eth0", 2, "eth0", peer_netns_fd=10)
+    batch.addr(3, "eth0", ipaddress.ip_interface("10.0.0.2/24"))
+    batch.addr(3, "eth0", ipaddress.ip_interface("10.0.0.2/25"))
+    v9, v10, a24, a25 = (
+        _decode(cls, d)
+        for cls, (_, d, _) in zip((ifinfmsg, ifinfmsg, ifaddrmsg, ifaddrmsg), batch.requests)
+    )
+    for msg, fd in ((v9, 9), (v10, 10)):
+        info = msg.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
+        assert info.get_attr("VETH_INFO_PEER").get_attr("IFLA_NET_NS_FD") == fd
+    assert (a24["prefixlen"], a25["prefixlen"]) == (24, 25)
+    assert a25.get_attr("IFA_BROADCAST") == "10.0.0.127"
