@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 
+from rawstack_harness.backends.linux import LinuxNode
+from rawstack_harness.clients import rawstack_argv
+
 from bench.context import Context
 from bench.netns import (
     B_ADDR,
@@ -20,8 +23,6 @@ from bench.netns import (
 )
 from bench.report import Row, Section, not_measured
 from bench.stats import Summary
-from harness.backends.linux import LinuxNode
-from harness.clients import rawstack_argv
 
 TITLE = "CHAO round trips"
 GROUP = "Peers"

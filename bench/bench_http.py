@@ -10,12 +10,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from rawstack_harness.backends.linux import LinuxNode
+from rawstack_harness.clients import rawstack_argv
+
 from bench.context import Context
 from bench.netns import B_ADDR, BenchError, harness_pair, start_ready, wait_tcp
 from bench.parse import WrkResult, parse_wrk
 from bench.report import Row, Section, not_measured
-from harness.backends.linux import LinuxNode
-from harness.clients import rawstack_argv
 
 TITLE = "HTTP requests per second (wrk, keep-alive)"
 GROUP = "Peers"

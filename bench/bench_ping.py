@@ -7,13 +7,14 @@ interval, in alternating rounds so load from other jobs hits both alike. RTTs ar
 
 from __future__ import annotations
 
+from rawstack_harness.backends.linux import LinuxNode
+from rawstack_harness.clients import rawstack_argv
+
 from bench.context import Context
 from bench.netns import B_ADDR, BenchError, harness_pair, missing_command
 from bench.parse import parse_ping_times
 from bench.report import Row, Section, not_measured
 from bench.stats import Summary
-from harness.backends.linux import LinuxNode
-from harness.clients import rawstack_argv
 
 TITLE = "ping RTT"
 GROUP = "Peers"

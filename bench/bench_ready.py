@@ -1,6 +1,6 @@
 """Spawn to all four peers ready on both sides of a pair (the harness's per-test cost).
 
-Timed from just before ``harness.supervise.start_peers`` spawns ``rawstack serve-all`` in
+Timed from just before ``rawstack_harness.supervise.start_peers`` spawns ``rawstack serve-all`` in
 both nodes until it returns: every ready line printed AND every peer answered a real probe
 from the other node. The pair itself is built once, outside the timing.
 """
@@ -11,12 +11,13 @@ import subprocess
 import sys
 import time
 
+from rawstack_harness.clients import rawstack_argv
+from rawstack_harness.supervise import ALL_PEERS, start_peers
+
 from bench.context import Context
 from bench.netns import harness_pair, missing_command, start_ready
 from bench.report import Row, Section, not_measured
 from bench.stats import Summary
-from harness.clients import rawstack_argv
-from harness.supervise import ALL_PEERS, start_peers
 
 TITLE = "Peers ready"
 GROUP = "Harness"

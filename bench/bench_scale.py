@@ -17,15 +17,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from rawstack_harness.backends.linux import Network, build
+from rawstack_harness.supervise import PeerProcess, start_peers
+from rawstack_harness.topology import pair
+
 from bench.context import Context
 from bench.machine import meminfo
 from bench.netns import missing_command
 from bench.parse import parse_smaps_rollup
 from bench.report import Row, Section
 from bench.stats import Summary
-from harness.backends.linux import Network, build
-from harness.supervise import PeerProcess, start_peers
-from harness.topology import pair
 
 TITLE = "Many pairs with peers alive"
 GROUP = "Harness"

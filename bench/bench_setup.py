@@ -1,7 +1,7 @@
 """Pair setup + teardown: harness backend vs an ``ip`` script vs plain pyroute2 vs the floor.
 
 The four methods run round-robin (one of each per iteration) so load from other jobs on the
-machine hits them alike. A "pair" is harness.topology.pair(): two namespaces, one veth,
+machine hits them alike. A "pair" is rawstack_harness.topology.pair(): two namespaces, one veth,
 IPv4 + IPv6 addresses, links and loopback up. The floor is two ``unshare -n true`` (one per
 namespace): what the kernel and one fork+exec cost before any configuration.
 """
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 
+from rawstack_harness.backends.linux import build
+from rawstack_harness.topology import pair
+
 from bench.context import Context
 from bench.netns import IP_SETUP, ip_script_pair, pyroute2_pair, unshare_floor
 from bench.report import Row, Section
 from bench.stats import Summary
-from harness.backends.linux import build
-from harness.topology import pair
 
 TITLE = "Pair setup + teardown"
 GROUP = "Harness"
@@ -91,8 +92,9 @@ def run(ctx: Context) -> Section:
         + "; the rest of each figure is teardown.",
         "The floor includes fork+exec of `unshare` and `true`, which the in-process harness "
         "does not pay, so a figure under 1x is possible.",
-        "The harness backend is `harness.backends.linux.build(pair())` + `Network.destroy()` "
-        "inside one already-open harness run (a run is opened once per pytest session).",
+        "The harness backend is `rawstack_harness.backends.linux.build(pair())` + "
+        "`Network.destroy()` inside one already-open harness run (a run is opened once per "
+        "pytest session).",
         "The ip script is one `sh -c` per setup and one per teardown (`ip netns del` x2): "
         + "; ".join(line for line in IP_SETUP.splitlines()[1:] if line)
         .replace("{", "")

@@ -15,12 +15,13 @@ import struct
 import time
 from dataclasses import dataclass
 
+from rawstack_harness.backends.linux import LinuxNode
+from rawstack_harness.clients import rawstack_argv
+
 from bench.context import Context
 from bench.netns import B_ADDR, BenchError, harness_pair, start_ready
 from bench.report import Row, Section, not_measured
 from bench.stats import Summary
-from harness.backends.linux import LinuxNode
-from harness.clients import rawstack_argv
 
 TITLE = "UDP echo round trips"
 GROUP = "Peers"

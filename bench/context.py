@@ -7,8 +7,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rawstack_harness.runstate import Run
+
 from bench.options import Options
-from harness.runstate import Run
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Namespaces and processes for the benchmarks, always recorded in a harness run.
 
-Theory of operation: every benchmark works inside a :class:`harness.runstate.Run`, whose
+Theory of operation: every benchmark works inside a :class:`rawstack_harness.runstate.Run`, whose
 manifest names each namespace and process *before* it exists and whose reaper process removes
 whatever the manifest still lists if this process dies (SIGKILL included). The baseline
 topologies (the ``ip`` script, plain pyroute2) are recorded in the same manifest by path, so
@@ -20,15 +20,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.backends.linux import LinuxNode, Network, build
-from harness.clients import rawstack_argv
-from harness.runstate import NETNS_DIR, Run
-from harness.supervise import ReadyFailed, ReadyTimeout, read_ready
-from harness.topology import pair
+from rawstack_harness.backends.linux import LinuxNode, Network, build
+from rawstack_harness.clients import rawstack_argv
+from rawstack_harness.runstate import NETNS_DIR, Run
+from rawstack_harness.supervise import ReadyFailed, ReadyTimeout, read_ready
+from rawstack_harness.topology import pair
 
-A_ADDR, B_ADDR = "10.0.0.1", "10.0.0.2"  # harness.topology.pair(); the baselines copy it
+A_ADDR, B_ADDR = "10.0.0.1", "10.0.0.2"  # rawstack_harness.topology.pair(); the baselines copy it
 
-# The same topology as harness.topology.pair(), the kernel selftests' way: one `ip` per step.
+# The same topology as rawstack_harness.topology.pair(), the kernel selftests' way: one `ip`
+# per step.
 IP_SETUP = """set -e
 ip netns add {a}
 ip netns add {b}
@@ -51,7 +52,7 @@ class BenchError(Exception):
 
 @contextlib.contextmanager
 def harness_pair(run: Run, name: str = "bench") -> Iterator[Network]:
-    """``harness.topology.pair()`` built by the harness backend, destroyed on exit."""
+    """``rawstack_harness.topology.pair()`` built by the harness backend, destroyed on exit."""
     net = build(pair(name), run)
     try:
         yield net

@@ -88,7 +88,7 @@ fi
 want=$(cat pyproject.toml ci/requirements-ci.txt | cksum)
 stamp=$venv/.rawstack-setup
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] \
-    || ! "$venv/bin/python" -c "import rawstack, harness" >/dev/null 2>&1; then
+    || ! "$venv/bin/python" -c "import rawstack, rawstack_harness" >/dev/null 2>&1; then
     run "pip install -e .[test,dev]" pip_install -e ".[test,dev]"
     run "pip install -r ci/requirements-ci.txt" pip_install -r ci/requirements-ci.txt
     echo "$want" >"$stamp"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import clients
+from rawstack_harness import clients
 
 
 def test_udp_both_ways(netns_pair: Any) -> None:
@@ -16,7 +16,7 @@ def test_udp_both_ways(netns_pair: Any) -> None:
 
 
 def test_my_own_topology(netns_topology: Any) -> None:
-    from harness.topology import line3
+    from rawstack_harness.topology import line3
 
     net = netns_topology(line3())  # a - r - b, r forwarding; no peers started
     out = net["a"].run(["ping", "-c1", "-W1", net["b"].addr()])

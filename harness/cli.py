@@ -3,7 +3,7 @@
 Exit status as in :mod:`rawstack.errors`: 0 ok, 1 failed, 2 bad input (a bad spec names the
 field, or an OS with no backend), 77 not root.
 
-The backend is :func:`harness.backends.select_backend`'s: Linux namespaces or FreeBSD VNET
+The backend is :func:`rawstack_harness.backends.select_backend`'s: Linux namespaces or FreeBSD VNET
 jails. ``up``/``down`` (kept topologies) are Linux-only for now; on FreeBSD they say so.
 """
 
@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 from rawstack.errors import EXIT_FAILED, EXIT_NOPERM, EXIT_USAGE, RawstackError
 
 if TYPE_CHECKING:
-    from harness.backends import Backend
-    from harness.clients import Exchange
+    from rawstack_harness.backends import Backend
+    from rawstack_harness.clients import Exchange
 
 PROG = "netns-harness"
 
 
 def _backend() -> Backend:
-    from harness.backends import select_backend
+    from rawstack_harness.backends import select_backend
 
     return select_backend()
 
@@ -36,7 +36,7 @@ def _root(args: argparse.Namespace) -> str:
 
 
 def _need_root() -> None:
-    from harness.runstate import NotPrivileged
+    from rawstack_harness.runstate import NotPrivileged
 
     reason = _backend().missing_requirement()
     if reason:
@@ -44,7 +44,7 @@ def _need_root() -> None:
 
 
 def _need_keep(command: str) -> None:
-    from harness.backends import Unsupported
+    from rawstack_harness.backends import Unsupported
 
     backend = _backend()
     if not backend.supports_keep:
@@ -56,10 +56,10 @@ def _need_keep(command: str) -> None:
 
 def _demo_rows(run: Any) -> tuple[list[Exchange], dict[str, float]]:
     """Build a pair and a line3, run every rawstack client both ways; tear both down."""
-    from harness.backends import RAWSTACK
-    from harness.clients import PROTOCOLS, try_client
-    from harness.supervise import start_peers
-    from harness.topology import line3, pair
+    from rawstack_harness.backends import RAWSTACK
+    from rawstack_harness.clients import PROTOCOLS, try_client
+    from rawstack_harness.supervise import start_peers
+    from rawstack_harness.topology import line3, pair
 
     backend = _backend()
     rows: list[Exchange] = []
@@ -132,8 +132,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from harness import keeper
-    from harness.topology import load_yaml, to_dict
+    from rawstack_harness import keeper
+    from rawstack_harness.topology import load_yaml, to_dict
 
     topo = load_yaml(args.spec)  # validated before anything exists
     _need_keep("netns-harness up")
@@ -153,7 +153,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from harness import keeper
+    from rawstack_harness import keeper
 
     _need_keep("netns-harness down")
     _need_root()
@@ -168,7 +168,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def _linux_runs(root: str) -> list[dict[str, Any]]:
-    from harness.runstate import Manifest, owner_alive, run_dirs
+    from rawstack_harness.runstate import Manifest, owner_alive, run_dirs
 
     runs = []
     for run_dir in run_dirs(root):
@@ -199,7 +199,7 @@ def _linux_runs(root: str) -> list[dict[str, Any]]:
 def cmd_status(args: argparse.Namespace) -> int:
     backend = _backend()
     if backend.name == "freebsd":
-        from harness.backends.freebsd import describe_runs
+        from rawstack_harness.backends.freebsd import describe_runs
 
         runs = describe_runs(_root(args))
     else:
@@ -256,9 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from harness.backends import Unsupported
-    from harness.runstate import HarnessError
-    from harness.topology import SpecError
+    from rawstack_harness.backends import Unsupported
+    from rawstack_harness.runstate import HarnessError
+    from rawstack_harness.topology import SpecError
 
     args = build_parser().parse_args(argv)
     try:

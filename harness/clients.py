@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.backends import NodeHandle
-from harness.runstate import HarnessError
+from rawstack_harness.backends import NodeHandle
+from rawstack_harness.runstate import HarnessError
 
 PROTOCOLS = ("chao", "icmp", "http", "udp")
 CLIENT_TIMEOUT = 30.0  # for the whole process, interpreter start included

@@ -1,7 +1,7 @@
 """A detached keeper process owning a kept topology until ``netns-harness down NAME``.
 
-``python -m harness.keeper ROOT NAME MODE JSON`` where MODE is ``spec`` (build this topology
-dict) or ``adopt`` (take over namespaces another run built: ``--netns-keep-failed``). The
+``python -m rawstack_harness.keeper ROOT NAME MODE JSON`` where MODE is ``spec`` (build this
+topology dict) or ``adopt`` (take over namespaces another run built: ``--netns-keep-failed``). The
 keeper is a normal run owner (lock, manifest, reaper), so SIGKILL of the keeper still
 cleans up; SIGTERM or SIGINT makes it remove everything and exit 0. It prints one JSON
 ready line on stdout once it owns the topology.
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.runstate import DEFAULT_ROOT, HarnessError, Run, owner_alive, run_dirs
+from rawstack_harness.runstate import DEFAULT_ROOT, HarnessError, Run, owner_alive, run_dirs
 
 KEEPER_FILE = "keeper.json"
 
@@ -46,8 +46,8 @@ def main(argv: list[str]) -> int:
     run = Run(root, label=f"keeper:{name}")
     try:
         if mode == "spec":
-            from harness.backends.linux import build
-            from harness.topology import from_dict
+            from rawstack_harness.backends.linux import build
+            from rawstack_harness.topology import from_dict
 
             net = build(from_dict(data), run)
             return _serve(run, name, net.describe(), net)
@@ -80,7 +80,7 @@ def start(
     if find(name, root) is not None:
         raise HarnessError(f"a kept topology named {name!r} already exists")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.keeper", root, name, mode, json.dumps(payload)],
+        [sys.executable, "-m", "rawstack_harness.keeper", root, name, mode, json.dumps(payload)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -1,11 +1,11 @@
 """The pytest plugin (``pytest11: netns``): namespaces, veth pairs and peers as fixtures.
 
-Each pytest process (each xdist worker too) owns one run (:mod:`harness.runstate`), created
+Each pytest process (each xdist worker too) owns one run (:mod:`rawstack_harness.runstate`), created
 at the first topology, so parallel workers never share names. Fixtures skip, never fail,
 when the machine cannot build topologies, naming what is missing.
 
-The backend comes from :func:`harness.backends.select_backend`: network namespaces on Linux,
-VNET jails on FreeBSD, with the same fixtures and node surface. The report header names it
+The backend comes from :func:`rawstack_harness.backends.select_backend`: network namespaces on
+Linux, VNET jails on FreeBSD, with the same fixtures and node surface. The report header names it
 and who answers ICMP; tests that need ``node.socket()`` can skip with
 :func:`skip_without_node_sockets` (jails have no setns).
 """
@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 import pytest
 
 if TYPE_CHECKING:
-    from harness.backends import Backend, NetworkHandle
-    from harness.capture import ItemCaptures
-    from harness.topology.spec import Topology
+    from rawstack_harness.backends import Backend, NetworkHandle
+    from rawstack_harness.capture import ItemCaptures
+    from rawstack_harness.topology.spec import Topology
 
 ALL_PEERS = ("http", "udp", "chao", "icmp")
 NETWORKS = pytest.StashKey[list["NetworkHandle"]]()
@@ -97,7 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _configure_capture(config: pytest.Config) -> None:
-    from harness.capture import parse_mode
+    from rawstack_harness.capture import parse_mode
 
     try:
         config.option.netns_capture = parse_mode(config.getoption("--netns-capture"))
@@ -113,33 +113,33 @@ def _configure_capture(config: pytest.Config) -> None:
 
 
 def _skip_reason() -> str | None:
-    from harness.backends import unavailable_reason
+    from rawstack_harness.backends import unavailable_reason
 
     return unavailable_reason()
 
 
 def _backend() -> Backend:
-    from harness.backends import select_backend
+    from rawstack_harness.backends import select_backend
 
     return select_backend()
 
 
 def skip_without_node_sockets() -> None:
     """Skip the calling test where ``node.socket()`` is unsupported (FreeBSD jails)."""
-    from harness.backends import UnsupportedPlatform, select_backend
+    from rawstack_harness.backends import UnsupportedPlatform, select_backend
 
     try:
         backend = select_backend()
     except UnsupportedPlatform as exc:
         pytest.skip(f"netns: {exc}")
     if not backend.node_sockets:
-        from harness.backends.freebsd import NO_NODE_SOCKETS
+        from rawstack_harness.backends.freebsd import NO_NODE_SOCKETS
 
         pytest.skip(f"netns: {NO_NODE_SOCKETS}")
 
 
 def pytest_report_header(config: pytest.Config) -> str | list[str]:
-    from harness.backends import KERNEL, UnsupportedPlatform
+    from rawstack_harness.backends import KERNEL, UnsupportedPlatform
 
     try:
         backend = _backend()
@@ -240,7 +240,7 @@ def netns_topology(
     request: pytest.FixtureRequest, netns_run: Any
 ) -> Iterator[Callable[[SpecLike], Any]]:
     """Factory: build any spec (Topology, dict or YAML path); torn down at test end."""
-    from harness.topology import Topology, from_dict, load_yaml
+    from rawstack_harness.topology import Topology, from_dict, load_yaml
 
     backend = _backend()
     built: list[NetworkHandle] = request.node.stash.setdefault(NETWORKS, [])
@@ -275,8 +275,8 @@ def netns_topology(
             )
             net.destroy()
         elif keep:
-            from harness.keeper import hand_over
-            from harness.runstate import DEFAULT_ROOT
+            from rawstack_harness.keeper import hand_over
+            from rawstack_harness.runstate import DEFAULT_ROOT
 
             linux_net: Any = net  # keeping is Linux-only (``supports_keep``)
             kept_as = hand_over(linux_net, request.node.name[:40])
@@ -295,7 +295,7 @@ def _start_capture(request: pytest.FixtureRequest, backend: Backend, net: Any) -
     """Capture ``net``'s links for this test, unless ``--netns-capture=never``."""
     if request.config.getoption("--netns-capture") == "never":
         return
-    from harness.capture import ItemCaptures, safe_dirname
+    from rawstack_harness.capture import ItemCaptures, safe_dirname
 
     captures = request.node.stash.get(CAPTURES, None)
     if captures is None:
@@ -310,7 +310,7 @@ def _start_capture(request: pytest.FixtureRequest, backend: Backend, net: Any) -
 def _with_peers(
     net: Any, request: pytest.FixtureRequest, plan: list[tuple[str, str, str, str]]
 ) -> Any:
-    from harness.supervise import start_peers
+    from rawstack_harness.supervise import start_peers
 
     peers = parse_peers(request.config.getoption("--netns-peers"))
     procs = start_peers([(net[n], i, net[p], pi) for n, i, p, pi in plan], peers)
@@ -322,7 +322,7 @@ def _with_peers(
 @pytest.fixture
 def netns_pair(request: pytest.FixtureRequest, netns_topology: Callable[[SpecLike], Any]) -> Any:
     """Nodes a (10.0.0.1) and b (10.0.0.2) on one veth, serve-all running and probed on both."""
-    from harness.topology import pair
+    from rawstack_harness.topology import pair
 
     net = netns_topology(pair())
     return _with_peers(net, request, [("a", "eth0", "b", "eth0"), ("b", "eth0", "a", "eth0")])
@@ -331,7 +331,7 @@ def netns_pair(request: pytest.FixtureRequest, netns_topology: Callable[[SpecLik
 @pytest.fixture
 def netns_line3(request: pytest.FixtureRequest, netns_topology: Callable[[SpecLike], Any]) -> Any:
     """a (10.0.1.2) - r - b (10.0.2.2), r forwarding; serve-all on a and b."""
-    from harness.topology import line3
+    from rawstack_harness.topology import line3
 
     net = netns_topology(line3())
     return _with_peers(net, request, [("a", "eth0", "r", "eth0"), ("b", "eth0", "r", "eth1")])

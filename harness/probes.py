@@ -21,7 +21,7 @@ class ProbeFailed(Exception):
 
 
 class NodeLike(Protocol):
-    """The part of :class:`harness.backends.NodeHandle` a probe uses.
+    """The part of :class:`rawstack_harness.backends.NodeHandle` a probe uses.
 
     Every node handle is one (the Linux backend passes its handles straight in, so mypy
     checks that); so is the FreeBSD in-jail stand-in for the process's own stack, which

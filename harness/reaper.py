@@ -1,8 +1,9 @@
 """The reaper process: wait for a run's owner to exit, then remove what its manifest lists.
 
-Started by :class:`harness.runstate.Run` as ``python -m harness.reaper RUN_DIR PID PIDFD`` in
-its own session and without a death signal, so SIGKILL of pytest (or of an xdist worker) or
-Ctrl-C leaves it running. SIGTERM from the owner means "I cleaned up myself": exit quietly.
+Started by :class:`rawstack_harness.runstate.Run` as
+``python -m rawstack_harness.reaper RUN_DIR PID PIDFD`` in its own session and without a
+death signal, so SIGKILL of pytest (or of an xdist worker) or Ctrl-C leaves it running.
+SIGTERM from the owner means "I cleaned up myself": exit quietly.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from harness import runstate
-from harness.backends import nsutil
+from rawstack_harness import runstate
+from rawstack_harness.backends import nsutil
 
 LOCK_WAIT = 5.0  # seconds to wait for the owner's lock after its death (a forked straggler)
 

@@ -5,7 +5,7 @@ Theory of operation: every process that builds topologies owns one *run*: a dire
 ``O_CLOEXEC`` so peers never inherit it), ``owner.json`` (pid and start time) and
 ``manifest.jsonl``, an append-only intent log: a resource is recorded *before* it is created
 and marked deleted after it is removed, so a crash anywhere leaves a manifest that names a
-superset of what exists. A reaper process (``python -m harness.reaper``, own session, no
+superset of what exists. A reaper process (``python -m rawstack_harness.reaper``, own session, no
 death signal) waits on a pidfd for the owner to exit and then removes what the manifest
 lists. ``reap_dead_runs()`` (at every run start and in ``netns-harness clean``) reaps only
 runs whose lock is free: never a live run's resources, never anything not in a manifest.
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.backends import nsutil
+from rawstack_harness.backends import nsutil
 
 DEFAULT_ROOT = os.environ.get("RAWSTACK_HARNESS_RUN_DIR", "/run/rawstack-harness")
 NETNS_DIR = "/run/netns"
@@ -241,7 +241,8 @@ class Run:
 
 def _spawn_reaper(run_dir: Path) -> subprocess.Popen[bytes]:
     pidfd = os.pidfd_open(os.getpid()) if hasattr(os, "pidfd_open") else -1
-    argv = [sys.executable, "-m", "harness.reaper", str(run_dir), str(os.getpid()), str(pidfd)]
+    argv = [sys.executable, "-m", "rawstack_harness.reaper"]
+    argv += [str(run_dir), str(os.getpid()), str(pidfd)]
     try:
         return subprocess.Popen(
             argv,

@@ -5,7 +5,7 @@ group, SIGKILL if its parent thread dies, so every process is spawned from the c
 thread). Ready means two things, both checked without sleeping: serve-all's JSON ready
 lines on stdout (one per peer it runs, read by :func:`read_ready`, which any test can use on
 its own servers), then one successful probe per expected peer from another node
-(:mod:`harness.probes`). :func:`start_peers` spawns every process first, then gives each
+(:mod:`rawstack_harness.probes`). :func:`start_peers` spawns every process first, then gives each
 one a thread that waits for its lines and probes it, so the processes boot in parallel and
 one side is probed while another still boots. Probes are retried until the deadline
 because the first one may race the peer's socket setup on the far side (ARP, listen
@@ -17,7 +17,7 @@ Start-up cost: a peer process is a fresh interpreter, so what it imports is paid
 spawn; ``ci/setup.sh`` compiles rawstack's bytecode once so that a spawn never compiles
 sources, even where ``PYTHONDONTWRITEBYTECODE`` is set.
 
-What differs per OS comes from the backend (:func:`harness.backends.select_backend`): on
+What differs per OS comes from the backend (:func:`rawstack_harness.backends.select_backend`): on
 Linux the kernel's echo is turned off and serve-all's ICMP responder answers; on FreeBSD
 the kernel consumes echo requests before raw sockets see them, so serve-all runs without
 its responder, no ICMP ready line is awaited, and the ICMP probe is answered by the kernel
@@ -40,9 +40,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from harness import probes
-from harness.backends import RAWSTACK, Backend, NodeHandle, select_backend
-from harness.runstate import HarnessError
+from rawstack_harness import probes
+from rawstack_harness.backends import RAWSTACK, Backend, NodeHandle, select_backend
+from rawstack_harness.runstate import HarnessError
 
 ALL_PEERS = ("http", "udp", "chao", "icmp")
 READY_TIMEOUT = 20.0

@@ -1,12 +1,11 @@
-"""Shared test setup; the netns fixtures come from the ``harness.plugin`` entry point."""
+"""Shared test setup; the netns fixtures come from the ``rawstack_harness.plugin`` entry point."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-
-from harness.topology import pair
+from rawstack_harness.topology import pair
 
 pytest_plugins = ["pytester"]
 

@@ -14,7 +14,7 @@ node. Two things differ and are stated here rather than discovered by a failing 
   kernel's echo *is* the peer (``icmp_responder == "kernel"``) and serve-all runs without
   its ICMP responder.
 
-Backend modules are imported lazily: ``harness.backends.linux`` needs pyroute2, which is
+Backend modules are imported lazily: ``rawstack_harness.backends.linux`` needs pyroute2, which is
 not installed on FreeBSD.
 """
 
@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rawstack.errors import UsageError
 
 if TYPE_CHECKING:
-    from harness.topology.spec import Topology
+    from rawstack_harness.topology.spec import Topology
 
 ALL_PEERS = ("http", "udp", "chao", "icmp")
 RAWSTACK = "rawstack"
 KERNEL = "kernel"
 
 
-# Not HarnessError subclasses: harness.runstate imports this package (for nsutil), so
+# Not HarnessError subclasses: rawstack_harness.runstate imports this package (for nsutil), so
 # importing runstate from here would be a cycle.
 class UnsupportedPlatform(UsageError):
     """No topology backend exists for this OS (exit 2: the command cannot be used here)."""
@@ -173,34 +173,34 @@ class LinuxBackend(Backend):
 
     @property
     def default_root(self) -> str:
-        from harness.runstate import DEFAULT_ROOT
+        from rawstack_harness.runstate import DEFAULT_ROOT
 
         return DEFAULT_ROOT
 
     def missing_requirement(self) -> str | None:
-        from harness import env
+        from rawstack_harness import env
 
         return env.missing_requirement()
 
     def open_run(self, root: str, label: str) -> Any:
-        from harness.runstate import Run
+        from rawstack_harness.runstate import Run
 
         return Run(root, label=label)
 
     def build(self, topology: Topology, run: Any) -> NetworkHandle:
-        from harness.backends.linux import build
+        from rawstack_harness.backends.linux import build
 
         return build(topology, run)
 
     def reap_dead_runs(self, root: str) -> list[str]:
-        from harness.runstate import global_cleanup, reap_dead_runs
+        from rawstack_harness.runstate import global_cleanup, reap_dead_runs
 
         reaped = reap_dead_runs(root)
         global_cleanup(root)
         return reaped
 
     def _prober(self) -> Callable[..., float]:
-        from harness.probes import probe_peer
+        from rawstack_harness.probes import probe_peer
 
         return probe_peer
 
@@ -217,32 +217,32 @@ class FreeBSDBackend(Backend):
 
     @property
     def default_root(self) -> str:
-        from harness.backends.freebsd import DEFAULT_ROOT
+        from rawstack_harness.backends.freebsd import DEFAULT_ROOT
 
         return DEFAULT_ROOT
 
     def missing_requirement(self) -> str | None:
-        from harness.backends import freebsd
+        from rawstack_harness.backends import freebsd
 
         return freebsd.unavailable_reason()
 
     def open_run(self, root: str, label: str) -> Any:
-        from harness.backends.freebsd import FreeBSDRun
+        from rawstack_harness.backends.freebsd import FreeBSDRun
 
         return FreeBSDRun(root, label=label)
 
     def build(self, topology: Topology, run: Any) -> NetworkHandle:
-        from harness.backends.freebsd import build
+        from rawstack_harness.backends.freebsd import build
 
         return build(topology, run)
 
     def reap_dead_runs(self, root: str) -> list[str]:
-        from harness.backends.freebsd import clean_dead_runs
+        from rawstack_harness.backends.freebsd import clean_dead_runs
 
         return clean_dead_runs(root)
 
     def _prober(self) -> Callable[..., float]:
-        from harness.backends.freebsd import probe_peer
+        from rawstack_harness.backends.freebsd import probe_peer
 
         return probe_peer
 

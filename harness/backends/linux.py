@@ -3,13 +3,13 @@
 Theory of operation: one helper thread creates every node's namespace in turn (``unshare``,
 bind-mount ``/proc/thread-self/ns/net`` on ``/run/netns/<name>``, open a ``NETLINK_ROUTE``
 socket there), so no namespace costs more than its own syscalls. The links, addresses and
-routes are then one :class:`~harness.backends.rtnl.Batch` per node, sent in node order: a
+routes are then one :class:`~rawstack_harness.backends.rtnl.Batch` per node, sent in node order: a
 link between two nodes is created by the earlier one with its peer placed straight into the
 later one's namespace (``IFLA_NET_NS_FD``), so no interface ever appears in the root
 namespace and names need not be unique machine-wide. Interface indexes are chosen here, so
 no batch waits on a lookup. Teardown unmounts the namespaces (the kernel then deletes them
 and their veths) after one scan of /proc for stray processes. Every namespace is written to
-the run's manifest before it exists (see :mod:`harness.runstate`).
+the run's manifest before it exists (see :mod:`rawstack_harness.runstate`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from harness.backends import nsutil, rtnl
-from harness.runstate import NETNS_DIR, HarnessError, Run, remove_namespaces
-from harness.topology.spec import Endpoint, Topology, validate
+from rawstack_harness.backends import nsutil, rtnl
+from rawstack_harness.runstate import NETNS_DIR, HarnessError, Run, remove_namespaces
+from rawstack_harness.topology.spec import Endpoint, Topology, validate
 
 # Tests expect addresses usable at once: without this IPv6 ones stay "tentative" (DAD) ~1s.
 _NODE_DEFAULT_SYSCTLS = (
@@ -148,7 +148,7 @@ class LinuxNode:
         return int(self._link(ifname)["index"])
 
     def netlink(self) -> socket.socket:
-        """The node's ``NETLINK_ROUTE`` socket (for :mod:`harness.backends.rtnl` batches)."""
+        """The node's ``NETLINK_ROUTE`` socket (for :mod:`rawstack_harness.backends.rtnl`)."""
         if self.nl is None:
             raise HarnessError(f"node {self.name} is not built (or already removed)")
         return self.nl

@@ -26,7 +26,7 @@ import struct
 from collections.abc import Sequence
 from typing import Any, Union
 
-from harness.runstate import HarnessError
+from rawstack_harness.runstate import HarnessError
 
 IfAddress = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from harness.topology.load import from_dict, load_yaml, to_dict
-from harness.topology.presets import line3, pair
-from harness.topology.spec import Endpoint, Link, Node, Route, SpecError, Topology, validate
+from rawstack_harness.topology.load import from_dict, load_yaml, to_dict
+from rawstack_harness.topology.presets import line3, pair
+from rawstack_harness.topology.spec import (
+    Endpoint,
+    Link,
+    Node,
+    Route,
+    SpecError,
+    Topology,
+    validate,
+)
 
 __all__ = [
     "Endpoint",

@@ -21,7 +21,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.topology.spec import Endpoint, Link, Node, Route, SpecError, Topology, validate
+from rawstack_harness.topology.spec import (
+    Endpoint,
+    Link,
+    Node,
+    Route,
+    SpecError,
+    Topology,
+    validate,
+)
 
 _TOP_KEYS = {"name", "nodes", "links"}
 _NODE_KEYS = {"name", "sysctls", "routes"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.topology.spec import Endpoint, Link, Node, Route, Topology, validate
+from rawstack_harness.topology.spec import Endpoint, Link, Node, Route, Topology, validate
 
 
 def pair(name: str = "pair") -> Topology:

@@ -13,9 +13,8 @@ import sys
 from typing import Any
 
 import pytest
-
-from harness import clients
-from harness.backends import KERNEL, RAWSTACK, Unsupported, unavailable_reason
+from rawstack_harness import clients
+from rawstack_harness.backends import KERNEL, RAWSTACK, Unsupported, unavailable_reason
 
 ON_FREEBSD = sys.platform.startswith("freebsd")
 REASON = "needs FreeBSD" if not ON_FREEBSD else unavailable_reason()
@@ -62,7 +61,7 @@ def test_line3_through_router(
 
 
 def test_node_surface_and_teardown(netns_topology: Any) -> None:
-    from harness.topology import pair
+    from rawstack_harness.topology import pair
 
     net = netns_topology(pair())
     a, b = net["a"], net["b"]

@@ -14,9 +14,8 @@ import textwrap
 from collections.abc import Iterator
 
 import pytest
-
-from harness.backends.freebsd import FreeBSDNetwork, host_ifname, unavailable_reason
-from harness.topology import pair
+from rawstack_harness.backends.freebsd import FreeBSDNetwork, host_ifname, unavailable_reason
+from rawstack_harness.topology import pair
 
 REASON = unavailable_reason()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")

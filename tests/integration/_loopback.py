@@ -13,8 +13,7 @@ from contextlib import contextmanager, suppress
 from typing import IO
 
 import pytest
-
-from harness.supervise import read_ready
+from rawstack_harness.supervise import read_ready
 
 RAWSTACK = [sys.executable, "-m", "rawstack"]
 

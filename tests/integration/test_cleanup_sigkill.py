@@ -16,7 +16,7 @@ pytestmark = pytest.mark.netns
 
 INNER = """
 import os, time
-from harness.topology import pair
+from rawstack_harness.topology import pair
 
 def test_hang(netns_topology, tmp_path):
     net = netns_topology(pair())

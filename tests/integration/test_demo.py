@@ -30,7 +30,7 @@ EXPECTED = {
 def test_demo_json_every_exchange_ok_and_nothing_left(tmp_path: Path) -> None:
     root = tmp_path / "runs"
     done = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "--run-dir", str(root), "demo", "--json"],
+        [sys.executable, "-m", "rawstack_harness.cli", "--run-dir", str(root), "demo", "--json"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness.topology import SpecError, from_dict, pair, to_dict
+from rawstack_harness.topology import SpecError, from_dict, pair, to_dict
 
 pytestmark = pytest.mark.netns
-CLI = [sys.executable, "-m", "harness.cli"]
+CLI = [sys.executable, "-m", "rawstack_harness.cli"]
 
 
 def _root_snapshot() -> dict[str, Any]:
@@ -97,7 +96,7 @@ def test_spec_options_applied(netns_topology: Callable[..., Any]) -> None:
 
 
 def test_line3_forwards(netns_topology: Callable[..., Any]) -> None:
-    from harness.topology import line3
+    from rawstack_harness.topology import line3
 
     net = netns_topology(line3())
     out = net["a"].run(["ping", "-c1", "-W2", "10.0.2.2"], capture_output=True, text=True)

@@ -50,8 +50,8 @@ def test_exchange(netns_pair):
 
 FAILING = """
 import os
-from harness import clients
-from harness.topology import pair
+from rawstack_harness import clients
+from rawstack_harness.topology import pair
 
 def test_breaks(netns_topology):
     net = netns_topology(pair())

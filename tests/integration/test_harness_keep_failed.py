@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.netns
-CLI = [sys.executable, "-m", "harness.cli"]
+CLI = [sys.executable, "-m", "rawstack_harness.cli"]
 
 INNER = """
 import os
-from harness.topology import pair
+from rawstack_harness.topology import pair
 
 def test_breaks(netns_topology):
     net = netns_topology(pair())

@@ -11,9 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from harness.runstate import HarnessError, Run
-from harness.topology import from_dict, pair
+from rawstack_harness.runstate import HarnessError, Run
+from rawstack_harness.topology import from_dict, pair
 
 pytestmark = pytest.mark.netns
 
@@ -50,7 +49,7 @@ def test_triangle_and_a_link_inside_one_node(netns_topology: Callable[..., Any])
 
 
 def test_refused_request_is_named_and_nothing_is_left(netns_run: Run) -> None:
-    from harness.backends.linux import build
+    from rawstack_harness.backends.linux import build
 
     spec = from_dict(
         {
@@ -74,7 +73,7 @@ def test_refused_request_is_named_and_nothing_is_left(netns_run: Run) -> None:
 
 @pytest.mark.skipif(shutil.which("ip") is None, reason="needs iproute2's `ip`")
 def test_destroy_kills_a_process_the_harness_did_not_start(netns_run: Run) -> None:
-    from harness.backends.linux import build
+    from rawstack_harness.backends.linux import build
 
     net = build(pair(), netns_run)
     try:

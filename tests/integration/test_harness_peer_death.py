@@ -16,7 +16,7 @@ pytestmark = [
 
 INNER = """
 import os, signal
-from harness import clients
+from rawstack_harness import clients
 
 def test_killed(netns_pair):
     proc = netns_pair.peers["b"].proc

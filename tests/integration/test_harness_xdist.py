@@ -17,7 +17,7 @@ pytestmark = pytest.mark.netns
 INNER = """
 import json, os, time
 from pathlib import Path
-from harness.topology import line3, pair
+from rawstack_harness.topology import line3, pair
 
 SHARED = Path(os.environ["RSH_SHARED"])
 

@@ -1,7 +1,7 @@
 """The peer matrix over real namespaces: rawstack's clients against its servers, both ways.
 
 Every exchange runs the ``rawstack`` client command inside the source node (see
-:mod:`harness.clients`); the servers are ``rawstack serve-all`` started by the fixtures.
+:mod:`rawstack_harness.clients`); the servers are ``rawstack serve-all`` started by the fixtures.
 Runs on every backend (network namespaces on Linux, VNET jails on FreeBSD: the BSD suite
 runs this file too); where the kernel is the ICMP peer, the ICMP rows ping its echo.
 """
@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from harness import clients
-from harness.backends import KERNEL, UnsupportedPlatform, select_backend
+from rawstack_harness import clients
+from rawstack_harness.backends import KERNEL, UnsupportedPlatform, select_backend
 
 pytestmark = [pytest.mark.netns]
 
@@ -49,7 +48,7 @@ def test_pair(netns_pair: Any, proto: str, src: str, dst: str) -> None:
     "there is no net.ipv4.icmp_echo_ignore_all to read (FreeBSD)",
 )
 def test_kernel_echo_is_on_until_serve_all_turns_it_off(netns_topology: Any) -> None:
-    from harness.topology import pair
+    from rawstack_harness.topology import pair
 
     net = netns_topology(pair())
     assert [net[n].sysctl("net.ipv4.icmp_echo_ignore_all") for n in ("a", "b")] == ["0", "0"]
@@ -57,7 +56,7 @@ def test_kernel_echo_is_on_until_serve_all_turns_it_off(netns_topology: Any) -> 
 
 @pytest.mark.parametrize(("src", "dst"), [("a", "b"), ("b", "a")])
 def test_ping_against_the_kernel(netns_topology: Any, src: str, dst: str) -> None:
-    from harness.topology import pair
+    from rawstack_harness.topology import pair
 
     net = netns_topology(pair())  # no serve-all: only the kernel can answer
     rtt_ms = clients.run_client("icmp", net[src], net[dst])
@@ -71,7 +70,7 @@ def test_line3_through_router(netns_line3: Any, proto: str, src: str, dst: str) 
 
 
 def test_a_missing_server_is_a_failure_with_the_client_status(netns_topology: Any) -> None:
-    from harness.topology import pair
+    from rawstack_harness.topology import pair
 
     net = netns_topology(pair())
     ready = {"udp": {"addr": "0.0.0.0:9"}}  # nothing listens there

@@ -9,8 +9,8 @@ import shutil
 from typing import Any
 
 import pytest
+from rawstack_harness.clients import rawstack, rawstack_argv
 
-from harness.clients import rawstack, rawstack_argv
 from rawstack.engines.ping import rtt_summary_us
 
 pytestmark = pytest.mark.netns

@@ -8,10 +8,9 @@ import subprocess
 from typing import Any
 
 import pytest
-
-from harness.backends import NodeHandle
-from harness.clients import rawstack, rawstack_argv
-from harness.supervise import read_ready
+from rawstack_harness.backends import NodeHandle
+from rawstack_harness.clients import rawstack, rawstack_argv
+from rawstack_harness.supervise import read_ready
 
 pytestmark = pytest.mark.netns
 READY_TIMEOUT = 20.0

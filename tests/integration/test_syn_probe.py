@@ -12,9 +12,8 @@ import time
 from typing import Any
 
 import pytest
-
-from harness.clients import rawstack
-from harness.supervise import read_lines, read_ready
+from rawstack_harness.clients import rawstack
+from rawstack_harness.supervise import read_lines, read_ready
 
 pytestmark = pytest.mark.netns
 PYTHON = sys.executable

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from rawstack_harness.backends.linux import LinuxNode
 
 from bench.netns import BenchError, start_ready
-from harness.backends.linux import LinuxNode
 
 
 class LocalNode:

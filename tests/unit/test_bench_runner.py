@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from rawstack_harness.runstate import Run
 
 from bench import runner
 from bench.context import Context
 from bench.options import Options, parse
 from bench.report import Row, Section
-from harness.runstate import Run
 
 
 def _module(run: Any) -> types.ModuleType:
@@ -64,9 +64,9 @@ def test_write_atomically_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
 def test_without_privilege_exit_77_and_no_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import harness.env
+    import rawstack_harness.env
 
-    monkeypatch.setattr(harness.env, "missing_requirement", lambda: "needs root (test)")
+    monkeypatch.setattr(rawstack_harness.env, "missing_requirement", lambda: "needs root (test)")
     out = tmp_path / "report.md"
     assert runner.main(["--quick", "-o", str(out)]) == 77
     err = capsys.readouterr().err
@@ -77,13 +77,13 @@ def test_without_privilege_exit_77_and_no_report(
 def test_main_writes_the_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import harness.env
+    import rawstack_harness.env
 
     def fake_measure(opts: Options) -> list[Section]:
         assert opts.benchmarks == ("udp",)
         return [Section("UDP", "Peers", [Row("rtt", 20.0, "us", "socat 30 us", "<= 25 us", True)])]
 
-    monkeypatch.setattr(harness.env, "missing_requirement", lambda: None)
+    monkeypatch.setattr(rawstack_harness.env, "missing_requirement", lambda: None)
     monkeypatch.setattr(runner, "measure", fake_measure)
     monkeypatch.setattr(runner, "machine_info", lambda root: {"CPU": "Fake CPU"})
     monkeypatch.setattr(signal, "signal", lambda *a: None)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from harness.topology import Topology, line3, load_yaml, pair
+from rawstack_harness.topology import Topology, line3, load_yaml, pair
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

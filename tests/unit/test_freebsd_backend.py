@@ -1,4 +1,4 @@
-"""harness.backends.freebsd: the pure plan (exact commands), placeholders and dead-run cleanup.
+"""The FreeBSD backend: the pure plan (exact commands), placeholders and dead-run cleanup.
 
 Executing a plan needs FreeBSD with VIMAGE; tests/bsd/ does that in the Vagrant box.
 """
@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness.backends import freebsd
-from harness.backends.freebsd import (
+from rawstack_harness.backends import freebsd
+from rawstack_harness.backends.freebsd import (
     Step,
     clean_dead_runs,
     freebsd_sysctl,
@@ -27,8 +26,8 @@ from harness.backends.freebsd import (
     record_capture,
     substitute,
 )
-from harness.runstate import HarnessError
-from harness.topology import Endpoint, Link, Node, Route, SpecError, Topology, line3, pair
+from rawstack_harness.runstate import HarnessError
+from rawstack_harness.topology import Endpoint, Link, Node, Route, SpecError, Topology, line3, pair
 
 JA, JB = "rshab12cd_a", "rshab12cd_b"
 
@@ -174,7 +173,7 @@ def test_placeholders_and_partial_capture() -> None:
 
 
 def test_package_reexports_every_public_class_and_function() -> None:
-    from harness.backends.freebsd import nodes, planning, probes, runs
+    from rawstack_harness.backends.freebsd import nodes, planning, probes, runs
 
     for module in (planning, runs, nodes, probes):
         own = [

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness.backends import NodeHandle, Unsupported, freebsd
-from harness.backends.freebsd import (
+from rawstack_harness.backends import NodeHandle, Unsupported, freebsd
+from rawstack_harness.backends.freebsd import (
     FreeBSDNetwork,
     FreeBSDNode,
     FreeBSDRun,
@@ -31,9 +30,9 @@ from harness.backends.freebsd import (
     probe_peer,
     runs,
 )
-from harness.probes import ProbeFailed
-from harness.runstate import HarnessError
-from harness.topology import SpecError, pair
+from rawstack_harness.probes import ProbeFailed
+from rawstack_harness.runstate import HarnessError
+from rawstack_harness.topology import SpecError, pair
 
 EPAIR_IFCONFIG = """eth0: flags=1008843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST,LOWER_UP> mtu 1500
 \toptions=8<VLAN_MTU>

@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import harness.backends
-import harness.plugin
-from harness import cli, supervise
-from harness.backends import (
+import rawstack_harness.backends
+import rawstack_harness.plugin
+from rawstack_harness import cli, supervise
+from rawstack_harness.backends import (
     FREEBSD,
     KERNEL,
     LINUX,
@@ -24,15 +23,15 @@ from harness.backends import (
     select_backend,
     unavailable_reason,
 )
-from harness.clients import Exchange
-from harness.topology import pair, to_dict
+from rawstack_harness.clients import Exchange
+from rawstack_harness.topology import pair, to_dict
 
 
 @pytest.mark.parametrize(
     ("platform", "expected"), [("linux", LINUX), ("freebsd14", FREEBSD), ("freebsd13", FREEBSD)]
 )
 def test_select_by_platform(
-    monkeypatch: pytest.MonkeyPatch, platform: str, expected: harness.backends.Backend
+    monkeypatch: pytest.MonkeyPatch, platform: str, expected: rawstack_harness.backends.Backend
 ) -> None:
     assert select_backend(platform) is expected
     monkeypatch.setattr(sys, "platform", platform)
@@ -69,8 +68,8 @@ def test_who_answers_each_peer() -> None:
 
 
 def test_default_roots_follow_each_backend() -> None:
-    from harness.backends import freebsd
-    from harness.runstate import DEFAULT_ROOT
+    from rawstack_harness.backends import freebsd
+    from rawstack_harness.runstate import DEFAULT_ROOT
 
     assert LINUX.default_root == DEFAULT_ROOT
     assert FREEBSD.default_root == freebsd.DEFAULT_ROOT
@@ -169,7 +168,7 @@ def test_kernel_answered_peers_are_probed_through_the_backend(tmp_path: Path) ->
 
 def test_plugin_skip_reason_names_an_unsupported_os(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "platform", "darwin")
-    assert harness.plugin._skip_reason() == (
+    assert rawstack_harness.plugin._skip_reason() == (
         "no topology backend for darwin: the harness builds Linux network namespaces or "
         "FreeBSD VNET jails"
     )
@@ -178,12 +177,12 @@ def test_plugin_skip_reason_names_an_unsupported_os(monkeypatch: pytest.MonkeyPa
 def test_skip_without_node_sockets_on_freebsd(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "platform", "freebsd14")
     with pytest.raises(pytest.skip.Exception, match=r"node\.socket\(\) is unsupported on FreeBSD"):
-        harness.plugin.skip_without_node_sockets()
+        rawstack_harness.plugin.skip_without_node_sockets()
 
 
 def test_skip_without_node_sockets_passes_on_linux(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "platform", "linux")
-    harness.plugin.skip_without_node_sockets()
+    rawstack_harness.plugin.skip_without_node_sockets()
 
 
 @pytest.mark.parametrize(
@@ -196,10 +195,10 @@ def test_skip_without_node_sockets_passes_on_linux(monkeypatch: pytest.MonkeyPat
 def test_report_header_names_backend_and_icmp_peer(
     pytester: pytest.Pytester,
     monkeypatch: pytest.MonkeyPatch,
-    backend: harness.backends.Backend,
+    backend: rawstack_harness.backends.Backend,
     line: str,
 ) -> None:
-    monkeypatch.setattr(harness.plugin, "_backend", lambda: backend)
+    monkeypatch.setattr(rawstack_harness.plugin, "_backend", lambda: backend)
     pytester.makepyfile("def test_x(): pass")
     result = pytester.runpytest()
     result.stdout.fnmatch_lines([line])
@@ -247,7 +246,7 @@ class FakeNet:
 
 
 def test_demo_rows_on_freebsd_show_the_kernel_as_icmp_peer(monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.clients
+    import rawstack_harness.clients
 
     class FakeBackend(FreeBSDBackend):
         def build(self, topology: Any, run: Any) -> Any:
@@ -266,7 +265,7 @@ def test_demo_rows_on_freebsd_show_the_kernel_as_icmp_peer(monkeypatch: pytest.M
 
     monkeypatch.setattr(cli, "_backend", lambda: backend)
     monkeypatch.setattr(supervise, "start_peers", fake_start)
-    monkeypatch.setattr(harness.clients, "try_client", fake_client)
+    monkeypatch.setattr(rawstack_harness.clients, "try_client", fake_client)
     rows, _ = cli._demo_rows(run=None)
     # No separate "kernel before serve-all" rows: the kernel is the ICMP peer throughout.
     assert [c for c in calls if c[0] == "icmp"] == [

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rawstack_harness.plugin
+from rawstack_harness import capture
+from rawstack_harness.backends import FREEBSD, LINUX, Backend
+from rawstack_harness.topology import Topology
 
-import harness.plugin
-from harness import capture
-from harness.backends import FREEBSD, LINUX, Backend
-from harness.topology import Topology
 from rawstack.codec.pcap import read_pcap
 
 
@@ -36,7 +36,7 @@ def test_bad_mode_is_a_usage_error(pytester: pytest.Pytester) -> None:
 
 def _header(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, backend: Backend,
             *args: str) -> list[str]:  # fmt: skip
-    monkeypatch.setattr(harness.plugin, "_backend", lambda: backend)
+    monkeypatch.setattr(rawstack_harness.plugin, "_backend", lambda: backend)
     pytester.makepyfile("def test_x(): pass")
     result = pytester.runpytest(*args)
     return [line for line in result.outlines if line.startswith("netns:")]
@@ -129,8 +129,8 @@ def fake_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[_FakeBackend
         log.append(f"tap {node}:{ifname}")
         return end
 
-    monkeypatch.setattr(harness.plugin, "_skip_reason", lambda: None)
-    monkeypatch.setattr(harness.plugin, "_backend", lambda: backend)
+    monkeypatch.setattr(rawstack_harness.plugin, "_skip_reason", lambda: None)
+    monkeypatch.setattr(rawstack_harness.plugin, "_backend", lambda: backend)
     monkeypatch.setattr(capture, "open_tap_socket", fake_open)
     yield backend, log
     # Closed by the plugin before the topology went: nothing for us to close.
@@ -140,7 +140,7 @@ def fake_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[_FakeBackend
 
 
 INNER = """
-from harness.topology import pair
+from rawstack_harness.topology import pair
 
 def test_fails(netns_topology):
     netns_topology(pair())

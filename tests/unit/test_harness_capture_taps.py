@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness import capture
-from harness.capture import (
+from rawstack_harness import capture
+from rawstack_harness.capture import (
     FRAME_OVERHEAD,
     SO_TIMESTAMPNS,
     Capture,
@@ -29,6 +28,7 @@ from harness.capture import (
     safe_dirname,
     stop_all,
 )
+
 from rawstack.codec.pcap import LINKTYPE_ETHERNET, read_pcap
 
 

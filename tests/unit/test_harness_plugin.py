@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-import harness.plugin
+import rawstack_harness.plugin
 
 
 def test_options_in_the_netns_group(pytester: pytest.Pytester) -> None:
@@ -41,14 +40,16 @@ def test_bad_option_values_are_usage_errors(
 
 
 def test_peers_are_normalised_to_canonical_order() -> None:
-    assert harness.plugin.parse_peers(" icmp,http ") == ("http", "icmp")
+    assert rawstack_harness.plugin.parse_peers(" icmp,http ") == ("http", "icmp")
 
 
 def test_fixtures_and_marker_skip_with_the_missing_requirement(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        harness.plugin, "_skip_reason", lambda: "needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN ...)"
+        rawstack_harness.plugin,
+        "_skip_reason",
+        lambda: "needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN ...)",
     )
     pytester.makepyfile(
         """

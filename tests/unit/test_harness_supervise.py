@@ -1,4 +1,4 @@
-"""harness.supervise without namespaces: ready lines, start_peers' failure paths.
+"""rawstack_harness.supervise without namespaces: ready lines, start_peers' failure paths.
 
 Nodes are fakes whose ``popen`` runs a small local stand-in for serve-all.
 """
@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness import supervise
-from harness.backends import LinuxBackend
+from rawstack_harness import supervise
+from rawstack_harness.backends import LinuxBackend
 
 PY = sys.executable
 

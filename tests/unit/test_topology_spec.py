@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness.topology import SpecError, from_dict, line3, load_yaml, pair, to_dict
+from rawstack_harness.topology import SpecError, from_dict, line3, load_yaml, pair, to_dict
 
 
 def _pair_dict() -> dict[str, Any]:

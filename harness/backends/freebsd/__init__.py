@@ -10,14 +10,14 @@ Split by responsibility, each module readable on its own:
   :class:`FreeBSDNode` handles (``run``/``popen`` through ``jexec``, no ``socket()``).
 * :mod:`.probes` -- supervision probes, run as a short process inside the probing jail.
 
-Everything public is re-exported here, so ``from harness.backends.freebsd import X`` works
+Everything public is re-exported here, so ``from rawstack_harness.backends.freebsd import X`` works
 for every name. The backend object that callers normally use is
-:data:`harness.backends.FREEBSD`.
+:data:`rawstack_harness.backends.FREEBSD`.
 """
 
 from __future__ import annotations
 
-from harness.backends.freebsd.nodes import (
+from rawstack_harness.backends.freebsd.nodes import (
     ICMP_RESPONDER,
     NO_NODE_SOCKETS,
     FreeBSDNetwork,
@@ -25,7 +25,7 @@ from harness.backends.freebsd.nodes import (
     build,
     parse_ether,
 )
-from harness.backends.freebsd.planning import (
+from rawstack_harness.backends.freebsd.planning import (
     JAIL_PREFIX,
     SYSCTL_MAP,
     Plan,
@@ -38,7 +38,7 @@ from harness.backends.freebsd.planning import (
     record_capture,
     substitute,
 )
-from harness.backends.freebsd.probes import (
+from rawstack_harness.backends.freebsd.probes import (
     PROBE_TIMEOUT,
     JailLike,
     chao_probe,
@@ -47,7 +47,7 @@ from harness.backends.freebsd.probes import (
     probe_main,
     probe_peer,
 )
-from harness.backends.freebsd.runs import (
+from rawstack_harness.backends.freebsd.runs import (
     DEFAULT_ROOT,
     FreeBSDRun,
     clean_dead_runs,

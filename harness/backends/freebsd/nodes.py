@@ -1,9 +1,9 @@
 """Executing a plan on FreeBSD: :class:`FreeBSDNetwork` (VNET jails + epair) and its nodes.
 
-A :class:`FreeBSDNode` is one jail with the surface of :class:`harness.backends.NodeHandle`
+A :class:`FreeBSDNode` is one jail with the surface of :class:`rawstack_harness.backends.NodeHandle`
 (addresses, MACs, ``run``/``popen`` through ``jexec``) except ``socket()``: a jail has no
 setns, so the test process cannot open a socket inside one (supervision probes run inside
-the probing jail instead, see :mod:`harness.backends.freebsd.probes`).
+the probing jail instead, see :mod:`rawstack_harness.backends.freebsd.probes`).
 
 ICMP: FreeBSD's ``icmp_input`` answers echo requests itself and never passes them to raw
 sockets, so a rawstack ICMP responder cannot see them; on this backend the *kernel's* echo
@@ -22,17 +22,17 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from harness.backends import Unsupported
-from harness.backends.freebsd import runs
-from harness.backends.freebsd.planning import (
+from rawstack_harness.backends import Unsupported
+from rawstack_harness.backends.freebsd import runs
+from rawstack_harness.backends.freebsd.planning import (
     freebsd_sysctl,
     placeholders,
     plan,
     record_capture,
     substitute,
 )
-from harness.runstate import HarnessError, NotPrivileged
-from harness.topology.spec import Endpoint, Topology, validate
+from rawstack_harness.runstate import HarnessError, NotPrivileged
+from rawstack_harness.topology.spec import Endpoint, Topology, validate
 
 ICMP_RESPONDER = "kernel"  # see the module docstring
 NO_NODE_SOCKETS = (
@@ -49,7 +49,7 @@ def parse_ether(ifconfig_output: str) -> str | None:
 
 
 class FreeBSDNode:
-    """One jail, with the node surface of :class:`harness.backends.NodeHandle`."""
+    """One jail, with the node surface of :class:`rawstack_harness.backends.NodeHandle`."""
 
     def __init__(self, net: FreeBSDNetwork, name: str, jail: str) -> None:
         self.net = net

@@ -2,7 +2,7 @@
 
 The Linux backend's probes open sockets in the source node from the test process; a jail
 has no setns, so here each probe is a process in the source jail (``jexec``) that runs the
-same plain-socket probes from :mod:`harness.probes` (CHAO over ``/dev/bpf`` instead of
+same plain-socket probes from :mod:`rawstack_harness.probes` (CHAO over ``/dev/bpf`` instead of
 AF_PACKET) and prints its RTT as JSON (:func:`probe_main`).
 """
 
@@ -19,12 +19,13 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from harness.probes import ProbeFailed, http_get, icmp_echo, udp_echo
+from rawstack_harness.probes import ProbeFailed, http_get, icmp_echo, udp_echo
+
 from rawstack.errors import RawstackError
 
 PROBE_TIMEOUT = 15.0  # the whole probe process, interpreter start included
 _PROBE_CODE = (
-    "import sys; from harness.backends.freebsd.probes import probe_main; "
+    "import sys; from rawstack_harness.backends.freebsd.probes import probe_main; "
     "sys.exit(probe_main(sys.argv[1:]))"
 )
 

@@ -21,11 +21,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.backends.freebsd.planning import RUN_ID_RE, Step, substitute
-from harness.runstate import NotPrivileged
+from rawstack_harness.backends.freebsd.planning import RUN_ID_RE, Step, substitute
+from rawstack_harness.runstate import NotPrivileged
 
 if TYPE_CHECKING:
-    from harness.backends.freebsd.nodes import FreeBSDNetwork
+    from rawstack_harness.backends.freebsd.nodes import FreeBSDNetwork
 
 DEFAULT_ROOT = os.environ.get("RAWSTACK_HARNESS_RUN_DIR", "/var/run/rawstack-harness")
 
