@@ -4,7 +4,9 @@ Exit status as in :mod:`rawstack.errors`: 0 ok, 1 failed, 2 bad input (a bad spe
 field, or an OS with no backend), 77 not root.
 
 The backend is :func:`rawstack_harness.backends.select_backend`'s: Linux namespaces or FreeBSD VNET
-jails. ``up``/``down`` (kept topologies) are Linux-only for now; on FreeBSD they say so.
+jails. ``up``/``down`` need a backend that can keep topologies (``capabilities.keep``: the
+Linux one for now); elsewhere they say so. Every failure is a
+:class:`rawstack_harness.errors.HarnessError` (or another ``RawstackError``): one line, its code.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rawstack.errors import EXIT_FAILED, EXIT_NOPERM, EXIT_USAGE, RawstackError
+from rawstack.errors import EXIT_FAILED, EXIT_USAGE, RawstackError
 
 if TYPE_CHECKING:
-    from rawstack_harness.backends import Backend
+    from rawstack_harness.backends import Backend, Run
     from rawstack_harness.clients import Exchange
 
 PROG = "netns-harness"
@@ -36,7 +38,7 @@ def _root(args: argparse.Namespace) -> str:
 
 
 def _need_root() -> None:
-    from rawstack_harness.runstate import NotPrivileged
+    from rawstack_harness.errors import NotPrivileged
 
     reason = _backend().missing_requirement()
     if reason:
@@ -44,17 +46,17 @@ def _need_root() -> None:
 
 
 def _need_keep(command: str) -> None:
-    from rawstack_harness.backends import Unsupported
+    from rawstack_harness.errors import Unsupported
 
     backend = _backend()
-    if not backend.supports_keep:
+    if not backend.capabilities.keep:
         raise Unsupported(
             f"{command} is not supported on the {backend.name} backend yet (kept topologies "
             "need a keeper process; only the Linux one exists)"
         )
 
 
-def _demo_rows(run: Any) -> tuple[list[Exchange], dict[str, float]]:
+def _demo_rows(run: Run) -> tuple[list[Exchange], dict[str, float]]:
     """Build a pair and a line3, run every rawstack client both ways; tear both down."""
     from rawstack_harness.backends import RAWSTACK
     from rawstack_harness.clients import PROTOCOLS, try_client
@@ -68,12 +70,14 @@ def _demo_rows(run: Any) -> tuple[list[Exchange], dict[str, float]]:
     timings = {"setup_s": time.monotonic() - t0}
     try:
         a, b = net["a"], net["b"]
-        if backend.icmp_responder == RAWSTACK:
+        if backend.capabilities.icmp_responder == RAWSTACK:
             # Before serve-all turns kernel echo off: rawstack ping against the kernel. (Where
             # the kernel is the ICMP peer anyway, the rows below already show it.)
             rows += [try_client("icmp", s, d, server="kernel") for s, d in ((a, b), (b, a))]
         t1 = time.monotonic()
-        procs = start_peers([(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")], backend=backend)
+        procs = start_peers(
+            [(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")], log_dir=run.dir, backend=backend
+        )
         timings["ready_s"] = time.monotonic() - t1
         for src, dst, peer in ((a, b, procs[1]), (b, a, procs[0])):
             rows += [
@@ -85,7 +89,10 @@ def _demo_rows(run: Any) -> tuple[list[Exchange], dict[str, float]]:
     try:
         a, b, r = net["a"], net["b"], net["r"]
         procs = start_peers(
-            [(a, "eth0", r, "eth0"), (b, "eth0", r, "eth1")], ("http", "icmp"), backend=backend
+            [(a, "eth0", r, "eth0"), (b, "eth0", r, "eth1")],
+            ("http", "icmp"),
+            log_dir=run.dir,
+            backend=backend,
         )
         for src, dst, peer in ((a, b, procs[1]), (b, a, procs[0])):
             for proto in ("icmp", "http"):
@@ -132,32 +139,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from rawstack_harness import keeper
-    from rawstack_harness.topology import load_yaml, to_dict
+    from rawstack_harness.topology import load_yaml
 
     topo = load_yaml(args.spec)  # validated before anything exists
     _need_keep("netns-harness up")
     _need_root()
     name = args.name or topo.name
-    root = _root(args)
-    msg = keeper.start(name, "spec", to_dict(topo), root)
-    found = keeper.find(name, root)
-    info = found[1] if found else {}
+    backend = _backend()
+    kept = backend.keep_spec(name, topo, _root(args))
     if args.json:
-        print(json.dumps({"name": name, "run": msg.get("run"), "topology": info.get("topology")}))
+        print(json.dumps({"name": name, "run": kept.get("run"), "topology": kept.get("topology")}))
     else:
         print(f"{name}: up (remove with `{PROG} down {name}`)")
-        for node, d in info.get("topology", {}).get("nodes", {}).items():
-            print(f"  {node}: {_backend().enter_hint(node, d)}  {' '.join(d['addresses'])}")
+        for node, d in (kept.get("topology") or {}).get("nodes", {}).items():
+            print(f"  {node}: {backend.enter_hint(node, d)}  {' '.join(d['addresses'])}")
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from rawstack_harness import keeper
-
     _need_keep("netns-harness down")
     _need_root()
-    if not keeper.stop(args.name, _root(args)):
+    if not _backend().unkeep(args.name, _root(args)):
         print(f"{PROG}: error: no kept topology named {args.name!r}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:
@@ -167,43 +169,19 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
-def _linux_runs(root: str) -> list[dict[str, Any]]:
-    from rawstack_harness.runstate import Manifest, owner_alive, run_dirs
+def _args_call(args: argparse.Namespace) -> int:
+    """Run the command; a refusal from the OS becomes one NotPrivileged line (exit 77)."""
+    from rawstack_harness.errors import NotPrivileged
 
-    runs = []
-    for run_dir in run_dirs(root):
-        try:
-            owner = json.loads((run_dir / "owner.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            owner = {}
-        kept = None
-        if (run_dir / "keeper.json").exists():
-            kept = json.loads((run_dir / "keeper.json").read_text(encoding="utf-8")).get("name")
-        runs.append(
-            {
-                "run": run_dir.name,
-                "label": owner.get("label"),
-                "pid": owner.get("pid"),
-                "alive": owner_alive(run_dir),
-                "name": kept,
-                "netns": [
-                    e["key"]
-                    for e in Manifest(run_dir / "manifest.jsonl").live()
-                    if e["kind"] == "netns"
-                ],
-            }
-        )
-    return runs
+    try:
+        code: int = args.func(args)
+    except PermissionError as exc:
+        raise NotPrivileged(f"{exc}; run as root") from None
+    return code
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    backend = _backend()
-    if backend.name == "freebsd":
-        from rawstack_harness.backends.freebsd import describe_runs
-
-        runs = describe_runs(_root(args))
-    else:
-        runs = _linux_runs(_root(args))
+    runs = _backend().describe_runs(_root(args))
     if args.json:
         print(json.dumps({"runs": runs}))
     elif not runs:
@@ -256,25 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from rawstack_harness.backends import Unsupported
-    from rawstack_harness.runstate import HarnessError
-    from rawstack_harness.topology import SpecError
-
     args = build_parser().parse_args(argv)
     try:
-        code: int = args.func(args)
-    except SpecError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except Unsupported as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (HarnessError, RawstackError) as exc:
+        code = _args_call(args)
+    except RawstackError as exc:  # every harness error too (rawstack_harness.errors)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except PermissionError as exc:
-        print(f"{PROG}: error: {exc}; run as root", file=sys.stderr)
-        return EXIT_NOPERM
     except KeyboardInterrupt:
         return 130
     return code

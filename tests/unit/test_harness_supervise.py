@@ -10,12 +10,16 @@ import json
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _fakes import StandIn
 from rawstack_harness import supervise
-from rawstack_harness.backends import LinuxBackend
+from rawstack_harness.backends import ReadyEvent
+from rawstack_harness.backends.base import ProbeNode
+from rawstack_harness.backends.linux import LinuxBackend
 
 PY = sys.executable
 
@@ -106,32 +110,21 @@ def test_read_lines_from_stderr_and_copy() -> None:
         _finish(proc)
 
 
-class FakeNode:
-    """A node whose serve-all is a local stand-in; stop_processes kills what it started."""
-
-    def __init__(self, name: str, stand_in: list[str]) -> None:
-        self.name = name
-        self.netns = f"fake-{name}"
-        self.stand_in = stand_in
-        self.procs: list[subprocess.Popen[Any]] = []
-
-    def sysctl(self, key: str, value: str | None = None) -> str:
-        return value or ""
-
-    def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
-        proc = subprocess.Popen(self.stand_in, **kwargs)
-        self.procs.append(proc)
-        return proc
-
-    def stop_processes(self, timeout: float = 3.0) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
+class FakeNode(StandIn):
+    """A node whose serve-all is a local stand-in; stopping kills what it started."""
 
 
 class AlwaysAnswers(LinuxBackend):
-    def probe_peer(self, peer: str, **kwargs: Any) -> float:
+    def probe_peer(
+        self,
+        peer: str,
+        *,
+        src: ProbeNode,
+        src_ifname: str,
+        dst: ProbeNode,
+        dst_ifname: str,
+        ready: Mapping[str, ReadyEvent],
+    ) -> float:
         return 0.001
 
 
@@ -142,7 +135,7 @@ SLEEPER = [PY, "-c", "import time; time.sleep(30)"]
 def _start(nodes: list[FakeNode], tmp_path: Path, timeout: float) -> None:
     a, b = nodes
     supervise.start_peers(
-        [(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")],  # type: ignore[list-item]
+        [(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")],
         log_dir=tmp_path,
         timeout=timeout,
         backend=AlwaysAnswers(),
@@ -178,7 +171,7 @@ def test_both_ready_and_probed(tmp_path: Path) -> None:
     nodes = [FakeNode("a", ALL_READY), FakeNode("b", ALL_READY)]
     a, b = nodes
     procs = supervise.start_peers(
-        [(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")],  # type: ignore[list-item]
+        [(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")],
         log_dir=tmp_path,
         backend=AlwaysAnswers(),
     )
