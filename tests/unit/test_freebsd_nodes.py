@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rawstack_harness import Node
+from rawstack_harness import Node, Peer
 from rawstack_harness.backends import freebsd
 from rawstack_harness.backends.freebsd import (
     FreeBSDNetwork,
@@ -64,12 +64,25 @@ class Recorder:
 
 
 class StubNet:
-    topology = pair()
+    """The network a lone node belongs to: only its spec is read."""
+
+    def __init__(self) -> None:
+        self.topology = pair()
+        self.peers: dict[str, Peer] = {}
+
+    def __getitem__(self, name: str) -> Node:
+        raise KeyError(name)
+
+    def describe(self) -> dict[str, object]:
+        return {}
+
+    def destroy(self) -> None:
+        pass
 
 
 @pytest.fixture
 def node() -> FreeBSDNode:
-    return FreeBSDNode(StubNet(), "a", "rshab12cd_a")  # type: ignore[arg-type]
+    return FreeBSDNode(StubNet(), "a", "rshab12cd_a")
 
 
 def test_addresses_come_from_the_spec(node: FreeBSDNode) -> None:

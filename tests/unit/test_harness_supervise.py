@@ -10,7 +10,8 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,77 @@ def test_both_ready_and_probed(tmp_path: Path) -> None:
     finally:
         for p in procs:
             p.stop()
+
+
+# -- the nursery: one failure cancels the siblings, nothing outlives the block ---------------
+def test_nursery_raises_the_first_failure_after_cancelling_the_others() -> None:
+    cancelled = threading.Event()
+    calls: list[str] = []
+
+    def blocked() -> None:
+        assert cancelled.wait(30), "never cancelled"
+
+    def fails() -> None:
+        raise ValueError("boom")
+
+    def cancel() -> None:
+        calls.append("cancel")
+        cancelled.set()
+
+    def run() -> None:
+        with supervise.Nursery(cancel) as nursery:
+            nursery.start_soon(blocked, "ready-blocked")
+            nursery.start_soon(fails, "ready-fails")
+
+    with pytest.raises(ValueError, match="boom"):
+        run()
+    assert calls == ["cancel"]
+    assert _no_ready_threads()
+
+
+def test_nursery_waits_for_every_task_and_cancels_nothing() -> None:
+    done: list[int] = []
+
+    def task(n: int) -> Callable[[], None]:
+        return lambda: done.append(n)
+
+    with supervise.Nursery(lambda: done.append(-1)) as nursery:
+        for n in range(3):
+            nursery.start_soon(task(n), f"ready-{n}")
+    assert sorted(done) == [0, 1, 2]
+
+
+def test_nursery_deadline_cancels_and_raises_the_timeout_error() -> None:
+    cancelled = threading.Event()
+
+    def slow() -> None:
+        cancelled.wait(30)
+
+    def run() -> None:
+        with supervise.Nursery(
+            cancelled.set,
+            deadline=time.monotonic() + 0.2,
+            grace=0.1,
+            on_timeout=lambda: supervise.PeerDied("too slow"),
+        ) as nursery:
+            nursery.start_soon(slow, "ready-slow")
+
+    with pytest.raises(supervise.PeerDied, match="too slow"):
+        run()
+    assert cancelled.is_set()
+    assert _no_ready_threads()
+
+
+def test_peer_stop_stops_its_own_process_only(tmp_path: Path) -> None:
+    node = FakeNode("a", ALL_READY)
+    own = node.popen(SLEEPER)  # the test's own process in the same node
+    pp = supervise.PeerProcess(node, "eth0", supervise.ALL_PEERS, tmp_path, AlwaysAnswers())
+    pp.start()
+    try:
+        assert pp.stop() is not None
+        assert pp.proc is not None
+        assert pp.proc.returncode is not None
+        assert own.poll() is None
+        assert not pp.died()  # stopped on purpose is not a death
+    finally:
+        node.stop_process(own)

@@ -20,7 +20,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rawstack_harness.backends.base import NodeProcess, Peer
+from rawstack_harness.backends.base import Network, NodeProcess, Peer
 from rawstack_harness.backends.common import ProcessNode, SpecNode
 from rawstack_harness.backends.freebsd import runs
 from rawstack_harness.backends.freebsd.planning import (
@@ -49,7 +49,7 @@ def parse_ether(ifconfig_output: str) -> str | None:
 class FreeBSDNode(SpecNode, ProcessNode):
     """One jail, with the node surface of :class:`rawstack_harness.backends.base.Node`."""
 
-    def __init__(self, net: FreeBSDNetwork, name: str, jail: str) -> None:
+    def __init__(self, net: Network, name: str, jail: str) -> None:
         self.net = net
         self.name = name
         self.jail = jail
