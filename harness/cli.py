@@ -15,13 +15,14 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rawstack.errors import EXIT_FAILED, EXIT_USAGE, RawstackError
 
 if TYPE_CHECKING:
-    from rawstack_harness.backends import Backend, Run
+    from rawstack_harness.backends import Backend, Capabilities, Network, Peer, Run
     from rawstack_harness.clients import Exchange
 
 PROG = "netns-harness"
@@ -56,33 +57,82 @@ def _need_keep(command: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class DemoExchange:
+    """One row of the demo: a client run in ``src`` against ``dst``, and who answers it."""
+
+    protocol: str
+    src: str
+    dst: str
+    direction: str
+    server: str
+
+
+# The line3 rows go through r: the peers that route (CHAO is one link only, UDP adds nothing).
+LINE3_PEERS = ("http", "icmp")
+
+
+def demo_plan(caps: Capabilities) -> tuple[list[DemoExchange], ...]:
+    """The demo's rows: (pair before serve-all, pair with serve-all, line3 with serve-all).
+
+    Before serve-all turns the kernel's echo off, rawstack's ping runs against the kernel;
+    where the kernel is the ICMP peer anyway the later rows show it, so there are none.
+    """
+    from rawstack_harness.backends import KERNEL, RAWSTACK
+    from rawstack_harness.clients import PROTOCOLS
+
+    both = (("a", "b"), ("b", "a"))
+    before = [
+        DemoExchange("icmp", s, d, f"{s}->{d}", KERNEL)
+        for s, d in both
+        if caps.icmp_responder == RAWSTACK
+    ]
+    served = caps.servers(PROTOCOLS)
+    with_peers = [DemoExchange(p, s, d, f"{s}->{d}", served[p]) for s, d in both for p in PROTOCOLS]
+    routed = [
+        DemoExchange(p, s, d, f"{s}->r->{d}", caps.servers(LINE3_PEERS)[p])
+        for s, d in both
+        for p in LINE3_PEERS
+    ]
+    return before, with_peers, routed
+
+
 def _demo_rows(run: Run) -> tuple[list[Exchange], dict[str, float]]:
     """Build a pair and a line3, run every rawstack client both ways; tear both down."""
-    from rawstack_harness.backends import RAWSTACK
-    from rawstack_harness.clients import PROTOCOLS, try_client
+    from rawstack_harness.clients import try_client
     from rawstack_harness.supervise import start_peers
     from rawstack_harness.topology import line3, pair
 
     backend = _backend()
+    before, with_peers, routed = demo_plan(backend.capabilities)
     rows: list[Exchange] = []
+
+    def run_rows(net: Network, plan: list[DemoExchange], procs: Mapping[str, Peer]) -> None:
+        for x in plan:
+            ready = procs[x.dst].ready if x.dst in procs else None
+            rows.append(
+                try_client(
+                    x.protocol,
+                    net[x.src],
+                    net[x.dst],
+                    ready=ready,
+                    direction=x.direction,
+                    server=x.server,
+                )  # fmt: skip
+            )
+
     t0 = time.monotonic()
     net = backend.build(pair("demo"), run)
     timings = {"setup_s": time.monotonic() - t0}
     try:
         a, b = net["a"], net["b"]
-        if backend.capabilities.icmp_responder == RAWSTACK:
-            # Before serve-all turns kernel echo off: rawstack ping against the kernel. (Where
-            # the kernel is the ICMP peer anyway, the rows below already show it.)
-            rows += [try_client("icmp", s, d, server="kernel") for s, d in ((a, b), (b, a))]
+        run_rows(net, before, {})
         t1 = time.monotonic()
         procs = start_peers(
             [(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")], log_dir=run.dir, backend=backend
         )
         timings["ready_s"] = time.monotonic() - t1
-        for src, dst, peer in ((a, b, procs[1]), (b, a, procs[0])):
-            rows += [
-                try_client(p, src, dst, ready=peer.ready, server=peer.servers[p]) for p in PROTOCOLS
-            ]
+        run_rows(net, with_peers, {"a": procs[0], "b": procs[1]})
     finally:
         net.destroy()
     net = backend.build(line3("demo3"), run)
@@ -90,23 +140,11 @@ def _demo_rows(run: Run) -> tuple[list[Exchange], dict[str, float]]:
         a, b, r = net["a"], net["b"], net["r"]
         procs = start_peers(
             [(a, "eth0", r, "eth0"), (b, "eth0", r, "eth1")],
-            ("http", "icmp"),
+            LINE3_PEERS,
             log_dir=run.dir,
             backend=backend,
         )
-        for src, dst, peer in ((a, b, procs[1]), (b, a, procs[0])):
-            for proto in ("icmp", "http"):
-                direction = f"{src.name}->r->{dst.name}"
-                rows.append(
-                    try_client(
-                        proto,
-                        src,
-                        dst,
-                        ready=peer.ready,
-                        direction=direction,
-                        server=peer.servers[proto],
-                    )
-                )
+        run_rows(net, routed, {"a": procs[0], "b": procs[1]})
     finally:
         net.destroy()
     return rows, timings

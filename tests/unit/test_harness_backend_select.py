@@ -7,7 +7,6 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 import rawstack_harness.backends
@@ -26,7 +25,6 @@ from rawstack_harness.backends.base import ProbeNode
 from rawstack_harness.backends.freebsd import BACKEND as FREEBSD
 from rawstack_harness.backends.freebsd import FreeBSDBackend
 from rawstack_harness.backends.linux import BACKEND as LINUX
-from rawstack_harness.clients import Exchange
 from rawstack_harness.errors import UnsupportedPlatform
 from rawstack_harness.topology import pair, to_dict
 
@@ -235,59 +233,33 @@ def test_cli_keep_commands_unsupported_on_freebsd(
     )
 
 
-class FakeNet:
-    def __init__(self, names: str) -> None:
-        self.nodes = {n: type("N", (), {"name": n})() for n in names}
-        self.destroyed = False
-
-    def __getitem__(self, name: str) -> Any:
-        return self.nodes[name]
-
-    def destroy(self) -> None:
-        self.destroyed = True
+def _rows(plan: list[cli.DemoExchange]) -> list[tuple[str, str, str]]:
+    return [(x.protocol, x.direction, x.server) for x in plan]
 
 
-class DirRun:
-    """A run that is only its directory (where start_peers would put the peer logs)."""
-
-    def __init__(self, path: Path) -> None:
-        self.id, self.root, self.dir = "run1", str(path), path
-
-    def close(self) -> None:
-        pass
-
-
-def test_demo_rows_on_freebsd_show_the_kernel_as_icmp_peer(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    import rawstack_harness.clients
-
-    class FakeBackend(FreeBSDBackend):
-        def build(self, topology: Any, run: Any) -> Any:
-            return FakeNet("arb" if topology.name == "demo3" else "ab")
-
-    backend = FakeBackend()
-    calls: list[tuple[str, str, str, str]] = []
-
-    def fake_start(pairs: Any, peers: Any = supervise.ALL_PEERS, **kwargs: Any) -> Any:
-        assert kwargs["backend"] is backend
-        servers = backend.capabilities.servers(peers)
-        return [type("P", (), {"ready": {}, "servers": servers})() for _ in pairs]
-
-    def fake_client(proto: str, src: Any, dst: Any, **kwargs: Any) -> Exchange:
-        calls.append((proto, src.name, dst.name, kwargs["server"]))
-        return Exchange(proto, f"{src.name}->{dst.name}", True, 0.1, kwargs["server"])
-
-    monkeypatch.setattr(cli, "_backend", lambda: backend)
-    monkeypatch.setattr(supervise, "start_peers", fake_start)
-    monkeypatch.setattr(rawstack_harness.clients, "try_client", fake_client)
-    rows, _ = cli._demo_rows(DirRun(tmp_path))
+def test_demo_plan_where_the_kernel_is_the_icmp_peer() -> None:
+    before, with_peers, routed = cli.demo_plan(FREEBSD.capabilities)
     # No separate "kernel before serve-all" rows: the kernel is the ICMP peer throughout.
-    assert [c for c in calls if c[0] == "icmp"] == [
-        ("icmp", "a", "b", KERNEL),
-        ("icmp", "b", "a", KERNEL),
-        ("icmp", "a", "b", KERNEL),
-        ("icmp", "b", "a", KERNEL),
+    assert before == []
+    assert [r for r in _rows(with_peers) if r[0] == "icmp"] == [
+        ("icmp", "a->b", KERNEL),
+        ("icmp", "b->a", KERNEL),
     ]
-    assert {c[3] for c in calls if c[0] != "icmp"} == {RAWSTACK}
-    assert len(rows) == 12
+    assert {r[2] for r in _rows(with_peers) if r[0] != "icmp"} == {RAWSTACK}
+    assert _rows(routed) == [
+        ("http", "a->r->b", RAWSTACK),
+        ("icmp", "a->r->b", KERNEL),
+        ("http", "b->r->a", RAWSTACK),
+        ("icmp", "b->r->a", KERNEL),
+    ]
+
+
+def test_demo_plan_where_rawstack_answers_icmp() -> None:
+    before, with_peers, routed = cli.demo_plan(LINUX.capabilities)
+    assert _rows(before) == [("icmp", "a->b", KERNEL), ("icmp", "b->a", KERNEL)]
+    assert {r[2] for r in _rows(with_peers)} == {RAWSTACK}
+    assert sorted(_rows(with_peers)) == sorted(
+        (p, d, RAWSTACK) for p in ("http", "udp", "chao", "icmp") for d in ("a->b", "b->a")
+    )
+    assert {r[2] for r in _rows(routed)} == {RAWSTACK}
+    assert len(before + with_peers + routed) == 14  # the demo's "14/14 exchanges ok"
