@@ -118,7 +118,7 @@ def _demo_rows(run: Run) -> tuple[list[Exchange], dict[str, float]]:
                     ready=ready,
                     direction=x.direction,
                     server=x.server,
-                )  # fmt: skip
+                )
             )
 
     t0 = time.monotonic()
