@@ -215,7 +215,11 @@ def test_nursery_waits_for_every_task_and_cancels_nothing() -> None:
     done: list[int] = []
 
     def task(n: int) -> Callable[[], None]:
-        return lambda: done.append(n)
+        def body() -> None:
+            time.sleep(0.05 * n)  # still running when the block starts waiting
+            done.append(n)
+
+        return body
 
     with supervise.Nursery(lambda: done.append(-1)) as nursery:
         for n in range(3):
