@@ -7,6 +7,7 @@ runs this file with the lowest pyroute2 the package admits.
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -75,10 +76,10 @@ def test_popen_stop_process_and_stop_processes(net: Network) -> None:
     a = net["a"]
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
     one, two = a.popen(sleeper), a.popen(sleeper, stdout=subprocess.DEVNULL)
-    assert a.stop_process(one) == -15
+    assert a.stop_process(one) == -signal.SIGTERM
     assert two.poll() is None  # stopping one process leaves the others
     a.stop_processes()
-    assert two.returncode == -15
+    assert two.returncode == -signal.SIGTERM
 
 
 def test_ipr_is_a_pyroute2_handle_inside_the_node(net: Network) -> None:
@@ -99,3 +100,24 @@ def test_describe_and_destroy(net: Network) -> None:
     net.destroy()
     net.destroy()  # idempotent
     assert net.topology.name == "pair"
+
+
+def test_linux_extras_endpoints_netlink_signal(net: Network) -> None:
+    a = net["a"]
+    assert isinstance(a, LinuxNode)
+    assert [(e.node, e.ifname) for e in a.endpoints()] == [("a", "eth0")]
+    assert a.netlink().family == socket.AF_NETLINK
+    proc = a.popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    a.signal_processes(signal.SIGKILL)
+    assert proc.wait(timeout=10) == -signal.SIGKILL
+    a.stop_processes()
+
+
+def test_peers_of_a_pair(netns_pair: Network) -> None:
+    peer = netns_pair.peers["b"]
+    assert peer.port("http") == 8080
+    assert peer.port("udp") == 8080
+    assert peer.servers["icmp"] == "rawstack"
+    assert not peer.died()
+    assert "--- " in peer.logs()
+    assert set(peer.ready) == {"http", "udp", "chao", "icmp"}
