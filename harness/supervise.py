@@ -290,7 +290,10 @@ class Nursery:
     ) -> None:
         failure = exc
         if failure is None:
-            failure = self._wait()
+            try:
+                failure = self._wait()
+            except BaseException as interrupted:  # Ctrl-C while waiting: cancel all the same
+                failure = interrupted
         if failure is None:
             return
         self._cancel()
@@ -331,7 +334,7 @@ class PeerProcess:
         self.servers = caps.servers(self.peers)  # peer -> "rawstack" | "kernel"
         self.awaited = tuple(p for p in self.peers if self.servers[p] == RAWSTACK)
         # What serve-all is told to run: None (all of them) unless the kernel answers one.
-        self.served = caps.serve_all_peers(ALL_PEERS)
+        self.served = caps.serve_all_peers()
         self.log_dir = log_dir
         self.out_path = log_dir / f"{node.netns}.out"
         self.err_path = log_dir / f"{node.netns}.err"

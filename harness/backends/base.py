@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, Union, overload
 
+from rawstack.peers.registry import ALL_PEERS
+
 if TYPE_CHECKING:
     from rawstack_harness.topology.spec import Topology
 
@@ -58,10 +60,10 @@ class Capabilities:
             p: KERNEL if p == "icmp" and self.icmp_responder == KERNEL else RAWSTACK for p in peers
         }
 
-    def serve_all_peers(self, every: Sequence[str]) -> tuple[str, ...] | None:
-        """``serve-all --peers`` out of ``every``: None runs them all (its default)."""
+    def serve_all_peers(self) -> tuple[str, ...] | None:
+        """``serve-all --peers``: None runs every peer of the registry (its default)."""
         if self.icmp_responder == KERNEL:
-            return tuple(p for p in every if p != "icmp")
+            return tuple(p for p in ALL_PEERS if p != "icmp")
         return None
 
 

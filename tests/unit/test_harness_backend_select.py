@@ -65,8 +65,8 @@ def test_who_answers_each_peer() -> None:
         "chao": RAWSTACK,
         "icmp": KERNEL,
     }
-    assert linux.serve_all_peers(peers) is None
-    assert bsd.serve_all_peers(peers) == ("http", "udp", "chao")
+    assert linux.serve_all_peers() is None
+    assert bsd.serve_all_peers() == ("http", "udp", "chao")
     assert (linux.node_sockets, bsd.node_sockets) == (True, False)
     assert "a jail has no setns" in bsd.no_node_sockets
     assert (linux.keep, bsd.keep) == (True, False)
