@@ -256,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from rawstack.cli.stdout import quiet_on_closed_stdout
+
+    return quiet_on_closed_stdout(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from rawstack_harness.backends import Unsupported
     from rawstack_harness.runstate import HarnessError
     from rawstack_harness.topology import SpecError
