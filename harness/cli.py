@@ -133,9 +133,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from rawstack_harness import keeper
-    from rawstack_harness.topology import load_yaml, to_dict
+    from rawstack_harness.topology import load, to_dict
 
-    topo = load_yaml(args.spec)  # validated before anything exists
+    topo = load(args.spec)  # validated before anything exists
     _need_keep("netns-harness up")
     _need_root()
     name = args.name or topo.name
@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
     up = sub.add_parser("up", help="build a topology from a YAML spec and keep it")
-    up.add_argument("spec", help="YAML or JSON topology file")
+    up.add_argument("spec", help="a preset name (pair, line3) or a YAML/JSON topology file")
     up.add_argument("--name", help="name to refer to it (default: the spec's name)")
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="remove a kept topology")

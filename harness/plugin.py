@@ -15,14 +15,14 @@ from __future__ import annotations
 import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
 if TYPE_CHECKING:
     from rawstack_harness.backends import Backend, NetworkHandle
     from rawstack_harness.capture import ItemCaptures
-    from rawstack_harness.topology.spec import Topology
+    from rawstack_harness.topology import SpecLike
 
 ALL_PEERS = ("http", "udp", "chao", "icmp")
 NETWORKS = pytest.StashKey[list["NetworkHandle"]]()
@@ -30,8 +30,6 @@ REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 KEPT = pytest.StashKey[list[str]]()
 CAPTURES = pytest.StashKey["ItemCaptures"]()
 CAPTURE_DIR = pytest.StashKey[Path]()
-
-SpecLike = Union["Topology", dict[str, Any], str, Path]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -240,19 +238,13 @@ def netns_topology(
     request: pytest.FixtureRequest, netns_run: Any
 ) -> Iterator[Callable[[SpecLike], Any]]:
     """Factory: build any spec (Topology, dict or YAML path); torn down at test end."""
-    from rawstack_harness.topology import Topology, from_dict, load_yaml
+    from rawstack_harness.topology import load
 
     backend = _backend()
     built: list[NetworkHandle] = request.node.stash.setdefault(NETWORKS, [])
 
     def factory(spec: SpecLike) -> Any:
-        if isinstance(spec, (str, Path)):
-            topo = load_yaml(spec)
-        elif isinstance(spec, Topology):
-            topo = spec
-        else:
-            topo = from_dict(spec)
-        net = backend.build(topo, netns_run)
+        net = backend.build(load(spec), netns_run)
         built.append(net)
         _start_capture(request, backend, net)
         return net
