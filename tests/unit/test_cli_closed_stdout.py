@@ -19,14 +19,20 @@ RAWSTACK = [sys.executable, "-m", "rawstack"]
 HARNESS = [sys.executable, "-m", "rawstack_harness.cli"]
 
 
-def run_with_closed_stdout(argv: list[str]) -> subprocess.CompletedProcess[str]:
+def run_with_closed_stdout(
+    argv: list[str], *, buffered: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` with stdout a pipe nobody reads: its first write gets EPIPE."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
         return subprocess.run(
-            argv, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60, check=False
-        )
+            argv, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+            env=env,
+        )  # fmt: skip
     finally:
         os.close(write_end)
 
@@ -39,8 +45,9 @@ def run_with_closed_stdout(argv: list[str]) -> subprocess.CompletedProcess[str]:
     ],
     ids=lambda argv: " ".join(argv[3:5]),
 )
-def test_dies_of_sigpipe_without_a_traceback(argv: list[str]) -> None:
-    out = run_with_closed_stdout(argv)
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
+def test_dies_of_sigpipe_without_a_traceback(argv: list[str], buffered: bool) -> None:
+    out = run_with_closed_stdout(argv, buffered=buffered)
     assert out.stderr == ""
     assert out.returncode == -signal.SIGPIPE
 
@@ -50,10 +57,12 @@ def test_dies_of_sigpipe_without_a_traceback(argv: list[str]) -> None:
     [[*RAWSTACK, "--help"], [*RAWSTACK, "ping", "--help"], [*HARNESS, "--help"]],
     ids=lambda argv: " ".join(argv[2:]),
 )
-def test_help_exits_0_without_a_traceback(argv: list[str]) -> None:
-    """argparse swallows the write error of its own help text and exits 0, as documented."""
-    out = run_with_closed_stdout(argv)
-    assert (out.returncode, out.stderr) == (0, "")
+@pytest.mark.parametrize(("buffered", "status"), [(True, -signal.SIGPIPE), (False, 0)])
+def test_help_ends_quietly(argv: list[str], buffered: bool, status: int) -> None:
+    """Buffered, the failed write comes at our flush and ends the process by SIGPIPE;
+    unbuffered, argparse's own write fails, argparse swallows it and exits 0."""
+    out = run_with_closed_stdout(argv, buffered=buffered)
+    assert (out.returncode, out.stderr) == (status, "")
 
 
 def test_a_broken_socket_is_not_mistaken_for_stdout() -> None:
