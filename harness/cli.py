@@ -177,9 +177,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from rawstack_harness.topology import load_yaml
+    from rawstack_harness.topology import load
 
-    topo = load_yaml(args.spec)  # validated before anything exists
+    topo = load(args.spec)  # validated before anything exists
     _need_keep("netns-harness up")
     _need_root()
     name = args.name or topo.name
@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
     up = sub.add_parser("up", help="build a topology from a YAML spec and keep it")
-    up.add_argument("spec", help="YAML or JSON topology file")
+    up.add_argument("spec", help="a preset name (pair, line3) or a YAML/JSON topology file")
     up.add_argument("--name", help="name to refer to it (default: the spec's name)")
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="remove a kept topology")
@@ -272,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from rawstack.cli.stdout import quiet_on_closed_stdout
+
+    return quiet_on_closed_stdout(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code = _args_call(args)

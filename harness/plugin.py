@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
@@ -28,15 +28,13 @@ from rawstack.peers.registry import parse_peers as _parse_peers
 if TYPE_CHECKING:
     from rawstack_harness.backends import Backend, Network, Run
     from rawstack_harness.capture import ItemCaptures
-    from rawstack_harness.topology.spec import Topology
+    from rawstack_harness.topology import SpecLike
 
 NETWORKS = pytest.StashKey[list["Network"]]()
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 KEPT = pytest.StashKey[list[str]]()
 CAPTURES = pytest.StashKey["ItemCaptures"]()
 CAPTURE_DIR = pytest.StashKey[Path]()
-
-SpecLike = Union["Topology", dict[str, Any], str, Path]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -239,20 +237,14 @@ def netns_run(request: pytest.FixtureRequest) -> Iterator[Run]:
 def netns_topology(
     request: pytest.FixtureRequest, netns_run: Run
 ) -> Iterator[Callable[[SpecLike], Network]]:
-    """Factory: build any spec (Topology, dict or YAML path); torn down at the test's end."""
-    from rawstack_harness.topology import Topology, from_dict, load_yaml
+    """Factory: build any spec (Topology, dict, preset name or YAML path); torn down at test end."""
+    from rawstack_harness.topology import load
 
     backend = _backend()
     built: list[Network] = request.node.stash.setdefault(NETWORKS, [])
 
     def factory(spec: SpecLike) -> Network:
-        if isinstance(spec, (str, Path)):
-            topo = load_yaml(spec)
-        elif isinstance(spec, Topology):
-            topo = spec
-        else:
-            topo = from_dict(spec)
-        net = backend.build(topo, netns_run)
+        net = backend.build(load(spec), netns_run)
         built.append(net)
         _start_capture(request, backend, net)
         return net
