@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
 from rawstack.cli import serve_all as cli_serve_all
 from rawstack.errors import UsageError
+from rawstack.peers import registry as registry_module
 from rawstack.peers import serve_all
 from rawstack.peers.registry import (
     ALL_PEERS,
@@ -67,3 +71,33 @@ def test_ready_event_and_port() -> None:
     assert ready_event(b"[1, 2]") is None
     with pytest.raises(ValueError, match="no host:port"):
         ready_port({"peer": "chao"})
+
+
+def _tuples_naming_every_peer(tree: ast.Module) -> list[int]:
+    """Lines of tuple/list literals that spell out all four peer names (a copied registry)."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Tuple, ast.List)):
+            names = {e.value for e in node.elts if isinstance(e, ast.Constant)}
+            if set(ALL_PEERS) <= names:
+                lines.append(node.lineno)
+    return lines
+
+
+def test_peer_names_are_spelled_out_once() -> None:
+    import rawstack_harness
+
+    import rawstack
+
+    roots = [Path(rawstack.__file__).parent, Path(rawstack_harness.__file__).parent]
+    registry = Path(registry_module.__file__)
+    found = {
+        str(path): lines
+        for root in roots
+        for path in sorted(root.rglob("*.py"))
+        if path != registry
+        for lines in [_tuples_naming_every_peer(ast.parse(path.read_text(encoding="utf-8")))]
+        if lines
+    }
+    assert found == {}
+    assert _tuples_naming_every_peer(ast.parse('X = ("icmp", "chao", "udp", "http")')) == [1]
