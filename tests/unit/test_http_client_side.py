@@ -8,6 +8,7 @@ import h11
 import pytest
 
 from rawstack.engines.http import (
+    Framing,
     HttpError,
     Request,
     ResponseParser,
@@ -175,7 +176,7 @@ def test_parse_url_rejects_bad_urls(url: str) -> None:
 
 
 def _req(method: str, target: str, body: bytes = b"", framing: str = "none") -> Request:
-    return Request(method, target, "1.1", (("host", "x"),), body, (), framing, True)
+    return Request(method, target, "1.1", (("host", "x"),), body, (), Framing(framing), True)
 
 
 @pytest.mark.parametrize(
