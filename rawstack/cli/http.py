@@ -18,7 +18,7 @@ def register(subparsers: Any) -> None:
     serve = sub.add_parser(
         "serve",
         help="serve / (hello page), /echo and /status",
-        description="Serve GET/HEAD / (seed 003's hello page), POST/PUT /echo (the body back; "
+        description="Serve GET/HEAD / (the hello page), POST/PUT /echo (the body back; "
         "411 without Content-Length or chunked) and GET /status (JSON counters). Prints one "
         "JSON ready line on stdout once listening; exits 0 on SIGTERM/SIGINT.",
     )
@@ -32,6 +32,13 @@ def register(subparsers: Any) -> None:
         help="largest request head; larger is 431 (default 16384)",
     )
     serve.add_argument(
+        "--max-target-bytes",
+        type=positive_int,
+        default=8192,
+        metavar="N",
+        help="longest request-target; longer is 414 (default 8192)",
+    )
+    serve.add_argument(
         "--max-body-bytes",
         type=positive_int,
         default=1 << 20,
@@ -43,14 +50,46 @@ def register(subparsers: Any) -> None:
         type=positive_float,
         default=10.0,
         metavar="S",
-        help="a request head must arrive within S seconds, else 408 (default 10)",
+        help="a request head must arrive within S seconds of its first byte, else 408; a "
+        "connection that sends nothing is closed after S seconds without a reply (default 10)",
+    )
+    serve.add_argument(
+        "--request-timeout",
+        type=positive_float,
+        default=60.0,
+        metavar="S",
+        help="a whole request, body included, must arrive within S seconds of its first "
+        "byte, else 408 (default 60)",
     )
     serve.add_argument(
         "--idle-timeout",
         type=positive_float,
         default=60.0,
         metavar="S",
-        help="close keep-alive connections idle for S seconds (default 60)",
+        help="close keep-alive connections idle for S seconds, and connections whose "
+        "client has not read its answers for S seconds (default 60)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=4096,
+        metavar="N",
+        help="open connections at most; one more gets 503 and is closed (default 4096)",
+    )
+    serve.add_argument(
+        "--max-output-bytes",
+        type=positive_int,
+        default=1 << 20,
+        metavar="N",
+        help="unsent answers per connection before it stops being read (default 1 MiB)",
+    )
+    serve.add_argument(
+        "--max-buffer-bytes",
+        type=positive_int,
+        default=256 << 20,
+        metavar="N",
+        help="input held plus unsent output across all connections before reading pauses "
+        "(default 256 MiB)",
     )
     serve.add_argument("-v", "--verbose", action="store_true", help="log every request")
     serve.set_defaults(func=run_serve)
@@ -95,8 +134,13 @@ def run_serve(args: argparse.Namespace) -> int:
         args.port,
         max_header_bytes=args.max_header_bytes,
         max_body_bytes=args.max_body_bytes,
+        max_target_bytes=args.max_target_bytes,
         header_timeout=args.header_timeout,
+        request_timeout=args.request_timeout,
         idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+        max_output_bytes=args.max_output_bytes,
+        max_buffer_bytes=args.max_buffer_bytes,
         verbose=args.verbose,
     )
     return serve_one(server, "listening on")
