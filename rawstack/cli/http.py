@@ -97,8 +97,10 @@ def register(subparsers: Any) -> None:
     get = sub.add_parser(
         "get",
         help="send one request and print the response body",
-        description="Send one HTTP/1.1 request and print the body on stdout. A non-2xx status "
-        "still prints the body (or the JSON) but exits 1, like curl --fail-with-body.",
+        description="Send one HTTP/1.1 request and stream the body to stdout (or -o FILE) as "
+        "it arrives, never holding it. A status of 400 or more still writes the body (or the "
+        "JSON) but exits 1, like curl --fail-with-body; 1xx-3xx exit 0 (redirects are not "
+        "followed).",
     )
     get.add_argument("url", help="http://HOST[:PORT]/PATH")
     get.add_argument("--method", "-X", default=None, help="method (default GET, POST with --data)")
@@ -119,9 +121,17 @@ def register(subparsers: Any) -> None:
         help="deadline for the whole exchange (default 5)",
     )
     get.add_argument(
+        "--output",
+        "-o",
+        default=None,
+        metavar="FILE",
+        help="write the body to FILE instead of stdout",
+    )
+    get.add_argument(
         "--json",
         action="store_true",
-        help="print {status, headers, body, timing} as one JSON object",
+        help="print {status, headers, body, timing} as one JSON object (this holds the "
+        "body in memory, up to 1 GiB)",
     )
     get.set_defaults(func=run_get)
 
@@ -159,11 +169,18 @@ def run_get(args: argparse.Namespace) -> int:
     headers = tuple(parse_header(h) for h in args.header)
     body = args.data.encode("utf-8") if args.data is not None else b""
     method = args.method or ("POST" if args.data is not None else "GET")
-    result = http_get_url(args.url, method, body, headers, args.timeout)
     if args.json:
+        result = http_get_url(args.url, method, body, headers, args.timeout)
         print_json(result.to_json())
+    elif args.output is not None:
+        try:
+            sink = open(args.output, "wb")  # noqa: SIM115 - closed just below
+        except OSError as exc:
+            raise UsageError(f"{args.output}: {exc.strerror or exc}") from None
+        with sink:
+            result = http_get_url(args.url, method, body, headers, args.timeout, sink)
     else:
-        sys.stdout.buffer.write(result.body)
+        result = http_get_url(args.url, method, body, headers, args.timeout, sys.stdout.buffer)
         sys.stdout.buffer.flush()
     if not result.ok:
         print(f"rawstack: {result.status} {result.reason}", file=sys.stderr)
