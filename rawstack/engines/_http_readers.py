@@ -562,9 +562,9 @@ class ResponseParser:
         if self._body is None:
             while True:
                 if not self._head.read(buf):
-                    if self._eof:
+                    if self._eof and (buf.pending() or self._head.started):
                         raise HttpError(400, "connection closed before a complete response head")
-                    return None
+                    return None  # more bytes, or (at EOF) no further response
                 assert self._start is not None
                 version, status, reason = self._start
                 headers = tuple(self._fields)

@@ -258,3 +258,50 @@ def test_random_bytes_after_a_request_line_agree_with_h11(tail: bytes) -> None:
 @given(st.binary(max_size=64))
 def test_random_bytes_agree_with_h11(raw: bytes) -> None:
     check(raw)
+
+
+# -- segmentation: the same bytes, split anywhere, give the same events and status --------
+
+
+def outcome(chunks: list[bytes], **limits: int) -> tuple[Any, ...]:
+    """Every request (as a tuple) and the final status (or "incomplete") for ``chunks``."""
+    parser = RequestParser(**limits)
+    events: list[Any] = []
+    try:
+        for chunk in chunks:
+            parser.feed(chunk)
+            while (request := parser.next_request()) is not None:
+                events.append(
+                    (
+                        request.method,
+                        request.target,
+                        request.headers,
+                        request.body,
+                        request.trailers,
+                    )
+                )
+    except HttpError as exc:
+        return (*events, exc.status)
+    return (*events, "incomplete")
+
+
+_LIMITS = [
+    {},
+    {"max_header_bytes": 48, "max_target_bytes": 8, "max_body_bytes": 8},  # 414/431/413 early
+]
+
+
+@settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests(), st.lists(st.integers(0, 200), max_size=6), st.sampled_from(_LIMITS))
+@example(b"GET / HTTP/2.1\r\nH: a\n\r\n\r\n", [22], {})  # 505 whole, 400 split, once
+@example(b"GET /aaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: h\r\n\r\n", [10], _LIMITS[1])
+@example(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", [55], {})
+def test_any_split_gives_the_same_events_and_status(
+    raw: bytes, cuts: list[int], limits: dict[str, int]
+) -> None:
+    raw = raw + raw  # two requests, so a split can also fall between them
+    points = sorted({c % (len(raw) + 1) for c in cuts})
+    chunks = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)])]
+    whole = outcome([raw], **limits)
+    assert outcome(chunks, **limits) == whole
+    assert outcome([raw[i : i + 1] for i in range(len(raw))], **limits) == whole
