@@ -139,6 +139,63 @@ def test_total_buffer_limit_pauses_reading_across_connections(net: Any) -> None:
         assert 65536 < body["buffered_bytes_peak"] < 65536 + 3 * 65536 + 400_000
 
 
+def test_a_client_that_never_reads_its_answers_is_dropped(net: Any) -> None:
+    with serving(net, "--idle-timeout", "1") as _:
+        sock = connect(net, rcvbuf=4096)
+        try:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * 3000)  # ~450 KB of answers
+            time.sleep(0.5)
+            start = time.monotonic()
+            sock.settimeout(15)
+            got = 0
+            with suppress(ConnectionResetError):
+                while chunk := sock.recv(65536):  # read now: the stream ends early
+                    got += len(chunk)
+                    if got == len(chunk):
+                        time.sleep(3)  # stall once more, well past the 1 s write timeout
+        finally:
+            sock.close()
+        assert got < 3000 * 100, "every answer arrived: the stalled client was never dropped"
+        assert time.monotonic() - start < 15
+
+
+# -- the connection rules, on the wire (the engine's unit tests pin them too) ------------
+
+
+def test_a_5xx_answer_closes_the_connection(net: Any) -> None:
+    with serving(net) as _:
+        reply = exchange(
+            net, b"BREW / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+    assert status_line(reply) == b"HTTP/1.1 501 Not Implemented"
+    assert b"\r\nConnection: close\r\n" in reply
+    assert reply.count(b"HTTP/1.1 ") == 1  # the pipelined GET after it is never answered
+
+
+def test_http_1_0_keep_alive_is_confirmed_and_kept(net: Any) -> None:
+    request = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    with serving(net) as _, connect(net) as sock:
+        for _ in range(2):  # the same connection twice: it really stayed open
+            sock.sendall(request)
+            parser = ResponseParser()
+            response = None
+            while response is None:
+                parser.feed(sock.recv(4096))
+                response = parser.next_response()
+            assert (response.status, response.header("connection")) == (200, "keep-alive")
+
+
+def test_connection_close_is_the_last_answer(net: Any) -> None:
+    with serving(net) as _:
+        reply = exchange(
+            net,
+            b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+            b"GET / HTTP/1.1\r\nHost: t\r\n\r\n",
+        )
+    assert reply.count(b"HTTP/1.1 200 OK") == 1
+    assert b"\r\nConnection: close\r\n" in reply
+
+
 # -- item 2: whole-request deadline and a connection cap -------------------------------
 
 
