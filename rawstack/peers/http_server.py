@@ -330,8 +330,12 @@ class HttpServer:
 
     def _answer(self, conn: _Conn) -> None:
         engine = conn.engine
+        # Answer while this connection's output and the total held stay under their limits;
+        # one answer is always allowed when nothing is waiting, so every connection whose
+        # client reads makes progress even when the total is over.
+        limit = min(self.max_output_bytes, self.max_buffer_bytes - (self._held - conn.accounted))
         try:
-            while len(conn.wbuf) < self.max_output_bytes:
+            while not conn.wbuf or len(conn.wbuf) < limit:
                 request = engine.next_request()
                 if request is None:
                     break
@@ -414,8 +418,8 @@ class HttpServer:
     def _feed_starved(self) -> None:
         starved, self._starved = self._starved, {}
         for conn in starved.values():
-            if conn.sock.fileno() >= 0:
-                self._account(conn)
+            if conn.sock.fileno() >= 0 and not conn.linger_since:
+                self._answer(conn)  # requests held back while the total was over
 
     def _linger(self, conn: _Conn) -> None:
         """Shut our side, then read and drop until the client closes or LINGER_SECONDS."""
