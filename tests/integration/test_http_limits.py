@@ -124,18 +124,22 @@ def test_a_client_that_pipelines_without_end_is_not_read_while_its_answers_wait(
             requests = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * 2400  # 64 KiB of GETs
             pushed, last_progress = 0, time.monotonic()
             while pushed < (100 << 20) and time.monotonic() - last_progress < 2.0:
-                try:
-                    pushed += sock.send(requests)
+                try:  # the stream stays whole requests: resume where the last send stopped
+                    pushed += sock.send(requests[pushed % len(requests) :])
                     last_progress = time.monotonic()
                 except BlockingIOError:
                     time.sleep(0.01)
             grown_mib = (rss_kib(proc.pid) - before) / 1024
+            stats = rawstack(net["a"], "http", "get", f"http://{B}:{PORT}/status", "--json")
         finally:
             sock.close()
     # Reading stops once 1 MiB of answers wait: TCP then stops the client (a few MiB of
     # kernel buffers later). Reading on would have kept all 100 MiB of requests.
     assert pushed < (40 << 20), f"{pushed >> 20} MiB of requests were taken"
     assert grown_mib < 48, f"RSS grew {grown_mib:.0f} MiB"
+    # Backpressure, not the last-resort drop of a connection holding too much, did it.
+    doc = json.loads(json.loads(stats.stdout)["body"])
+    assert (doc["connections_dropped"], doc["errors"]) == (0, {})
 
 
 def test_the_total_held_across_connections_is_bounded(net: Any) -> None:
