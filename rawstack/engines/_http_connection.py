@@ -136,7 +136,7 @@ class ServerConnection:
         if not data:
             self._their_eof = True
             return
-        if self._parser.state is ParserState.IDLE and self._unanswered is None:
+        if self._unanswered is None and self._parser.idle:
             self._since = now  # the first byte of a request starts its deadlines
         self._received_any = True
         self._last_receive = now
@@ -185,7 +185,13 @@ class ServerConnection:
             connection = "keep-alive"  # RFC 9112 §9.3: confirm what the 1.0 client asked
         else:
             connection = ""
-        out = self._serialize(status, headers, body, request.method != "HEAD", connection)
+        out = serialize_response(
+            status,
+            [*self._fields(), *headers],
+            body,
+            send_body=request.method != "HEAD",
+            connection=connection,
+        )
         if close:
             self._closing = True
         else:
@@ -199,13 +205,8 @@ class ServerConnection:
         self._unanswered = None
         self._closing = True
         body = f"{error.status} {error.reason}\n".encode()
-        return self._serialize(error.status, [("Content-Type", "text/plain")], body, True, "close")
-
-    def _serialize(
-        self, status: int, headers: Fields, body: bytes, send_body: bool, connection: str
-    ) -> bytes:
-        fields = [*self._fields(), *headers]
-        return serialize_response(status, fields, body, send_body=send_body, connection=connection)
+        fields = [*self._fields(), ("Content-Type", "text/plain")]
+        return serialize_response(error.status, fields, body, connection="close")
 
     # -- deadlines -----------------------------------------------------------------------------
     def expired(self, now: float) -> Expiry:

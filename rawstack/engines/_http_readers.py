@@ -38,6 +38,7 @@ from rawstack.engines._http_fields import (
     keep_alive,
     parse_chunk_size,
     parse_field_line,
+    parse_fields,
     parse_request_line,
     parse_status_line,
     request_framing,
@@ -112,22 +113,37 @@ class HeadReader:
     """One head (start line, field lines, empty line) or trailer section.
 
     ``on_line`` is called with each complete line in order as soon as its CRLF has arrived,
-    so a line's own verdict comes before any rule that fires later in the stream.
+    so a line's own verdict comes before any rule that fires later in the stream; on the
+    fast path, ``on_lines`` (if given) takes all the lines of the section at once instead.
     ``limit`` counts every octet of the section, CRLFs included (431 past it).
     """
 
-    __slots__ = ("limit", "max_target", "on_line", "size", "started")
+    __slots__ = ("limit", "max_target", "on_line", "on_lines", "size", "started")
 
-    def __init__(self, limit: int, on_line: Callable[[bytes], None], max_target: int = 0) -> None:
+    def __init__(
+        self,
+        limit: int,
+        on_line: Callable[[bytes], None],
+        max_target: int = 0,
+        on_lines: Callable[[list[bytes]], None] | None = None,
+    ) -> None:
         self.limit = limit
         self.on_line = on_line
+        self.on_lines = on_lines
         self.max_target = max_target  # > 0: the first line is a request line (414)
         self.size = 0  # octets of this section consumed so far
         self.started = False  # a line has been taken
 
+    def reset(self) -> None:
+        """Ready for the next section, of the same kind."""
+        self.size = 0
+        self.started = False
+
     def read(self, buf: _Buffer) -> bool:
         """True once the section's empty line has been consumed."""
         data, pos = buf.data, buf.pos
+        if pos >= len(data):
+            return False
         if not self.started:
             if data.startswith(b"\r\n", pos):  # an empty section (no trailer fields)
                 buf.pos += 2
@@ -146,8 +162,11 @@ class HeadReader:
                 ):
                     buf.pos = end + 4
                     self.started = True
-                    for line in lines:
-                        self.on_line(line)
+                    if self.on_lines is not None:
+                        self.on_lines(lines)
+                    else:
+                        for line in lines:
+                            self.on_line(line)
                     return True
         while True:
             if self._read_line(buf):
@@ -340,25 +359,17 @@ class _Body:
         return b"".join(self.parts)
 
 
-class _Latch:
-    """The error latch both parsers share: once failed, every call raises the same error."""
+class _Latched:
+    """The error latch both parsers share: once one raised, every call raises that error."""
 
-    __slots__ = ("error",)
+    _error: HttpError | None = None
 
-    def __init__(self) -> None:
-        self.error: HttpError | None = None
-
-    def run(self, step: Callable[[], object]) -> object:
-        if self.error is not None:
-            raise self.error
-        try:
-            return step()
-        except HttpError as exc:
-            self.error = exc
-            raise
+    def _fail(self, exc: HttpError) -> HttpError:
+        self._error = exc
+        return exc
 
 
-class RequestParser:
+class RequestParser(_Latched):
     """Server side: bytes in, :class:`Request` out, :class:`HttpError` on a broken request."""
 
     def __init__(
@@ -376,12 +387,19 @@ class RequestParser:
         self._head = self._new_head()
         self._request: tuple[str, str, str, Headers] | None = None
         self._body: _Body | None = None
-        self._latch = _Latch()
+        self._valid_host: str | None = None
 
     def _new_head(self) -> HeadReader:
         self._start = None
         self._fields = []
-        return HeadReader(self.max_header_bytes, self._on_line, self.max_target_bytes)
+        return HeadReader(
+            self.max_header_bytes, self._on_line, self.max_target_bytes, self._on_lines
+        )
+
+    def _next_head(self) -> None:
+        self._start = None
+        self._fields = []
+        self._head.reset()
 
     def _on_line(self, line: bytes) -> None:
         if self._start is None:
@@ -389,18 +407,29 @@ class RequestParser:
         else:
             self._fields.append(parse_field_line(line))
 
+    def _on_lines(self, lines: list[bytes]) -> None:
+        self._start = parse_request_line(lines[0])
+        self._fields = parse_fields(lines[1:])
+
     def feed(self, data: bytes) -> None:
         self._buf.feed(data)
 
     @property
+    def idle(self) -> bool:
+        """Nothing of a next request is buffered (cheaper than :attr:`state`)."""
+        return (
+            self._body is None and not self._head.started and self._buf.pos >= len(self._buf.data)
+        )
+
+    @property
     def buffered(self) -> int:
         """Octets held: unparsed input plus the body read so far."""
-        body = self._body.size if self._body is not None else 0
-        return self._buf.pending() + body
+        buf, body = self._buf, self._body
+        return len(buf.data) - buf.pos + (body.size if body is not None else 0)
 
     @property
     def state(self) -> ParserState:
-        if self._latch.error is not None:
+        if self._error is not None:
             return ParserState.ERROR
         if self._body is not None:
             return ParserState.BODY
@@ -424,9 +453,12 @@ class RequestParser:
 
     def next_request(self) -> Request | None:
         """The next complete request, or None until more bytes arrive."""
-        result = self._latch.run(self._next)
-        assert result is None or isinstance(result, Request)
-        return result
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._next()
+        except HttpError as exc:
+            raise self._fail(exc) from None
 
     def _next(self) -> Request | None:
         buf = self._buf
@@ -444,9 +476,17 @@ class RequestParser:
             # RFC 9112 §3.2: exactly one Host in 1.1, never more than one, always valid.
             if len(hosts) > 1 or (not hosts and version == "1.1"):
                 raise HttpError(400, "missing or repeated Host header")
-            if hosts and not valid_host(hosts[0].encode("latin-1")):
-                raise HttpError(400, "invalid Host header")
+            if hosts and hosts[0] != self._valid_host:
+                if not valid_host(hosts[0].encode("latin-1")):
+                    raise HttpError(400, "invalid Host header")
+                self._valid_host = hosts[0]  # a connection repeats its Host: check it once
             framing, length = request_framing(version, headers)
+            if not length and framing is not Framing.CHUNKED:  # no body: done (the common case)
+                self._next_head()
+                return Request(
+                    method, target, version, headers, framing=framing,
+                    keep_alive=keep_alive(version, headers),
+                )  # fmt: skip
             self._request = (method, target, version, headers)
             self._body = _Body(framing, length, self.max_body_bytes, self.max_header_bytes)
         body = self._body
@@ -457,7 +497,7 @@ class RequestParser:
         method, target, version, headers = self._request
         self._request = None
         self._body = None
-        self._head = self._new_head()
+        self._next_head()
         return Request(
             method=method,
             target=target,
@@ -473,7 +513,7 @@ class RequestParser:
 ResponseEvent = Union[Response, Data, EndOfMessage]
 
 
-class ResponseParser:
+class ResponseParser(_Latched):
     """Client side: bytes in, the final :class:`Response` out (1xx interim ones skipped).
 
     :meth:`next_response` returns it whole; :meth:`next_event` streams it as a
@@ -496,7 +536,6 @@ class ResponseParser:
         self._response: Response | None = None
         self._body: _Body | None = None
         self._eof = False
-        self._latch = _Latch()
         self.interim: list[int] = []  # statuses of the 1xx responses seen
 
     def _new_head(self) -> HeadReader:
@@ -518,7 +557,7 @@ class ResponseParser:
 
     @property
     def state(self) -> ParserState:
-        if self._latch.error is not None:
+        if self._error is not None:
             return ParserState.ERROR
         if self._body is not None:
             return ParserState.BODY
@@ -531,7 +570,12 @@ class ResponseParser:
 
     def next_response(self) -> Response | None:
         """The whole final response, body included, or None until more bytes arrive."""
-        result = self._latch.run(lambda: self._step(keep=True))
+        if self._error is not None:
+            raise self._error
+        try:
+            result = self._step(keep=True)
+        except HttpError as exc:
+            raise self._fail(exc) from None
         if not isinstance(result, EndOfMessage):
             return None
         head = self._response
@@ -551,8 +595,12 @@ class ResponseParser:
 
     def next_event(self) -> ResponseEvent | None:
         """The next streaming event, or None until more bytes arrive."""
-        result = self._latch.run(lambda: self._step(keep=False))
-        assert result is None or isinstance(result, (Response, Data, EndOfMessage))
+        if self._error is not None:
+            raise self._error
+        try:
+            result = self._step(keep=False)
+        except HttpError as exc:
+            raise self._fail(exc) from None
         if isinstance(result, EndOfMessage):
             self._body = None
         return result

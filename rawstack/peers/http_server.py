@@ -341,9 +341,10 @@ class HttpServer:
                     break
                 self._requests += 1
                 status, headers, body = route(request, self._status_json)
-                self._note(conn, status, request.method, request.target)
+                if status >= 400 or self.verbose:
+                    self._note(conn, status, request.method, request.target)
                 conn.wbuf += engine.respond(request, status, headers, body)
-            if engine.expects_continue and not conn.wbuf:
+            if not conn.wbuf and engine.expects_continue:
                 conn.wbuf += engine.respond_continue()
         except HttpError as exc:
             self._reject(conn, exc)
@@ -395,24 +396,30 @@ class HttpServer:
         if conn.sock.fileno() < 0:
             return
         engine = conn.engine
-        held = len(conn.wbuf) + engine.buffered
-        self._held += held - conn.accounted
+        unsent = len(conn.wbuf)
+        held = unsent + engine.buffered
+        total = self._held = self._held + held - conn.accounted
         conn.accounted = held
-        self._held_peak = max(self._held_peak, self._held)
+        if total > self._held_peak:  # noqa: PLR1730 - the hot path; max() is a call
+            self._held_peak = total
         if held > self.max_conn_bytes:
             log("http", f"{conn.peer}: dropped, holding {held} bytes")
             self._dropped += 1
             self._destroy(conn)
             return
-        if engine.must_close and not conn.wbuf:
-            self._linger(conn)
-            return
-        want = engine.wants_input and len(conn.wbuf) < self.max_output_bytes
-        if want and self._held > self.max_buffer_bytes:
+        if engine.must_close:
+            if not unsent:
+                self._linger(conn)
+                return
+            want = False
+        else:
+            want = unsent < self.max_output_bytes and engine.wants_input
+        if want and total > self.max_buffer_bytes:
             self._starved[conn.sock.fileno()] = conn
             want = False
-        self._set_reading(conn, want and not conn.linger_since)
-        if self._starved and self._held <= self.max_buffer_bytes // 2:
+        if want != conn.reading:
+            self._set_reading(conn, want)
+        if self._starved and total <= self.max_buffer_bytes // 2:
             self._feed_starved()
 
     def _feed_starved(self) -> None:
