@@ -19,8 +19,10 @@ def register(subparsers: Any) -> None:
         "serve",
         help="serve / (hello page), /echo and /status",
         description="Serve GET/HEAD / (the hello page), POST/PUT /echo (the body back; "
-        "411 without Content-Length or chunked) and GET /status (JSON counters). Prints one "
-        "JSON ready line on stdout once listening; exits 0 on SIGTERM/SIGINT.",
+        "411 without Content-Length or chunked) and GET /status (JSON counters); OPTIONS * and "
+        "CONNECT get 400, as nginx answers. Memory is bounded by backpressure and the limits "
+        "below (docs/http.md). Prints one JSON ready line on stdout once listening; exits 0 "
+        "on SIGTERM/SIGINT.",
     )
     serve.add_argument("--bind", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one")
