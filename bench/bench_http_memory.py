@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from rawstack_harness.backends.linux import LinuxNode
+from rawstack_harness import Node
 from rawstack_harness.clients import rawstack_argv
 
 from bench.bench_http import PORT, nginx_conf
@@ -60,7 +60,7 @@ def _status_kib(pid: int, field: str) -> int:
     raise BenchError(f"no {field} in /proc/{pid}/status")
 
 
-def attack(client: LinuxNode, pid: int, rcvbuf: int) -> Attack:
+def attack(client: Node, pid: int, rcvbuf: int) -> Attack:
     """Pipeline, then push; the server's RSS before and its peak after."""
     before = _status_kib(pid, "VmRSS")
     sock = client.socket(socket.AF_INET, socket.SOCK_STREAM)
