@@ -19,6 +19,7 @@ from rawstack.codec.ipv4 import PROTO_ICMP, IPv4, ip_to_bytes
 from rawstack.errors import RawstackError
 from rawstack.peers.base import log
 from rawstack.peers.loop import Loop
+from rawstack.peers.ratelimit import LimitedLog
 from rawstack.quirks import KernelQuirks, host_quirks
 from rawstack.sockets.raw import (
     CAN_BIND_TO_DEVICE,
@@ -84,6 +85,9 @@ class IcmpResponder:
         self._tx: RawIpSender | None = None
         self._ident = 0
         self.counts: Counter[str] = Counter()
+        # Any host on the link can make us complain once per packet: rate-limit it.
+        self._drop_log = LimitedLog(self.name)
+        self._send_log = LimitedLog(self.name)
 
     def start(self, loop: Loop) -> dict[str, Any]:
         quirks = self.quirks or host_quirks()
@@ -126,7 +130,7 @@ class IcmpResponder:
                 built = build_reply(packet, self._ident)
             except DecodeError as exc:
                 self.counts["dropped"] += 1
-                log(self.name, f"dropped: {exc}")
+                self._drop_log(f"dropped: {exc}")
                 continue
             if built is None:
                 self.counts["ignored"] += 1
@@ -136,11 +140,13 @@ class IcmpResponder:
                 self._tx.send(reply, dst)
             except RawstackError as exc:
                 self.counts["send_errors"] += 1
-                log(self.name, f"reply to {dst} not sent: {exc}")
+                self._send_log(f"reply to {dst} not sent: {exc}")
                 continue
             self.counts["answered"] += 1
 
     def close(self) -> None:
+        self._drop_log.flush()
+        self._send_log.flush()
         if self._loop is not None and self._rx is not None:
             self._loop.remove_reader(self._rx)
         self._loop = None

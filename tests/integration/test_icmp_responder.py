@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import pytest
+from _peer_logs import assert_drops_rate_limited
 from rawstack_harness.backends import NodeHandle
 from rawstack_harness.clients import rawstack, rawstack_argv
 from rawstack_harness.supervise import read_ready
@@ -125,3 +126,21 @@ for i in range(200):
     code, err = stop(server)
     assert code == 0
     assert "Traceback" not in err
+
+
+def test_a_flood_of_bad_packets_is_logged_rate_limited_with_counts(net: Any) -> None:
+    net["b"].sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    server, _ = start_responder(net["b"])
+    # 300 echo requests with a wrong ICMP checksum: each one is a "dropped" line.
+    script = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+for i in range(300):
+    s.sendto(bytes([8, 0, 0x12, 0x34, 0, 1]) + i.to_bytes(2, "big") + b"flood", (sys.argv[1], 0))
+"""
+    sent = net["a"].run([PYTHON, "-c", script, net["b"].addr()], capture_output=True, text=True)
+    assert sent.returncode == 0, sent.stderr
+    assert " 1 received" in iputils_ping(net, count=1)  # the queue has drained: all were read
+    code, err = stop(server)
+    assert code == 0
+    assert_drops_rate_limited(err, "[icmp] dropped")
