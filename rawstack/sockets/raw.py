@@ -424,7 +424,8 @@ class PingSocket:
         Returns ``time.time_ns()`` taken right before the ``sendto``.
         """
         address = (dst, 0)
-        with translated(f"sending an echo request to {dst}"):
+        what = f"sending an echo request to {dst}"
+        with send_errors(what, dst), translated(what):
             stamp = time.time_ns()
             self.sock.sendto(message, address)
         return stamp
