@@ -168,9 +168,11 @@ def test_data_too_short_for_a_timestamp_is_untimed_like_iputils(net: Any) -> Non
     def replies(text: str) -> list[str]:
         return [line for line in text.splitlines() if " bytes from " in line]
 
-    assert replies(out.stdout) == replies(theirs) == [
-        f"16 bytes from {b}: icmp_seq={seq} ttl=64" for seq in (1, 2)
-    ]
+    assert (
+        replies(out.stdout)
+        == replies(theirs)
+        == [f"16 bytes from {b}: icmp_seq={seq} ttl=64" for seq in (1, 2)]
+    )
     assert "rtt" not in out.stdout
     assert "rtt" not in theirs
 
