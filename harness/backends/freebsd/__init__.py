@@ -5,7 +5,9 @@ Split by responsibility, each module readable on its own:
 * :mod:`.planning` -- pure: spec + run id -> the exact ``jail``/``ifconfig``/``route``/
   ``sysctl`` commands that build it and tear it down (:func:`plan`), epair name capture.
 * :mod:`.runs` -- locked run directories, :class:`FreeBSDRun`, dead-run cleanup and
-  ``status`` (:func:`clean_dead_runs`, :func:`describe_runs`), :func:`unavailable_reason`.
+  ``status`` (:func:`clean_dead_runs`, :func:`describe_runs`), :func:`unavailable_reason`,
+  checked teardown and the reaper of epairs dying jails hand back
+  (:func:`finish_teardown`, :func:`reap_returned_epairs`).
 * :mod:`.nodes` -- executing a plan: :class:`FreeBSDNetwork` and its jails'
   :class:`FreeBSDNode` handles (``run``/``popen`` through ``jexec``, no ``socket()``).
 * :mod:`.probes` -- supervision probes, run as a short process inside the probing jail.
@@ -26,6 +28,7 @@ from rawstack_harness.backends.freebsd.nodes import (
     parse_ether,
 )
 from rawstack_harness.backends.freebsd.planning import (
+    GONE,
     JAIL_PREFIX,
     SYSCTL_MAP,
     Plan,
@@ -49,10 +52,14 @@ from rawstack_harness.backends.freebsd.probes import (
 )
 from rawstack_harness.backends.freebsd.runs import (
     DEFAULT_ROOT,
+    RETURNING,
     FreeBSDRun,
+    TeardownOutcome,
     clean_dead_runs,
     describe_runs,
+    finish_teardown,
     new_run_dir,
+    reap_returned_epairs,
     run_teardown,
     save_state,
     unavailable_reason,
@@ -60,10 +67,12 @@ from rawstack_harness.backends.freebsd.runs import (
 
 __all__ = [
     "DEFAULT_ROOT",
+    "GONE",
     "ICMP_RESPONDER",
     "JAIL_PREFIX",
     "NO_NODE_SOCKETS",
     "PROBE_TIMEOUT",
+    "RETURNING",
     "SYSCTL_MAP",
     "FreeBSDNetwork",
     "FreeBSDNode",
@@ -71,10 +80,12 @@ __all__ = [
     "JailLike",
     "Plan",
     "Step",
+    "TeardownOutcome",
     "build",
     "chao_probe",
     "clean_dead_runs",
     "describe_runs",
+    "finish_teardown",
     "freebsd_sysctl",
     "host_ifname",
     "jail_name",
@@ -86,6 +97,7 @@ __all__ = [
     "probe_here",
     "probe_main",
     "probe_peer",
+    "reap_returned_epairs",
     "record_capture",
     "run_teardown",
     "save_state",
