@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,10 +65,13 @@ def test_a_shaped_child_is_freebsd_without_pyroute2_and_scapy_still_loads() -> N
 
 
 def test_shape_problems_names_what_did_not_take() -> None:
-    target = shaped.TARGETS["darwin"]
-    unshaped = {k: v for k, v in shaped.shaped_environ(target, []).items() if k != "PYTHONPATH"}
-    problems = shaped.shape_problems(target, ["pytest"], unshaped)
-    assert problems == [f"sys.platform is {sys.platform!r}, not 'darwin'", "pytest is importable"]
+    nowhere = shaped.Target("nowhere", "bsd", "plan9", "Plan9")  # unlike any real platform
+    env = shaped.shaped_environ(nowhere, [])
+    env.pop("PYTHONPATH")  # no sitecustomize: nothing is shaped
+    problems = shaped.shape_problems(nowhere, ["pytest"], env)
+    assert len(problems) == 2
+    assert re.fullmatch(r"sys\.platform is '\w+', not 'plan9'", problems[0])
+    assert problems[1] == "pytest is importable"
 
 
 def test_shaped_child_reports_json() -> None:
