@@ -160,10 +160,18 @@ def shape_problems(target: Target, absent: Sequence[str], env: Mapping[str, str]
 
 
 def _private_network(argv: list[str]) -> list[str]:
-    """``argv`` in a fresh network namespace with loopback up, when root on Linux."""
-    if os.geteuid() != 0 or not sys.platform.startswith("linux") or not shutil.which("unshare"):
+    """``argv`` in a fresh network namespace with loopback up, when root on Linux can."""
+    if os.geteuid() != 0 or not sys.platform.startswith("linux"):
         return argv
-    return ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *argv]
+    wrapped = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
+    if not shutil.which("unshare") or not shutil.which("ip"):
+        return argv
+    try:
+        probe = subprocess.run([*wrapped, "true"], capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return argv
+    # Without CAP_SYS_ADMIN (an unprivileged container) it runs on the host's loopback.
+    return [*wrapped, *argv] if probe.returncode == 0 else argv
 
 
 def run_target(
