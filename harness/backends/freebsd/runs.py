@@ -7,11 +7,11 @@ is created, so :func:`clean_dead_runs` can remove the jails and epairs of a run 
 died, and never those of a live run. There is no reaper process: dead runs go at the next
 run's start or at ``netns-harness clean``.
 
-Teardown (:func:`finish_teardown`) runs every step, checks the checked ones, then asks
-``jls -d`` which of the plan's jails are still there (left dying by sockets in TCP
-teardown): each end such a jail holds is recorded under ``<root>/.returning/`` (one file per
-interface name, holding the jail's name), because the jail hands it back to the host when it
-finally dies. :func:`reap_returned_epairs` (part of :func:`clean_dead_runs`) destroys the
+Teardown (:func:`finish_teardown`) runs every step, checks the checked ones, then, if an
+epair was not destroyed inside its jail, asks ``jls -d`` which of the plan's jails are still
+there (left dying by sockets in TCP teardown): each end such a jail may hold is recorded
+under ``<root>/.returning/`` (one file per interface name, holding the jail's name), because
+the jail hands it back to the host when it finally dies. :func:`reap_returned_epairs` (part of :func:`clean_dead_runs`) destroys the
 recorded names that have appeared on the host and forgets those whose jail is gone. Only
 recorded names are touched, so a live run's epair (in this root or another) never is.
 """
@@ -150,7 +150,7 @@ def reap_returned_epairs(root: str = DEFAULT_ROOT) -> list[str]:
             done = _run(["ifconfig", ifname, "destroy"])
             if done.returncode != 0 and GONE not in done.stderr:
                 continue  # keep it; the next clean tries again
-            reaped.append(ifname)  # (its other end, destroyed with it, then reports GONE)
+            reaped.append(ifname)  # its other end went too: that record finds it GONE
         elif jail in jails:
             continue  # still dying: it may come back yet
         (ledger / ifname).unlink(missing_ok=True)
