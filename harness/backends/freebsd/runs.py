@@ -11,8 +11,9 @@ Teardown (:func:`finish_teardown`) runs every step, checks the checked ones, the
 epair was not destroyed inside its jail, asks ``jls -d`` which of the plan's jails are still
 there (left dying by sockets in TCP teardown): each end such a jail may hold is recorded
 under ``<root>/.returning/`` (one file per interface name, holding the jail's name), because
-the jail hands it back to the host when it finally dies. :func:`reap_returned_epairs` (part of :func:`clean_dead_runs`) destroys the
-recorded names that have appeared on the host and forgets those whose jail is gone. Only
+the jail hands it back to the host when it finally dies. :func:`reap_returned_epairs` (part
+of :func:`clean_dead_runs`) destroys the recorded names that have appeared on the host and
+forgets those whose jail is gone. Only
 recorded names are touched, so a live run's epair (in this root or another) never is.
 """
 
