@@ -24,12 +24,12 @@ from rawstack_harness.backends.freebsd import (
     RETURNING,
     FreeBSDRun,
     build,
-    clean_dead_runs,
     host_ifname,
+    reap_dead_runs,
     reap_returned_epairs,
     runs,
 )
-from rawstack_harness.runstate import HarnessError
+from rawstack_harness.errors import HarnessError
 from rawstack_harness.topology import line3, pair
 
 HOST = ""  # the host's vnet
@@ -152,7 +152,7 @@ class FakeFreeBSD:
 def kernel(monkeypatch: pytest.MonkeyPatch) -> FakeFreeBSD:
     """Every command the backend runs goes to a fresh :class:`FakeFreeBSD`."""
     fake = FakeFreeBSD()
-    monkeypatch.setattr(runs, "unavailable_reason", lambda: None)
+    monkeypatch.setattr(runs, "missing_requirement", lambda: None)
     monkeypatch.setattr(subprocess, "run", fake)
     return fake
 
@@ -195,7 +195,7 @@ def test_teardown_after_tcp_destroys_in_the_jail_first_and_leaves_nothing(
     kernel.time_passes()
     assert kernel.epairs() == []  # the dying jails had nothing left to hand back
     assert kernel.jails == {}
-    assert clean_dead_runs(str(tmp_path)) == []
+    assert reap_dead_runs(str(tmp_path)) == []
     assert reap_returned_epairs(str(tmp_path)) == []
 
 
@@ -220,7 +220,7 @@ def test_epairs_a_dying_jail_returns_are_reaped(tmp_path: Path, kernel: FakeFree
     kernel.time_passes()
     # Renamed before jail -r, so they come back under run-unique names, not as two eth0.
     assert kernel.host_ifnames() == [a_name, b_name]
-    assert clean_dead_runs(str(tmp_path)) == []  # what `netns-harness clean` runs
+    assert reap_dead_runs(str(tmp_path)) == []  # what `netns-harness clean` runs
     assert kernel.epairs() == []
     assert list(ledger.iterdir()) == []
 
