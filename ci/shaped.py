@@ -13,7 +13,8 @@ skip markers that branch on ``sys.platform``. For each target this script
    ``[testenv:darwin]``), so there is one definition of what those envs run;
 3. checks that the shape took (a shaped child reports its ``sys.platform`` and fails to
    import each absent module), then runs pytest over the list with ``ci/shape`` first on
-   ``PYTHONPATH``: its ``sitecustomize`` shapes every Python process of the run.
+   ``PYTHONPATH``: its ``sitecustomize`` shapes every Python process of the run. The
+   targets' runs go at once, and their output is printed one after the other.
 
 What stays Linux: the kernel (``os.uname()``, ``platform.system()``, the quirk row it
 selects) and root. Tests that need a BSD kernel skip with the reason the code gives on such
@@ -174,26 +175,30 @@ def _private_network(argv: list[str]) -> list[str]:
     return [*wrapped, *argv] if probe.returncode == 0 else argv
 
 
-def run_target(
+def start_target(
     target: Target, pytest_args: Sequence[str], tests: Sequence[str] | None = None
-) -> int:
-    """Check the shape, then run the target's test list; pytest's exit status (1 if unshaped)."""
+) -> tuple[list[str], subprocess.Popen[bytes] | None]:
+    """Check the shape, then start pytest over the target's list (output to a pipe).
+
+    Returns the absent modules and the process: None, with the reason on stderr, when the
+    shape did not take."""
     modules = [m for d in absent_distributions(target) for m in top_level_modules(d)]
     env = shaped_environ(target, modules)
-    print(f"== shaped like {target.name}: sys.platform={target.sys_platform}, "
-          f"absent: {', '.join(modules) or 'nothing'}; tox env {target.tox_env}", flush=True)
     problems = shape_problems(target, modules, env)
     if problems:
         print(f"ci/shaped.py: the {target.name} shape did not take: {'; '.join(problems)}",
               file=sys.stderr)
-        return 1
+        return modules, None
     artifacts = Path(os.environ.get("RAWSTACK_CI_ARTIFACTS", ROOT / ".ci-artifacts"))
     argv = [
         sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
         f"--junitxml={artifacts / f'junit-shaped-{target.name}.xml'}",
         *pytest_args, *(tox_test_list(target.tox_env) if tests is None else tests),
     ]
-    return subprocess.run(_private_network(argv), env=env, cwd=ROOT, check=False).returncode
+    return modules, subprocess.Popen(
+        _private_network(argv), env=env, cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -206,11 +211,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     # After "--": tests to run instead of the env's list, as `tox -e bsd -- ARGS` does.
     tests = argv[argv.index("--") + 1 :] if "--" in argv else None
     args, pytest_args = parser.parse_known_args(argv[: argv.index("--")] if tests else argv)
+    names = args.target or sorted(TARGETS, reverse=True)
+    # The targets run at once, one pytest process each: on two cores that beats each
+    # in turn with xdist workers (which collect the whole list again per worker).
+    started = {name: start_target(TARGETS[name], pytest_args, tests) for name in names}
     failed = []
-    for name in args.target or sorted(TARGETS, reverse=True):
-        rc = run_target(TARGETS[name], pytest_args, tests)
-        if rc != 0:
-            print(f"ci/shaped.py: {name}-shaped run failed (exit {rc})", file=sys.stderr)
+    for name, (modules, proc) in started.items():
+        target = TARGETS[name]
+        print(f"== shaped like {name}: sys.platform={target.sys_platform}, "
+              f"absent: {', '.join(modules) or 'nothing'}; tox env {target.tox_env}", flush=True)
+        if proc is None:
+            failed.append(name)
+            continue
+        out, _ = proc.communicate()
+        sys.stdout.buffer.write(out)
+        sys.stdout.flush()
+        if proc.returncode != 0:
+            print(f"ci/shaped.py: {name}-shaped run failed (exit {proc.returncode})",
+                  file=sys.stderr)
             failed.append(name)
     return 1 if failed else 0
 
