@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rawstack_harness import cli
+from rawstack_harness.backends import select_backend
 from rawstack_harness.backends.freebsd import (
     RETURNING,
     FreeBSDRun,
@@ -208,7 +210,9 @@ def test_line3_after_tcp_leaves_nothing(tmp_path: Path, kernel: FakeFreeBSD) -> 
     assert kernel.epairs() == []
 
 
-def test_epairs_a_dying_jail_returns_are_reaped(tmp_path: Path, kernel: FakeFreeBSD) -> None:
+def test_epairs_a_dying_jail_returns_are_reaped(
+    tmp_path: Path, kernel: FakeFreeBSD, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run, ja, a_name, b_name = _pair_whose_in_jail_destroy_fails(tmp_path, kernel)
     kernel.carry_tcp(ja, ja.replace("_a", "_b"))
     run.close()
@@ -220,8 +224,12 @@ def test_epairs_a_dying_jail_returns_are_reaped(tmp_path: Path, kernel: FakeFree
     kernel.time_passes()
     # Renamed before jail -r, so they come back under run-unique names, not as two eth0.
     assert kernel.host_ifnames() == [a_name, b_name]
-    assert reap_dead_runs(str(tmp_path)) == []  # what `netns-harness clean` runs
+    freebsd_backend = select_backend("freebsd")
+    monkeypatch.setattr(cli, "_backend", lambda: freebsd_backend)
+    monkeypatch.setattr(cli, "_need_root", lambda: None)
+    assert cli.main(["--run-dir", str(tmp_path), "clean"]) == 0
     assert kernel.epairs() == []
+    assert ["ifconfig", a_name, "destroy"] in kernel.calls
     assert list(ledger.iterdir()) == []
 
 
