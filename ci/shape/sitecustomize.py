@@ -2,7 +2,7 @@
 
 Loaded only by ``ci/shaped.py``, which puts ``ci/shape`` first on ``PYTHONPATH``, so every
 Python process of the run (pytest, its xdist workers, the ``rawstack`` commands tests start)
-starts shaped the same way. Two environment variables say how:
+starts shaped the same way. Three environment variables say how:
 
 * ``RAWSTACK_SHAPE_PLATFORM``: the ``sys.platform`` to report (``freebsd14``, ``darwin``).
   Only ``sys.platform`` changes; ``os.uname()`` and ``platform.system()`` still describe the
