@@ -35,6 +35,10 @@ pkg_install() {
 
 # pkg's own Python has no ensurepip, so tox (which brings virtualenv) comes from pkg too.
 if [ -n "${RAWSTACK_PY:-}" ]; then
+    case $RAWSTACK_PY in
+        py3[0-9] | py3[0-9][0-9]) ;;
+        *) echo "ci/freebsd.sh: RAWSTACK_PY=$RAWSTACK_PY is not a flavour such as py312" >&2; exit 2 ;;
+    esac
     py=$RAWSTACK_PY                          # py312
     python=python3.${py#py3}                 # python3.12
     pkg_install "python3${py#py3}"           # the package is python312
