@@ -9,6 +9,9 @@ length from ip_len on read. One frozen :class:`KernelQuirks` row per kernel flav
 one table (``_table``), records those facts with their sources (shared/QUIRKS.md);
 ``_convert`` applies a row at the socket boundary; ``_host`` picks this host's row.
 
+The IPv6 section (``_ipv6``) is a table of its own: raw IPv6 sockets never show the
+IPv6 header on read, and only Linux lets a program write it (RFC 3542; see the module).
+
 This is the raw-socket format, which may differ from the wire format.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 from rawstack.quirks._convert import raw_to_wire, wire_to_raw, wire_to_read
 from rawstack.quirks._host import ENV_OS, ENV_OSREL, host_quirks, read_osreldate
+from rawstack.quirks._ipv6 import TABLE6, Ipv6Quirks, host_ipv6_quirks, ipv6_quirks_for
 from rawstack.quirks._table import (
     CHECKSUM,
     FREEBSD_10_0,
@@ -42,9 +46,13 @@ __all__ = [
     "KNOWN_OS",
     "SOURCE",
     "TABLE",
+    "TABLE6",
     "TOTAL_LENGTH",
+    "Ipv6Quirks",
     "KernelQuirks",
+    "host_ipv6_quirks",
     "host_quirks",
+    "ipv6_quirks_for",
     "normalize_os",
     "quirks_for",
     "raw_to_wire",
