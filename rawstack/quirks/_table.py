@@ -73,6 +73,7 @@ class KernelQuirks:
     echo_request_to_raw: bool | None  # a raw ICMP socket sees echo requests too
     has_icmp_filter: bool  # SOL_RAW/ICMP_FILTER
     has_ping_socket: bool  # an unprivileged SOCK_DGRAM/IPPROTO_ICMP socket
+    fragments_oversize: bool  # the kernel fragments an IP_HDRINCL write above the MTU
     confirmed: bool  # observed on a running kernel by this project's tests
 
     def matches(self, os: str, osrel: int | None) -> bool:
@@ -125,6 +126,7 @@ def _bsd(
         echo_request_to_raw=echo_request_to_raw,
         has_icmp_filter=False,
         has_ping_socket=has_ping_socket,
+        fragments_oversize=True,
         confirmed=False,
     )
 
@@ -147,6 +149,7 @@ LINUX = KernelQuirks(
     echo_request_to_raw=True,  # our own request on loopback too
     has_icmp_filter=True,
     has_ping_socket=True,
+    fragments_oversize=False,  # raw_send_hdrinc: EMSGSIZE above the device MTU
     confirmed=True,
 )
 

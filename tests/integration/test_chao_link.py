@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import pytest
+from _peer_logs import assert_drops_rate_limited
 from rawstack_harness.backends import NodeHandle
 from rawstack_harness.clients import rawstack, rawstack_argv
 from rawstack_harness.supervise import read_ready
@@ -201,3 +202,17 @@ def test_random_frames_never_stop_the_server(net: Any) -> None:
     code, err = stop(server)
     assert code == 0
     assert "Traceback" not in err
+
+
+def test_a_flood_of_bad_frames_is_logged_rate_limited_with_counts(net: Any) -> None:
+    mac_a, mac_b = net["a"].mac(IFACE), net["b"].mac(IFACE)
+    header = bytes.fromhex(mac_b.replace(":", "") + mac_a.replace(":", "")) + b"\x88\xb5"
+    frames = [(header + b"CHA0" + bytes(12)).hex() for _ in range(300)]  # all bad magic
+    server, _ = serve(net["b"])
+    inject(net, "0.2", frames)
+    # Answered after the flood: the server has read every frame before it.
+    after = rawstack(net["a"], "chao", "send", "--iface", IFACE, "--to", mac_b)
+    assert after.returncode == 0, after.stderr
+    code, err = stop(server)
+    assert code == 0
+    assert_drops_rate_limited(err, "[chao] dropped ")
