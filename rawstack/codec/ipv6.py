@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, TypeVar, Union
 
 from ._errors import DecodeError
@@ -59,6 +59,7 @@ __all__ = [
     "IPv6",
     "Ip6Option",
     "Routing",
+    "fragment6",
     "ip6_to_bytes",
     "ip6_to_str",
     "pseudo_header",
@@ -486,3 +487,60 @@ class IPv6:
             extensions=tuple(extensions),
             payload_length=length,
         )
+
+
+MIN_MTU = 1280  # RFC 8200 section 5: every link carries packets this large
+
+
+def fragment6(packet: IPv6, mtu: int, ident: int) -> list[IPv6]:
+    """``packet`` as fragments of at most ``mtu`` bytes each (itself if it fits), RFC 8200
+    section 4.5: the unfragmentable part (the hop-by-hop header, and every header up to the
+    last routing header) is repeated in each fragment, followed by a fragment header
+    (identification ``ident``) and the next slice of the fragmentable part, a multiple of 8
+    bytes in all but the last. Lengths are left for :meth:`IPv6.encode` to compute.
+
+    ValueError when ``mtu`` leaves no room for 8 bytes of data, or the packet already
+    carries a fragment header.
+    """
+    check_uint(LAYER, "ident", ident, 32)
+    if len(packet.encode()) <= mtu:
+        return [packet]
+    if packet.extension(Fragment) is not None:
+        raise ValueError(f"{LAYER}: the packet is a fragment already")
+    # The unfragmentable part ends after the last routing header, or after hop-by-hop.
+    cut = 0
+    for n, header in enumerate(packet.extensions):
+        if isinstance(header, (HopByHop, Routing)) or (
+            isinstance(header, DestOptions)
+            and any(isinstance(later, Routing) for later in packet.extensions[n + 1 :])
+        ):
+            cut = n + 1
+    unfragmentable = packet.extensions[:cut]
+    fragmentable = IPv6(
+        packet.src,
+        packet.dst,
+        packet.next_header,
+        packet.payload,
+        extensions=packet.extensions[cut:],
+    )
+    # What follows the fragment header: the remaining extension headers and the payload.
+    data = fragmentable.encode()[HEADER_LEN:]
+    first = fragmentable.first_header
+    overhead = HEADER_LEN + len(replace(packet, extensions=unfragmentable).encode_extensions())
+    room = (mtu - overhead - FRAGMENT.size) // 8 * 8
+    if room < 8:
+        raise ValueError(f"{LAYER}: MTU {mtu} leaves no room for 8 data bytes per fragment")
+    out = []
+    for at in range(0, len(data), room):
+        chunk = data[at : at + room]
+        more = at + room < len(data)
+        out.append(
+            replace(
+                packet,
+                next_header=first,
+                payload=chunk,
+                extensions=(*unfragmentable, Fragment(at // 8, more, ident)),
+                payload_length=None,
+            )
+        )
+    return out

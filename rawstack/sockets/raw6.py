@@ -19,14 +19,16 @@ facts, with their sources, are :mod:`rawstack.quirks._ipv6` and docs/ipv6.md.
 
 from __future__ import annotations
 
+import random
 import socket
 import struct
+import sys
 import time
 from dataclasses import dataclass
 
 from rawstack.codec import DecodeError
 from rawstack.codec.icmp6 import ERROR_TYPES6
-from rawstack.codec.ipv6 import IPv6, ip6_to_bytes
+from rawstack.codec.ipv6 import MIN_MTU, IPv6, fragment6, ip6_to_bytes
 from rawstack.errors import PrivilegeError, RawstackError, UsageError
 from rawstack.quirks import Ipv6Quirks
 from rawstack.quirks._ipv6 import HDRINCL
@@ -48,6 +50,8 @@ IPV6_PKTINFO: int | None = getattr(socket, "IPV6_PKTINFO", None)
 IPV6_TCLASS: int | None = getattr(socket, "IPV6_TCLASS", None)
 IPV6_DONTFRAG: int | None = getattr(socket, "IPV6_DONTFRAG", None)
 IPV6_CHECKSUM: int | None = getattr(socket, "IPV6_CHECKSUM", None)
+# <linux/in6.h> IPV6_MTU (not exported by Python): a connected socket's path MTU. Linux only.
+IPV6_MTU: int | None = 24 if sys.platform.startswith("linux") else None
 _PKTINFO6 = struct.Struct("@16sI")  # struct in6_pktinfo: the address, then the ifindex
 _INT = struct.Struct("@i")
 _ANCILLARY_SPACE = socket.CMSG_SPACE(_PKTINFO6.size) + socket.CMSG_SPACE(_INT.size)
@@ -275,7 +279,10 @@ class RawIp6Sender:
 
     Linux (``quirks.header_write == HDRINCL``): one AF_INET6/SOCK_RAW/IPPROTO_RAW socket,
     whose writes are the packet as given (``rawv6_send_hdrinc`` fills nothing, so every
-    length and checksum must already be right: the codecs compute them). Elsewhere: the
+    length and checksum must already be right: the codecs compute them). It does not
+    fragment either (EMSGSIZE above the MTU), so a packet larger than the path MTU is cut
+    here into fragments (:func:`rawstack.codec.ipv6.fragment6`), as the kernel would cut a
+    datagram of its own (RFC 8200 4.5: only the source fragments). Elsewhere: the
     header is sent as RFC 3542 ancillary data (hop limit, traffic class, source) on a raw
     socket of the packet's upper-layer protocol, opened on first use.
     """
@@ -295,9 +302,11 @@ class RawIp6Sender:
         """Write one complete IPv6 packet addressed to ``dst``; returns the send time (ns)."""
         what = f"sending a raw IPv6 packet to {dst}"
         if self._hdrincl is not None:
+            pieces = self._fragments(wire_packet, dst)
             with send_errors(what, dst), translated(what):
                 stamp = time.time_ns()
-                self._hdrincl.sendto(wire_packet, (dst, 0))
+                for piece in pieces:
+                    self._hdrincl.sendto(piece, (dst, 0))
             return stamp
         try:
             packet = IPv6.decode(wire_packet)
@@ -322,6 +331,18 @@ class RawIp6Sender:
             tclass=packet.traffic_class,
             src=None if packet.src == "::" else packet.src,
         )
+
+    def _fragments(self, wire_packet: bytes, dst: str) -> list[bytes]:
+        if len(wire_packet) <= MIN_MTU:
+            return [wire_packet]
+        mtu = path_mtu6(dst)
+        if mtu is None or len(wire_packet) <= mtu:
+            return [wire_packet]
+        try:
+            packet = IPv6.decode(wire_packet)
+            return [p.encode() for p in fragment6(packet, mtu, random.getrandbits(32))]
+        except (DecodeError, ValueError):
+            return [wire_packet]  # not fragmentable: the kernel says why (EMSGSIZE)
 
     def close(self) -> None:
         if self._hdrincl is not None:
@@ -358,6 +379,22 @@ def resolve(host: str, family: int | None = None) -> tuple[int, str]:
 def resolve_ipv6(host: str) -> str:
     """An IPv6 address for ``host`` (an address or a name), or :class:`UsageError`."""
     return resolve(host, socket.AF_INET6)[1]
+
+
+def path_mtu6(dst: str) -> int | None:
+    """The kernel's path MTU towards ``dst`` (IPV6_MTU of a connected UDP socket), or None
+    where it cannot say (no route, or not Linux)."""
+    if IPV6_MTU is None:
+        return None
+    probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        probe.connect((dst, 9))  # UDP connect only consults the routing table
+        mtu: int = probe.getsockopt(socket.IPPROTO_IPV6, IPV6_MTU)
+        return mtu
+    except OSError:
+        return None
+    finally:
+        probe.close()
 
 
 def route_source6(dst: str) -> str:
