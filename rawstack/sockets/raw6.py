@@ -357,6 +357,15 @@ def open_raw_ip6_sender(quirks: Ipv6Quirks) -> RawIp6Sender:
     return RawIp6Sender(quirks)
 
 
+def ipv6_available() -> bool:
+    """False when this kernel has no IPv6 at all (EAFNOSUPPORT for an AF_INET6 socket)."""
+    try:
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()
+    except OSError:
+        return False
+    return True
+
+
 def resolve(host: str, family: int | None = None) -> tuple[int, str]:
     """``(AF_INET or AF_INET6, address text)`` for ``host``, or :class:`UsageError`.
 

@@ -253,3 +253,48 @@ def test_record_route_and_timestamp_options_are_reflected_like_the_kernel(
             return [re.sub(r"\d+ (absolute|ms)", "N", line) for line in block]
 
         assert shape(mine) == shape(theirs), (kernel, ours)
+
+
+def iputils_ping6(net: Any, count: int = 3) -> str:
+    if shutil.which("ping") is None:
+        pytest.skip("needs iputils ping")
+    argv = ["ping", "-6", "-n", "-c", str(count), "-i", "0.2", "-W", "2", net["b"].addr(6)]
+    out: str = net["a"].run(argv, capture_output=True, text=True).stdout
+    return out
+
+
+def test_iputils_ping6_gets_exactly_our_replies(net: Any) -> None:
+    b = net["b"]
+    b.sysctl("net.ipv6.icmp.echo_ignore_all", "1")
+    b.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    assert " 0 received" in iputils_ping6(net, count=1)  # kernel echo off: nobody answers
+    server, _ = start_responder(b)
+    out = iputils_ping6(net)
+    assert "3 packets transmitted, 3 received, 0% packet loss" in out, out
+    assert "DUP!" not in out
+    assert re.search(rf"64 bytes from {re.escape(b.addr(6))}: icmp_seq=1 ttl=64 time=", out)
+    big = (
+        net["a"]
+        .run(
+            ["ping", "-6", "-n", "-c", "1", "-s", "3000", b.addr(6)], capture_output=True, text=True
+        )
+        .stdout
+    )
+    assert "3008 bytes from" in big, big  # answered past the MTU: our reply, fragmented
+    code, err = stop(server)
+    assert code == 0
+    assert "net.ipv6.icmp.echo_ignore_all is 0" not in err
+    assert '"answered": 4' in err
+
+
+def test_kernel_icmpv6_echo_on_warns_and_duplicates(net: Any) -> None:
+    net["b"].sysctl("net.ipv6.icmp.echo_ignore_all", "0")
+    net["b"].sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    server, _ = start_responder(net["b"])
+    out = iputils_ping6(net, count=3)
+    dups = re.search(r"\+(\d+) duplicates", out)
+    assert dups is not None, out
+    assert int(dups.group(1)) >= 2
+    code, err = stop(server)
+    assert code == 0
+    assert "net.ipv6.icmp.echo_ignore_all is 0" in err
