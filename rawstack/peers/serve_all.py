@@ -67,7 +67,7 @@ def default_servers(
     iface: str,
     http_port: int = 8080,
     udp_port: int = 8080,
-    bind: str = "0.0.0.0",
+    bind: str = "::",
     peers: Sequence[str] = ALL_PEERS,
 ) -> list[Server]:
     """The peers the harness runs on each side: HTTP, UDP echo, CHAO and ICMP (or a subset)."""
