@@ -20,7 +20,7 @@ venv=.venv
 #   pyroute2 speaks netlink; the tests use these as independent oracles and tools).
 # check: what ci/test.sh runs besides pytest.  bench: the HTTP benchmark's reference server
 #   and load generator.
-pkgs_core="python3-venv iproute2 procps util-linux iputils-ping curl socat tcpdump tshark"
+pkgs_core="python3-venv iproute2 procps util-linux iputils-ping curl socat tcpdump tshark nmap"
 pkgs_check="shellcheck vagrant"
 pkgs_bench="nginx-light wrk"
 

@@ -6,6 +6,12 @@ TCP segment delivered to this host. A SYN-ACK acknowledging our ISN means *open*
 answer it with a RST at once, so the peer drops its half-open connection); a RST means
 *closed*; silence until the timeout means *filtered*.
 
+Over IPv6 (an IPv6 HOST, or ``family=AF_INET6``) the SYN goes out in our own IPv6 header
+where the kernel takes one (:class:`rawstack.sockets.raw6.RawIp6Sender`: IPPROTO_RAW on
+Linux, RFC 3542 ancillary data elsewhere), and the answer is read on a raw IPv6 TCP
+socket, which hands over the segment alone (RFC 3542 section 3) with its destination in
+IPV6_PKTINFO; the rules are the same.
+
 Our kernel knows nothing of the connection either, so it also answers the SYN-ACK with
 a RST of its own (RFC 9293 3.10.7.1: a segment for a CLOSED connection elicits a reset).
 We still send ours: it is what rawstack promises, and it holds where that kernel RST is
@@ -18,17 +24,19 @@ from __future__ import annotations
 
 import math
 import random
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rawstack.codec import DecodeError
 from rawstack.codec.ipv4 import PROTO_TCP, IPv4
+from rawstack.codec.ipv6 import IPv6
 from rawstack.codec.tcp import ACK, RST, SYN, Tcp
 from rawstack.codec.tcp_options import TcpMss
 from rawstack.errors import UsageError
 from rawstack.peers.loop import Loop
-from rawstack.quirks import KernelQuirks, host_quirks
+from rawstack.quirks import KernelQuirks, host_ipv6_quirks, host_quirks
 from rawstack.sockets.raw import (
     RawIpReceiver,
     RawIpSender,
@@ -37,6 +45,15 @@ from rawstack.sockets.raw import (
     reserve_tcp_port,
     resolve_ipv4,
     route_source,
+)
+from rawstack.sockets.raw6 import (
+    Raw6Socket,
+    RawIp6Sender,
+    Received6,
+    open_raw6,
+    open_raw_ip6_sender,
+    resolve,
+    route_source6,
 )
 
 OPEN = "open"
@@ -55,6 +72,8 @@ class Probe:
     mss: int | None = None  # the peer's MSS option in its SYN-ACK
 
     def line(self, dst: str, port: int, timeout: float) -> str:
+        if ":" in dst:
+            dst = f"[{dst}]"  # an IPv6 address and a port, as in a URL (RFC 3986 3.2.2)
         if self.state == OPEN:
             mss = f", MSS {self.mss}" if self.mss is not None else ""
             return f"{dst}:{port} open (SYN-ACK in {_ms(self.rtt)} ms{mss})"
@@ -104,6 +123,28 @@ def classify(packet: bytes, *, src: str, dst: str, sport: int, dport: int, isn: 
         seg = Tcp.decode(ip.payload)
     except DecodeError:
         return None
+    return _answer(seg, sport=sport, dport=dport, isn=isn)
+
+
+def classify6(
+    received: Received6, *, src: str, dst: str, sport: int, dport: int, isn: int
+) -> Tcp | None:
+    """The answer to our SYN in a segment read from a raw IPv6 TCP socket, or None.
+
+    The segment arrives without its IPv6 header; its addresses are the read's source and
+    IPV6_PKTINFO destination (where the platform gives one).
+    """
+    if received.src != dst or (received.dst is not None and received.dst != src):
+        return None
+    try:
+        seg = Tcp.decode(received.data)  # no checksum check: see classify
+    except DecodeError:
+        return None
+    return _answer(seg, sport=sport, dport=dport, isn=isn)
+
+
+def _answer(seg: Tcp, *, sport: int, dport: int, isn: int) -> Tcp | None:
+    """``seg`` if it answers our SYN from ``sport`` to ``dport`` with ISN ``isn``."""
     if seg.src_port != dport or seg.dst_port != sport:
         return None
     expected_ack = (isn + 1) & 0xFFFFFFFF
@@ -123,10 +164,13 @@ def syn_probe(
     *,
     quirks: KernelQuirks | None = None,
     on_probe: Callable[[SynProbeResult, Probe], None] | None = None,
+    family: int | None = None,
 ) -> SynProbeResult:
     """Send ``count`` SYNs one after another, each waiting up to ``timeout`` s.
 
-    ``on_probe(result, probe)`` is called as each probe ends.
+    ``on_probe(result, probe)`` is called as each probe ends. ``family`` (``AF_INET`` or
+    ``AF_INET6``, as ``-4``/``-6``) picks the IP version; None takes what ``host``
+    resolves to first.
     """
     if not 1 <= port <= 0xFFFF:
         raise UsageError(f"port must be 1..65535, not {port}")
@@ -134,6 +178,10 @@ def syn_probe(
         raise UsageError(f"count must be at least 1, not {count}")
     if not (math.isfinite(timeout) and timeout > 0):
         raise UsageError(f"bad timeout {timeout}: must be > 0 seconds")
+    if family != socket.AF_INET:
+        found, addr = resolve(host, family)
+        if found == socket.AF_INET6:
+            return _syn_probe6(host, addr, port, count=count, timeout=timeout, on_probe=on_probe)
     dst = resolve_ipv4(host)
     quirks = quirks or host_quirks()
     result = SynProbeResult(host, dst, port)
@@ -168,10 +216,53 @@ def syn_probe(
     return result
 
 
+def _syn_probe6(
+    host: str,
+    dst: str,
+    port: int,
+    *,
+    count: int,
+    timeout: float,
+    on_probe: Callable[[SynProbeResult, Probe], None] | None,
+) -> SynProbeResult:
+    """:func:`syn_probe` towards the IPv6 address ``dst``."""
+    quirks6 = host_ipv6_quirks()
+    result = SynProbeResult(host, dst, port)
+    receiver = open_raw6(quirks6, PROTO_TCP)
+    try:
+        sender = open_raw_ip6_sender(quirks6)
+        try:
+            src = route_source6(dst)  # after the sockets: a missing privilege is said first
+            reserved, sport = reserve_tcp_port(src)
+        except BaseException:
+            sender.close()
+            raise
+        try:
+            for _ in range(count):
+                probe = _probe_once(
+                    sender=sender,
+                    receiver=receiver,
+                    src=src,
+                    dst=dst,
+                    sport=sport,
+                    dport=port,
+                    timeout=timeout,
+                )
+                result.probes.append(probe)
+                if on_probe is not None:
+                    on_probe(result, probe)
+        finally:
+            reserved.close()
+            sender.close()
+    finally:
+        receiver.close()
+    return result
+
+
 def _probe_once(
     *,
-    sender: RawIpSender,
-    receiver: RawIpReceiver,
+    sender: RawIpSender | RawIp6Sender,
+    receiver: RawIpReceiver | Raw6Socket,
     src: str,
     dst: str,
     sport: int,
@@ -184,9 +275,19 @@ def _probe_once(
     answer: list[Probe] = []
     sent_at = loop.time()
 
+    def answers() -> list[Tcp | None]:
+        if isinstance(receiver, Raw6Socket):
+            return [
+                classify6(got, src=src, dst=dst, sport=sport, dport=dport, isn=isn)
+                for got in receiver.recv()
+            ]
+        return [
+            classify(packet, src=src, dst=dst, sport=sport, dport=dport, isn=isn)
+            for packet, _ in receiver.recv_packets()
+        ]
+
     def on_readable() -> None:
-        for packet, _src in receiver.recv_packets():
-            seg = classify(packet, src=src, dst=dst, sport=sport, dport=dport, isn=isn)
+        for seg in answers():
             if seg is None:
                 continue
             rtt = loop.time() - sent_at
@@ -212,7 +313,10 @@ def _probe_once(
     return answer[0] if answer else Probe(FILTERED)
 
 
-def _send(sender: RawIpSender, src: str, dst: str, seg: Tcp) -> None:
+def _send(sender: RawIpSender | RawIp6Sender, src: str, dst: str, seg: Tcp) -> None:
+    if isinstance(sender, RawIp6Sender):
+        sender.send(IPv6(src, dst, PROTO_TCP, seg.encode(src, dst)).encode(), dst)
+        return
     packet = IPv4(src, dst, PROTO_TCP, seg.encode(src, dst), df=True, ident=random.getrandbits(16))
     sender.send(packet.encode(), dst)
 
