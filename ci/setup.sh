@@ -18,10 +18,11 @@ venv=.venv
 
 # core: what the code and the integration tests call (the harness itself needs no binaries,
 #   pyroute2 speaks netlink; the tests use these as independent oracles and tools).
-# check: what ci/test.sh runs besides pytest.  bench: the HTTP benchmark's reference server
+# check: what ci/test.sh runs besides pytest (vagrant-libvirt lets ci/vagrant-validate.sh
+#   check the Vagrantfile's libvirt block without libvirtd).  bench: the HTTP benchmark's reference server
 #   and load generator.
 pkgs_core="python3-venv iproute2 procps util-linux iputils-ping curl socat tcpdump tshark nmap"
-pkgs_check="shellcheck vagrant"
+pkgs_check="shellcheck vagrant vagrant-libvirt"
 pkgs_bench="nginx-light wrk"
 
 # die CODE MESSAGE

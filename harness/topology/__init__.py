@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rawstack_harness.topology.load import from_dict, load_yaml, to_dict
+from rawstack_harness.topology.load import PRESETS, SpecLike, from_dict, load, load_yaml, to_dict
 from rawstack_harness.topology.presets import line3, pair
 from rawstack_harness.topology.spec import (
     Endpoint,
@@ -15,14 +15,17 @@ from rawstack_harness.topology.spec import (
 )
 
 __all__ = [
+    "PRESETS",
     "Endpoint",
     "Link",
     "Node",
     "Route",
     "SpecError",
+    "SpecLike",
     "Topology",
     "from_dict",
     "line3",
+    "load",
     "load_yaml",
     "pair",
     "to_dict",

@@ -13,14 +13,19 @@ Shape::
         b: {node: b, ifname: eth0, addresses: [10.0.0.2/24]}
 
 Unknown keys are errors (a typo must not silently drop a setting).
+
+:func:`load` takes whatever a user may hand the harness: a :class:`Topology`, a dict, the
+name of a built-in preset (``"pair"``, ``"line3"``: reachable from any project, with no path
+into this repository), or the path of a YAML/JSON file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
+from rawstack_harness.topology.presets import line3, pair
 from rawstack_harness.topology.spec import (
     Endpoint,
     Link,
@@ -30,6 +35,9 @@ from rawstack_harness.topology.spec import (
     Topology,
     validate,
 )
+
+SpecLike = Union[Topology, Mapping[str, object], str, Path]
+PRESETS: Mapping[str, Callable[[], Topology]] = {"pair": pair, "line3": line3}
 
 _TOP_KEYS = {"name", "nodes", "links"}
 _NODE_KEYS = {"name", "sysctls", "routes"}
@@ -136,6 +144,25 @@ def load_yaml(path: str | Path) -> Topology:
     except yaml.YAMLError as exc:
         raise SpecError("", f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     return from_dict(raw)
+
+
+def load(spec: SpecLike) -> Topology:
+    """A validated topology from a Topology, a dict, a preset name or a spec file's path.
+
+    A bare word (no ``/``, no file suffix) names a preset; anything else is a path, so a
+    file called ``line3`` in the working directory is reached as ``./line3``.
+    """
+    if isinstance(spec, Topology):
+        return validate(spec)
+    if isinstance(spec, Mapping):
+        return from_dict(spec)
+    if isinstance(spec, str) and "/" not in spec and not Path(spec).suffix:
+        if spec not in PRESETS:
+            raise SpecError(
+                "", f"no preset named {spec!r} (presets: {', '.join(PRESETS)}; a file: ./{spec})"
+            )
+        return PRESETS[spec]()
+    return load_yaml(spec)
 
 
 def to_dict(topo: Topology) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from rawstack import __version__
+from rawstack.cli.stdout import quiet_on_closed_stdout
 from rawstack.errors import EXIT_USAGE, RawstackError
 
 # One module per subcommand group; the order is the order in ``--help``.
@@ -70,6 +71,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return quiet_on_closed_stdout(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args_list = sys.argv[1:] if argv is None else list(argv)
     first = args_list[0] if args_list else None
     known = first in {command_name(m) for m in COMMAND_MODULES}

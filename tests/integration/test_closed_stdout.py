@@ -1,0 +1,71 @@
+"""Both command lines end quietly when stdout closes early, as ``| head -1`` does to them.
+
+Each command runs in a namespace with stdout a pipe whose reader is gone: it must end as a
+program killed by SIGPIPE does (status 128+13, nothing on stderr), never with a traceback,
+and leave nothing behind (the peers are still there for the next test; the harness checks).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rawstack_harness.clients import PROTOCOLS, client_argv, rawstack_argv
+
+pytestmark = pytest.mark.netns
+
+
+def closed_stdout(run: Any, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """``run(argv, ...)`` (a node's ``run`` or ``subprocess.run``) with a reader-less stdout."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        out: subprocess.CompletedProcess[str] = run(
+            argv, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60
+        )
+    finally:
+        os.close(write_end)
+    return out
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_clients(netns_pair: Any, protocol: str) -> None:
+    a, b = netns_pair["a"], netns_pair["b"]
+    argv = client_argv(
+        protocol,
+        host=b.addr(),
+        iface=a.ifnames()[0],
+        mac=b.mac(),
+        ready=netns_pair.peers["b"].ready,
+    )
+    out = closed_stdout(a.run, argv)
+    assert (out.returncode, out.stderr) == (-signal.SIGPIPE, "")
+
+
+def test_ping_with_human_output(net: Any) -> None:
+    """``rawstack ping -c3 HOST | head -1``: the line-by-line output of the issue's report."""
+    out = closed_stdout(
+        net["a"].run, rawstack_argv("ping", "-c", "3", "-i", "0.1", net["b"].addr())
+    )
+    assert (out.returncode, out.stderr) == (-signal.SIGPIPE, "")
+
+
+def test_a_server_whose_ready_line_cannot_be_read(net: Any) -> None:
+    out = closed_stdout(net["b"].run, rawstack_argv("serve-all", "--iface", "eth0"))
+    assert out.returncode == -signal.SIGPIPE
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("command", [["status", "--json"], ["clean", "--json"], ["demo"]])
+def test_netns_harness(tmp_path: Path, command: list[str]) -> None:
+    root = tmp_path / "runs"
+    argv = [sys.executable, "-m", "rawstack_harness.cli", "--run-dir", str(root), *command]
+    out = closed_stdout(subprocess.run, argv)
+    assert (out.returncode, out.stderr) == (-signal.SIGPIPE, "")
+    left = [p for p in root.iterdir() if p.is_dir()] if root.exists() else []
+    assert not left, "a run directory was left behind"
