@@ -15,13 +15,15 @@ if TYPE_CHECKING:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "syn-probe",
-        help="send a hand-built TCP SYN and report open/closed/filtered",
+        help="send a hand-built TCP SYN and report open/closed/filtered (with the ICMP reason)",
         description="Send a TCP SYN (with an MSS option) built in user space through a raw "
         "socket. A SYN-ACK means open (answered at once with a RST, so no half-open "
-        "connection is left), a RST means closed, silence means filtered. "
+        "connection is left), a RST means closed; an ICMP destination-unreachable about "
+        "the SYN means filtered at once, with its code as the reason (nmap's names: "
+        "admin-prohibited, host-unreach, ...), and silence until -W means filtered too. "
         "Exit 0 when the port is open, 1 when closed or filtered. An IPv6 HOST (or -6) "
         "gets the SYN in our own IPv6 header where the kernel takes one (Linux), with RFC "
-        "3542 ancillary data where it does not.",
+        "3542 ancillary data where it does not; ICMPv6 unreachables count as ICMP ones.",
     )
     parser.add_argument("host", metavar="HOST", help="IPv4 or IPv6 address, or a name")
     version = parser.add_mutually_exclusive_group()

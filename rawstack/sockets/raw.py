@@ -167,7 +167,7 @@ class RawIpSender:
             return [wire_packet]
         try:
             datagram = IPv4.decode(wire_packet)
-            if datagram.ident == 0 and IDENT in self.quirks.kernel_fills:
+            if datagram.ident == 0 and self.quirks.fills(IDENT, len(wire_packet)):
                 # The kernel would fill a different id into each fragment, and the receiver
                 # reassembles by id: choose one for all of them.
                 datagram = replace(datagram, ident=random.randrange(1, 0x10000))

@@ -12,11 +12,12 @@ import re
 import shutil
 import subprocess
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from rawstack_harness.clients import rawstack
 from rawstack_harness.supervise import read_lines, read_ready
+from rawstack_harness.topology import line3
 
 pytestmark = pytest.mark.netns
 OPEN, CLOSED, FILTERED = 8091, 8092, 8093
@@ -111,3 +112,23 @@ def test_our_rst_follows_the_syn_ack(net: Any) -> None:
     resets = [line for line in text.splitlines() if "Flags [R]" in line]
     assert len(resets) == 2, text  # the kernel's and ours, one sequence number
     assert len({re.search(r"seq (\d+)", line).group(1) for line in resets}) == 1  # type: ignore[union-attr]
+
+
+def test_an_icmpv6_unreachable_is_filtered_at_once_with_its_reason(
+    netns_topology: Callable[..., Any],
+) -> None:
+    net = netns_topology(line3())
+    a, r, b = net["a"], net["r"], net["b"].addr(6)
+    # r refuses to forward TCP to port 8095: it answers the SYN with ICMPv6 destination
+    # unreachable, code 1 (administratively prohibited, RFC 4443 3.1).
+    rule = ["ip", "-6", "rule", "add", "ipproto", "tcp", "dport", "8095", "prohibit"]
+    done = r.run(rule, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"this iproute2/kernel cannot match rules on ports: {done.stderr.strip()}")
+    out = rawstack(a, "syn-probe", "-6", b, "8095", "-W", "5", "--json")
+    probe = json.loads(out.stdout)["probes"][0]
+    assert (probe["state"], probe["reason"]) == ("filtered", "admin-prohibited"), out.stdout
+    assert probe["icmp_from"] == r.addr(6, "eth0")
+    assert probe["rtt_ms"] < 4000  # at once, not at the timeout
+    theirs = nmap_states(a, b, [8095])
+    assert theirs == {8095: "filtered"}

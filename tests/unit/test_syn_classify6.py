@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rawstack.codec.tcp import ACK, RST, SYN, Tcp
-from rawstack.peers.syn_probe import Probe, classify6
+from rawstack.peers.syn_probe import Probe, classify6, classify_icmp6
 from rawstack.sockets.raw6 import Received6
 
 US, THEM, ISN = "fd00::1", "fd00::2", 0x01020304
@@ -55,3 +55,20 @@ def test_ipv6_lines_bracket_the_address() -> None:
     assert (
         Probe("filtered").line("10.0.0.2", 80, 0.5) == "10.0.0.2:80 filtered (no answer in 0.5 s)"
     )
+
+
+def _unreach(code: int, quoted_dst: str = THEM, sport: int = 40000, isn: int = ISN) -> bytes:
+    from rawstack.codec import Icmp6Error, IPv6
+
+    syn = Tcp(sport, 80, isn).encode(US, quoted_dst)
+    return Icmp6Error(1, code, IPv6(US, quoted_dst, 6, syn).encode(), checksum=0).encode()
+
+
+def test_icmpv6_unreachables_about_our_syn_name_nmaps_reason() -> None:
+    router = "fd00:1::1"
+    found = classify_icmp6(got(_unreach(1), src=router), **IDS)  # type: ignore[arg-type]
+    assert found == ("admin-prohibited", router)
+    assert classify_icmp6(got(_unreach(4), src=router), **IDS) == ("port-unreach", router)  # type: ignore[arg-type]
+    for other in (_unreach(1, quoted_dst="fd00::9"), _unreach(1, sport=1), _unreach(1, isn=5),
+                  _unreach(9)):  # fmt: skip
+        assert classify_icmp6(got(other, src=router), **IDS) is None  # type: ignore[arg-type]
