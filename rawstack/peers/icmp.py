@@ -260,6 +260,13 @@ class IcmpResponder:
         quirks6 = host_ipv6_quirks()
         self._rx6 = open_raw_icmp6(quirks6, {ECHO_REQUEST6}, iface=iface)
         self._tx6 = open_raw_ip6_sender(quirks6)
+        if quirks6.echo_ignore_sysctl is None:
+            # docs/ipv6.md: no switch found that stops this kernel's own ICMPv6 echo replies.
+            log(
+                self.name,
+                f"warning: {quirks6.label} answers ICMPv6 echo requests itself, so every "
+                "IPv6 reply will be duplicated",
+            )
 
     def _on_readable6(self) -> None:
         if self._rx6 is None or self._tx6 is None:
