@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         print()
         summary = result.stats.summary()
         print("\n".join(summary))
-        if not summary[-1].startswith("rtt"):
+        if " transmitted, " in summary[-1]:
             print()  # iputils ends the block with a newline of its own after the counts
     return EXIT_OK if result.ok else EXIT_FAILED
 

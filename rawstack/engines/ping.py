@@ -153,6 +153,7 @@ class PingStats:
     errors: int
     elapsed_ms: int
     rtts_us: tuple[int, ...]  # every timed reply, duplicates included (as iputils sums them)
+    pipe: int = 0  # the most requests ever in flight when a reply came (iputils' pipesize)
 
     @property
     def loss_percent(self) -> float:
@@ -163,7 +164,11 @@ class PingStats:
         return float(struct.unpack("f", struct.pack("f", lost))[0])
 
     def summary(self) -> list[str]:
-        """The iputils statistics block: header, counts line and (if any reply) the rtt line."""
+        """The iputils statistics block: header, counts line and (if any reply) the rtt line.
+
+        As iputils' ``finish()``, ", pipe N" follows the rtt line when replies overlapped
+        (N > 1 requests were in flight when one came back), on a line of its own if there
+        is no rtt line."""
         counts = f"{self.transmitted} packets transmitted, {self.received} received"
         if self.duplicates:
             counts += f", +{self.duplicates} duplicates"
@@ -177,6 +182,10 @@ class PingStats:
             lines.append(
                 "rtt min/avg/max/mdev = " + "/".join(_ms3(v) for v in (mn, avg, mx, mdev)) + " ms"
             )
+            if self.pipe > 1:
+                lines[-1] += f", pipe {self.pipe}"
+        elif self.pipe > 1:
+            lines.append(f", pipe {self.pipe}")
         return lines
 
 
@@ -209,6 +218,7 @@ class PingSession:
     rtts_us: list[int] = field(default_factory=list)
     ipv6: bool = False
     src: str | None = None  # the IPv6 source, for the checksum; None leaves it to the kernel
+    pipe: int = 0
     _sent: dict[int, _Sent] = field(default_factory=dict)
     _last_sent: float | None = None
 
@@ -322,6 +332,11 @@ class PingSession:
         sent = self._sent.get(seq)
         if sent is None or payload != sent.payload:
             return None
+        # iputils' acknowledge(): how far behind the newest request this reply is, in
+        # 16-bit sequence space; duplicates count too.
+        behind = (self.transmitted - seq) & 0xFFFF
+        if behind <= 0x7FFF:
+            self.pipe = max(self.pipe, behind + 1)
         rtt_us = _rtt_us(sent, now, rx_ns) if self.timing else None
         if rtt_us is not None:
             self.rtts_us.append(rtt_us)
@@ -383,6 +398,7 @@ class PingSession:
             errors=self.errors,
             elapsed_ms=(elapsed_ns + 500_000) // 1_000_000,
             rtts_us=tuple(self.rtts_us),
+            pipe=self.pipe,
         )
 
 

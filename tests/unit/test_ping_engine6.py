@@ -105,3 +105,19 @@ def test_sizes_are_bounded_by_the_ipv6_payload_length() -> None:
     assert PingSession(DST, 1, MAX_SIZE6, ipv6=True).size == 65527
     with pytest.raises(ValueError, match=r"0\.\.65527"):
         PingSession(DST, 1, MAX_SIZE6 + 1, ipv6=True)
+
+
+def test_overlapping_replies_add_iputils_pipe() -> None:
+    s = session()
+    first = s.next_request(1.0, 1.0)[1]
+    second = s.next_request(1.1, 1.1)[1]
+    s.feed_icmp(reply_to(second), DST, 64, 1.15)  # the newest: one in flight
+    assert s.stats().summary()[-1].endswith(" ms")
+    s.feed_icmp(reply_to(first), DST, 64, 1.2)  # came back after the next was sent
+    assert s.stats().pipe == 2
+    assert s.stats().summary()[-1].endswith(" ms, pipe 2")
+    untimed = PingSession(DST, 1, size=8, ipv6=True)
+    a = untimed.next_request(1.0, 1.0)[1]
+    untimed.next_request(1.1, 1.1)
+    untimed.feed_icmp(reply_to(a), DST, 64, 1.2)
+    assert untimed.stats().summary()[-1] == ", pipe 2"  # no rtt line to follow
