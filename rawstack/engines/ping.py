@@ -254,8 +254,8 @@ class PingSession:
         self._last_sent = now
         if self.ipv6:
             echo6 = Icmp6Echo(ECHO_REQUEST6, self.ident, seq, payload, checksum=_kernel(self.src))
-            src = self.src
-            return seq, echo6.encode(src, self.dst) if src is not None else echo6.encode()
+            src, dst = self.src, self.dst.split("%", 1)[0]  # the header has no zone
+            return seq, echo6.encode(src, dst) if src is not None else echo6.encode()
         echo = IcmpEcho(ECHO_REQUEST, self.ident, seq, payload)
         return seq, echo.encode()
 
@@ -311,8 +311,9 @@ class PingSession:
             return self._feed_error6(icmp, src)
         if not isinstance(icmp, Icmp6Echo) or icmp.type != ECHO_REPLY6:
             return None
-        if icmp.ident != self.ident or src != self.dst.split("%", 1)[0]:
+        if icmp.ident != self.ident or src.split("%", 1)[0] != self.dst.split("%", 1)[0]:
             return None
+        src = self.dst  # as iputils prints a link-local peer: with its %zone
         return self._matched(
             icmp.seq, icmp.payload, src=src, size=len(message), ttl=hop_limit, now=now, rx_ns=rx_ns
         )

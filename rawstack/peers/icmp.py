@@ -66,6 +66,7 @@ from rawstack.sockets.raw6 import (
     open_raw_icmp6,
     open_raw_ip6_sender,
     route_source6,
+    with_zone,
 )
 
 ECHO_IGNORE_ALL = Path("/proc/sys/net/ipv4/icmp_echo_ignore_all")
@@ -190,7 +191,8 @@ def build_reply6(
         src = source_towards(request.src)
     reply = Icmp6Echo(ECHO_REPLY6, icmp.ident, icmp.seq, icmp.payload).encode(src, request.src)
     packet = IPv6(src, request.src, PROTO_ICMPV6, reply, hop_limit=REPLY_TTL)
-    return Decision(packet.encode(), request.src)
+    # A link-local requester is reached through the interface the request came in on.
+    return Decision(packet.encode(), with_zone(request.src, request.ifindex))
 
 
 def _unicast(addr: str) -> bool:

@@ -59,6 +59,7 @@ from rawstack.sockets.raw6 import (
     open_raw_ip6_sender,
     resolve,
     route_source6,
+    strip_zone,
 )
 
 REPLY_TYPES = frozenset({ECHO_REPLY, DEST_UNREACH, TIME_EXCEEDED})
@@ -318,7 +319,8 @@ class _Run:
         sender, sock = self.v6
         if sender is None:  # the ping socket: the kernel builds the header
             return sock.send(message, self.session.dst, hop_limit=self.ttl)
-        packet = IPv6(self.src, self.session.dst, PROTO_ICMPV6, message, hop_limit=self.ttl)
+        dst = strip_zone(self.session.dst)
+        packet = IPv6(self.src, dst, PROTO_ICMPV6, message, hop_limit=self.ttl)
         return sender.send(packet.encode(), self.session.dst)
 
     def _on_readable(self) -> None:

@@ -60,8 +60,10 @@ from rawstack.sockets.raw6 import (
     open_raw6,
     open_raw_icmp6,
     open_raw_ip6_sender,
+    reserve_tcp_port6,
     resolve,
     route_source6,
+    strip_zone,
 )
 
 OPEN = "open"
@@ -177,7 +179,7 @@ def classify6(
     The segment arrives without its IPv6 header; its addresses are the read's source and
     IPV6_PKTINFO destination (where the platform gives one).
     """
-    if received.src != dst or (received.dst is not None and received.dst != src):
+    if received.src != strip_zone(dst) or (received.dst is not None and received.dst != src):
         return None
     try:
         seg = Tcp.decode(received.data)  # no checksum check: see classify
@@ -246,7 +248,7 @@ def classify_icmp6(
     head = quoted.payload[:8]
     if reason is None or quoted.next_header != PROTO_TCP or len(head) < 8:
         return None
-    if (quoted.src, quoted.dst) != (src, dst):
+    if (quoted.src, quoted.dst) != (src, strip_zone(dst)):
         return None
     if (int.from_bytes(head[0:2], "big"), int.from_bytes(head[2:4], "big")) != (sport, dport):
         return None
@@ -338,7 +340,10 @@ def _syn_probe6(
         sender = open_raw_ip6_sender(quirks6)
         try:
             src = route_source6(dst)  # after the sockets: a missing privilege is said first
-            reserved, sport = reserve_tcp_port(src)
+            # A link-local source binds only with the zone the destination names.
+            zone = dst.partition("%")[2]
+            link_local = src.startswith("fe80:")
+            reserved, sport = reserve_tcp_port6(f"{src}%{zone}" if zone and link_local else src)
         except BaseException:
             sender.close()
             raise
@@ -445,7 +450,8 @@ def _probe_once(
 
 def _send(sender: RawIpSender | RawIp6Sender, src: str, dst: str, seg: Tcp) -> None:
     if isinstance(sender, RawIp6Sender):
-        sender.send(IPv6(src, dst, PROTO_TCP, seg.encode(src, dst)).encode(), dst)
+        wire = strip_zone(dst)  # sendto takes the %zone, the header and checksum do not
+        sender.send(IPv6(src, wire, PROTO_TCP, seg.encode(src, wire)).encode(), dst)
         return
     packet = IPv4(src, dst, PROTO_TCP, seg.encode(src, dst), df=True, ident=random.getrandbits(16))
     sender.send(packet.encode(), dst)

@@ -504,10 +504,8 @@ def route_source(dst: str) -> str:
 
 
 def reserve_tcp_port(src: str) -> tuple[socket.socket, int]:
-    """Bind (never listen) a TCP socket so no real connection shares our probe's port.
-
-    ``src`` may be an IPv4 or an IPv6 address."""
-    sock = socket.socket(socket.AF_INET6 if ":" in src else socket.AF_INET, socket.SOCK_STREAM)
+    """Bind (never listen) a TCP socket so no real connection shares our probe's port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         with translated(f"reserving a TCP port on {src}"):
             sock.bind((src, 0))

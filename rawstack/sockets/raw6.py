@@ -146,9 +146,9 @@ class Raw6Socket:
         """
         cmsgs = header_cmsgs(hop_limit=hop_limit, tclass=tclass, src=src, dontfrag=dontfrag)
         what = f"sending to {dst}"
-        with send_errors(what, dst), translated(what):
+        with translated(what), send_errors(what, dst):  # send_errors sees EPERM first
             stamp = time.time_ns()
-            self.sock.sendmsg([message], cmsgs, 0, (dst, 0))
+            self.sock.sendmsg([message], cmsgs, 0, sockaddr6(dst, 0))
         return stamp
 
     def recv(self) -> list[Received6]:
@@ -303,10 +303,10 @@ class RawIp6Sender:
         what = f"sending a raw IPv6 packet to {dst}"
         if self._hdrincl is not None:
             pieces = self._fragments(wire_packet, dst)
-            with send_errors(what, dst), translated(what):
+            with translated(what), send_errors(what, dst):  # send_errors sees EPERM first
                 stamp = time.time_ns()
                 for piece in pieces:
-                    self._hdrincl.sendto(piece, (dst, 0))
+                    self._hdrincl.sendto(piece, sockaddr6(dst, 0))
             return stamp
         try:
             packet = IPv6.decode(wire_packet)
@@ -357,6 +357,56 @@ def open_raw_ip6_sender(quirks: Ipv6Quirks) -> RawIp6Sender:
     return RawIp6Sender(quirks)
 
 
+def sockaddr6(addr: str, port: int) -> tuple[str, int, int, int]:
+    """The AF_INET6 socket address for ``addr`` (maybe ``fe80::1%eth0``) and ``port``.
+
+    Python reads no zone from the address text, so a link-local destination needs its
+    interface index as the fourth member (sin6_scope_id), or connect/sendto say EINVAL.
+    """
+    bare, _, zone = addr.partition("%")
+    scope = 0
+    if zone:
+        try:
+            scope = int(zone) if zone.isdigit() else socket.if_nametoindex(zone)
+        except OSError:
+            raise UsageError(f"{addr}: no such interface {zone!r}") from None
+    return bare, port, 0, scope
+
+
+def reserve_tcp_port6(src: str) -> tuple[socket.socket, int]:
+    """Bind (never listen) an IPv6 TCP socket to ``src`` (zone allowed) so no real
+    connection of this host shares a probe's port."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        with translated(f"reserving a TCP port on {src}"):
+            sock.bind(sockaddr6(src, 0))
+    except BaseException:
+        sock.close()
+        raise
+    port: int = sock.getsockname()[1]
+    return sock, port
+
+
+def strip_zone(addr: str) -> str:
+    """``fe80::1%eth0`` -> ``fe80::1``: the address as it goes in a header."""
+    return addr.split("%", 1)[0]
+
+
+def with_zone(addr: str, ifindex: int | None) -> str:
+    """``addr`` with its interface as ``%zone`` when it needs one to be reached (link-local
+    unicast or multicast, RFC 4007 section 11; sendto and connect read the zone)."""
+    if "%" in addr or not ifindex:
+        return addr
+    packed = ip6_to_bytes(addr)
+    link_local = packed[0] == 0xFE and packed[1] & 0xC0 == 0x80
+    if not (link_local or (packed[0] == 0xFF and packed[1] & 0x0F == 0x02)):
+        return addr
+    try:
+        return f"{addr}%{socket.if_indextoname(ifindex)}"
+    except OSError:
+        return f"{addr}%{ifindex}"
+
+
 def ipv6_available() -> bool:
     """False when this kernel has no IPv6 at all (EAFNOSUPPORT for an AF_INET6 socket)."""
     try:
@@ -380,6 +430,9 @@ def resolve(host: str, family: int | None = None) -> tuple[int, str]:
         version = versions.get(wanted, "")
         raise UsageError(f"cannot resolve {host!r} to an{version} address") from exc
     for found, _, _, _, sockaddr in infos:
+        if found == socket.AF_INET6 and len(sockaddr) > 3 and sockaddr[3]:
+            # A link-local address names an interface too (RFC 4007 11): keep it as %zone.
+            return int(found), with_zone(str(sockaddr[0]), int(sockaddr[3]))
         if found in (socket.AF_INET, socket.AF_INET6):
             return int(found), str(sockaddr[0])
     raise UsageError(f"cannot resolve {host!r} to an IP address")
@@ -397,7 +450,7 @@ def path_mtu6(dst: str) -> int | None:
         return None
     probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     try:
-        probe.connect((dst, 9))  # UDP connect only consults the routing table
+        probe.connect(sockaddr6(dst, 9))  # UDP connect only consults the routing table
         mtu: int = probe.getsockopt(socket.IPPROTO_IPV6, IPV6_MTU)
         return mtu
     except OSError:
@@ -415,7 +468,7 @@ def route_source6(dst: str) -> str:
     probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     try:
         try:
-            probe.connect((dst, 9))  # UDP connect only consults the routing table
+            probe.connect(sockaddr6(dst, 9))  # UDP connect only consults the routing table
         except OSError as exc:
             raise UsageError(f"no route to {dst}: {exc.strerror}") from exc
         src: str = probe.getsockname()[0]

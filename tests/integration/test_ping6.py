@@ -128,3 +128,24 @@ def test_unprivileged_icmpv6_socket(net: Any) -> None:
     denied = rawstack(a, "ping", "-6", b, "-c", "1", "--unprivileged")
     assert denied.returncode == 77
     assert "net.ipv4.ping_group_range" in denied.stderr
+
+
+def _link_local(node: Any) -> str:
+    out = node.run(
+        ["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return str(out[3].split("/")[0])
+
+
+def test_link_local_peers_print_their_zone_as_iputils(net: Any) -> None:
+    a, b = net["a"], net["b"]
+    target = f"{_link_local(b)}%eth0"
+    theirs = iputils6(a, "-c", "2", "-i", "0.1", target)
+    ours = rawstack(a, "ping", "-6", target, "-c", "2", "-i", "0.1")
+    assert (ours.returncode, theirs.returncode) == (0, 0), ours.stderr
+    assert f"64 bytes from {target}: icmp_seq=1 ttl=64" in ours.stdout
+    assert timeless(ours.stdout) == timeless(theirs.stdout)
+    closed = rawstack(a, "syn-probe", target, "9", "--json")
+    assert json.loads(closed.stdout)["state"] == "closed", closed.stderr

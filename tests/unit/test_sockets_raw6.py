@@ -65,3 +65,17 @@ def test_bad_arguments_fail_before_any_socket() -> None:
         open_raw_icmp6(row, {256})
     with pytest.raises(ValueError, match="even"):
         open_raw6(row, 253, checksum_offset=3)
+
+
+def test_zones_are_kept_for_sockets_and_dropped_for_headers() -> None:
+    lo = socket.if_nametoindex("lo")
+    assert raw6.sockaddr6("fe80::1%lo", 9) == ("fe80::1", 9, 0, lo)
+    assert raw6.sockaddr6("fd00::1", 9) == ("fd00::1", 9, 0, 0)
+    assert raw6.strip_zone("fe80::1%lo") == "fe80::1"
+    assert raw6.with_zone("fe80::1", lo) == "fe80::1%lo"
+    assert raw6.with_zone("ff02::1", lo) == "ff02::1%lo"  # link-scope multicast
+    assert raw6.with_zone("fd00::1", lo) == "fd00::1"  # global: no zone needed
+    assert raw6.with_zone("fe80::1", None) == "fe80::1"
+    with pytest.raises(UsageError, match="no such interface"):
+        raw6.sockaddr6("fe80::1%nosuchif0", 0)
+    assert resolve("fe80::1%lo") == (socket.AF_INET6, "fe80::1%lo")
