@@ -153,7 +153,8 @@ class RawIpSender:
         packets = self._fragments(wire_packet, dst)
         raws = [wire_to_raw(packet, self.quirks, sys.byteorder) for packet in packets]
         what = f"sending a raw IPv4 packet to {dst}"
-        with send_errors(what, dst), translated(what):
+        # send_errors inside translated: it must see the PermissionError first.
+        with translated(what), send_errors(what, dst):
             stamp = time.time_ns()
             for raw in raws:
                 self.sock.sendto(raw, address)
@@ -425,7 +426,7 @@ class PingSocket:
         """
         address = (dst, 0)
         what = f"sending an echo request to {dst}"
-        with send_errors(what, dst), translated(what):
+        with translated(what), send_errors(what, dst):
             stamp = time.time_ns()
             self.sock.sendto(message, address)
         return stamp

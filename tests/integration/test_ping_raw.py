@@ -168,9 +168,11 @@ def test_data_too_short_for_a_timestamp_is_untimed_like_iputils(net: Any) -> Non
     def replies(text: str) -> list[str]:
         return [line for line in text.splitlines() if " bytes from " in line]
 
-    assert replies(out.stdout) == replies(theirs) == [
-        f"16 bytes from {b}: icmp_seq={seq} ttl=64" for seq in (1, 2)
-    ]
+    assert (
+        replies(out.stdout)
+        == replies(theirs)
+        == [f"16 bytes from {b}: icmp_seq={seq} ttl=64" for seq in (1, 2)]
+    )
     assert "rtt" not in out.stdout
     assert "rtt" not in theirs
 
@@ -204,3 +206,28 @@ def test_broadcast_destination_is_said_for_what_it_is(net: Any) -> None:
     assert len(lines) == 1
     assert "10.0.0.255 is a broadcast address" in lines[0]
     assert "CAP_NET_RAW" not in lines[0]
+
+
+# Runs in node a: one raw IPv4 write to the subnet's broadcast address, without SO_BROADCAST.
+RAW_TO_BROADCAST = r"""
+from rawstack.codec import ECHO_REQUEST, PROTO_ICMP, IcmpEcho, IPv4
+from rawstack.errors import RawstackError
+from rawstack.quirks import host_quirks
+from rawstack.sockets.raw import open_raw_ip_sender
+sender = open_raw_ip_sender(host_quirks())
+packet = IPv4("10.0.0.1", "10.0.0.255", PROTO_ICMP, IcmpEcho(ECHO_REQUEST, 1, 1).encode())
+try:
+    sender.send(packet.encode(), "10.0.0.255")
+except RawstackError as exc:
+    print(type(exc).__name__, exc.exit_code, exc)
+"""
+
+
+def test_a_raw_send_to_a_broadcast_address_says_so_not_missing_privilege(net: Any) -> None:
+    import sys
+
+    out = net["a"].run([sys.executable, "-c", RAW_TO_BROADCAST], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("UsageError 2 sending a raw IPv4 packet to 10.0.0.255: "), out
+    assert "10.0.0.255 is a broadcast address (EACCES" in out.stdout
+    assert "CAP_NET_RAW" not in out.stdout
