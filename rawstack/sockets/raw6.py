@@ -13,7 +13,8 @@ computes the ICMPv6 checksum itself (3.1), so messages are written with a zero c
 row says the kernel takes a hand-built header (Linux: IPPROTO_RAW implies it), the bytes go
 out as they are; elsewhere the header is taken apart and its fields are sent as ancillary
 data on a raw socket of the upper-layer protocol, which gives the same packet on the wire
-for everything a header without extension headers or a flow label can say. The per-kernel
+for everything a header without extension headers or a flow label can say (the kernel
+may put a flow label of its own there: Linux's ``net.ipv6.auto_flowlabels``). The per-kernel
 facts, with their sources, are :mod:`rawstack.quirks._ipv6` and docs/ipv6.md.
 """
 

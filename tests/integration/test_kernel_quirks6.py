@@ -264,3 +264,39 @@ def test_unprivileged_ping_socket(row: Ipv6Quirks) -> None:
     assert isinstance(reply, Icmp6Echo)
     assert (reply.type, reply.ident, reply.payload) == (ECHO_REPLY6, outcome["ident"], b"dgram")
     assert hop_limit == 64
+
+
+def probe_ancillary_path(_: KernelQuirks) -> dict[str, Any]:
+    """The BSD way on this kernel: the same packet sent through RFC 3542 ancillary data
+    (RawIp6Sender with this row, told there is no hand-built header), and what went out."""
+    from dataclasses import replace
+
+    from rawstack.quirks._ipv6 import ANCILLARY
+
+    ident = (os.getpid() + 3) & 0xFFFF
+    echo = Icmp6Echo(ECHO_REQUEST6, ident, 1, b"ancillary").encode(LOOPBACK6, LOOPBACK6)
+    packet = IPv6(LOOPBACK6, LOOPBACK6, PROTO_ICMPV6, echo, hop_limit=7, traffic_class=0x20)
+    row = replace(host_ipv6_quirks(), header_write=ANCILLARY, hdrincl_option=None)
+    sender = open_raw_ip6_sender(row)
+    tap = _tap()
+    try:
+        sender.send(packet.encode(), LOOPBACK6)
+        wire = _tapped(
+            tap, lambda d: d[40:41] == bytes([ECHO_REQUEST6]) and _ident(d[40:]) == ident
+        )
+        return {"sent": packet.encode().hex(), "wire": None if wire is None else wire.hex()}
+    finally:
+        tap.close()
+        sender.close()
+
+
+def test_ancillary_data_gives_the_same_packet_on_the_wire() -> None:
+    outcome = run_probe(probe_ancillary_path, _v4_row())
+    assert outcome["wire"] is not None, "nothing went out"
+    sent, wire = bytes.fromhex(outcome["sent"]), bytes.fromhex(outcome["wire"])
+    # Hop limit, traffic class, addresses, payload and the checksum all as built: the
+    # kernel wrote the header from IPV6_HOPLIMIT/IPV6_TCLASS and recomputed the same sum.
+    # The flow label is the kernel's own (net.ipv6.auto_flowlabels), which is why a packet
+    # with a flow label of ours needs the hand-built header.
+    assert IPv6.decode(wire).flow_label != 0 or wire == sent
+    assert wire[:1] + bytes([wire[1] & 0xF0]) + wire[4:] == sent[:2] + sent[4:]
