@@ -350,6 +350,7 @@ class PeerProcess:
             # Kernel echo off so our responder's replies are the only ones (one reply per
             # ping); serve-all runs its responder even when icmp is not a chosen peer.
             self.node.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+            self.node.sysctl("net.ipv6.icmp.echo_ignore_all", "1")  # it answers ICMPv6 too
         self.started_at = time.monotonic()
         with open(self.err_path, "ab") as err:
             self.proc = self.node.popen(
