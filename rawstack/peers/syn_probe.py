@@ -1,4 +1,4 @@
-"""A TCP SYN probe with a hand-built segment (seed 002): open, closed or filtered.
+"""A TCP SYN probe with a hand-built segment: open, closed or filtered.
 
 Theory of operation: we write one SYN (with an MSS option) in our own IPv4 header through
 IPPROTO_RAW and read the answer on a raw IPPROTO_TCP socket, which gets a copy of every

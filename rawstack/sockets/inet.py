@@ -1,6 +1,6 @@
 """Plain TCP and UDP sockets for the HTTP and UDP peers.
 
-Each socket is made the way seed 003 makes them: ``socket(family, type, proto)`` with the
+Each socket is made on bare system calls: ``socket(family, type, proto)`` with the
 protocol spelled out (IPPROTO_TCP / IPPROTO_UDP), then options, bind, listen or connect.
 All of them are non-blocking: the peers drive them from the one
 :class:`rawstack.peers.loop.Loop`. Kernel refusals become one-line errors via
