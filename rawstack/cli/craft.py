@@ -3,7 +3,8 @@
 The IP kinds build a wire packet with the codecs, then (unless ``--wire``) pass it through
 :func:`rawstack.quirks.wire_to_raw` for the target kernel: the output is exactly what to
 write to that kernel's IP_HDRINCL socket, checksum computed over the bytes as written
-(as macOS and old FreeBSD checksum the host-order ip_len they were given). ``chao`` prints a whole Ethernet frame, which no kernel rewrites.
+(as macOS and old FreeBSD checksum the host-order ip_len they were given). ``chao`` prints
+a whole Ethernet frame, which no kernel rewrites.
 
 The IPv6 kinds (``icmp6-echo``, ``udp6``, ``tcp6-syn``) build a wire IPv6 packet. IPv6 raw
 sockets never take a header in host order, but only some kernels take one at all
