@@ -38,6 +38,7 @@ import select
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -140,6 +141,20 @@ def _warn(text: str) -> None:
     sys.stderr.flush()
 
 
+def _wait(poller: select.poll, seconds: float | None) -> list[tuple[int, int]]:
+    """Poll until input or ``seconds``; poll(2) counts whole milliseconds, so the last
+    millisecond before a frame is due is slept with nanosleep instead (a rounded-up poll
+    would add half a millisecond to every frame on average)."""
+    if seconds is None:
+        return poller.poll(None)
+    if seconds >= 0.001:
+        return poller.poll(int(seconds * 1000))  # wakes up to 1 ms early: the rest below
+    events = poller.poll(0)
+    if not events and seconds > 0:
+        time.sleep(seconds)
+    return events
+
+
 def _emit(obj: dict[str, object]) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
@@ -181,8 +196,7 @@ def serve(
     pending = b""
     while True:
         dues = [d for d in (lines["ab"].next_due(), lines["ba"].next_due()) if d is not None]
-        timeout = None if not dues else max(0.0, min(dues) - clock()) * 1000
-        events = poller.poll(timeout if timeout is None else max(0, int(timeout + 0.999)))
+        events = _wait(poller, None if not dues else min(dues) - clock())
         for fd, _ev in events:
             if fd == owner_fd:
                 return 0  # the owner exited (SIGKILL included): so does the link
@@ -227,8 +241,6 @@ def main(argv: list[str]) -> int:  # pragma: no cover - a separate process
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     cfg = json.loads(argv[0])
-    import time
-
     return serve(cfg, time.monotonic, random.Random())
 
 
