@@ -11,8 +11,8 @@ import statistics
 from typing import Any
 
 import pytest
-from rawstack_harness._next.topo.impair import parse_link_impair
-from rawstack_harness._next.topo.links import ImpairedLink, Side
+from rawstack_harness.backends.linux.impair.links import ImpairedLink, Side
+from rawstack_harness.topology.impair import parse_link_impair
 from rawstack_harness.topology.spec import Endpoint
 
 pytestmark = pytest.mark.netns

@@ -243,6 +243,22 @@ class Network(Protocol):
 
     def destroy(self) -> None: ...
 
+    def set_link(self, a: str, b: str | None = None, *, up: bool) -> None:
+        """Take the link ``a``-``b`` (``node`` or ``node:ifname``) down, both ends, or up."""
+        ...
+
+    def impair(self, a: str, b: str | None = None, impair: object = None) -> str:
+        """Change (``None``: clear) the link's impairment; return how it is served."""
+        ...
+
+    def set_member(self, segment: str, node: str, *, up: bool) -> None:
+        """Take a segment member's interface down or up."""
+        ...
+
+    def mechanisms(self) -> list[str]:
+        """One line per impaired link and segment: which mechanism serves it."""
+        ...
+
 
 class Backend(Protocol):
     """One OS's way of building topologies; :class:`Capabilities` says what differs."""

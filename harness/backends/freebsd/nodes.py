@@ -112,6 +112,8 @@ class FreeBSDNetwork:
             raise NotPrivileged(reason)
         root = run.root if run is not None else root
         validate(topology)  # before anything exists
+        if topology.segments or any(link.impair for link in topology.links):
+            raise Unsupported("segments and link impairment need the Linux backend")
         runs.reap_dead_runs(root)
         self.topology = topology
         self.root = root
@@ -180,6 +182,19 @@ class FreeBSDNetwork:
         os.close(self._lock)
         if self.run is not None and self in self.run.networks:
             self.run.networks.remove(self)
+
+    # Link events, impairment and segments are Linux-only (the constructor refuses them).
+    def set_link(self, a: str, b: str | None = None, *, up: bool) -> None:
+        raise Unsupported("link events need the Linux backend")
+
+    def impair(self, a: str, b: str | None = None, impair: object = None) -> str:
+        raise Unsupported("link impairment needs the Linux backend")
+
+    def set_member(self, segment: str, node: str, *, up: bool) -> None:
+        raise Unsupported("segments need the Linux backend")
+
+    def mechanisms(self) -> list[str]:
+        return []
 
     def destroy(self) -> None:
         """Stop the processes started in the nodes, then :meth:`remove` the jails."""

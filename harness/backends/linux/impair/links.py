@@ -1,21 +1,23 @@
 """An impaired link between two nodes: a veth pair, or two with the relay between them.
 
-Theory of operation: :class:`ImpairedLink` builds one link of a topology with its
-:class:`~rawstack_harness._next.topo.impair.LinkImpairment`. Each direction gets a
-:class:`~rawstack_harness._next.topo.impair.Plan` for this kernel; when neither needs the
-relay the link is one veth pair as the backend builds it, with tc on each end's egress;
-otherwise it is ``a:ifname - [a  relay  b] - b:ifname``: the relay's namespace is created
-here (IPv6 off, so it never speaks), both veth pairs are made from the nodes with their
-middle ends placed straight into it, and ``python -m rawstack_harness._next.topo.relay`` is
-started inside it. The harness's descriptor of that namespace is closed once the relay runs,
-so the relay process is the namespace's only holder: it dies with its owner (pidfd), and
-the namespace with both veth pairs dies with it. The relay's pid is in the run's manifest
-too (kind ``proc``), so the reaper also kills it after a SIGKILL.
+Theory of operation: :class:`ImpairedLink` serves one link of a topology with its
+:class:`~rawstack_harness.topology.impair.LinkImpairment`. Each direction gets a
+:class:`~rawstack_harness.backends.linux.impair.plan.Plan` for this kernel. When neither
+needs the relay the link is the plain veth pair the backend's batch built, and
+:meth:`~ImpairedLink.attach` only puts tc on each end's egress. Otherwise
+:meth:`~ImpairedLink.build` makes it ``a:ifname - [a  relay  b] - b:ifname``: a namespace of
+its own (IPv6 off, so it never speaks), both veth pairs made from the nodes with their middle
+ends placed straight into it, and the relay (``python -m
+rawstack_harness.backends.linux.impair.relay``) started inside it. The harness's descriptor
+of that namespace is closed once the relay runs, so the relay process is its only holder: it
+dies with its owner (pidfd, or end of file on its control pipe), and the namespace with
+both veth pairs dies with it. The relay's pid is in the run's manifest too (kind ``proc``),
+so the reaper also kills it after a SIGKILL.
 
 Run-time changes: :meth:`ImpairedLink.set` re-plans both directions and re-applies tc on
 both ends and, when there is a relay, sends it the new delay line parameters; a link built
-without a relay cannot gain one later (the error says to declare a delay on it, ``0ms`` is
-enough, to have one). :meth:`ImpairedLink.set_up` takes an end down or up.
+without a relay cannot gain one later (the error says to declare ``delay: 0ms`` to have
+one). :meth:`ImpairedLink.set_up` takes an end down or up.
 """
 
 from __future__ import annotations
@@ -28,16 +30,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rawstack_harness._next.topo import features, tc
-from rawstack_harness._next.topo.impair import (
-    Features,
-    Impairment,
-    LinkImpairment,
-    Plan,
-    plan,
-)
-from rawstack_harness.backends import nsutil, rtnl
-from rawstack_harness.runstate import HarnessError
+from rawstack_harness.backends.linux import nsutil, rtnl
+from rawstack_harness.backends.linux.impair import probe, tc
+from rawstack_harness.backends.linux.impair.plan import Features, Plan, plan
+from rawstack_harness.errors import HarnessError
+from rawstack_harness.topology.impair import LinkImpairment
 from rawstack_harness.topology.spec import Endpoint
 
 RELAY_READY_TIMEOUT = 20.0  # seconds: a cold Python start on a loaded 2-core machine
@@ -90,14 +87,14 @@ def _configure_end(sock: Any, ep: Endpoint, where: str) -> None:
     for iface in ep.interfaces():
         batch.addr(index, ep.ifname, iface)
     batch.link_set(index, ep.ifname, up=True, mtu=ep.mtu)
-    rtnl.run(sock, batch)
+    rtnl.collect([rtnl.send(sock, batch)])
 
 
 def _veth(sock: Any, ep: Endpoint, peer: str, peer_fd: int, peer_mac: str | None) -> None:
     """A veth ``ep.ifname`` in the socket's namespace, its peer ``peer`` in ``peer_fd``'s."""
     batch = rtnl.Batch(ep.node)
     batch.veth(0, ep.ifname, 0, peer, peer_netns_fd=peer_fd, mac=ep.mac, peer_mac=peer_mac)
-    rtnl.run(sock, batch)
+    rtnl.collect([rtnl.send(sock, batch)])
 
 
 class ImpairedLink:
@@ -117,7 +114,7 @@ class ImpairedLink:
         self.a, self.b = a, b
         self.impair = impair
         self.owner = os.getpid() if owner is None else owner
-        self.feats = feats if feats is not None else features.probe()
+        self.feats = feats if feats is not None else probe.probe()
         self.manifest = manifest
         self.plans = self._plans(impair)
         self.has_relay = relay if relay is not None else any(p.relay for p in self.plans)
@@ -141,6 +138,13 @@ class ImpairedLink:
         )
 
     # -- building ------------------------------------------------------------------------
+    def attach(self) -> ImpairedLink:
+        """The veth pair exists (the backend built it): put the tc pieces on its ends."""
+        if self.has_relay:
+            raise HarnessError(f"link {self.name} needs its relay: build() it instead")
+        self._apply_tc()
+        return self
+
     def build(self) -> ImpairedLink:
         ea, eb = self.a.endpoint, self.b.endpoint
         if not self.has_relay:
@@ -181,7 +185,7 @@ class ImpairedLink:
         # No death signal: it would fire when the *thread* that forked exits; the relay
         # watches its owner's pidfd instead.
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rawstack_harness._next.topo.relay", json.dumps(cfg)],
+            [sys.executable, "-m", "rawstack_harness.backends.linux.impair.relay", json.dumps(cfg)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -244,7 +248,7 @@ class ImpairedLink:
                 raise HarnessError(f"{ep.node} has no interface {ep.ifname}")
             batch = rtnl.Batch(ep.node)
             batch.link_set(int(link["index"]), ep.ifname, up=up)
-            rtnl.run(sock, batch)
+            rtnl.collect([rtnl.send(sock, batch)])
 
         _in_ns(s.nsfd, flip)
 
@@ -292,4 +296,4 @@ def build_links(links: Sequence[ImpairedLink]) -> list[ImpairedLink]:
     return built
 
 
-__all__ = ["ImpairedLink", "Impairment", "LinkImpairment", "RelayDied", "Side", "build_links"]
+__all__ = ["ImpairedLink", "LinkImpairment", "RelayDied", "Side", "build_links"]

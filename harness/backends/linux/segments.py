@@ -1,43 +1,36 @@
 """L2 segments: a bridge in a namespace of the harness's own, one port per member.
 
-Theory of operation: a :class:`~rawstack_harness._next.topo.spec.Segment` becomes one hub
+Theory of operation: a :class:`~rawstack_harness.topology.spec.Segment` becomes one hub
 namespace (never the root namespace) holding a Linux bridge, ``br0``, with multicast
 snooping off (it floods like a plain switch, so IPv6 neighbour discovery and CHAO broadcasts
 reach every member without a querier) and STP off (ports forward at once). Each member is
-an :class:`~rawstack_harness._next.topo.links.ImpairedLink` between the member's interface
-and a port ``p<j>`` in the hub, so a member's ``impair`` works exactly as a link's (``a``:
-the member's egress; ``b``: what the segment sends to it), relay included. The hub
-namespace is held only by this object's descriptor (and a relay of a member, if any): the
-kernel removes it, the bridge and every port when the descriptor closes, also when the
-process is SIGKILLed. Taking a member down is taking its interface down (its port loses
-carrier and the bridge stops forwarding to it), as unplugging a cable.
+an :class:`~rawstack_harness.backends.linux.impair.links.ImpairedLink` between the member's
+interface and a port ``p<j>`` in the hub, so a member's ``impair`` works exactly as a
+link's (``a``: the member's egress; ``b``: what the segment sends to it), relay included.
+The hub namespace belongs to the network (created, bind-mounted, kept and removed with its
+nodes), so the bridge and its ports go when it does. Taking a member down is taking its
+interface down (its port loses carrier and the bridge stops forwarding to it), as
+unplugging a cable.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
-from rawstack_harness._next.topo.impair import Features
-from rawstack_harness._next.topo.links import ImpairedLink, Side
-from rawstack_harness._next.topo.spec import Segment
-from rawstack_harness.backends import nsutil
-from rawstack_harness.runstate import HarnessError
-from rawstack_harness.topology.spec import Endpoint
+from rawstack_harness.backends.linux import nsutil
+from rawstack_harness.backends.linux.impair.links import ImpairedLink, Side
+from rawstack_harness.backends.linux.impair.plan import Features
+from rawstack_harness.errors import HarnessError
+from rawstack_harness.topology.spec import Endpoint, Segment
 
 BRIDGE = "br0"
 
 
-def _hub_ns() -> int:
-    def inside() -> int:
-        nsutil.unshare_net()
-        for key in ("default", "all"):  # ports carry frames, they never speak themselves
-            with open(f"/proc/sys/net/ipv6/conf/{key}/disable_ipv6", "w", encoding="ascii") as fh:
-                fh.write("1")
-        return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-
-    return nsutil.in_thread(inside, "segment-netns")
+def _quiet_hub() -> None:
+    for key in ("default", "all"):  # ports carry frames, they never speak themselves
+        with open(f"/proc/sys/net/ipv6/conf/{key}/disable_ipv6", "w", encoding="ascii") as fh:
+            fh.write("1")
 
 
 def _ipr_in(nsfd: int, fn: Any) -> Any:
@@ -70,9 +63,11 @@ class BuiltSegment:
         self.hub_fd = -1
         self.links: list[ImpairedLink] = []
 
-    def build(self) -> BuiltSegment:
-        self.hub_fd = _hub_ns()
+    def build(self, hub_fd: int) -> BuiltSegment:
+        """Build in the hub namespace ``hub_fd`` (the caller's: it outlives this object)."""
+        self.hub_fd = hub_fd
         try:
+            nsutil.in_netns(hub_fd, _quiet_hub)
             _ipr_in(
                 self.hub_fd,
                 lambda ipr: ipr.link(
@@ -113,12 +108,10 @@ class BuiltSegment:
         return f"segment {self.segment.name}: bridge in its own namespace, members {names}"
 
     def close(self) -> None:
+        """Stop the members' relays; the bridge and ports go with the hub namespace."""
         for link in self.links:
             link.close()
         self.links = []
-        if self.hub_fd >= 0:
-            os.close(self.hub_fd)  # the last holder: the kernel removes bridge and ports
-            self.hub_fd = -1
 
 
 def _enslave(ipr: Any, name: str) -> None:

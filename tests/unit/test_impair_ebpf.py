@@ -12,7 +12,7 @@ import struct
 from collections.abc import Iterator
 
 import pytest
-from rawstack_harness._next.topo import ebpf
+from rawstack_harness.backends.linux.impair import ebpf
 
 
 class Skb:

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.netns
 
 INNER = """
 import os, time
-from rawstack_harness._next.topo.impair import parse_link_impair
-from rawstack_harness._next.topo.links import ImpairedLink, Side
+from rawstack_harness.topology.impair import parse_link_impair
+from rawstack_harness.backends.linux.impair.links import ImpairedLink, Side
 from rawstack_harness.topology.spec import Endpoint
 
 def test_hang(netns_topology):

@@ -18,7 +18,7 @@ veth, with no offload switched off on the nodes.
 a frame is due at ``now + delay ± jitter`` (uniform, as netem without a distribution table),
 or at once with probability ``reorder``; due frames leave in order of their due time, so
 jittered frames can overtake each other as with netem. Loss and duplication happen here too
-when the kernel has no clsact BPF (see :func:`~rawstack_harness._next.topo.impair.plan`).
+when the kernel has no clsact BPF (see :func:`~rawstack_harness.backends.linux.impair.plan.plan`).
 
 Control: the parameters come as one JSON object on argv; each line on stdin replaces them
 (``{"ab": {...}, "ba": {...}}``, :meth:`Impairment.to_dict` form); the process prints

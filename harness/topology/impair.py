@@ -1,19 +1,14 @@
-"""Link impairment as data: parsing ``impair:`` and choosing the kernel mechanism for it.
+"""Link impairment as spec data: what ``impair:`` says, parsed with field paths.
 
 Theory of operation: an :class:`Impairment` is what one direction of a link does to frames
 (``delay``, ``jitter``, ``loss``, ``duplicate``, ``reorder``, ``rate``), held in integers and
 fractions; :func:`parse_link_impair` reads the spec form (``{delay: 20ms, loss: 1%}`` for both
 directions, ``{a: {...}, b: {...}}`` per endpoint: ``a`` is what a's frames suffer on the way
-to b) and raises :class:`~rawstack_harness.topology.spec.SpecError` with the field path.
-
-:func:`plan` maps one direction onto what the running kernel has (:class:`Features`, probed by
-:mod:`rawstack_harness._next.topo.features`): ``sch_netem`` does everything when present;
-otherwise ``rate`` is a ``tbf`` (or ``htb``) qdisc, ``loss``/``duplicate`` a tc BPF program
-(:mod:`~rawstack_harness._next.topo.ebpf`) and ``delay``/``jitter``/``reorder`` the packet
-relay (:mod:`~rawstack_harness._next.topo.relay`) in a hidden namespace between the two ends;
-when no path exists :class:`MissingFeature` names what is missing. Semantics follow netem's
+to b) and raises :class:`~rawstack_harness.errors.SpecError` with the field path;
+:meth:`LinkImpairment.to_spec` writes the spec form back. Semantics follow netem's
 (``net/sched/sch_netem.c``): jitter is uniform in ``delay ± jitter`` (so frames can pass each
-other), ``reorder: p`` sends a fraction p of frames at once and delays the others.
+other), ``reorder: p`` sends a fraction p of frames at once and delays the others. How a
+backend gives them is its own business (Linux: ``backends/linux/impair/``).
 """
 
 from __future__ import annotations
@@ -22,7 +17,7 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any
 
-from rawstack_harness.topology.spec import SpecError
+from rawstack_harness.errors import SpecError
 
 _TIME_UNITS = {"us": 1, "ms": 1000, "s": 1_000_000}
 _RATE_UNITS = {"bit": 1, "kbit": 1000, "mbit": 1_000_000, "gbit": 1_000_000_000}
@@ -57,21 +52,24 @@ class Impairment:
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    def describe(self) -> str:
-        """The spec form back (``delay 20ms jitter 2ms loss 1%``); ``none`` when empty."""
-        parts = []
+    def to_spec(self) -> dict[str, str]:
+        """The spec form (``{"delay": "20ms", "loss": "1%"}``): ``parse_impairment`` inverts it."""
+        out: dict[str, str] = {}
         if self.delay_us or self.delay_line:
-            parts.append(f"delay {_fmt_time(self.delay_us)}")
+            out["delay"] = _fmt_time(self.delay_us)
         if self.jitter_us:
-            parts.append(f"jitter {_fmt_time(self.jitter_us)}")
-        for key, frac in (("loss", self.loss), ("duplicate", self.duplicate)):
+            out["jitter"] = _fmt_time(self.jitter_us)
+        for key in ("loss", "duplicate", "reorder"):
+            frac = getattr(self, key)
             if frac:
-                parts.append(f"{key} {frac * 100:g}%")
-        if self.reorder:
-            parts.append(f"reorder {self.reorder * 100:g}%")
+                out[key] = f"{frac * 100:.12g}%"
         if self.rate_bps:
-            parts.append(f"rate {_fmt_rate(self.rate_bps)}")
-        return " ".join(parts) or "none"
+            out["rate"] = _fmt_rate(self.rate_bps)
+        return out
+
+    def describe(self) -> str:
+        """The spec form in words (``delay 20ms jitter 2ms loss 1%``); ``none`` when empty."""
+        return " ".join(f"{k} {v}" for k, v in self.to_spec().items()) or "none"
 
 
 @dataclass(frozen=True)
@@ -83,6 +81,12 @@ class LinkImpairment:
 
     def __bool__(self) -> bool:
         return bool(self.a) or bool(self.b)
+
+    def to_spec(self) -> dict[str, Any]:
+        """The spec form: one mapping when both directions agree, else ``{a: ..., b: ...}``."""
+        if self.a == self.b:
+            return self.a.to_spec()
+        return {k: v for k, v in (("a", self.a.to_spec()), ("b", self.b.to_spec())) if v}
 
 
 def _fmt_time(us: int) -> str:
@@ -180,69 +184,3 @@ def parse_link_impair(path: str, raw: object) -> LinkImpairment:
         raise SpecError(path, "either per-direction keys (a, b) or impairments, not both")
     both = parse_impairment(path, raw)
     return LinkImpairment(both, both)
-
-
-# -- mechanisms ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Features:
-    """What the running kernel offers for impairment (see ``features.probe``)."""
-
-    netem: bool = False
-    tbf: bool = False
-    htb: bool = False
-    clsact_bpf: bool = False
-    packet: bool = False
-
-    def describe(self) -> str:
-        have = [f.name for f in fields(self) if getattr(self, f.name)]
-        return ", ".join(have) or "nothing"
-
-
-class MissingFeature(RuntimeError):
-    """No mechanism of this kernel can give an impairment; the message names what is missing."""
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How one direction is served: at most one of each mechanism."""
-
-    netem: bool = False
-    rate: str = ""  # "tbf" | "htb" | ""
-    bpf: bool = False  # loss/duplicate on clsact egress
-    relay: bool = False  # delay/jitter/reorder (and loss/duplicate without bpf)
-    relay_loss: bool = False
-
-    def describe(self) -> str:
-        if self.netem:
-            return "netem"
-        parts = []
-        if self.rate:
-            parts.append(f"{self.rate} rate")
-        if self.bpf:
-            parts.append("tc-bpf loss/duplicate")
-        if self.relay:
-            parts.append("relay " + ("delay+loss" if self.relay_loss else "delay"))
-        return " + ".join(parts) or "none"
-
-
-def plan(imp: Impairment, feats: Features) -> Plan:
-    """The mechanisms that give ``imp`` on this kernel, or :class:`MissingFeature`."""
-    if not imp:
-        return Plan()
-    if feats.netem:
-        return Plan(netem=True)
-    rate = ""
-    if imp.rate_bps:
-        rate = "tbf" if feats.tbf else "htb" if feats.htb else ""
-        if not rate:
-            raise MissingFeature("rate needs sch_netem, sch_tbf or sch_htb in the kernel")
-    lossy = bool(imp.loss or imp.duplicate)
-    bpf = lossy and feats.clsact_bpf
-    relay = imp.needs_delay_line or (lossy and not bpf)
-    if relay and not feats.packet:
-        what = "delay/jitter/reorder" if imp.needs_delay_line else "loss/duplicate"
-        extra = "" if imp.needs_delay_line else " or clsact with BPF"
-        raise MissingFeature(f"{what} needs sch_netem{extra} or AF_PACKET in the kernel")
-    return Plan(rate=rate, bpf=bpf, relay=relay, relay_loss=relay and lossy and not bpf)

@@ -14,9 +14,10 @@ import contextlib
 import os
 from typing import Any
 
-from rawstack_harness._next.topo import ebpf
-from rawstack_harness._next.topo.impair import Impairment, Plan
-from rawstack_harness.backends import nsutil
+from rawstack_harness.backends.linux import nsutil
+from rawstack_harness.backends.linux.impair import ebpf
+from rawstack_harness.backends.linux.impair.plan import Plan
+from rawstack_harness.topology.impair import Impairment
 
 TC_H_CLSACT_EGRESS = "ffff:fff3"
 NETEM_LIMIT = 10000  # packets; netem's 1000 default tail-drops a fast flow at 20 ms

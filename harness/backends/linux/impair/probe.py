@@ -17,9 +17,10 @@ import socket
 from collections.abc import Callable
 from dataclasses import fields, replace
 
-from rawstack_harness._next.topo.impair import Features, Impairment, Plan
-from rawstack_harness._next.topo.tc import apply_in_netns
-from rawstack_harness.backends import nsutil, rtnl
+from rawstack_harness.backends.linux import nsutil, rtnl
+from rawstack_harness.backends.linux.impair.plan import Features, Plan
+from rawstack_harness.backends.linux.impair.tc import apply_in_netns
+from rawstack_harness.topology.impair import Impairment
 
 WITHOUT_ENV = "RAWSTACK_HARNESS_IMPAIR_WITHOUT"
 
@@ -41,7 +42,7 @@ def _probe_here() -> Features:
         batch = rtnl.Batch("probe namespace")
         for index, name, peer in ((10, "p0", "p1"), (12, "q0", "q1")):
             batch.veth(index, name, index + 1, peer)
-        rtnl.run(nl, batch)
+        rtnl.collect([rtnl.send(nl, batch)])
     finally:
         nl.close()
     trials = {

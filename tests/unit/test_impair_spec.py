@@ -5,18 +5,15 @@ from __future__ import annotations
 import random
 
 import pytest
-from rawstack_harness._next.topo import tc
-from rawstack_harness._next.topo.impair import (
-    Features,
+from rawstack_harness.backends.linux.impair import tc
+from rawstack_harness.backends.linux.impair.plan import Features, MissingFeature, Plan, plan
+from rawstack_harness.backends.linux.impair.relay import DelayLine, Direction
+from rawstack_harness.topology.impair import (
     Impairment,
     LinkImpairment,
-    MissingFeature,
-    Plan,
     parse_impairment,
     parse_link_impair,
-    plan,
 )
-from rawstack_harness._next.topo.relay import DelayLine, Direction
 from rawstack_harness.topology.spec import SpecError
 
 NO_NETEM = Features(tbf=True, htb=True, clsact_bpf=True, packet=True)

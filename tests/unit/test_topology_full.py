@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import yaml
-from rawstack_harness._next.topo.impair import Impairment
-from rawstack_harness._next.topo.spec import PEERS, lab_from_dict
-from rawstack_harness.topology.spec import SpecError
+from rawstack_harness.topology import Impairment, SpecError, Topology, from_dict, load, to_dict
+
+from rawstack.peers.registry import ALL_PEERS as PEERS
 
 LAB = """
 name: lab
@@ -43,24 +43,34 @@ def raw() -> dict[str, Any]:
 
 
 def test_the_example_loads() -> None:
-    lab = lab_from_dict(raw())
-    assert lab.peers_of("a") == PEERS
-    assert lab.peers_of("b") == PEERS
-    assert lab.peers_of("r") == ()
-    assert lab.link_impair(0).a == lab.link_impair(0).b
-    assert lab.link_impair(0).a.rate_bps == 10_000_000
-    assert lab.link_impair(1).a == Impairment(delay_us=5000, delay_line=True)
-    assert lab.link_impair(1).b == Impairment(loss=0.1)
-    (lan,) = lab.segments
+    topo = from_dict(raw())
+    assert topo.node("a").peers == PEERS
+    assert topo.node("b").peers == PEERS
+    assert topo.node("r").peers == ()
+    first, second = topo.links
+    assert first.impair.a == first.impair.b
+    assert first.impair.a.rate_bps == 10_000_000
+    assert second.impair.a == Impairment(delay_us=5000, delay_line=True)
+    assert second.impair.b == Impairment(loss=0.1)
+    (lan,) = topo.segments
     assert [m.node for m in lan.members] == ["a", "b", "c"]
     assert lan.members[2].impair.a.loss == 0.01
-    assert lab.topology.node("r").sysctls == (("net.ipv4.ip_forward", "1"),)
+    assert topo.node("r").sysctls == (("net.ipv4.ip_forward", "1"),)
+    # A node's interfaces include its segment members (addresses, ifnames).
+    assert [e.ifname for e in topo.endpoints("a")] == ["eth0", "eth1"]
+
+
+def test_to_dict_round_trips_peers_impairment_and_segments() -> None:
+    topo = from_dict(raw())
+    assert from_dict(to_dict(topo)) == topo
+    assert isinstance(load(to_dict(topo)), Topology)
+    assert to_dict(topo)["links"][1]["impair"] == {"a": {"delay": "5ms"}, "b": {"loss": "10%"}}
 
 
 def test_peers_keep_registry_order() -> None:
     r = raw()
     r["nodes"][0]["peers"] = ["icmp", "udp"]
-    assert lab_from_dict(r).peers_of("a") == ("udp", "icmp")
+    assert from_dict(r).node("a").peers == ("udp", "icmp")
 
 
 def _set(r: dict[str, Any], path: list[Any], value: Any) -> None:
@@ -96,7 +106,7 @@ def test_bad_fields_are_named(where: list[Any], value: Any, path: str, words: st
     r = raw()
     _set(r, where, value)
     with pytest.raises(SpecError, match=words) as err:
-        lab_from_dict(r)
+        from_dict(r)
     assert err.value.path == path
 
 
@@ -104,15 +114,15 @@ def test_a_segment_needs_two_members() -> None:
     r = raw()
     r["segments"][0]["members"] = r["segments"][0]["members"][:1]
     with pytest.raises(SpecError, match="two or more members") as err:
-        lab_from_dict(r)
+        from_dict(r)
     assert err.value.path == "segments[0].members"
 
 
 def test_the_same_interface_on_a_link_and_a_segment() -> None:
     r = raw()
     r["segments"][0]["members"][0]["ifname"] = "eth0"  # a:eth0 is links[0].a
-    with pytest.raises(SpecError, match=r"a:eth0 is already links\[0\]\.a") as err:
-        lab_from_dict(r)
+    with pytest.raises(SpecError, match=r"a:eth0 is used twice \(also links\[0\]\.a\)") as err:
+        from_dict(r)
     assert err.value.path == "segments[0].members[0].ifname"
 
 
@@ -120,7 +130,7 @@ def test_the_same_address_on_two_interfaces() -> None:
     r = raw()
     r["segments"][0]["members"][1]["addresses"] = ["10.9.0.9/24", "10.0.1.1/24"]
     with pytest.raises(SpecError, match=r"10\.0\.1\.1 is already on links\[0\]\.b \(r:eth0\)") as e:
-        lab_from_dict(r)
+        from_dict(r)
     assert e.value.path == "segments[0].members[1].addresses[1]"
 
 
@@ -128,7 +138,7 @@ def test_the_same_ipv6_address_in_another_spelling() -> None:
     r = raw()
     r["links"][1]["b"]["addresses"] = ["fd00:1:0::2/64"]
     with pytest.raises(SpecError, match="fd00:1::2 is already on links") as err:
-        lab_from_dict(r)
+        from_dict(r)
     assert err.value.path == "links[1].b.addresses[0]"
 
 
@@ -137,7 +147,7 @@ def test_the_same_mac_on_two_interfaces() -> None:
     r["links"][0]["a"]["mac"] = "02:00:00:00:00:01"
     r["segments"][0]["members"][2]["mac"] = "02:00:00:00:00:01"
     with pytest.raises(SpecError, match=r"already on links\[0\]\.a \(a:eth0\)") as err:
-        lab_from_dict(r)
+        from_dict(r)
     assert err.value.path == "segments[0].members[2].mac"
 
 
@@ -150,11 +160,11 @@ def test_a_route_via_a_gateway_of_the_other_family() -> None:
     with pytest.raises(
         SpecError, match=r"gateway 10\.9\.0\.1 is IPv4 but fd00:2::/64 is IPv6"
     ) as e:
-        lab_from_dict(r)
+        from_dict(r)
     assert e.value.path == "nodes[3].routes[1].via"
 
 
 def test_same_family_routes_pass() -> None:
     r = raw()
     r["nodes"][3]["routes"] = [{"dst": "fd00:2::/64", "via": "fd00:1::1"}]
-    assert lab_from_dict(r).topology.node("c").routes[0].via == "fd00:1::1"
+    assert from_dict(r).node("c").routes[0].via == "fd00:1::1"

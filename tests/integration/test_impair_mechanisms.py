@@ -19,9 +19,10 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from rawstack_harness._next.topo.features import probe
-from rawstack_harness._next.topo.impair import Features, parse_link_impair
-from rawstack_harness._next.topo.links import ImpairedLink, Side
+from rawstack_harness.backends.linux.impair.links import ImpairedLink, Side
+from rawstack_harness.backends.linux.impair.plan import Features
+from rawstack_harness.backends.linux.impair.probe import probe
+from rawstack_harness.topology.impair import parse_link_impair
 from rawstack_harness.topology.spec import Endpoint
 
 pytestmark = pytest.mark.netns

@@ -1,1 +1,0 @@
-"""Mechanisms that wait for the harness's backend rooms before they move in (not public API)."""
