@@ -244,9 +244,15 @@ def netns_topology(
     built: list[Network] = request.node.stash.setdefault(NETWORKS, [])
 
     def factory(spec: SpecLike) -> Network:
-        net = backend.build(load(spec), netns_run)
+        from rawstack_harness.errors import MissingFeature
+
+        try:
+            net = backend.build(load(spec), netns_run)
+        except MissingFeature as exc:
+            pytest.skip(f"netns: {exc}")
         built.append(net)
         _start_capture(request, backend, net)
+        _start_declared_peers(net, request, netns_run)  # nodes that declare peers
         return net
 
     yield factory
@@ -293,19 +299,21 @@ def _start_capture(request: pytest.FixtureRequest, backend: Backend, net: Networ
         captures.note(f"not captured: node.socket() is unsupported on the {backend.name} backend")
 
 
-def _with_peers(
-    net: Network,
-    request: pytest.FixtureRequest,
-    run: Run,
-    plan: list[tuple[str, str, str, str]],
-) -> Network:
-    from rawstack_harness.supervise import start_peers
+def _start_declared_peers(net: Network, request: pytest.FixtureRequest, run: Run) -> None:
+    """serve-all in every node that declares peers, each awaited and probed (the option
+    ``--netns-peers`` narrows what is awaited and probed, not what is served)."""
+    from rawstack_harness.supervise import peer_plan, start_peers
 
-    peers = parse_peers(request.config.getoption("--netns-peers"))
-    procs = start_peers([(net[n], i, net[p], pi) for n, i, p, pi in plan], peers, log_dir=run.dir)
+    plan = peer_plan(net.topology)
+    if not plan:
+        return
+    awaited = parse_peers(request.config.getoption("--netns-peers"))
+    served = {n.name: n.peers for n in net.topology.nodes if n.peers}
+    procs = start_peers(
+        [(net[n], i, net[p], pi) for n, i, p, pi in plan], awaited, log_dir=run.dir, served=served
+    )
     for (node, _, _, _), proc in zip(plan, procs):
         net.peers[node] = proc
-    return net
 
 
 @pytest.fixture
@@ -317,10 +325,7 @@ def netns_pair(
     """Function scope: nodes a (10.0.0.1) and b (10.0.0.2) on one veth, serve-all probed on both."""
     from rawstack_harness.topology import pair
 
-    net = netns_topology(pair())
-    return _with_peers(
-        net, request, netns_run, [("a", "eth0", "b", "eth0"), ("b", "eth0", "a", "eth0")]
-    )
+    return netns_topology(pair(peers=ALL_PEERS))
 
 
 @pytest.fixture
@@ -332,7 +337,4 @@ def netns_line3(
     """Function scope: a (10.0.1.2) - r - b (10.0.2.2), r forwarding; serve-all on a and b."""
     from rawstack_harness.topology import line3
 
-    net = netns_topology(line3())
-    return _with_peers(
-        net, request, netns_run, [("a", "eth0", "r", "eth0"), ("b", "eth0", "r", "eth1")]
-    )
+    return netns_topology(line3(peers=ALL_PEERS))

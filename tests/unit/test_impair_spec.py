@@ -6,8 +6,9 @@ import random
 
 import pytest
 from rawstack_harness.backends.linux.impair import tc
-from rawstack_harness.backends.linux.impair.plan import Features, MissingFeature, Plan, plan
+from rawstack_harness.backends.linux.impair.plan import Features, Plan, plan
 from rawstack_harness.backends.linux.impair.relay import DelayLine, Direction
+from rawstack_harness.errors import MissingFeature
 from rawstack_harness.topology.impair import (
     Impairment,
     LinkImpairment,

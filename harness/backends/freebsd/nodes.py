@@ -49,6 +49,8 @@ def parse_ether(ifconfig_output: str) -> str | None:
 class FreeBSDNode(SpecNode, ProcessNode):
     """One jail, with the node surface of :class:`rawstack_harness.backends.base.Node`."""
 
+    rawstack_icmp = False  # the kernel's echo answers pings in a jail
+
     def __init__(self, net: Network, name: str, jail: str) -> None:
         self.net = net
         self.name = name

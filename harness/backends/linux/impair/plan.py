@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from rawstack_harness.errors import NotPrivileged
+from rawstack_harness.errors import MissingFeature
 from rawstack_harness.topology.impair import Impairment
 
 
@@ -31,10 +31,6 @@ class Features:
     def describe(self) -> str:
         have = [f.name for f in fields(self) if getattr(self, f.name)]
         return ", ".join(have) or "nothing"
-
-
-class MissingFeature(NotPrivileged):
-    """No mechanism of this kernel can give an impairment; the message names what is missing."""
 
 
 @dataclass(frozen=True)
