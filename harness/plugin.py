@@ -149,9 +149,11 @@ def pytest_report_header(config: pytest.Config) -> str | list[str]:
     icmp = (
         "the kernel's echo (it consumes echo requests before raw sockets see them)"
         if caps.icmp_responder == KERNEL
-        else "rawstack's responder (kernel echo off in each node)"
+        else "rawstack's responder where a node declares icmp (kernel echo off there), "
+        "the kernel's echo elsewhere"
     )
     lines = [f"netns: {backend.name} backend, {backend.description}; icmp peer: {icmp}"]
+    lines.append(f"netns: {backend.impairment()}")
     mode = config.getoption("--netns-capture")
     if mode != "never" and not caps.node_sockets:
         lines.append(
@@ -203,6 +205,8 @@ def pytest_runtest_makereport(
         for net in item.stash.get(NETWORKS, []):
             for name, peer in net.peers.items():
                 report.sections.append((f"netns peer log: node {name}", peer.logs()))
+            if net.mechanisms():
+                report.sections.append(("netns links", "\n".join(net.mechanisms())))
     captures = item.stash.get(CAPTURES, None)
     if captures is not None and report.failed:
         captures.write()  # in setup/call still running: a snapshot; teardown rewrites it

@@ -282,6 +282,10 @@ class Backend(Protocol):
         """Where runs keep their state unless told (``RAWSTACK_HARNESS_RUN_DIR``)."""
         ...
 
+    def impairment(self) -> str:
+        """How this machine serves link impairment (for the report header)."""
+        ...
+
     def missing_requirement(self) -> str | None:
         """None when topologies can be built here, else what is missing."""
         ...

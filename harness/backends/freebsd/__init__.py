@@ -128,6 +128,9 @@ class FreeBSDBackend:
     def missing_requirement(self) -> str | None:
         return missing_requirement()
 
+    def impairment(self) -> str:
+        return "link impairment and segments: Linux backend only"
+
     def open_run(self, root: str, label: str) -> FreeBSDRun:
         return FreeBSDRun(root, label=label)
 

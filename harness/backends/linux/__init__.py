@@ -48,6 +48,13 @@ class LinuxBackend:
 
         return env.missing_requirement()
 
+    def impairment(self) -> str:
+        from rawstack_harness.backends.linux.impair import plan, probe
+
+        if self.missing_requirement():
+            return "link impairment: not probed (no topologies can be built here)"
+        return plan.describe_features(probe.probe())
+
     def open_run(self, root: str, label: str) -> LinuxRun:
         from rawstack_harness.backends.linux.runs import LinuxRun
 

@@ -75,3 +75,16 @@ def plan(imp: Impairment, feats: Features) -> Plan:
         extra = "" if imp.needs_delay_line else " or clsact with BPF"
         raise MissingFeature(f"{what} needs sch_netem{extra} or AF_PACKET in the kernel")
     return Plan(rate=rate, bpf=bpf, relay=relay, relay_loss=relay and lossy and not bpf)
+
+
+def describe_features(feats: Features) -> str:
+    """The report header's line: which mechanism serves each impairment on this kernel."""
+    if feats.netem:
+        return "link impairment by netem (this kernel has sch_netem)"
+    rate = "tbf" if feats.tbf else "htb" if feats.htb else "nothing (no tbf/htb)"
+    loss = "tc BPF" if feats.clsact_bpf else "the relay" if feats.packet else "nothing"
+    delay = "the relay (AF_PACKET)" if feats.packet else "nothing (no AF_PACKET)"
+    return (
+        f"link impairment without netem: rate by {rate}, loss/duplicate by {loss}, "
+        f"delay/jitter/reorder by {delay}"
+    )
