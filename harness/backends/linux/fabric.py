@@ -13,6 +13,7 @@ or up, a new impairment) go through :meth:`Fabric.link` and :meth:`Fabric.segmen
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from rawstack_harness.backends.linux.impair import probe
@@ -20,7 +21,7 @@ from rawstack_harness.backends.linux.impair.links import ImpairedLink, Side
 from rawstack_harness.backends.linux.impair.plan import plan
 from rawstack_harness.backends.linux.segments import BuiltSegment
 from rawstack_harness.topology.impair import LinkImpairment
-from rawstack_harness.topology.spec import Link, Topology
+from rawstack_harness.topology.spec import Topology
 
 
 def needs_fabric(topology: Topology) -> bool:
@@ -48,24 +49,36 @@ class Fabric:
     """The impaired links (by index) and segments (by name) of one network."""
 
     def __init__(
-        self, topology: Topology, nsfds: Mapping[str, int], hubs: Mapping[str, int], manifest: Any
+        self,
+        topology: Topology,
+        nsfds: Mapping[str, int],
+        hubs: Mapping[str, int],
+        manifest: Any,
+        control_dir: Path | None = None,
     ) -> None:
         self.topology = topology
         self.nsfds = nsfds  # node name -> namespace descriptor
         self.hubs = hubs  # segment name -> hub namespace descriptor
         self.manifest = manifest
+        # Where the relays' control sockets are (the run directory), so that a process that
+        # did not build them (the CLI, for a kept topology) reaches them too.
+        self.control_dir = control_dir or (Path(manifest.path).parent if manifest else None)
         self.links: dict[int, ImpairedLink] = {}
         self.segments: dict[str, BuiltSegment] = {}
+        self._relayed: set[int] | None = None
 
     def build(self, relayed: set[int]) -> Fabric:
+        self._relayed = relayed
         try:
             for i, link in enumerate(self.topology.links):
                 if link.impair or i in relayed:
-                    il = self._impaired(link)
+                    il = self._impaired(i)
                     self.links[i] = il
                     il.build() if i in relayed else il.attach()
             for seg in self.topology.segments:
-                built = BuiltSegment(seg, self.nsfds, manifest=self.manifest)
+                built = BuiltSegment(
+                    seg, self.nsfds, manifest=self.manifest, control=self._control(seg.name)
+                )
                 self.segments[seg.name] = built
                 built.build(self.hubs[seg.name])
         except BaseException:
@@ -73,12 +86,17 @@ class Fabric:
             raise
         return self
 
-    def _impaired(self, link: Link) -> ImpairedLink:
+    def _control(self, what: object) -> str:
+        return "" if self.control_dir is None else str(self.control_dir / f"relay-{what}.sock")
+
+    def _impaired(self, index: int) -> ImpairedLink:
+        link = self.topology.links[index]
         return ImpairedLink(
             Side(self.nsfds[link.a.node], link.a),
             Side(self.nsfds[link.b.node], link.b),
             link.impair,
             manifest=self.manifest,
+            control=self._control(index),
         )
 
     # -- run time ---------------------------------------------------------------------------
@@ -97,9 +115,17 @@ class Fabric:
         raise LookupError(f"no link {a}{'-' + b if b else ''} in topology {self.topology.name}")
 
     def link(self, index: int) -> ImpairedLink:
-        """The handle of link ``index``; a plain link gets one on first use (tc only)."""
+        """The handle of link ``index``; a plain link gets one on first use (tc only), a
+        relayed one built by another process is reached through its control socket."""
         if index not in self.links:
-            self.links[index] = self._impaired(self.topology.links[index]).attach()
+            if self._relayed is None:
+                self._relayed = relayed_links(self.topology)
+            handle = self._impaired(index)
+            if index in self._relayed:
+                handle.has_relay = True  # its relay runs (in the keeper): not ours to start
+            else:
+                handle.attach()
+            self.links[index] = handle
         return self.links[index]
 
     def segment(self, name: str) -> BuiltSegment:

@@ -54,6 +54,7 @@ class BuiltSegment:
         feats: Features | None = None,
         manifest: Any = None,
         owner: int | None = None,
+        control: str = "",
     ) -> None:
         self.segment = segment
         self.nodes = nodes  # node name -> namespace descriptor
@@ -62,6 +63,7 @@ class BuiltSegment:
         self.owner = owner
         self.hub_fd = -1
         self.links: list[ImpairedLink] = []
+        self.control = control  # a relay control socket path prefix ("" for none)
 
     def build(self, hub_fd: int) -> BuiltSegment:
         """Build in the hub namespace ``hub_fd`` (the caller's: it outlives this object)."""
@@ -83,6 +85,7 @@ class BuiltSegment:
                     owner=self.owner,
                     feats=self.feats,
                     manifest=self.manifest,
+                    control=self.control.replace(".sock", f"-{j}.sock") if self.control else "",
                 )
                 self.links.append(link)
                 link.build()

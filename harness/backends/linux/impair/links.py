@@ -110,6 +110,7 @@ class ImpairedLink:
         feats: Features | None = None,
         manifest: Any = None,
         relay: bool | None = None,
+        control: str = "",
     ) -> None:
         self.a, self.b = a, b
         self.impair = impair
@@ -119,6 +120,9 @@ class ImpairedLink:
         self.plans = self._plans(impair)
         self.has_relay = relay if relay is not None else any(p.relay for p in self.plans)
         self.relay: subprocess.Popen[bytes] | None = None
+        # The relay's control socket (see relay.py): named so that another process (the
+        # CLI, for a kept topology) can change this link's delay line.
+        self.control = control
 
     @property
     def name(self) -> str:
@@ -181,7 +185,13 @@ class ImpairedLink:
     def _start_relay(self, relay_fd: int) -> None:
         from rawstack_harness.supervise import ReadyFailed, ReadyTimeout, read_ready
 
-        cfg = {"a": "a", "b": "b", "owner": self.owner, **self._relay_config()}
+        cfg = {
+            "a": "a",
+            "b": "b",
+            "owner": self.owner,
+            "control": self.control,
+            **self._relay_config(),
+        }
         # No death signal: it would fire when the *thread* that forked exits; the relay
         # watches its owner's pidfd instead.
         proc = subprocess.Popen(
@@ -221,6 +231,13 @@ class ImpairedLink:
         self._apply_tc()
         if self.relay is not None:
             self._relay_send(self._relay_config())
+        elif self.has_relay and self.control:  # a relay another process owns (a keeper)
+            from rawstack_harness.backends.linux.impair.relay import send_control
+
+            try:
+                send_control(self.control, self._relay_config())
+            except (OSError, ValueError) as exc:
+                raise RelayDied(f"relay for {self.name}: {exc}") from None
 
     def _relay_send(self, cfg: dict[str, Any]) -> None:
         from rawstack_harness.supervise import ReadyFailed, ReadyTimeout, read_ready

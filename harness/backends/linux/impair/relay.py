@@ -21,7 +21,10 @@ jittered frames can overtake each other as with netem. Loss and duplication happ
 when the kernel has no clsact BPF (see :func:`~rawstack_harness.backends.linux.impair.plan.plan`).
 
 Control: the parameters come as one JSON object on argv; each line on stdin replaces them
-(``{"ab": {...}, "ba": {...}}``, :meth:`Impairment.to_dict` form); the process prints
+(``{"ab": {...}, "ba": {...}}``, :meth:`Impairment.to_dict` form), and so does each datagram
+on the ``control`` Unix socket, if one is named (``netns-harness impair`` on a kept
+topology, whose relays belong to its keeper: the reply datagram is ``{"relay": "set"}``);
+the process prints
 ``{"event": "ready", "relay": "ready"}`` once its sockets are bound and
 ``{"event": "ready", "relay": "set"}`` after each change.
 """
@@ -128,6 +131,40 @@ def open_port(ifname: str) -> socket.socket:
     return sock
 
 
+def _control_socket(path: str) -> socket.socket | None:
+    if not path:
+        return None
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    sock.bind(path)
+    os.chmod(path, 0o600)
+    return sock
+
+
+def _control(sock: socket.socket, lines: dict[str, DelayLine], with_loss: bool) -> None:
+    data, addr = sock.recvfrom(65536)
+    try:
+        _configure(lines, json.loads(data), with_loss)
+        reply = b'{"relay": "set"}'
+    except (ValueError, TypeError) as exc:
+        reply = json.dumps({"relay": "error", "error": str(exc)}).encode()
+    if addr:
+        with contextlib.suppress(OSError):
+            sock.sendto(reply, addr)
+
+
+def send_control(path: str, cfg: dict[str, object], timeout: float = 5.0) -> None:
+    """Send new parameters to a relay's control socket and wait for its answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        sock.bind("")  # an autobound abstract address, so the relay can answer
+        sock.settimeout(timeout)
+        sock.sendto(json.dumps(cfg).encode(), path)
+        answer = json.loads(sock.recv(65536))
+    if answer.get("relay") != "set":
+        raise ValueError(f"relay at {path}: {answer.get('error', answer)}")
+
+
 def _gone(ifname: str) -> bool:
     try:
         socket.if_nametoindex(ifname)
@@ -191,6 +228,9 @@ def serve(
         except ProcessLookupError:
             return 0
         poller.register(owner_fd, select.POLLIN)
+    control = _control_socket(str(cfg.get("control") or ""))
+    if control is not None:
+        poller.register(control, select.POLLIN)
     _emit({"event": "ready", "relay": "ready"})
     buf = bytearray(FRAME_MAX)
     pending = b""
@@ -200,6 +240,9 @@ def serve(
         for fd, _ev in events:
             if fd == owner_fd:
                 return 0  # the owner exited (SIGKILL included): so does the link
+            if control is not None and fd == control.fileno():
+                _control(control, lines, with_loss)
+                continue
             if fd == stdin:
                 chunk = os.read(stdin, 65536)
                 if not chunk:
