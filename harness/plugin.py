@@ -152,8 +152,10 @@ def pytest_report_header(config: pytest.Config) -> str | list[str]:
         else "rawstack's responder where a node declares icmp (kernel echo off there), "
         "the kernel's echo elsewhere"
     )
-    lines = [f"netns: {backend.name} backend, {backend.description}; icmp peer: {icmp}"]
-    lines.append(f"netns: {backend.impairment()}")
+    lines = [
+        f"netns: {backend.name} backend, {backend.description}; icmp peer: {icmp}; "
+        f"{backend.impairment()}"
+    ]
     mode = config.getoption("--netns-capture")
     if mode != "never" and not caps.node_sockets:
         lines.append(

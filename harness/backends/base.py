@@ -282,6 +282,10 @@ class Backend(Protocol):
         """Where runs keep their state unless told (``RAWSTACK_HARNESS_RUN_DIR``)."""
         ...
 
+    def change_kept(self, name: str, root: str, what: str, args: list[str]) -> str:
+        """A link event on kept topology ``name``: ``link``, ``impair`` or ``member``."""
+        ...
+
     def impairment(self) -> str:
         """How this machine serves link impairment (for the report header)."""
         ...

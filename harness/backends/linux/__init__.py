@@ -48,6 +48,11 @@ class LinuxBackend:
 
         return env.missing_requirement()
 
+    def change_kept(self, name: str, root: str, what: str, args: list[str]) -> str:
+        from rawstack_harness.backends.linux import events
+
+        return events.change(name, root, what, args)
+
     def impairment(self) -> str:
         from rawstack_harness.backends.linux.impair import plan, probe
 

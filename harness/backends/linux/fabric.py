@@ -129,8 +129,12 @@ class Fabric:
         return self.links[index]
 
     def segment(self, name: str) -> BuiltSegment:
+        """A built segment, or a handle on one another process built (its hub is open)."""
         if name not in self.segments:
-            raise LookupError(f"no segment {name!r} in topology {self.topology.name}")
+            seg = next((s for s in self.topology.segments if s.name == name), None)
+            if seg is None or name not in self.hubs:
+                raise LookupError(f"no segment {name!r} in topology {self.topology.name}")
+            self.segments[name] = BuiltSegment(seg, self.nsfds).adopt(self.hubs[name])
         return self.segments[name]
 
     def set_impair(self, index: int, impair: LinkImpairment) -> None:

@@ -63,7 +63,7 @@ def main(argv: list[str]) -> int:
 
             net = build(from_dict(data), run)
             return _serve(run, name, net.describe(), net)
-        for node in data["nodes"].values():
+        for node in (*data["nodes"].values(), *data.get("hubs", {}).values()):
             run.manifest.add("netns", node["path"], dev_ino=node["dev_ino"])
         return _serve(run, name, data, None)
     except BaseException as exc:
@@ -122,9 +122,10 @@ def hand_over(net: LinuxNetwork, name: str) -> str:
     for node in net.nodes.values():
         node.stop_processes()
     described = net.describe()
-    for node_name, node in net.nodes.items():
-        st = os.stat(node.path)
-        described["nodes"][node_name]["dev_ino"] = [st.st_dev, st.st_ino]
+    for key, held in (("nodes", net.nodes), ("hubs", net.hubs)):
+        for node_name, node in held.items():
+            st = os.stat(node.path)
+            described[key][node_name]["dev_ino"] = [st.st_dev, st.st_ino]
     start(name, "adopt", described, net.run.root)
     net.release()
     return name

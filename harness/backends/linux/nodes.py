@@ -354,12 +354,16 @@ class LinuxNetwork:
 
     def describe(self) -> dict[str, Any]:
         """Nodes, namespaces and addresses, as ``status --json`` shows them (JSON data)."""
+        from rawstack_harness.topology import to_dict
+
         return {
             "name": self.topology.name,
             "nodes": {
                 n.name: {"netns": n.netns, "path": n.path, "addresses": n.addresses()}
                 for n in self.nodes.values()
             },
+            "hubs": {h.name: {"netns": h.netns, "path": h.path} for h in self.hubs.values()},
+            "spec": to_dict(self.topology),  # for link events on a kept topology
         }
 
     def destroy(self) -> None:

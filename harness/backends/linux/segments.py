@@ -96,6 +96,21 @@ class BuiltSegment:
             raise
         return self
 
+    def adopt(self, hub_fd: int) -> BuiltSegment:
+        """Handles on a segment another process built (for events; nothing is created)."""
+        self.hub_fd = hub_fd
+        self.links = [
+            ImpairedLink(
+                Side(self.nodes[m.node], m),
+                Side(hub_fd, Endpoint("hub", f"p{j}")),
+                m.impair,
+                feats=self.feats,
+                relay=False,
+            )
+            for j, m in enumerate(self.segment.members)
+        ]
+        return self
+
     def member_index(self, node: str, ifname: str | None = None) -> int:
         for j, m in enumerate(self.segment.members):
             if m.node == node and (ifname is None or m.ifname == ifname):

@@ -156,11 +156,19 @@ def _control(sock: socket.socket, lines: dict[str, DelayLine], with_loss: bool) 
 
 def send_control(path: str, cfg: dict[str, object], timeout: float = 5.0) -> None:
     """Send new parameters to a relay's control socket and wait for its answer."""
+    # A path, not an abstract address: abstract Unix addresses belong to a network
+    # namespace, and the relay lives in its own.
+    mine = f"{path}.{os.getpid()}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-        sock.bind("")  # an autobound abstract address, so the relay can answer
-        sock.settimeout(timeout)
-        sock.sendto(json.dumps(cfg).encode(), path)
-        answer = json.loads(sock.recv(65536))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(mine)
+        sock.bind(mine)
+        try:
+            sock.settimeout(timeout)
+            sock.sendto(json.dumps(cfg).encode(), path)
+            answer = json.loads(sock.recv(65536))
+        finally:
+            os.unlink(mine)
     if answer.get("relay") != "set":
         raise ValueError(f"relay at {path}: {answer.get('error', answer)}")
 
