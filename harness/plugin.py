@@ -90,6 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "(CAP_NET_ADMIN), skipped otherwise",
     )
     config.stash[KEPT] = []
+    _CONFIG["config"] = config
     parse_peers(config.getoption("--netns-peers"))
     run_dir = config.getoption("--netns-run-dir")
     if run_dir is not None and not Path(run_dir).is_absolute():
@@ -218,6 +219,27 @@ def pytest_runtest_makereport(
     return report
 
 
+KEPT_PROPERTY = "netns_kept"
+_CONFIG: dict[str, pytest.Config] = {}  # this process's config, for pytest_runtest_logreport
+
+
+def _note_kept(request: pytest.FixtureRequest, line: str) -> None:
+    """For the summary: here, and (as a report property) for an xdist controller."""
+    request.config.stash[KEPT].append(line)
+    request.node.user_properties.append((KEPT_PROPERTY, line))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Under ``-n`` the keeping happened in a worker: its report carries the line here."""
+    config = _CONFIG.get("config")
+    if config is None:
+        return
+    kept = config.stash.setdefault(KEPT, [])
+    for name, value in report.user_properties:
+        if name == KEPT_PROPERTY and value not in kept:
+            kept.append(str(value))
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     kept = config.stash.get(KEPT, [])
     if kept:
@@ -273,17 +295,19 @@ def netns_topology(
     keep = failed and request.config.getoption("--netns-keep-failed")
     for net in reversed(built):
         if keep and not backend.capabilities.keep:
-            request.config.stash[KEPT].append(
+            _note_kept(
+                request,
                 f"{request.node.nodeid}: not kept: --netns-keep-failed is not supported on "
-                f"the {backend.name} backend yet (the topology was removed)"
+                f"the {backend.name} backend yet (the topology was removed)",
             )
             net.destroy()
         elif keep:
             kept = backend.keep(net, request.node.name[:40])
             root = "" if netns_run.root == backend.default_root else f" --run-dir {netns_run.root}"
-            request.config.stash[KEPT].append(
+            _note_kept(
+                request,
                 f"{request.node.nodeid}: kept as {kept.name!r}; enter a node with "
-                f"{kept.enter}; remove with `netns-harness{root} down {kept.name}`"
+                f"{kept.enter}; remove with `netns-harness{root} down {kept.name}`",
             )
         else:
             net.destroy()

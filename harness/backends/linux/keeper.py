@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rawstack_harness.backends.base import RAWSTACK
 from rawstack_harness.backends.linux.runs import (
     DEFAULT_ROOT,
     KEEPER_FILE,
@@ -121,6 +122,10 @@ def hand_over(net: LinuxNetwork, name: str) -> str:
         name = f"{base}-{n}"
     for node in net.nodes.values():
         node.stop_processes()
+        if node.peers.get("icmp") == RAWSTACK:
+            # Its responder is gone with serve-all: the kept node answers pings again, as
+            # the kernel's echo (the test's rawstack peers do not outlive it).
+            node.sysctl("net.ipv4.icmp_echo_ignore_all", "0")
     described = net.describe()
     for key, held in (("nodes", net.nodes), ("hubs", net.hubs)):
         for node_name, node in held.items():
