@@ -81,7 +81,8 @@ def test_sigkilled_pytest_mid_impairment_leaves_nothing(tmp_path: Path, reaper: 
 
     def gone() -> bool:
         return not any(
-            os.path.exists(p) for p in (ns_a, run_dir, f"/proc/{relay}", f"/proc/{ping}")
+            os.path.exists(p)
+            for p in (ns_a, run_dir, f"/proc/{relay}", f"/proc/{ping}", _names_dir(ns_a))
         )
 
     assert _wait_for(gone, 15), "resources outlived the killed run"
@@ -92,3 +93,8 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
     except OSError:
         return ""
+
+
+def _names_dir(ns_path: str) -> str:
+    """The node's /etc/netns folder (its hosts file): the reaper removes it too."""
+    return os.path.join("/etc/netns", os.path.basename(ns_path))

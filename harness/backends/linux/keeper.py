@@ -66,6 +66,10 @@ def main(argv: list[str]) -> int:
             return _serve(run, name, net.describe(), net)
         for node in (*data["nodes"].values(), *data.get("hubs", {}).values()):
             run.manifest.add("netns", node["path"], dev_ino=node["dev_ino"])
+            if node.get("hosts"):  # its names file (see names.py) is ours to remove now
+                run.manifest.add("dir", os.path.dirname(os.path.dirname(node["hosts"])))
+                run.manifest.add("dir", os.path.dirname(node["hosts"]))
+                run.manifest.add("file", node["hosts"])
         return _serve(run, name, data, None)
     except BaseException as exc:
         sys.stdout.write(json.dumps({"event": "error", "error": str(exc)}) + "\n")

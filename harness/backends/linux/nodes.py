@@ -25,7 +25,7 @@ from typing import Any
 
 from rawstack_harness.backends.base import NodeProcess, Peer
 from rawstack_harness.backends.common import STOP_TIMEOUT, ProcessNode, SpecNode
-from rawstack_harness.backends.linux import fabric, nsutil, rtnl
+from rawstack_harness.backends.linux import fabric, names, nsutil, rtnl
 from rawstack_harness.backends.linux.fabric import Fabric
 from rawstack_harness.backends.linux.runs import NETNS_DIR, LinuxRun, remove_namespaces
 from rawstack_harness.errors import HarnessError
@@ -92,6 +92,7 @@ class LinuxNode(SpecNode, ProcessNode):
         self._ipr: Any = None
         self._ipr_sock: socket.socket | None = None
         self.procs: list[NodeProcess] = []
+        self.hosts: str | None = None  # its /etc/netns/<netns>/hosts (see names.py)
 
     def _topology(self) -> Topology:
         return self.net.topology
@@ -164,8 +165,9 @@ class LinuxNode(SpecNode, ProcessNode):
 
     # -- processes (ProcessNode): setns in the child, recorded in the run's manifest ------
     def _enter(self, argv: Sequence[str]) -> tuple[list[str], Callable[[], None] | None]:
-        # The child dies with the thread that forked it (PR_SET_PDEATHSIG).
-        return list(argv), nsutil.child_preexec(self.fd)
+        # The child dies with the thread that forked it (PR_SET_PDEATHSIG); node names
+        # resolve in it through the node's hosts file.
+        return list(argv), nsutil.child_preexec(self.fd, hosts=self.hosts)
 
     def _started(self, proc: NodeProcess) -> None:
         self.net.run.manifest.add(
@@ -236,6 +238,9 @@ class LinuxNetwork:
                     for ino in [nsutil.netns_inode(n.path)]
                 ]
             )
+            paths = names.write(self.run.manifest, self.topology, [n.netns for n in nodes])
+            for node in self.nodes.values():
+                node.hosts = paths[node.netns]
             self._configure()
             with_sysctls = [(self.nodes[n.name], n.sysctls) for n in self.topology.nodes]
             with_sysctls = [(ln, items) for ln, items in with_sysctls if items]
@@ -350,7 +355,11 @@ class LinuxNetwork:
         for node in every:
             node.close()
         self.run.manifest.write([{"op": "del", "kind": "netns", "key": n.path} for n in every])
+        names.forget(self.run.manifest, self._hosts_files())
         self.destroyed = True
+
+    def _hosts_files(self) -> list[str]:
+        return [n.hosts for n in self.nodes.values() if n.hosts]
 
     def describe(self) -> dict[str, Any]:
         """Nodes, namespaces and addresses, as ``status --json`` shows them (JSON data)."""
@@ -359,7 +368,12 @@ class LinuxNetwork:
         return {
             "name": self.topology.name,
             "nodes": {
-                n.name: {"netns": n.netns, "path": n.path, "addresses": n.addresses()}
+                n.name: {
+                    "netns": n.netns,
+                    "path": n.path,
+                    "addresses": n.addresses(),
+                    "hosts": n.hosts,
+                }
                 for n in self.nodes.values()
             },
             "hubs": {h.name: {"netns": h.netns, "path": h.path} for h in self.hubs.values()},
@@ -379,6 +393,7 @@ class LinuxNetwork:
         finally:
             items = [(n.path, n.close()) for n in nodes]
             remove_namespaces(items)
+            names.remove(self.run.manifest, self._hosts_files())
             self.run.manifest.write(
                 [{"op": "del", "kind": "netns", "key": path} for path, _ in items]
             )
