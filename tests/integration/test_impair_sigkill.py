@@ -85,7 +85,7 @@ def test_sigkilled_pytest_mid_impairment_leaves_nothing(tmp_path: Path, reaper: 
             for p in (ns_a, run_dir, f"/proc/{relay}", f"/proc/{ping}", _names_dir(ns_a))
         )
 
-    assert _wait_for(gone, 15), "resources outlived the killed run"
+    assert _wait_for(gone, 30), "resources outlived the killed run"
 
 
 def _cmdline(pid: int) -> str:
