@@ -28,11 +28,14 @@ from rawstack.peers.registry import parse_peers as _parse_peers
 if TYPE_CHECKING:
     from rawstack_harness.backends import Backend, Network, Run
     from rawstack_harness.capture import ItemCaptures
+    from rawstack_harness.scopes import SharedNetworks, Span
     from rawstack_harness.topology import SpecLike
 
 NETWORKS = pytest.StashKey[list["Network"]]()
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 KEPT = pytest.StashKey[list[str]]()
+SHARED = pytest.StashKey["SharedNetworks"]()  # module/session topologies (scopes.py)
+SPAN = pytest.StashKey["Span"]()  # where a test's part of them begins
 CAPTURES = pytest.StashKey["ItemCaptures"]()
 CAPTURE_DIR = pytest.StashKey[Path]()
 
@@ -173,6 +176,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         reason = _skip_reason()
         if reason:
             pytest.skip(f"netns: {reason}")
+    shared = item.config.stash.get(SHARED, None)
+    if shared is not None:
+        span: Span
+        span, dead = shared.begin(list(getattr(item, "fixturenames", [])))
+        item.stash[SPAN] = span
+        if dead:  # a peer of a shared topology died after the previous test that used it
+            pytest.fail("\n".join(dead), pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -188,10 +198,15 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     return result
 
 
+def _item_networks(item: pytest.Item) -> list[Network]:
+    """The test's own networks and the shared ones it uses."""
+    shared = item.config.stash.get(SHARED, None)
+    used = shared.used_by(list(getattr(item, "fixturenames", []))) if shared else []
+    return [*item.stash.get(NETWORKS, []), *(s.net for s in used)]
+
+
 def _check_peers(item: pytest.Item) -> None:
-    dead = [
-        peer for net in item.stash.get(NETWORKS, []) for peer in net.peers.values() if peer.died()
-    ]
+    dead = [peer for net in _item_networks(item) for peer in net.peers.values() if peer.died()]
     if dead:
         # No traceback: it would only show this hook, not where the peer died. The test's
         # own exception, if any, is still shown above it as the context.
@@ -216,6 +231,13 @@ def pytest_runtest_makereport(
         text = captures.section()
         if text:
             report.sections.append(("netns captures", text))
+    shared = item.config.stash.get(SHARED, None)
+    if shared is not None and report.failed:
+        from rawstack_harness.capture import safe_dirname
+
+        directory = item.config.stash[CAPTURE_DIR] / safe_dirname(item.nodeid)
+        fixtures = list(getattr(item, "fixturenames", []))
+        report.sections += shared.sections(fixtures, item.stash.get(SPAN, None), directory)
     return report
 
 
@@ -344,6 +366,57 @@ def _start_declared_peers(net: Network, request: pytest.FixtureRequest, run: Run
     )
     for (node, _, _, _), proc in zip(plan, procs):
         net.peers[node] = proc
+
+
+def _shared_topology(
+    request: pytest.FixtureRequest, run: Run, fixture: str
+) -> Iterator[Callable[[SpecLike], Network]]:
+    from rawstack_harness.scopes import Shared, SharedNetworks, close
+    from rawstack_harness.topology import load
+
+    backend = _backend()
+    registry: SharedNetworks = request.config.stash.setdefault(SHARED, SharedNetworks())
+    mine: list[Shared] = []
+
+    def factory(spec: SpecLike) -> Network:
+        from rawstack_harness.capture import start_capture
+        from rawstack_harness.errors import MissingFeature
+
+        try:
+            net = backend.build(load(spec), run)
+        except MissingFeature as exc:
+            pytest.skip(f"netns: {exc}")
+        shared = Shared(net, fixture)
+        mine.append(shared)
+        registry.add(shared)
+        if (
+            request.config.getoption("--netns-capture") != "never"
+            and backend.capabilities.node_sockets
+        ):
+            shared.capture = start_capture(net)
+        _start_declared_peers(net, request, run)
+        return net
+
+    yield factory
+    for shared in reversed(mine):
+        registry.remove(shared)
+        close(shared)
+
+
+@pytest.fixture(scope="module")
+def netns_topology_module(
+    request: pytest.FixtureRequest, netns_run: Run
+) -> Iterator[Callable[[SpecLike], Network]]:
+    """Module scope: a factory like netns_topology; its networks serve the module's tests."""
+    yield from _shared_topology(request, netns_run, "netns_topology_module")
+
+
+@pytest.fixture(scope="session")
+def netns_topology_session(
+    request: pytest.FixtureRequest, netns_run: Run
+) -> Iterator[Callable[[SpecLike], Network]]:
+    """Session scope (per xdist worker): a factory whose networks serve every test."""
+    yield from _shared_topology(request, netns_run, "netns_topology_session")
 
 
 @pytest.fixture

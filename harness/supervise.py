@@ -465,16 +465,26 @@ class PeerProcess:
         except FileNotFoundError:
             return "(no log)"
 
-    def logs(self) -> str:
+    def logs(self, since: Mapping[str, int] | None = None) -> str:
         parts = []
         for path in (self.out_path, self.err_path):
+            start = (since or {}).get(str(path), 0)
             try:
-                parts.append(
-                    f"--- {path.name}\n{path.read_text(encoding='utf-8', errors='replace')}"
-                )
+                with open(path, "rb") as fh:
+                    fh.seek(start)
+                    text = fh.read().decode("utf-8", "replace")
             except FileNotFoundError:
                 continue
+            note = f" (from byte {start}: this test's part)" if start else ""
+            parts.append(f"--- {path.name}{note}\n{text}")
         return "\n".join(parts)
+
+    def log_marks(self) -> dict[str, int]:
+        marks = {}
+        for path in (self.out_path, self.err_path):
+            with contextlib.suppress(FileNotFoundError):
+                marks[str(path)] = path.stat().st_size
+        return marks
 
     def kill(self) -> None:
         """SIGKILL this process's group now: whatever waits on it or probes it returns."""

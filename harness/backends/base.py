@@ -94,7 +94,13 @@ class Peer(Protocol):
 
     def death_message(self) -> str: ...
 
-    def logs(self) -> str: ...
+    def logs(self, since: Mapping[str, int] | None = None) -> str:
+        """Its stdout and stderr; with ``since`` (from :meth:`log_marks`), only what came after."""
+        ...
+
+    def log_marks(self) -> dict[str, int]:
+        """Where its logs end now (file -> size), for :meth:`logs`'s ``since``."""
+        ...
 
 
 class Run(Protocol):
