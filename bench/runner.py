@@ -29,6 +29,7 @@ MODULES = {
     "setup": "bench.bench_setup",
     "ready": "bench.bench_ready",
     "http": "bench.bench_http",
+    "http-memory": "bench.bench_http_memory",
     "udp": "bench.bench_udp",
     "ping": "bench.bench_ping",
     "chao": "bench.bench_chao",

@@ -362,6 +362,7 @@ class PeerProcess:
             # Kernel echo off so our responder's replies are the only ones (one reply per
             # ping); with icmp not served, the kernel's echo stays the node's answer.
             self.node.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+            self.node.sysctl("net.ipv6.icmp.echo_ignore_all", "1")  # it answers ICMPv6 too
         self.started_at = time.monotonic()
         with open(self.err_path, "ab") as err:
             self.proc = self.node.popen(

@@ -22,6 +22,7 @@ returns them.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -185,6 +186,7 @@ class Node(Protocol):
         input: str | None = ...,
         timeout: float | None = ...,
         env: Mapping[str, str] | None = ...,
+        cwd: str | os.PathLike[str] | None = ...,
         stdin: ProcFile = ...,
         stdout: ProcFile = ...,
         stderr: ProcFile = ...,
@@ -200,6 +202,7 @@ class Node(Protocol):
         input: bytes | None = ...,
         timeout: float | None = ...,
         env: Mapping[str, str] | None = ...,
+        cwd: str | os.PathLike[str] | None = ...,
         stdin: ProcFile = ...,
         stdout: ProcFile = ...,
         stderr: ProcFile = ...,
@@ -212,6 +215,7 @@ class Node(Protocol):
         *,
         text: Literal[True],
         env: Mapping[str, str] | None = ...,
+        cwd: str | os.PathLike[str] | None = ...,
         stdin: ProcFile = ...,
         stdout: ProcFile = ...,
         stderr: ProcFile = ...,
@@ -224,6 +228,7 @@ class Node(Protocol):
         *,
         text: Literal[False] = ...,
         env: Mapping[str, str] | None = ...,
+        cwd: str | os.PathLike[str] | None = ...,
         stdin: ProcFile = ...,
         stdout: ProcFile = ...,
         stderr: ProcFile = ...,
