@@ -60,7 +60,10 @@ def http_get(node: NodeLike, host: str, port: int, timeout: float = 2.0) -> floa
         sock.settimeout(timeout)
         try:
             sock.connect((host, port))
-            sock.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            # An IPv6 literal goes in brackets (RFC 3986 section 3.2.2, RFC 9112 section 3.2).
+            authority = f"[{host}]" if family == socket.AF_INET6 else host
+            request = f"GET / HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+            sock.sendall(request.encode())
             data = b""
             while b"\r\n" not in data:
                 chunk = sock.recv(4096)

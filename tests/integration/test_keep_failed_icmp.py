@@ -46,6 +46,8 @@ def test_kept_nodes_answer_pings_and_the_hint_is_printed(
             check=False,
         )
         assert echo.stdout.strip() == "0"
+        echo6 = ["ip", "netns", "exec", nsb, "sysctl", "-n", "net.ipv6.icmp.echo_ignore_all"]
+        assert subprocess.run(echo6, capture_output=True, text=True, check=False).stdout == "0\n"
         ping = subprocess.run(
             ["nsenter", f"--net={ns_a}", "ping", "-c1", "-W2", "10.0.0.2"],
             capture_output=True,

@@ -130,6 +130,7 @@ def hand_over(net: LinuxNetwork, name: str) -> str:
             # Its responder is gone with serve-all: the kept node answers pings again, as
             # the kernel's echo (the test's rawstack peers do not outlive it).
             node.sysctl("net.ipv4.icmp_echo_ignore_all", "0")
+            node.sysctl("net.ipv6.icmp.echo_ignore_all", "0")
     described = net.describe()
     for key, held in (("nodes", net.nodes), ("hubs", net.hubs)):
         for node_name, node in held.items():
