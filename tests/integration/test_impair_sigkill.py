@@ -79,13 +79,12 @@ def test_sigkilled_pytest_mid_impairment_leaves_nothing(tmp_path: Path, reaper: 
         if proc.poll() is None:
             proc.kill()
 
-    def gone() -> bool:
-        return not any(
-            os.path.exists(p)
-            for p in (ns_a, run_dir, f"/proc/{relay}", f"/proc/{ping}", _names_dir(ns_a))
-        )
+    paths = (ns_a, run_dir, f"/proc/{relay}", f"/proc/{ping}", _names_dir(ns_a))
 
-    assert _wait_for(gone, 30), "resources outlived the killed run"
+    def gone() -> bool:
+        return not any(os.path.exists(p) for p in paths)
+
+    assert _wait_for(gone, 60), [p for p in paths if os.path.exists(p)]
 
 
 def _cmdline(pid: int) -> str:
