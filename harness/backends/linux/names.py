@@ -33,11 +33,29 @@ def hosts_text(topology: Topology) -> str:
     return "".join(lines)
 
 
+def sweep(prefix: str = "rsh") -> None:
+    """Remove empty ``/etc/netns/<prefix>...`` folders whose namespace is gone.
+
+    A reaper that predates the ``dir`` manifest kind removes a dead run's hosts files but
+    not their folders; an empty folder named like ours with no namespace of that name is
+    such a leftover (a folder with anything in it is never touched).
+    """
+    try:
+        names = os.listdir(ETC_NETNS)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(prefix) and not os.path.exists(os.path.join("/run/netns", name)):
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(ETC_NETNS, name))
+
+
 def write(manifest: Any, topology: Topology, netns: Iterable[str]) -> dict[str, str]:
     """Write each namespace's hosts file; return netns -> its path."""
+    sweep()
     text = hosts_text(topology)
     if not os.path.isdir(ETC_NETNS):
-        manifest.add("dir", ETC_NETNS)
+        manifest.add("dir", ETC_NETNS)  # ours to remove, once empty
     paths = {}
     for name in netns:
         folder = os.path.join(ETC_NETNS, name)
@@ -56,7 +74,8 @@ def write(manifest: Any, topology: Topology, netns: Iterable[str]) -> dict[str, 
 
 
 def remove(manifest: Any, paths: Iterable[str]) -> None:
-    """Remove the hosts files and their folders (and ``/etc/netns`` when left empty)."""
+    """Remove the hosts files and their folders (and ``/etc/netns`` if this run made it
+    and it is left empty)."""
     entries = []
     for path in paths:
         folder = os.path.dirname(path)
@@ -68,9 +87,13 @@ def remove(manifest: Any, paths: Iterable[str]) -> None:
             {"op": "del", "kind": "file", "key": path},
             {"op": "del", "kind": "dir", "key": folder},
         ]
-    with contextlib.suppress(OSError):
-        os.rmdir(ETC_NETNS)  # only if empty: other runs' (or the admin's) files stay
-    entries.append({"op": "del", "kind": "dir", "key": ETC_NETNS})
+    if any(e["kind"] == "dir" and e["key"] == ETC_NETNS for e in manifest.live()):
+        try:
+            os.rmdir(ETC_NETNS)  # only if empty: another network's files keep it (and
+        except OSError:  # the entry, so the last one out, or the reaper, removes it)
+            pass
+        else:
+            entries.append({"op": "del", "kind": "dir", "key": ETC_NETNS})
     manifest.write(entries)
 
 
