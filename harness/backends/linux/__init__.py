@@ -58,7 +58,10 @@ class LinuxBackend:
 
         if self.missing_requirement():
             return "link impairment: not probed (no topologies can be built here)"
-        return plan.describe_features(probe.probe())
+        try:
+            return plan.describe_features(probe.probe())
+        except Exception as exc:  # the header must never break a run: say why instead
+            return f"link impairment: not probed ({type(exc).__name__}: {exc})"
 
     def open_run(self, root: str, label: str) -> LinuxRun:
         from rawstack_harness.backends.linux.runs import LinuxRun
