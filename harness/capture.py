@@ -236,16 +236,16 @@ class Capture:
         with self._lock:
             return tap.ring.frames()
 
-    def write(self, directory: Path, prefix: str = "") -> list[tuple[Path, Tap]]:
-        """Write one pcap per tap as ``<directory>/<prefix><node>-<ifname>.pcap``."""
+    def write(self, directory: Path, prefix: str = "", since_ns: int = 0) -> list[tuple[Path, Tap]]:
+        """Write one pcap per tap as ``<directory>/<prefix><node>-<ifname>.pcap``; with
+        ``since_ns``, only frames from then on (a shared topology: one test's time span)."""
         directory.mkdir(parents=True, exist_ok=True)
         written: list[tuple[Path, Tap]] = []
         for tap in self.taps:
             if not self._closed:
                 tap.read_kernel_drops()
-            data = write_pcap(
-                [f.record() for f in self.frames(tap)], LINKTYPE_ETHERNET, nanosecond=True
-            )
+            frames = [f for f in self.frames(tap) if f.ts_ns >= since_ns]
+            data = write_pcap([f.record() for f in frames], LINKTYPE_ETHERNET, nanosecond=True)
             path = directory / f"{prefix}{tap.filename}"
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_bytes(data)

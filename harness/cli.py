@@ -221,6 +221,18 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_event(args: argparse.Namespace) -> int:
+    """``link``, ``impair``, ``member``: change a kept topology's links at run time."""
+    _need_keep(f"netns-harness {args.command}")
+    _need_root()
+    line = _backend().change_kept(args.name, _root(args), args.command, list(args.args))
+    if args.json:
+        print(json.dumps({"name": args.name, "changed": line}))
+    else:
+        print(line)
+    return 0
+
+
 def _args_call(args: argparse.Namespace) -> int:
     """Run the command; a refusal from the OS becomes one NotPrivileged line (exit 77)."""
     from rawstack_harness.errors import NotPrivileged
@@ -280,7 +292,20 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
     clean = sub.add_parser("clean", help="remove what dead runs left behind")
     clean.set_defaults(func=cmd_clean)
-    for p in (demo, up, down, status, clean):
+    events = []
+    for command, usage, text in (
+        ("link", "A [B] up|down", "take a kept topology's link (both ends) down or up"),
+        ("impair", "A [B] SPEC|clear", "change or clear a link's impairment ('{delay: 5ms}')"),
+        ("member", "SEGMENT NODE up|down", "take a segment member's interface down or up"),
+    ):
+        ev = sub.add_parser(command, help=text, usage=f"{PROG} {command} NAME {usage}")
+        ev.add_argument("name", help="the kept topology (netns-harness status lists them)")
+        ev.add_argument(
+            "args", nargs="+", metavar="ARG", help=usage + " (a link end: node or node:ifname)"
+        )
+        ev.set_defaults(func=cmd_event)
+        events.append(ev)
+    for p in (demo, up, down, status, clean, *events):
         p.add_argument("--json", action="store_true", help="print JSON")
     return parser
 

@@ -83,7 +83,7 @@ def test_sdist_carries_docs_tests_and_examples(dist: Path) -> None:
     assert not any(n.startswith("ci/mypy_path") for n in names)
 
 
-USER_TESTS = '''
+USER_TESTS = """
 from harness.util import ANSWER
 
 
@@ -102,7 +102,7 @@ def test_pair_with_peers(netns_pair):
 
     ready = netns_pair.peers["b"].ready
     assert clients.run_client("udp", netns_pair["a"], netns_pair["b"], ready=ready) > 0
-'''
+"""
 
 
 def test_user_project_with_its_own_harness_package(venv: Path, tmp_path: Path) -> None:

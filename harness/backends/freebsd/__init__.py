@@ -140,6 +140,12 @@ class FreeBSDBackend:
     def missing_requirement(self) -> str | None:
         return missing_requirement()
 
+    def change_kept(self, name: str, root: str, what: str, args: list[str]) -> str:
+        raise Unsupported(_NO_KEEPER)
+
+    def impairment(self) -> str:
+        return "link impairment and segments: Linux backend only"
+
     def open_run(self, root: str, label: str) -> FreeBSDRun:
         return FreeBSDRun(root, label=label)
 
