@@ -57,7 +57,9 @@ def test_dies_of_sigpipe_without_a_traceback(argv: list[str], buffered: bool) ->
     [[*RAWSTACK, "--help"], [*RAWSTACK, "ping", "--help"], [*HARNESS, "--help"]],
     ids=lambda argv: " ".join(argv[2:]),
 )
-@pytest.mark.parametrize(("buffered", "statuses"), [(True, {-signal.SIGPIPE}), (False, {0, -signal.SIGPIPE})])
+@pytest.mark.parametrize(
+    ("buffered", "statuses"), [(True, {-signal.SIGPIPE}), (False, {0, -signal.SIGPIPE})]
+)
 def test_help_ends_quietly(argv: list[str], buffered: bool, statuses: set[int]) -> None:
     """Buffered, the failed write comes at our flush and ends the process by SIGPIPE.
     Unbuffered, argparse's own write fails first: newer 3.11 and later swallow that and exit
