@@ -1,12 +1,12 @@
 """UDP echo server and the round-trip client, on the one Loop.
 
-Server: one SOCK_DGRAM/IPPROTO_UDP socket, receive then ``sendto`` the same bytes back
-(seed 003), datagrams up to 65507 bytes (65535 minus the IPv4 and UDP headers). Datagrams
-land in one preallocated buffer (``recvfrom_into``), so an echo allocates no 64 KiB object.
-On the shared loop it is one reader among others; served alone (``rawstack udp serve``,
-:meth:`UdpEchoServer.run_alone`) it leaves the selector and blocks in ``recvfrom_into``, so a
-round trip costs two system calls, as in socat. A signal then stops it by raising out of the
-blocked call (PEP 475 would otherwise retry it).
+Server: one SOCK_DGRAM/IPPROTO_UDP socket, receive then ``sendto`` the same bytes back to
+the sender (an echo server), datagrams up to 65507 bytes (65535 minus the IPv4 and UDP
+headers). Datagrams land in one preallocated buffer (``recvfrom_into``), so an echo
+allocates no 64 KiB object. On the shared loop it is one reader among others; served alone
+(``rawstack udp serve``, :meth:`UdpEchoServer.run_alone`) it leaves the selector and blocks in
+``recvfrom_into``, so a round trip costs two system calls, as in socat. A signal then stops
+it by raising out of the blocked call (PEP 475 would otherwise retry it).
 
 Client: each probe carries a tag ``rsu:<session>:<seq>:`` in front of the message, so a reply
 is matched to the probe that caused it: a late reply to probe 3 is never counted for probe 4,

@@ -14,10 +14,10 @@ import textwrap
 from collections.abc import Iterator
 
 import pytest
-from rawstack_harness.backends.freebsd import FreeBSDNetwork, host_ifname, unavailable_reason
+from rawstack_harness.backends.freebsd import FreeBSDNetwork, host_ifname, missing_requirement
 from rawstack_harness.topology import pair
 
-REASON = unavailable_reason()
+REASON = missing_requirement()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 TIMEOUT = 10.0
 
@@ -26,11 +26,11 @@ TIMEOUT = 10.0
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreeBSDNetwork]:
     """The pair topology (a:eth0 10.0.0.1 <-> b:eth0 10.0.0.2) on two VNET jails."""
     root = str(tmp_path_factory.mktemp("runs"))
-    network = FreeBSDNetwork(pair(), root=root).up()
+    network = FreeBSDNetwork(pair(), root=root).build()
     try:
         yield network
     finally:
-        network.down()
+        network.destroy()
 
 
 def _jails() -> str:
@@ -108,9 +108,9 @@ def test_chao_frame_over_bpf(net: FreeBSDNetwork) -> None:
 
 
 def test_teardown_leaves_nothing(tmp_path_factory: pytest.TempPathFactory) -> None:
-    network = FreeBSDNetwork(pair(), root=str(tmp_path_factory.mktemp("runs"))).up()
+    network = FreeBSDNetwork(pair(), root=str(tmp_path_factory.mktemp("runs"))).build()
     run_id = network.plan.run_id
-    network.down()
+    network.destroy()
     assert f"rsh{run_id}_" not in _jails()
     links = subprocess.run(["ifconfig", "-l"], capture_output=True, text=True, check=True)
     assert host_ifname(run_id, 0, "a") not in links.stdout.split()

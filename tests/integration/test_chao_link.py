@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 import pytest
-from rawstack_harness.backends import NodeHandle
+from rawstack_harness import Node
 from rawstack_harness.clients import rawstack, rawstack_argv
 from rawstack_harness.supervise import read_ready
 
@@ -55,7 +55,7 @@ print(json.dumps({"timestamps": link.timestamps, "sent": sent, "read": time.time
 """
 
 
-def serve(node: NodeHandle) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+def serve(node: Node) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """``rawstack chao serve`` on eth0 in ``node``, returned once its ready line is out."""
     proc = node.popen(
         rawstack_argv("chao", "serve", "--iface", IFACE),

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 import pytest
-from rawstack_harness.backends import NodeHandle
+from rawstack_harness import Node
 from rawstack_harness.clients import rawstack, rawstack_argv
 from rawstack_harness.supervise import read_ready
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.netns
 PYTHON = sys.executable
 
 
-def start_responder(node: NodeHandle, *extra: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+def start_responder(node: Node, *extra: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """``rawstack icmp respond`` in ``node``, returned once its ready line is out."""
     proc = node.popen(
         rawstack_argv("icmp", "respond", *extra),

@@ -17,7 +17,7 @@ ROWS = [
 
 
 class FakeRun:
-    """Stands in for rawstack_harness.runstate.Run: records that it was closed."""
+    """Stands in for rawstack_harness.backends.linux.runs.LinuxRun: records that it was closed."""
 
     closed = False
 
@@ -31,10 +31,10 @@ class FakeRun:
 @pytest.fixture
 def stubbed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Root check passes, no run is created, the exchanges are ROWS."""
-    import rawstack_harness.runstate
+    import rawstack_harness.backends.linux.runs
 
     monkeypatch.setattr(cli, "_need_root", lambda: None)
-    monkeypatch.setattr(rawstack_harness.runstate, "Run", FakeRun)
+    monkeypatch.setattr(rawstack_harness.backends.linux.runs, "LinuxRun", FakeRun)
     monkeypatch.setattr(cli, "_demo_rows", lambda run: (ROWS, {"setup_s": 0.01, "ready_s": 0.5}))
     FakeRun.closed = False
 
@@ -74,10 +74,12 @@ def test_all_ok_exits_0(monkeypatch: pytest.MonkeyPatch, stubbed: None) -> None:
 def test_not_root_is_exit_77(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import rawstack_harness.env
+    import rawstack_harness.backends.linux.env
 
     monkeypatch.setattr(
-        rawstack_harness.env, "missing_requirement", lambda: "needs root (CAP_NET_ADMIN)"
+        rawstack_harness.backends.linux.env,
+        "missing_requirement",
+        lambda: "needs root (CAP_NET_ADMIN)",
     )
     assert cli.main(["demo"]) == 77
     assert capsys.readouterr().err == "netns-harness: error: needs root (CAP_NET_ADMIN)\n"

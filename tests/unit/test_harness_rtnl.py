@@ -13,7 +13,7 @@ import pytest
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
-from rawstack_harness.backends import rtnl
+from rawstack_harness.backends.linux import rtnl
 
 HDR = struct.Struct("=IHHII")
 

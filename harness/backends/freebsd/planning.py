@@ -22,8 +22,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from rawstack_harness.runstate import HarnessError
-from rawstack_harness.topology.spec import SpecError, Topology, validate
+from rawstack_harness.errors import HarnessError, SpecError
+from rawstack_harness.topology.spec import Topology, validate
 
 JAIL_PREFIX = "rsh"
 RUN_ID_RE = re.compile(r"^[0-9a-z]{1,8}$")

@@ -3,7 +3,7 @@
 Like the Linux backend, every run (a process's :class:`FreeBSDRun`, and each network built
 in it) owns a directory under ``DEFAULT_ROOT`` with a ``lock`` held (flock) for its lifetime.
 A network writes its teardown list (plus the captured epair names) there *before* anything
-is created, so :func:`clean_dead_runs` can remove the jails and epairs of a run whose owner
+is created, so :func:`reap_dead_runs` can remove the jails and epairs of a run whose owner
 died, and never those of a live run. There is no reaper process: dead runs go at the next
 run's start or at ``netns-harness clean``.
 """
@@ -13,24 +13,27 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from rawstack_harness.backends.common import locked_run_dir
 from rawstack_harness.backends.freebsd.planning import RUN_ID_RE, Step, substitute
-from rawstack_harness.runstate import NotPrivileged
-
-if TYPE_CHECKING:
-    from rawstack_harness.backends.freebsd.nodes import FreeBSDNetwork
+from rawstack_harness.errors import NotPrivileged
 
 DEFAULT_ROOT = os.environ.get("RAWSTACK_HARNESS_RUN_DIR", "/var/run/rawstack-harness")
 
 
-def unavailable_reason() -> str | None:
+class _Destroyable(Protocol):
+    """What a run needs of the networks built in it (a network knows its run, not back)."""
+
+    def destroy(self) -> None: ...
+
+
+def missing_requirement() -> str | None:
     """Why this host cannot run the backend (for skips), or None."""
     if not sys.platform.startswith("freebsd"):
         return f"the FreeBSD backend needs FreeBSD (this is {sys.platform})"
@@ -61,23 +64,7 @@ def run_teardown(steps: Sequence[Step], captured: Mapping[str, str]) -> None:
 
 def new_run_dir(root: str) -> tuple[Path, int]:
     """A fresh ``<root>/<id>`` with its ``lock`` held: (directory, lock fd)."""
-    os.makedirs(root, mode=0o755, exist_ok=True)
-    while True:
-        run_id = secrets.token_hex(3)
-        final = Path(root) / run_id
-        # Locked under a dot-name (cleaners skip those), then renamed: no cleaner can ever
-        # see this directory with its lock free.
-        tmp = Path(root) / f".new-{run_id}"
-        if final.exists():
-            continue
-        try:
-            tmp.mkdir(mode=0o755)
-        except FileExistsError:
-            continue
-        lock = os.open(tmp / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        os.rename(tmp, final)
-        return final, lock
+    return locked_run_dir(root)
 
 
 def save_state(run_dir: Path, state: dict[str, Any]) -> None:
@@ -90,21 +77,21 @@ def save_state(run_dir: Path, state: dict[str, Any]) -> None:
 class FreeBSDRun:
     """One process's run: a locked directory for peer logs, and the networks built in it.
 
-    Its state lists nothing to tear down, so :func:`clean_dead_runs` just removes the
+    Its state lists nothing to tear down, so :func:`reap_dead_runs` just removes the
     directory of a dead owner; each network has its own directory and teardown list.
     """
 
     def __init__(self, root: str = DEFAULT_ROOT, label: str = "pytest") -> None:
-        reason = unavailable_reason()
+        reason = missing_requirement()
         if reason:
             raise NotPrivileged(reason)
         self.root = root
         self.label = label
-        clean_dead_runs(root)
+        reap_dead_runs(root)
         self.dir, self._lock = new_run_dir(root)
         self.id = self.dir.name
         save_state(self.dir, {"teardown": [], "label": label, "pid": os.getpid()})
-        self.networks: list[FreeBSDNetwork] = []
+        self.networks: list[_Destroyable] = []
         self.closed = False
 
     def close(self) -> None:
@@ -128,7 +115,7 @@ def _run_dirs(root: str) -> list[Path]:
         return []
 
 
-def clean_dead_runs(root: str = DEFAULT_ROOT) -> list[str]:
+def reap_dead_runs(root: str = DEFAULT_ROOT) -> list[str]:
     """Tear down runs whose lock is free (their owner is gone); return their ids."""
     reaped: list[str] = []
     for run_dir in _run_dirs(root):

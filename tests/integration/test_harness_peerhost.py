@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import pytest
 from rawstack_harness import probes
-from rawstack_harness._next.speed.peerhost import HOST_DIED, ForkedProcess, PeerHost, PeerHostError
+from rawstack_harness.backends.linux.forked import HOST_DIED, ForkedProcess, PeerHost, PeerHostError
 from rawstack_harness.supervise import read_lines, read_ready
 
 pytestmark = pytest.mark.netns
@@ -108,24 +108,26 @@ def test_signal_death_status_and_manifest(
 ) -> None:
     proc = _serve_all(host, net["a"], tmp_path, "--peers", "udp")
     read_lines(_popen(proc), 1, 20)
+    pid = proc.pid  # taking the spawn's reply records the child
     entries = {e["key"]: e for e in netns_run.manifest.live() if e["kind"] == "proc"}
-    assert f"pid:{proc.pid}" in entries
-    assert entries[f"pid:{proc.pid}"]["start"] is not None
+    assert f"pid:{pid}" in entries
+    assert entries[f"pid:{pid}"]["start"] is not None
     assert f"pid:{host.pid}" in entries
     proc.kill()
     assert proc.wait(10) == -signal.SIGKILL
     assert proc.poll() == -signal.SIGKILL
     proc.kill()  # once it exited, a no-op (the pidfd is gone, no reused pid is hit)
     live = {e["key"] for e in netns_run.manifest.live()}
-    assert f"pid:{proc.pid}" not in live
+    assert f"pid:{pid}" not in live
 
 
 def test_children_die_with_the_host(host: PeerHost, net: Any, tmp_path: Path) -> None:
     procs = [_serve_all(host, net[n], tmp_path, "--peers", "udp") for n in ("a", "b")]
     for proc in procs:
         read_lines(_popen(proc), 1, 20)
+    pids = [p.pid for p in procs]  # taken before the host dies: its replies are read
     os.kill(host.pid, signal.SIGKILL)
-    assert _wait_for(lambda: not any(os.path.exists(f"/proc/{p.pid}") for p in procs), 10)
+    assert _wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in pids), 10)
     assert [p.wait(10) for p in procs] == [HOST_DIED, HOST_DIED]
     with pytest.raises(PeerHostError, match="peer host"):
         _serve_all(host, net["a"], tmp_path)
@@ -134,17 +136,16 @@ def test_children_die_with_the_host(host: PeerHost, net: Any, tmp_path: Path) ->
 OWNER = """
 import sys, time
 from pathlib import Path
-from rawstack_harness.runstate import Run
-from rawstack_harness.backends.linux import build
+from rawstack_harness.backends.linux.nodes import build
+from rawstack_harness.backends.linux.runs import LinuxRun
 from rawstack_harness.topology import pair
-from rawstack_harness._next.speed.peerhost import PeerHost
 
-run = Run(label="peerhost-test")
+run = LinuxRun(label="peerhost-test")
 net = build(pair(), run)
-host = PeerHost(run.dir / "host.log", run.manifest)
 out = Path(sys.argv[1])
-child = host.spawn(net["a"].fd, ["udp", "serve"], out.with_suffix(".o"), out.with_suffix(".e"), 1)
+child = net["a"].spawn_rawstack(["udp", "serve"], out.with_suffix(".o"), out.with_suffix(".e"), 1)
 child.stdout.readline()
+host = run.peer_host()
 out.write_text(" ".join([net["a"].path, str(run.dir), str(host.pid), str(child.pid)]))
 time.sleep(300)
 """

@@ -6,7 +6,7 @@ import io
 import os
 import socket
 
-from rawstack_harness._next.speed.hostproc import _ReadyTee, recv_msg, send_msg
+from rawstack_harness.backends.linux.peerhost import _ReadyTee, recv_msg, send_msg
 
 
 def _drain(fd: int) -> bytes:

@@ -22,7 +22,7 @@ the harness records the host and every child in the run's manifest, so the reape
 them too. Nothing here waits for a child's graceful exit: the harness decides that.
 
 Wire format: ``AF_UNIX``/``SOCK_SEQPACKET``, one JSON object per message, descriptors as
-``SCM_RIGHTS``. Requests: ``{"op": "spawn", "id", "args", "ready_lines"}`` with fds
+``SCM_RIGHTS``. Requests: ``{"op": "spawn", "id", "args", "ready_lines", "sysctls"}`` with fds
 ``[netns, stdout, stderr(, ready)]``. Replies: ``{"op": "hello", "pid"}`` once warm,
 ``{"op": "spawned", "id", "pid", "start"}`` with the child's pidfd, ``{"op": "error", "id",
 "message"}``, and the exit reports.
@@ -46,7 +46,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from rawstack_harness.backends import nsutil
+from rawstack_harness.backends.linux import nsutil
 
 MAX_MESSAGE = 65536
 MAX_FDS = 4
@@ -109,7 +109,27 @@ class _ReadyTee(io.TextIOBase):
         return False
 
 
-def _child(host_pid: int, libc: ctypes.CDLL, args: list[str], fds: list[int], lines: int) -> None:
+def _write_sysctls(items: Sequence[Sequence[str]]) -> None:
+    for key, value in items:
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w", encoding="ascii") as fh:
+                fh.write(value)
+        except OSError as exc:
+            sys.stderr.write(f"peer host: sysctl {key}={value}: {exc.strerror}\n")
+            sys.stderr.flush()
+            os._exit(1)
+
+
+def _child(
+    host_pid: int,
+    libc: ctypes.CDLL,
+    args: list[str],
+    fds: list[int],
+    *,
+    lines: int,
+    sysctls: Sequence[Sequence[str]] = (),
+) -> None:
     """In the forked child: become the node's peer process, run ``rawstack ARGS``, exit."""
     code = 1
     try:
@@ -138,6 +158,7 @@ def _child(host_pid: int, libc: ctypes.CDLL, args: list[str], fds: list[int], li
         sys.stderr = open(  # noqa: SIM115
             2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False
         )
+        _write_sysctls(sysctls)
         sys.argv = ["rawstack", *args]
         from rawstack.cli import main
 
@@ -220,11 +241,12 @@ class Host:
                 return
             args = [str(a) for a in msg["args"]]
             lines = int(msg.get("ready_lines", 0))
+            sysctls = [(str(k), str(v)) for k, v in msg.get("sysctls", [])]
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:
-                _child(self.pid, self.libc, args, fds, lines)
+                _child(self.pid, self.libc, args, fds, lines=lines, sysctls=sysctls)
             self.children.add(pid)
             pidfd = os.pidfd_open(pid)  # before any reaping: it is still our child
             try:
@@ -262,7 +284,7 @@ class Host:
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m rawstack_harness._next.speed.hostproc CONTROL_FD``."""
+    """``python -m rawstack_harness.backends.linux.peerhost CONTROL_FD``."""
     ctl = socket.socket(fileno=int(argv[0]))
     os.set_inheritable(ctl.fileno(), False)
     # Ctrl-C reaches the harness's process group, not ours; SIGTERM ends the host at once.

@@ -1,1 +1,0 @@
-"""Mechanisms waiting for the harness's new layout (issue 10); each moves to its room then."""
