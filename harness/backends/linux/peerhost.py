@@ -51,6 +51,8 @@ from rawstack_harness.backends.linux import nsutil
 MAX_MESSAGE = 65536
 MAX_FDS = 4
 READY_FD = 3  # where the child keeps the ready pipe while it copies lines into it
+SPARE_FD = 3  # where a spare keeps its socket to the host until it is assigned
+SPARES = 2  # forked ahead: a pair's two peers both start from one
 
 
 def send_msg(sock: socket.socket, msg: dict[str, Any], fds: Sequence[int] = ()) -> None:
@@ -121,17 +123,11 @@ def _write_sysctls(items: Sequence[Sequence[str]]) -> None:
             os._exit(1)
 
 
-def _child(
-    host_pid: int,
-    libc: ctypes.CDLL,
-    args: list[str],
-    fds: list[int],
-    *,
-    lines: int,
-    sysctls: Sequence[Sequence[str]] = (),
-) -> None:
-    """In the forked child: become the node's peer process, run ``rawstack ARGS``, exit."""
-    code = 1
+def _become_spare(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> None:
+    """In a freshly forked spare: the setup no spawn request changes, then wait for one.
+
+    Never returns: the assignment (:func:`_run_assigned`) ends in ``os._exit``.
+    """
     try:
         os.setsid()
         libc.prctl(nsutil.PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
@@ -141,6 +137,26 @@ def _child(
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        # The object must never close its number later: after this it may name another file.
+        os.dup2(sock.detach(), SPARE_FD)
+        os.closerange(SPARE_FD + 1, 1 << 20)  # the host's sockets, other spares' ends
+        assignment = socket.socket(fileno=SPARE_FD)
+        msg, fds = recv_msg(assignment)
+    except BaseException:
+        os._exit(1)
+    if msg is None:  # the host closed our socket: not needed after all
+        os._exit(0)
+    assignment.detach()
+    os.close(SPARE_FD)
+    _run_assigned(libc, msg, fds)
+
+
+def _run_assigned(libc: ctypes.CDLL, msg: dict[str, Any], fds: list[int]) -> None:
+    """In a spare that got its request: enter the node, take its fds, run ``rawstack ARGS``."""
+    code = 1
+    args = [str(a) for a in msg["args"]]
+    lines = int(msg.get("ready_lines", 0))
+    try:
         netns, out_fd, err_fd = fds[:3]
         if libc.setns(netns, nsutil.CLONE_NEWNET) != 0:
             os.write(err_fd, f"setns: {os.strerror(ctypes.get_errno())}\n".encode())
@@ -158,7 +174,7 @@ def _child(
         sys.stderr = open(  # noqa: SIM115
             2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False
         )
-        _write_sysctls(sysctls)
+        _write_sysctls([(str(k), str(v)) for k, v in msg.get("sysctls", [])])
         sys.argv = ["rawstack", *args]
         from rawstack.cli import main
 
@@ -204,7 +220,8 @@ class Host:
         self.ctl = ctl
         self.pid = os.getpid()
         self.libc = nsutil.libc()
-        self.children: set[int] = set()
+        self.children: set[int] = set()  # assigned: their exits are reported
+        self.spares: list[tuple[int, int, socket.socket]] = []  # (pid, pidfd, socket)
         self._wake_r, self._wake_w = socket.socketpair()
         for s in (self._wake_r, self._wake_w):
             s.setblocking(False)
@@ -218,6 +235,11 @@ class Host:
         send_msg(self.ctl, {"op": "hello", "pid": self.pid})
         try:
             while True:
+                # Idle (nothing asked for): fork the spares the next requests will take.
+                idle = len(self.spares) < SPARES and not poller.poll(0)
+                if idle:
+                    self.add_spare()
+                    continue
                 ready = {fd for fd, _ in poller.poll()}
                 if self._wake_r.fileno() in ready:
                     with contextlib.suppress(BlockingIOError):
@@ -234,26 +256,34 @@ class Host:
         finally:
             self.kill_all()
 
+    def add_spare(self) -> None:
+        """Fork a spare: it does the request-independent setup now, off the spawn's path."""
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            mine.close()
+            _become_spare(self.pid, self.libc, theirs)
+        theirs.close()
+        self.spares.append((pid, os.pidfd_open(pid), mine))
+
     def handle(self, msg: dict[str, Any], fds: list[int]) -> None:
         try:
             if msg.get("op") != "spawn" or len(fds) < 3:
                 send_msg(self.ctl, {"op": "error", "id": msg.get("id"), "message": "bad request"})
                 return
-            args = [str(a) for a in msg["args"]]
-            lines = int(msg.get("ready_lines", 0))
-            sysctls = [(str(k), str(v)) for k, v in msg.get("sysctls", [])]
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                _child(self.pid, self.libc, args, fds, lines=lines, sysctls=sysctls)
-            self.children.add(pid)
-            pidfd = os.pidfd_open(pid)  # before any reaping: it is still our child
+            if not self.spares:
+                self.add_spare()
+            pid, pidfd, sock = self.spares.pop(0)
             try:
+                send_msg(sock, msg, fds)  # the spare becomes the node's peer
+                self.children.add(pid)
                 reply = {"op": "spawned", "id": msg["id"], "pid": pid}
                 send_msg(self.ctl, {**reply, "start": nsutil.proc_start_time(pid)}, [pidfd])
             finally:
                 os.close(pidfd)
+                sock.close()
         except OSError as exc:
             send_msg(self.ctl, {"op": "error", "id": msg.get("id"), "message": str(exc)})
         finally:
@@ -261,19 +291,30 @@ class Host:
                 os.close(fd)
 
     def reap(self) -> None:
-        while self.children:
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            for spare in [s for s in self.spares if s[0] == pid]:  # died unassigned
+                self.spares.remove(spare)
+                os.close(spare[1])
+                spare[2].close()
+            if pid not in self.children:
+                continue
             self.children.discard(pid)
             send_msg(
                 self.ctl, {"op": "exit", "pid": pid, "code": os.waitstatus_to_exitcode(status)}
             )
 
     def kill_all(self) -> None:
+        for pid, pidfd, sock in self.spares:
+            self.children.add(pid)
+            os.close(pidfd)
+            sock.close()
+        self.spares.clear()
         for pid in self.children:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
