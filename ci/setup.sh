@@ -20,7 +20,7 @@ venv=.venv
 #   pyroute2 speaks netlink; the tests use these as independent oracles and tools).
 # check: what ci/test.sh runs besides pytest (vagrant-libvirt lets ci/vagrant-validate.sh
 #   check the Vagrantfile's libvirt block without libvirtd).  bench: the HTTP benchmark's reference server
-#   and load generator.
+#   and load generator, and (from pip, the bench extra) matplotlib for the report's plots.
 pkgs_core="python3-venv iproute2 procps util-linux iputils-ping curl socat tcpdump tshark"
 pkgs_check="shellcheck vagrant vagrant-libvirt"
 pkgs_bench="nginx-light wrk"
@@ -47,12 +47,13 @@ pip_install() {
 }
 
 pkgs=""
+extras="test,dev"
 [ $# -gt 0 ] || set -- core check bench
 for group in "$@"; do
     case $group in
         core) pkgs="$pkgs $pkgs_core" ;;
         check) pkgs="$pkgs $pkgs_check" ;;
-        bench) pkgs="$pkgs $pkgs_bench" ;;
+        bench) pkgs="$pkgs $pkgs_bench"; extras="$extras,bench" ;;
         *) die 2 "unknown group '$group' (expected core, check or bench)" ;;
     esac
 done
@@ -86,11 +87,11 @@ if ! "$venv/bin/python" -c "" >/dev/null 2>&1; then
 fi
 
 # The stamp records what was installed, so a rerun with nothing changed costs no pip call.
-want=$(cat pyproject.toml ci/requirements-ci.txt | cksum)
+want="$(cat pyproject.toml ci/requirements-ci.txt | cksum) $extras"
 stamp=$venv/.rawstack-setup
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] \
     || ! "$venv/bin/python" -c "import rawstack, rawstack_harness" >/dev/null 2>&1; then
-    run "pip install -e .[test,dev]" pip_install -e ".[test,dev]"
+    run "pip install -e .[$extras]" pip_install -e ".[$extras]"
     run "pip install -r ci/requirements-ci.txt" pip_install -r ci/requirements-ci.txt
     echo "$want" >"$stamp"
 fi
