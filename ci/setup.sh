@@ -96,7 +96,8 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] \
     echo "$want" >"$stamp"
 fi
 
-# Every harness peer is a fresh interpreter; with bytecode compiled once here a spawn never
-# compiles sources (which would cost ~40 ms each where PYTHONDONTWRITEBYTECODE is set).
+# Each run's peer host (and every peer with --netns-peer-start=exec) is a fresh interpreter;
+# with bytecode compiled once here a spawn never compiles sources (which would cost ~40 ms
+# each where PYTHONDONTWRITEBYTECODE is set).
 # compileall only rewrites what is stale, so reruns cost next to nothing.
 run "compile rawstack's bytecode" "$venv/bin/python" -m compileall -q rawstack harness

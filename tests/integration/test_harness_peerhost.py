@@ -170,3 +170,30 @@ def test_sigkilled_owner_leaves_no_host_child_or_namespace(tmp_path: Path) -> No
         )
 
     assert _wait_for(gone, 15), "the killed owner's host, child or namespace outlived it"
+
+
+INNER = """
+import os
+
+def _ppid(pid):
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
+
+def test_parent(netns_pair, netns_run):
+    parents = {_ppid(p.proc.pid) for p in netns_pair.peers.values()}
+    expect = os.environ["EXPECT"]
+    if expect == "host":
+        assert parents == {netns_run.peer_host().pid}
+    else:
+        assert parents == {os.getpid()}
+"""
+
+
+@pytest.mark.parametrize(("option", "expect"), [([], "host"), (["--netns-peer-start=exec"], "me")])
+def test_fixture_peers_are_forked_by_the_host_unless_told_to_exec(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, option: list[str], expect: str
+) -> None:
+    pytester.makepyfile(test_inner=INNER)
+    monkeypatch.setenv("EXPECT", expect)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *option)
+    result.assert_outcomes(passed=1)
