@@ -25,7 +25,8 @@ everything it creates is removed at the end, even on failure or Ctrl-C.
 
 The machine is shared: other jobs may run at the same time, so treat absolute numbers as
 indicative and the same-run ratios as the result. Percentiles are nearest-rank (see
-`bench/stats.py`).
+`bench/stats.py`). The plots (PNG files in `docs/benchmarks/`) are drawn with matplotlib
+(the `bench` extra) from the figures of the same run.
 """
 
 
