@@ -30,6 +30,7 @@ MODULES = {
     "ready": "bench.bench_ready",
     "cost": "bench.bench_cost",
     "http": "bench.bench_http",
+    "http-memory": "bench.bench_http_memory",
     "udp": "bench.bench_udp",
     "ping": "bench.bench_ping",
     "chao": "bench.bench_chao",

@@ -16,7 +16,7 @@ import json
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from rawstack.errors import EXIT_FAILED, EXIT_USAGE, RawstackError
@@ -66,10 +66,18 @@ class DemoExchange:
     dst: str
     direction: str
     server: str
+    version: int = 4  # the IP version the client speaks (6: to the node's IPv6 address)
+
+    @property
+    def label(self) -> str:
+        """The protocol column: ``icmp6``, ``http6``, ``udp6`` for the IPv6 rows."""
+        return f"{self.protocol}6" if self.version == 6 else self.protocol
 
 
 # The line3 rows go through r: the peers that route (CHAO is one link only, UDP adds nothing).
 LINE3_PEERS = ("http", "icmp")
+# The IPv6 rows, on the pair and through r: every peer that speaks IP.
+IPV6_PEERS = ("icmp", "http", "udp")
 
 
 def demo_plan(caps: Capabilities) -> tuple[list[DemoExchange], ...]:
@@ -89,10 +97,16 @@ def demo_plan(caps: Capabilities) -> tuple[list[DemoExchange], ...]:
     ]
     served = caps.servers(PROTOCOLS)
     with_peers = [DemoExchange(p, s, d, f"{s}->{d}", served[p]) for s, d in both for p in PROTOCOLS]
+    with_peers += [
+        DemoExchange(p, s, d, f"{s}->{d}", served[p], 6) for s, d in both for p in IPV6_PEERS
+    ]
     routed = [
         DemoExchange(p, s, d, f"{s}->r->{d}", caps.servers(LINE3_PEERS)[p])
         for s, d in both
         for p in LINE3_PEERS
+    ]
+    routed += [
+        DemoExchange(p, s, d, f"{s}->r->{d}", served[p], 6) for s, d in both for p in IPV6_PEERS
     ]
     return before, with_peers, routed
 
@@ -110,16 +124,16 @@ def _demo_rows(run: Run) -> tuple[list[Exchange], dict[str, float]]:
     def run_rows(net: Network, plan: list[DemoExchange], procs: Mapping[str, Peer]) -> None:
         for x in plan:
             ready = procs[x.dst].ready if x.dst in procs else None
-            rows.append(
-                try_client(
-                    x.protocol,
-                    net[x.src],
-                    net[x.dst],
-                    ready=ready,
-                    direction=x.direction,
-                    server=x.server,
-                )
+            row = try_client(
+                x.protocol,
+                net[x.src],
+                net[x.dst],
+                ready=ready,
+                direction=x.direction,
+                server=x.server,
+                host=net[x.dst].addr(x.version, "eth0"),
             )
+            rows.append(replace(row, protocol=x.label))
 
     t0 = time.monotonic()
     net = backend.build(pair("demo"), run)
@@ -140,7 +154,7 @@ def _demo_rows(run: Run) -> tuple[list[Exchange], dict[str, float]]:
         a, b, r = net["a"], net["b"], net["r"]
         procs = start_peers(
             [(a, "eth0", r, "eth0"), (b, "eth0", r, "eth1")],
-            LINE3_PEERS,
+            tuple(dict.fromkeys(LINE3_PEERS + IPV6_PEERS)),
             log_dir=run.dir,
             backend=backend,
         )

@@ -67,7 +67,7 @@ __all__ = [
     "start_peers",
 ]
 
-ECHO_SYSCTL = "net.ipv4.icmp_echo_ignore_all"
+ECHO_SYSCTLS = ("net.ipv4.icmp_echo_ignore_all", "net.ipv6.icmp.echo_ignore_all")
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 3.0
 TAIL_LINES = 20
@@ -380,8 +380,10 @@ class PeerProcess:
 
     def start(self) -> None:
         # Kernel echo off so our responder's replies are the only ones (one reply per ping);
-        # serve-all runs its responder even when icmp is not a chosen peer.
+        # serve-all runs its responder even when icmp is not a chosen peer, and it answers
+        # ICMPv6 too.
         echo_off = self.backend.capabilities.icmp_responder == RAWSTACK
+        echo_sysctls = [(key, "1") for key in ECHO_SYSCTLS] if echo_off else []
         self.started_at = time.monotonic()
         if self.fork:
             assert isinstance(self.node, Forking)
@@ -390,11 +392,11 @@ class PeerProcess:
                 self.out_path,
                 self.err_path,
                 ready_lines=self._ready_count(),
-                sysctls=[(ECHO_SYSCTL, "1")] if echo_off else [],
+                sysctls=echo_sysctls,
             )
             return
-        if echo_off:
-            self.node.sysctl(ECHO_SYSCTL, "1")
+        for key, value in echo_sysctls:
+            self.node.sysctl(key, value)
         with open(self.err_path, "ab") as err:
             self.proc = self.node.popen(
                 serve_all_argv(self.ifname, self.served),

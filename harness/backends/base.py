@@ -22,6 +22,7 @@ returns them.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -174,6 +175,7 @@ class Node(Protocol):
         input: str | None = ...,
         timeout: float | None = ...,
         env: Mapping[str, str] | None = ...,
+        cwd: str | os.PathLike[str] | None = ...,
         stdin: ProcFile = ...,
         stdout: ProcFile = ...,
         stderr: ProcFile = ...,
@@ -189,6 +191,7 @@ class Node(Protocol):
         input: bytes | None = ...,
         timeout: float | None = ...,
         env: Mapping[str, str] | None = ...,
+        cwd: str | os.PathLike[str] | None = ...,
         stdin: ProcFile = ...,
         stdout: ProcFile = ...,
         stderr: ProcFile = ...,
@@ -201,6 +204,7 @@ class Node(Protocol):
         *,
         text: Literal[True],
         env: Mapping[str, str] | None = ...,
+        cwd: str | os.PathLike[str] | None = ...,
         stdin: ProcFile = ...,
         stdout: ProcFile = ...,
         stderr: ProcFile = ...,
@@ -213,6 +217,7 @@ class Node(Protocol):
         *,
         text: Literal[False] = ...,
         env: Mapping[str, str] | None = ...,
+        cwd: str | os.PathLike[str] | None = ...,
         stdin: ProcFile = ...,
         stdout: ProcFile = ...,
         stderr: ProcFile = ...,

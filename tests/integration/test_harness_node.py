@@ -7,6 +7,7 @@ runs this file with the lowest pyroute2 the package admits.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -70,6 +71,10 @@ def test_run_text_and_bytes(net: Network) -> None:
     assert "10.0.0.1/24" in text.stdout
     raw = net["a"].run([sys.executable, "-c", "print('x')"], capture_output=True)
     assert raw.stdout == b"x\n"
+    here = net["a"].run(["pwd"], cwd="/", env={"PATH": os.defpath}, capture_output=True, text=True)
+    assert here.stdout == "/\n"
+    pwd = net["a"].popen(["pwd"], cwd="/", stdout=subprocess.PIPE, text=True)
+    assert pwd.communicate(timeout=30)[0] == "/\n"
 
 
 def test_popen_stop_process_and_stop_processes(net: Network) -> None:

@@ -66,14 +66,34 @@ def test_pair_setup_is_exact() -> None:
 
 
 def test_pair_teardown_is_exact() -> None:
-    assert argvs(plan(pair(), "ab12cd").teardown) == [
+    p = plan(pair(), "ab12cd")
+    assert argvs(p.teardown) == [
+        # in the jail first (vnet.subr's vnet_cleanup): both ends go, nothing returns later
+        ["jexec", JA, "ifconfig", "eth0", "destroy"],
         ["jexec", JA, "ifconfig", "eth0", "name", "rsab12cdl0a"],
         ["jexec", JB, "ifconfig", "eth0", "name", "rsab12cdl0b"],
         ["jail", "-r", JA],
         ["jail", "-r", JB],
         ["ifconfig", "rsab12cdl0a", "destroy"],
+        ["ifconfig", "rsab12cdl0b", "destroy"],
         ["ifconfig", "{link0.a}", "destroy"],
     ]
+    # Only the host-side fallbacks are checked: they must succeed or find nothing left.
+    assert [s.checked for s in p.teardown] == [False] * 5 + [True] * 3
+    assert p.teardown[0].disposes == ("rsab12cdl0a", "rsab12cdl0b")
+    assert p.returnable == ((JA, "rsab12cdl0a"), (JB, "rsab12cdl0b"))
+
+
+def test_line3_teardown_destroys_each_link_in_its_a_jail() -> None:
+    p = plan(line3(), "7")
+    destroys = [a for a in argvs(p.teardown) if a[-1] == "destroy" and a[0] == "jexec"]
+    ja, jr = jail_name("7", "a"), jail_name("7", "r")
+    assert destroys == [
+        ["jexec", ja, "ifconfig", "eth0", "destroy"],
+        ["jexec", jr, "ifconfig", "eth1", "destroy"],
+    ]
+    order = argvs(p.teardown)
+    assert all(order.index(d) < order.index(["jail", "-r", ja]) for d in destroys)
 
 
 def test_line3_routes_and_forwarding() -> None:

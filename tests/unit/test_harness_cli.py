@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from rawstack_harness import cli
+from rawstack_harness.backends import select_backend
 from rawstack_harness.clients import Exchange
 
 ROWS = [
@@ -29,7 +30,14 @@ class FakeRun:
 
 
 @pytest.fixture
-def stubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+def linux(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Linux backend whatever this OS is: the stubs below replace its pieces."""
+    linux_backend = select_backend("linux")
+    monkeypatch.setattr(cli, "_backend", lambda: linux_backend)
+
+
+@pytest.fixture
+def stubbed(monkeypatch: pytest.MonkeyPatch, linux: None) -> None:
     """Root check passes, no run is created, the exchanges are ROWS."""
     import rawstack_harness.backends.linux.runs
 
@@ -71,6 +79,7 @@ def test_all_ok_exits_0(monkeypatch: pytest.MonkeyPatch, stubbed: None) -> None:
     assert cli.main(["demo", "--json"]) == 0
 
 
+@pytest.mark.usefixtures("linux")
 def test_not_root_is_exit_77(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -5,7 +5,9 @@ Split by responsibility, each module readable on its own:
 * :mod:`.planning` -- pure: spec + run id -> the exact ``jail``/``ifconfig``/``route``/
   ``sysctl`` commands that build it and tear it down (:func:`plan`), epair name capture.
 * :mod:`.runs` -- locked run directories, :class:`FreeBSDRun`, dead-run cleanup and
-  ``status`` (:func:`reap_dead_runs`, :func:`describe_runs`), :func:`missing_requirement`.
+  ``status`` (:func:`reap_dead_runs`, :func:`describe_runs`), :func:`missing_requirement`,
+  checked teardown and the reaper of epairs dying jails hand back
+  (:func:`finish_teardown`, :func:`reap_returned_epairs`).
 * :mod:`.nodes` -- executing a plan: :class:`FreeBSDNetwork` and its jails'
   :class:`FreeBSDNode` handles (``run``/``popen`` through ``jexec``, no ``socket()``).
 * :mod:`.probes` -- supervision probes, run as a short process inside the probing jail.
@@ -37,6 +39,7 @@ from rawstack_harness.backends.freebsd.nodes import (
     parse_ether,
 )
 from rawstack_harness.backends.freebsd.planning import (
+    GONE,
     JAIL_PREFIX,
     SYSCTL_MAP,
     Plan,
@@ -60,11 +63,15 @@ from rawstack_harness.backends.freebsd.probes import (
 )
 from rawstack_harness.backends.freebsd.runs import (
     DEFAULT_ROOT,
+    RETURNING,
     FreeBSDRun,
+    TeardownOutcome,
     describe_runs,
+    finish_teardown,
     missing_requirement,
     new_run_dir,
     reap_dead_runs,
+    reap_returned_epairs,
     run_teardown,
     save_state,
 )
@@ -76,9 +83,11 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKEND",
     "DEFAULT_ROOT",
+    "GONE",
     "JAIL_PREFIX",
     "NO_NODE_SOCKETS",
     "PROBE_TIMEOUT",
+    "RETURNING",
     "SYSCTL_MAP",
     "FreeBSDBackend",
     "FreeBSDNetwork",
@@ -87,9 +96,11 @@ __all__ = [
     "JailLike",
     "Plan",
     "Step",
+    "TeardownOutcome",
     "build",
     "chao_probe",
     "describe_runs",
+    "finish_teardown",
     "freebsd_sysctl",
     "host_ifname",
     "jail_name",
@@ -103,6 +114,7 @@ __all__ = [
     "probe_main",
     "probe_peer",
     "reap_dead_runs",
+    "reap_returned_epairs",
     "record_capture",
     "run_teardown",
     "save_state",

@@ -132,7 +132,12 @@ class FreeBSDNetwork:
     def _save(self) -> None:
         teardown = [list(s.argv) for s in self.plan.teardown]
         label = self.run.label if self.run is not None else "network"
-        state = {"teardown": teardown, "captured": self.captured, "label": label}
+        state = {
+            "teardown": teardown,
+            "captured": self.captured,
+            "label": label,
+            "returnable": [list(r) for r in self.plan.returnable],
+        }
         runs.save_state(self.dir, {**state, "pid": os.getpid()})
 
     def build(self) -> FreeBSDNetwork:
@@ -171,15 +176,25 @@ class FreeBSDNetwork:
         }
 
     def remove(self) -> None:
-        """Remove the jails and epairs (``jail -r`` also kills what runs in a jail)."""
+        """Remove the jails and epairs (``jail -r`` also kills what runs in a jail).
+
+        Every step runs; then :class:`HarnessError` if a checked step failed (an epair
+        the host could not destroy is a leak, and the test that made it should say so).
+        """
         if self._down:
             return
         self._down = True
-        runs.run_teardown(self.plan.teardown, self.captured)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.close(self._lock)
-        if self.run is not None and self in self.run.networks:
-            self.run.networks.remove(self)
+        try:
+            problems = runs.finish_teardown(
+                self.root, self.plan.teardown, self.captured, self.plan.returnable
+            )
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            os.close(self._lock)
+            if self.run is not None and self in self.run.networks:
+                self.run.networks.remove(self)
+        if problems:
+            raise HarnessError(f"teardown of run {self.plan.run_id}: {'; '.join(problems)}")
 
     def destroy(self) -> None:
         """Stop the processes started in the nodes, then :meth:`remove` the jails."""
