@@ -75,7 +75,10 @@ def http_get(node: NodeLike, host: str, port: int, timeout: float = 2.0) -> floa
         sock.settimeout(timeout)
         try:
             sock.connect((host, port))
-            sock.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            # An IPv6 literal goes in brackets (RFC 9112 §3.2, RFC 3986 §3.2.2): the server
+            # answers a bare one with 400, as it must.
+            field = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+            sock.sendall(f"GET / HTTP/1.1\r\nHost: {field}\r\nConnection: close\r\n\r\n".encode())
             data = b""
             while b"\r\n" not in data:
                 chunk = sock.recv(4096)

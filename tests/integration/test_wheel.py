@@ -11,6 +11,7 @@ this checkout stays out and only the wheel's code is importable.
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -21,14 +22,20 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+NOT_SOURCE = (".git", ".venv", ".tox", "*_cache", ".hypothesis", ".ci-artifacts", "build", "dist",
+              "*.egg-info", "__pycache__")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``python -m build`` of this checkout: the sdist, and the wheel built from it."""
     out = tmp_path_factory.mktemp("dist")
+    # From a copy: building writes rawstack.egg-info into the source tree, and each xdist
+    # worker that runs this module builds at the same time.
+    src = tmp_path_factory.mktemp("src") / "rawstack"
+    shutil.copytree(REPO, src, symlinks=True, ignore=shutil.ignore_patterns(*NOT_SOURCE))
     done = subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(REPO)],
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
