@@ -4,13 +4,16 @@ Theory of operation: starting ``python -m rawstack serve-all`` costs an interpre
 rawstack's imports on every spawn (~100 ms, ~18 MB PSS). This process pays that once: it
 imports every rawstack command, freezes what it has allocated (``gc.freeze()``, so a child's
 collector never writes to, and so never copies, the host's pages), then waits on its control
-socket. A ``spawn`` request carries the node's namespace fd, the stdout and stderr files and
-optionally a *ready pipe*; the host forks a child that enters the namespace (``setns``),
-becomes its own session (its own process group, as a spawned peer is), takes those fds as
-0/1/2 and runs the ``rawstack`` command line in-process: the same parser, errors and exit
-statuses as ``python -m rawstack ARGS``. The first ``ready_lines`` lines it writes to stdout
-are copied to the ready pipe, which is then closed, so the harness reads ready lines without
-a copier thread and the log file has everything.
+socket. While idle it forks :data:`SPARES` children ahead: each does the setup no request
+changes (its own session and process group, the death signal, default signal handlers, no
+inherited descriptors; the copy-on-write faults of a fresh fork) and waits on a socket of its
+own. A ``spawn`` request carries the node's namespace fd, the stdout and stderr files and
+optionally a *ready pipe*; the host passes them to a spare, which enters the namespace
+(``setns``), takes those fds as 0/1/2, writes the requested ``net.*`` sysctls and runs the
+``rawstack`` command line in-process: the same parser, errors and exit statuses as
+``python -m rawstack ARGS``. The first ``ready_lines`` lines it writes to stdout are copied to
+the ready pipe, which is then closed, so the harness reads ready lines without a copier
+thread and the log file has everything.
 
 Exit statuses: the host is every child's parent; it reaps on SIGCHLD and reports
 ``{"op": "exit", "pid", "code"}`` (``code`` as ``Popen.returncode``: negative for a signal).
