@@ -34,6 +34,8 @@ PORT = 9000
 SOCAT = ["socat", "-b", "65536", f"UDP4-LISTEN:{PORT},bind={B_ADDR}", "PIPE"]
 REPLY_TIMEOUT = 0.5
 PAYLOAD = 32
+ROUNDS = 2  # per server, alternating
+GOAL = 1.0  # issue 14: at least socat's round trips per second
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,10 @@ class EchoRun:
     @property
     def rate(self) -> float:
         return len(self.rtts) / self.elapsed
+
+    def merged(self, other: EchoRun) -> EchoRun:
+        """Both runs as one (their round trips over their summed time)."""
+        return EchoRun(self.rtts + other.rtts, self.elapsed + other.elapsed, self.lost + other.lost)
 
 
 def _exchange(sock: socket.socket, seq: int, timeout: float) -> float | None:
@@ -106,7 +112,11 @@ def run(ctx: Context) -> Section:
     failures: dict[str, str] = {}
     with harness_pair(ctx.run, "udp") as net:
         client, server = net["a"], net["b"]
-        for name in ("rawstack", "socat"):
+        # Alternating rounds, half the round trips each: a load change on this shared
+        # machine then falls on both servers alike.
+        for name in ("rawstack", "socat") * ROUNDS:
+            if name in failures:
+                continue
             try:
                 if name == "rawstack":
                     start_ready(
@@ -118,7 +128,8 @@ def run(ctx: Context) -> Section:
                 else:
                     with open(ctx.path("udp-socat.log"), "ab") as err:
                         server.popen(SOCAT, stdout=err, stderr=err)
-                runs[name] = echo_client(client, count, budget)
+                done = echo_client(client, count // ROUNDS, budget / ROUNDS)
+                runs[name] = runs[name].merged(done) if name in runs else done
             except (BenchError, OSError) as exc:
                 failures[name] = str(exc)
             finally:
@@ -141,8 +152,14 @@ def _rows(runs: dict[str, EchoRun], failures: dict[str, str]) -> list[Row]:
             f"socat {s.p50:.0f} us",
             f"socat {s.p99:.0f} us",
         ]
+    goal = f">= {GOAL:.1f}x socat"
+    first = (
+        Row(METRICS[0], ours.rate, "/s", base[0], goal, passed=ours.rate >= GOAL * socat.rate)
+        if socat is not None
+        else Row(METRICS[0], ours.rate, "/s", base[0], goal)
+    )
     return [
-        Row(METRICS[0], ours.rate, "/s", base[0]),
+        first,
         Row(METRICS[1], o.p50, "us", base[1]),
         Row(METRICS[2], o.p99, "us", base[2]),
     ]
@@ -152,9 +169,11 @@ def _notes(runs: dict[str, EchoRun], count: int, budget: float) -> list[str]:
     notes = [
         f"Client: this process in node a, {PAYLOAD}-byte datagrams tagged with a sequence number, "
         f"one in flight, up to {count} round trips or {budget:g} s per server; a reply not back "
-        f"in {REPLY_TIMEOUT} s counts as lost.",
+        f"in {REPLY_TIMEOUT} s counts as lost; {ROUNDS} alternating rounds per server "
+        "(rawstack, socat, rawstack, ...), each with half of them.",
         f"Baseline: `{' '.join(SOCAT)}` in node b (one process, no fork).",
-        "No goal was set for UDP in the issue; the figures are for comparison.",
+        "Served alone, `rawstack udp serve` leaves the selector and blocks in `recvfrom_into` "
+        "(one preallocated buffer), so an echo costs two system calls, like socat's.",
     ]
     for name, r in runs.items():
         notes.append(f"{name}: {len(r.rtts)} round trips in {r.elapsed:.2f} s, {r.lost} lost.")

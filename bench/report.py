@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from bench.plots import Plot
+
 GROUPS = ("Peers", "Harness")
 
 INTRO = """\
@@ -23,7 +25,8 @@ everything it creates is removed at the end, even on failure or Ctrl-C.
 
 The machine is shared: other jobs may run at the same time, so treat absolute numbers as
 indicative and the same-run ratios as the result. Percentiles are nearest-rank (see
-`bench/stats.py`).
+`bench/stats.py`). The plots (PNG files in `docs/benchmarks/`) are drawn with matplotlib
+(the `bench` extra) from the figures of the same run.
 """
 
 
@@ -62,6 +65,7 @@ class Section:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    plots: list[Plot] = field(default_factory=list)
 
 
 def fmt_value(value: float | None, unit: str) -> str:
@@ -102,8 +106,16 @@ def render_report(
     command: str,
     sections: Sequence[Section],
     duration: float,
+    *,
+    images: Mapping[str, str] | None = None,
+    no_images: str = "",
 ) -> str:
-    """The whole Markdown document."""
+    """The whole Markdown document.
+
+    ``images`` maps a plot's name to its PNG's path relative to the report; a plot without
+    one is left out, and ``no_images`` (why none were drawn) is said once instead.
+    """
+    images = images or {}
     out = ["# Benchmarks", "", INTRO.rstrip(), "", "## Machine", ""]
     out += ["| | |", "|---|---|"]
     out += [f"| {_cell(k)} | {_cell(v)} |" for k, v in machine.items()]
@@ -117,6 +129,8 @@ def render_report(
         f"{counts['no goal']} without a goal.",
         "",
     ]
+    if no_images and any(s.plots for s in sections):
+        out += [f"Plots not drawn: {no_images}.", ""]
     for group in GROUPS:
         chosen = [s for s in sections if s.group == group]
         if not chosen:
@@ -127,6 +141,9 @@ def render_report(
             if section.notes:
                 out += [f"- {note}" for note in section.notes]
                 out.append("")
+            for plot in section.plots:
+                if plot.name in images:
+                    out += [f"![{plot.title}]({images[plot.name]})", ""]
     return "\n".join(out).rstrip() + "\n"
 
 

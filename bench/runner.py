@@ -28,6 +28,7 @@ from rawstack.errors import EXIT_NOPERM
 MODULES = {
     "setup": "bench.bench_setup",
     "ready": "bench.bench_ready",
+    "cost": "bench.bench_cost",
     "http": "bench.bench_http",
     "http-memory": "bench.bench_http_memory",
     "udp": "bench.bench_udp",
@@ -87,6 +88,20 @@ def write_atomically(path: Path, text: str) -> None:
             tmp.unlink()
 
 
+def draw_plots(sections: Sequence[Section], report: Path) -> tuple[dict[str, str], str]:
+    """Every section's plots as PNGs beside ``report``: (name -> relative path, why not)."""
+    from bench import plots
+
+    wanted = [p for s in sections for p in s.plots]
+    if not wanted:
+        return {}, ""
+    try:
+        drawn = plots.draw(wanted, plots.image_dir(report))
+    except ImportError as exc:
+        return {}, f"matplotlib is not installed ({exc}); `pip install .[bench]`"
+    return {n: p.relative_to(report.parent).as_posix() for n, p in drawn.items()}, ""
+
+
 def measure(opts: Options) -> list[Section]:
     """Run every chosen benchmark inside one harness run and one temp dir."""
     from rawstack_harness.backends.linux.runs import LinuxRun
@@ -126,7 +141,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 130
     machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    text = render_report(machine, rerun_command(opts), sections, time.monotonic() - start)
+    images, no_images = draw_plots(sections, opts.output)
+    text = render_report(
+        machine,
+        rerun_command(opts),
+        sections,
+        time.monotonic() - start,
+        images=images,
+        no_images=no_images,
+    )
     write_atomically(opts.output, text)
     for section in sections:
         print(f"\n{section.title}\n{render_table(section.rows)}")

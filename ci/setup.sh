@@ -21,7 +21,8 @@ venv=.venv
 #   compiles iputils' own statistics code as the oracle of rawstack ping's arithmetic).
 # check: what ci/test.sh runs besides pytest (vagrant-libvirt lets ci/vagrant-validate.sh
 #   check the Vagrantfile's libvirt block without libvirtd).
-# bench: the HTTP benchmark's reference server and load generator.
+# bench: the HTTP benchmark's reference server and load generator, and (from pip, the bench
+#   extra) matplotlib for the report's plots.
 pkgs_core="python3-venv iproute2 procps util-linux iputils-ping curl socat tcpdump tshark nmap gcc libc6-dev"
 pkgs_check="shellcheck vagrant vagrant-libvirt"
 pkgs_bench="nginx-light wrk"
@@ -48,12 +49,13 @@ pip_install() {
 }
 
 pkgs=""
+extras="test,dev"
 [ $# -gt 0 ] || set -- core check bench
 for group in "$@"; do
     case $group in
         core) pkgs="$pkgs $pkgs_core" ;;
         check) pkgs="$pkgs $pkgs_check" ;;
-        bench) pkgs="$pkgs $pkgs_bench" ;;
+        bench) pkgs="$pkgs $pkgs_bench"; extras="$extras,bench" ;;
         *) die 2 "unknown group '$group' (expected core, check or bench)" ;;
     esac
 done
@@ -87,16 +89,17 @@ if ! "$venv/bin/python" -c "" >/dev/null 2>&1; then
 fi
 
 # The stamp records what was installed, so a rerun with nothing changed costs no pip call.
-want=$(cat pyproject.toml ci/requirements-ci.txt | cksum)
+want="$(cat pyproject.toml ci/requirements-ci.txt | cksum) $extras"
 stamp=$venv/.rawstack-setup
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] \
     || ! "$venv/bin/python" -c "import rawstack, rawstack_harness" >/dev/null 2>&1; then
-    run "pip install -e .[test,dev]" pip_install -e ".[test,dev]"
+    run "pip install -e .[$extras]" pip_install -e ".[$extras]"
     run "pip install -r ci/requirements-ci.txt" pip_install -r ci/requirements-ci.txt
     echo "$want" >"$stamp"
 fi
 
-# Every harness peer is a fresh interpreter; with bytecode compiled once here a spawn never
-# compiles sources (which would cost ~40 ms each where PYTHONDONTWRITEBYTECODE is set).
+# Each run's peer host (and every peer with --netns-peer-start=exec) is a fresh interpreter;
+# with bytecode compiled once here a spawn never compiles sources (which would cost ~40 ms
+# each where PYTHONDONTWRITEBYTECODE is set).
 # compileall only rewrites what is stale, so reruns cost next to nothing.
 run "compile rawstack's bytecode" "$venv/bin/python" -m compileall -q rawstack harness

@@ -56,6 +56,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "default: http,udp,chao,icmp)",
     )
     group.addoption(
+        "--netns-peer-start",
+        default="fork",
+        choices=("fork", "exec"),
+        help="how the fixtures start serve-all: fork it from the run's warm peer host "
+        "(default, Linux) or exec a fresh interpreter per node (slower; FreeBSD always does)",
+    )
+    group.addoption(
         "--netns-run-dir",
         default=None,
         metavar="DIR",
@@ -361,8 +368,13 @@ def _start_declared_peers(net: Network, request: pytest.FixtureRequest, run: Run
         return
     awaited = parse_peers(request.config.getoption("--netns-peers"))
     served = {n.name: n.peers for n in net.topology.nodes if n.peers}
+    fork = request.config.getoption("--netns-peer-start") == "fork"
     procs = start_peers(
-        [(net[n], i, net[p], pi) for n, i, p, pi in plan], awaited, log_dir=run.dir, served=served
+        [(net[n], i, net[p], pi) for n, i, p, pi in plan],
+        awaited,
+        log_dir=run.dir,
+        served=served,
+        fork=fork,
     )
     for (node, _, _, _), proc in zip(plan, procs):
         net.peers[node] = proc

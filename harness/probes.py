@@ -14,6 +14,7 @@ import os
 import select
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -25,7 +26,8 @@ from rawstack_harness.errors import ProbeFailed
 from rawstack.peers.registry import BY_NAME, ready_port
 
 __all__ = ["PROBES", "PROBES6", "NodeLike", "ProbeFailed", "Target", "chao_request",
-           "http_get", "icmp6_echo", "icmp_echo", "probe_peer", "udp_echo"]  # fmt: skip
+           "close_soon", "http_get", "icmp6_echo", "icmp_echo", "probe_peer",
+           "udp_echo"]  # fmt: skip
 
 
 class NodeLike(Protocol):
@@ -43,6 +45,19 @@ class NodeLike(Protocol):
     def mac(self, ifname: str = "eth0") -> str: ...
 
     def addr(self, version: int = 4, ifname: str | None = None) -> str: ...
+
+
+def close_soon(sock: socket.socket) -> None:
+    """Close ``sock`` from a thread of its own and return at once.
+
+    Closing an ``AF_PACKET`` socket waits for an RCU grace period (``synchronize_net()`` in
+    ``packet_release``, 5-30 ms): nobody needs to wait for it, and an open socket only
+    delays the kernel's own deletion of a namespace that is already unmounted. The socket
+    object is closed (detached) before this returns; only the descriptor's close waits.
+    """
+    fd = sock.detach()
+    if fd >= 0:
+        threading.Thread(target=os.close, args=(fd,), name="netns-close", daemon=True).start()
 
 
 def _remaining(deadline: float) -> float:
@@ -165,7 +180,8 @@ def chao_request(node: NodeLike, ifname: str, dst_mac: str, timeout: float = 1.0
     frame += Chao(CHAO_REQUEST, seq, b"harness-probe").encode()
     # Protocol 0 receives nothing until the bind names the interface and EtherType, as in
     # rawstack.sockets.packet (its open_packet cannot open a socket inside a node).
-    with node.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as sock:
+    sock = node.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    try:
         sock.bind((ifname, ETH_P_CHAO))
         start = time.monotonic()
         deadline = start + timeout
@@ -184,6 +200,8 @@ def chao_request(node: NodeLike, ifname: str, dst_mac: str, timeout: float = 1.0
                 continue
             if reply.type == CHAO_REPLY and reply.seq == seq:
                 rtt = time.monotonic() - start
+    finally:
+        close_soon(sock)
     return rtt
 
 

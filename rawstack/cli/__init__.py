@@ -13,6 +13,7 @@ the first argument names a command only that command's parser is built.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
 from collections.abc import Sequence
@@ -70,6 +71,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# A process that runs main() many times (the harness's warm peer host forks one child per
+# peer and builds each parser before forking) builds each parser once. parse_args does not
+# change a parser, so sharing it between calls is safe.
+_cached_parser = functools.lru_cache(maxsize=None)(build_parser)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     return quiet_on_closed_stdout(lambda: _main(argv))
 
@@ -78,7 +85,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args_list = sys.argv[1:] if argv is None else list(argv)
     first = args_list[0] if args_list else None
     known = first in {command_name(m) for m in COMMAND_MODULES}
-    parser = build_parser(first if known else None)
+    parser = _cached_parser(first if known else None)
     args = parser.parse_args(args_list)
     try:
         code: int = args.func(args)

@@ -1,8 +1,12 @@
 """UDP echo server and the round-trip client, on the one Loop.
 
-Server: one SOCK_DGRAM/IPPROTO_UDP socket, ``recvfrom`` then ``sendto`` the same bytes back
-to the sender (an echo server), datagrams up to 65507 bytes (65535 minus the IPv4 and UDP
-headers).
+Server: one SOCK_DGRAM/IPPROTO_UDP socket, receive then ``sendto`` the same bytes back to
+the sender (an echo server), datagrams up to 65507 bytes (65535 minus the IPv4 and UDP
+headers). Datagrams land in one preallocated buffer (``recvfrom_into``), so an echo
+allocates no 64 KiB object. On the shared loop it is one reader among others; served alone
+(``rawstack udp serve``, :meth:`UdpEchoServer.run_alone`) it leaves the selector and blocks in
+``recvfrom_into``, so a round trip costs two system calls, as in socat. A signal then stops
+it by raising out of the blocked call (PEP 475 would otherwise retry it).
 
 Client: each probe carries a tag ``rsu:<session>:<seq>:`` in front of the message, so a reply
 is matched to the probe that caused it: a late reply to probe 3 is never counted for probe 4,
@@ -14,8 +18,10 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import socket
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, Callable
 
 from rawstack.errors import ExchangeFailed, UsageError
@@ -43,10 +49,12 @@ class UdpEchoServer:
         self.bytes = 0
         self.send_errors = 0
         self.addr = ""
+        self._buf = memoryview(bytearray(0))
 
     def start(self, loop: Loop) -> dict[str, Any]:
         self._sock = open_udp_server(self.bind, self.port)
         self._loop = loop
+        self._buf = memoryview(bytearray(RECV_SIZE))
         self.addr = format_addr(self._sock.getsockname())
         loop.add_reader(self._sock, self._on_read)
         return {"addr": self.addr}
@@ -66,21 +74,63 @@ class UdpEchoServer:
         assert sock is not None
         for _ in range(RECV_BATCH):
             try:
-                data, peer = sock.recvfrom(RECV_SIZE)
+                n, peer = sock.recvfrom_into(self._buf)
             except BlockingIOError:
                 return
             except OSError as exc:  # e.g. a queued ICMP error; the socket stays usable
                 log("udp", f"recvfrom: {exc.strerror or exc}")
                 continue
-            self.datagrams += 1
-            self.bytes += len(data)
+            self._echo(sock, n, peer)
+
+    def _echo(self, sock: socket.socket, n: int, peer: Any) -> None:
+        self.datagrams += 1
+        self.bytes += n
+        try:
+            sock.sendto(self._buf[:n], peer)
+        except OSError as exc:  # a full send buffer drops the echo, as UDP may
+            self.send_errors += 1
+            log("udp", f"sendto {format_addr(peer)}: {exc.strerror or exc}")
+        if self.verbose:
+            log("udp", f"{format_addr(peer)} {n} bytes")
+
+    def run_alone(self, loop: Loop) -> None:
+        """Serve until SIGTERM/SIGINT with blocking calls, when no other server shares ``loop``.
+
+        ``loop.stop_signal`` records the signal as :meth:`Loop.run` would; one that came
+        before this call (the loop's own handler caught it) stops at once.
+        """
+        sock = self._sock
+        assert sock is not None
+        loop.remove_reader(sock)
+        sock.setblocking(True)
+
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            loop.stop_signal = signum
+            raise _Stopped
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            if loop.stop_signal is None:
+                self._echo_blocking(sock)
+        except _Stopped:
+            pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _echo_blocking(self, sock: socket.socket) -> None:
+        recv, echo, buf = sock.recvfrom_into, self._echo, self._buf
+        while True:
             try:
-                sock.sendto(data, peer)
-            except OSError as exc:  # a full send buffer drops the echo, as UDP may
-                self.send_errors += 1
-                log("udp", f"sendto {format_addr(peer)}: {exc.strerror or exc}")
-            if self.verbose:
-                log("udp", f"{format_addr(peer)} {len(data)} bytes")
+                n, peer = recv(buf)
+            except OSError as exc:
+                log("udp", f"recvfrom: {exc.strerror or exc}")
+                continue
+            echo(sock, n, peer)
+
+
+class _Stopped(Exception):
+    """Raised by :meth:`UdpEchoServer.run_alone`'s signal handler out of a blocked call."""
 
 
 @dataclass(frozen=True)

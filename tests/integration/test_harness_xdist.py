@@ -36,6 +36,12 @@ def _meet_and_check(net, me):
     a = net["a"]
     out = a.run(["ping", "-c1", "-W2", net["b"].addr(4)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+    # Neither tears down before both have checked: teardown takes a few ms, less than the
+    # other worker's 20 ms poll above.
+    (SHARED / f"{me}.checked").touch()
+    while len(list(SHARED.glob("*.checked"))) < 2:
+        assert time.monotonic() < deadline, "the other worker never finished its check"
+        time.sleep(0.02)
 
 def test_pair(netns_topology):
     _meet_and_check(netns_topology(pair()), "pair")

@@ -150,3 +150,15 @@ def test_sigterm_exits_0_and_port_in_use_exits_2() -> None:
         assert busy.stderr.count(b"\n") == 1
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
+
+
+
+def test_sigterm_ends_serve_with_status_0_and_its_counters() -> None:
+    with udp_server() as (proc, port):
+        result = udp_round_trips("127.0.0.1", port, b"abcd", count=5, timeout=2.0)
+        assert result.received == 5
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    # 5 probes of a 24-byte tag ("rsu:<session>:<seq>:") + "abcd" each.
+    assert b'stopping: {"bytes": 140, "datagrams": 5, "send_errors": 0}' in err, err

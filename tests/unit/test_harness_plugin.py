@@ -13,6 +13,7 @@ def test_options_in_the_netns_group(pytester: pytest.Pytester) -> None:
             "network namespaces (rawstack harness):",
             "*--netns-keep-failed*",
             "*--netns-peers=LIST*",
+            "*--netns-peer-start=*",
             "*--netns-run-dir=DIR*",
         ]
     )

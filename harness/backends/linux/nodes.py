@@ -21,12 +21,14 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from rawstack_harness.backends.base import NodeProcess, Peer
 from rawstack_harness.backends.common import STOP_TIMEOUT, ProcessNode, SpecNode
 from rawstack_harness.backends.linux import fabric, names, nsutil, rtnl
 from rawstack_harness.backends.linux.fabric import Fabric
+from rawstack_harness.backends.linux.forked import ForkedProcess
 from rawstack_harness.backends.linux.runs import NETNS_DIR, LinuxRun, remove_namespaces
 from rawstack_harness.errors import HarnessError
 from rawstack_harness.topology.spec import Topology, validate
@@ -67,9 +69,16 @@ def _create_namespaces(nodes: Sequence[LinuxNode]) -> None:
 
 
 def stop_processes(nodes: Iterable[LinuxNode], timeout: float = STOP_TIMEOUT) -> None:
-    """Stop what every node started: one SIGTERM round for all, then each as it ends."""
+    """Stop what every node started: one SIGTERM round for all, then each as it ends.
+
+    Forked peers are SIGKILLed instead and not waited for: their namespaces go next, so
+    nothing a graceful exit does matters, and the kernel finishes their exit on its own (a
+    packet socket's close waits for an RCU grace period, 5-15 ms). The peer host reaps them
+    and strikes them off the manifest. ``stop_process`` still stops one gracefully.
+    """
     nodes = list(nodes)
     for node in nodes:
+        node.kill_forked()
         node.signal_processes(signal.SIGTERM)
     for node in nodes:
         node.stop_processes(timeout)
@@ -168,6 +177,33 @@ class LinuxNode(SpecNode, ProcessNode):
         # The child dies with the thread that forked it (PR_SET_PDEATHSIG); node names
         # resolve in it through the node's hosts file.
         return list(argv), nsutil.child_preexec(self.fd, hosts=self.hosts)
+
+    def spawn_rawstack(
+        self,
+        args: Sequence[str],
+        stdout_path: Path,
+        stderr_path: Path,
+        ready_lines: int = 0,
+        sysctls: Sequence[tuple[str, str]] = (),
+    ) -> ForkedProcess:
+        """``rawstack ARGS`` forked into this node by the run's warm peer host, recorded.
+
+        Its stdout and stderr are appended to the two files; with ``ready_lines`` its first
+        lines can also be read from ``stdout`` (see :mod:`.forked`). ``sysctls`` (``net.*``)
+        are written by the child in the node before the command runs.
+        """
+        host = self.net.run.peer_host()
+        proc = host.spawn(
+            self.fd, args, stdout_path, stderr_path, ready_lines=ready_lines, sysctls=sysctls
+        )
+        self.procs.append(proc)
+        return proc
+
+    def kill_forked(self) -> None:
+        """SIGKILL the group of every process :meth:`spawn_rawstack` started; forget them."""
+        for proc in [p for p in self.procs if isinstance(p, ForkedProcess)]:
+            proc.killpg(signal.SIGKILL)
+            self.procs.remove(proc)
 
     def _started(self, proc: NodeProcess) -> None:
         self.net.run.manifest.add(

@@ -30,10 +30,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rawstack_harness.backends.common import locked_run_dir
 from rawstack_harness.backends.linux import nsutil
+
+if TYPE_CHECKING:
+    from rawstack_harness.backends.linux.forked import PeerHost
 
 DEFAULT_ROOT = os.environ.get("RAWSTACK_HARNESS_RUN_DIR", "/run/rawstack-harness")
 NETNS_DIR = "/run/netns"
@@ -181,8 +184,19 @@ class LinuxRun:
         (self.dir / "owner.json").write_text(json.dumps(owner), encoding="utf-8")
         self._reaper = _spawn_reaper(self.dir)
         self._seq = 0
+        self._peer_host: PeerHost | None = None
         self.closed = False
         ensure_netns_dir(root)
+
+    def peer_host(self) -> PeerHost:
+        """The run's warm peer host, started by the first call (again if it died)."""
+        if self._peer_host is None or not self._peer_host.alive():
+            from rawstack_harness.backends.linux.forked import PeerHost
+
+            if self._peer_host is not None:
+                self._peer_host.close()
+            self._peer_host = PeerHost(self.dir / "peerhost.log", self.manifest)
+        return self._peer_host
 
     def next_prefix(self) -> str:
         """A namespace-name prefix unique in this run: ``rsh<runid><seq>``."""
@@ -198,6 +212,8 @@ class LinuxRun:
             # the parent's, which is alive and still using it.
             return
         self.closed = True
+        if self._peer_host is not None:
+            self._peer_host.close()  # it SIGKILLs what it forked; reap_dir finds the rest
         reap_dir(self.dir)
         if self._reaper.poll() is None:
             self._reaper.send_signal(signal.SIGTERM)

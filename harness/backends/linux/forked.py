@@ -1,0 +1,386 @@
+"""The harness's side of the warm peer host: start it once per run, fork peers into nodes.
+
+Theory of operation: :class:`PeerHost` starts :mod:`~rawstack_harness.backends.linux.peerhost`
+(one interpreter per run, in its own session, started at once but awaited only by the first
+spawn) and talks to it over a ``SOCK_SEQPACKET`` socketpair. :meth:`PeerHost.spawn` sends a
+namespace fd, the log files and a ready pipe; the reply names the child and carries its
+pidfd. There is no reader thread: whichever thread needs a message (a reply, an exit report)
+reads the socket, one at a time, and hands on what it read for others (leader/follower), so
+no reply crosses a thread before its caller sees it. A spawn does not wait for its reply:
+two spawns in a row are forked while the first child already boots, and the reply is read
+when the child's pid is first needed (reading its ready lines needs none).
+
+:class:`ForkedProcess` is a ``subprocess.Popen`` by type, so a node keeps it with the
+processes it spawned and supervision, the plugin and ``stop_process`` handle it as one; every
+method that would wait on or signal a child of this process is overridden (``poll``,
+``wait``, ``communicate``, ``send_signal``, ``terminate``, ``kill``): the status comes from
+the host, signals go through the child's pidfd, which names that process and no other even
+after its pid is reused.
+
+Manifest: with a :class:`~rawstack_harness.backends.linux.runs.Manifest`, the host and every
+child are recorded (pid and start time) as a spawned peer is, and struck off when they exit,
+so the reaper kills them after a crash; see :mod:`~rawstack_harness.backends.linux.peerhost` for
+the other two layers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from rawstack_harness.backends.linux.nsutil import proc_start_time
+from rawstack_harness.backends.linux.peerhost import recv_msg, send_msg
+from rawstack_harness.errors import HarnessError
+
+HELLO_TIMEOUT = 30.0  # the host's interpreter start and imports, on a loaded machine
+REPLY_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 5.0
+HOST_DIED = -int(signal.SIGKILL)  # the status of a child whose host vanished (PDEATHSIG)
+
+
+class PeerHostError(HarnessError):
+    """The peer host could not start, or refused or failed a spawn."""
+
+
+class ManifestLike(Protocol):
+    """What :class:`PeerHost` records in (``rawstack_harness.backends.linux.runs.Manifest``)."""
+
+    def add(self, kind: str, key: str, **fields: Any) -> None: ...
+
+    def remove(self, kind: str, key: str) -> None: ...
+
+
+class ForkedProcess(subprocess.Popen[bytes]):
+    """A peer process the host forked (see the module docstring); ``Popen.__init__`` never runs."""
+
+    def __init__(
+        self, host: PeerHost, rid: int, args: Sequence[str], stdout: IO[bytes] | None
+    ) -> None:
+        # What Popen's own methods (__del__, __exit__, __repr__) read; nothing was spawned.
+        self._child_created = False
+        self.args = ["rawstack", *args]
+        self.stdin = None
+        self.stdout = stdout
+        self.stderr = None
+        self.text_mode = False
+        self.returncode: int | None = None
+        self.host = host
+        self.rid = rid  # the spawn request, until its reply names the child
+        self._pid = 0
+        self.pidfd = -1
+
+    @property
+    def pid(self) -> int:
+        """The child's pid (reading the host's reply to the spawn if that has not happened).
+
+        Raises :class:`PeerHostError` if the host could not fork or died before it replied
+        (never 0, which ``os.kill`` would take for the whole process group).
+        """
+        self.host._resolve(self)
+        if self._pid <= 0:
+            raise PeerHostError(f"no pid for a forked process: {self.host._why_gone()}")
+        return self._pid
+
+    @pid.setter
+    def pid(self, value: int) -> None:
+        self._pid = value
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.host._pump(lambda: False, 0.0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.host._resolve(self)
+        if not self.host._pump(lambda: self.returncode is not None, timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def communicate(
+        self, input: bytes | None = None, timeout: float | None = None
+    ) -> tuple[bytes, bytes]:
+        """Wait for the exit; what is left of the ready pipe (stderr is a log file)."""
+        if input:
+            raise ValueError("a forked process has no stdin pipe")
+        self.wait(timeout)
+        out = self.stdout.read() if self.stdout is not None and not self.stdout.closed else b""
+        return out or b"", b""
+
+    def send_signal(self, sig: int) -> None:
+        """Signal the process (not a reused pid: the pidfd names it); a no-op once it exited."""
+        self.host._resolve(self)
+        if self.returncode is None and self.pidfd >= 0:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.pidfd, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def killpg(self, sig: int) -> None:
+        """Signal the process group (the child leads its own), while the leader lives."""
+        self.host._resolve(self)
+        if self.returncode is None and self._pid > 0:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._pid, sig)
+
+    def _exit(self, code: int) -> None:
+        self.returncode = code
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+
+    def __repr__(self) -> str:
+        return f"<ForkedProcess pid={self._pid} returncode={self.returncode}>"
+
+
+class PeerHost:
+    """One warm host process and the children it forked; :meth:`close` ends them all."""
+
+    def __init__(self, log_path: Path, manifest: ManifestLike | None = None) -> None:
+        self.manifest = manifest
+        self._ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        argv = [sys.executable, "-m", "rawstack_harness.backends.linux.peerhost"]
+        try:
+            with open(log_path, "ab") as log:
+                self.proc = subprocess.Popen(
+                    [*argv, str(theirs.fileno())],
+                    pass_fds=(theirs.fileno(),),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    start_new_session=True,  # Ctrl-C to the harness's group is not for it
+                    cwd="/",
+                )
+        finally:
+            theirs.close()
+        self.pid = self.proc.pid
+        if manifest is not None:
+            manifest.add("proc", f"pid:{self.pid}", pid=self.pid, start=proc_start_time(self.pid))
+        self._send_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        # Guards everything below; ``_reading`` says some thread is reading the socket.
+        self._cond = threading.Condition()
+        self._reading = False
+        self._replies: dict[int, tuple[dict[str, Any], list[int]]] = {}
+        self._hello = False
+        self._gone = False
+        self._children: dict[int, ForkedProcess] = {}
+        self._early_exits: dict[int, int] = {}
+        self.closed = False
+
+    # -- reading the host's messages (leader/follower) -------------------------------------
+    def _pump(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        """Read and dispatch messages until ``done()`` or ``timeout`` (None: forever).
+
+        Returns ``done()``. One thread reads at a time; the others wait to be handed what
+        it read, and one of them reads next if their message has not come.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        idle = False  # the last read found nothing: with no time left, stop
+        with self._cond:
+            while not done():
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if self._gone or (left == 0.0 and idle):
+                    break
+                if self._reading:
+                    idle = True
+                    self._cond.wait(left)
+                    continue
+                self._reading = True
+                self._cond.release()
+                try:
+                    msg, fds = self._read_one(left)
+                finally:
+                    self._cond.acquire()
+                    self._reading = False
+                idle = msg is None and not fds
+                if not idle or self._gone:
+                    self._dispatch(msg, fds)
+                self._cond.notify_all()
+            return done()
+
+    def _read_one(self, timeout: float | None) -> tuple[dict[str, Any] | None, list[int]]:
+        """One message, or ``(None, [])`` when none came in ``timeout``; EOF marks the host gone."""
+        try:
+            if not select.select([self._ctl], [], [], timeout)[0]:
+                return None, []
+            msg, fds = recv_msg(self._ctl)
+        except (OSError, ValueError):  # ValueError: our own socket was closed
+            msg, fds = None, []
+        if msg is None:
+            with self._cond:
+                self._gone = True
+        return msg, fds
+
+    def _dispatch(self, msg: dict[str, Any] | None, fds: list[int]) -> None:
+        """Called with ``_cond`` held."""
+        if self._gone and msg is None:
+            for child in list(self._children.values()):
+                self._exited(child._pid, HOST_DIED)
+            return
+        assert msg is not None
+        op = msg.get("op")
+        if op == "hello":
+            self._hello = True
+        elif op == "exit":
+            self._exited(int(msg["pid"]), int(msg["code"]))
+        elif op in ("spawned", "error"):
+            self._replies[int(msg["id"])] = (msg, fds)
+            return
+        for fd in fds:
+            os.close(fd)
+
+    def _exited(self, pid: int, code: int) -> None:
+        child = self._children.pop(pid, None)
+        if child is None:  # reported before the spawn's reply was taken
+            self._early_exits[pid] = code
+            return
+        if self.manifest is not None:
+            self.manifest.remove("proc", f"pid:{pid}")
+        child._exit(code)
+
+    def _resolve(self, child: ForkedProcess) -> None:
+        """Take the reply to ``child``'s spawn request: its pid, pidfd and manifest entry."""
+        if child.rid == 0:
+            return
+        self._pump(lambda: child.rid in self._replies, REPLY_TIMEOUT)
+        with self._cond:
+            if child.rid == 0:  # another thread took it meanwhile
+                return
+            found = self._replies.pop(child.rid, None)
+            child.rid = 0
+            if found is None or found[0]["op"] != "spawned":
+                # No child to wait for: it was never forked, or its host died before saying
+                # which it was (PDEATHSIG has killed it then).
+                child.returncode = HOST_DIED
+                if found is not None:
+                    raise PeerHostError(f"the peer host could not fork: {found[0].get('message')}")
+                if not self._gone:
+                    raise PeerHostError("the peer host did not answer in time")
+                return
+            reply, fds = found
+            child._pid = int(reply["pid"])
+            child.pidfd = fds[0] if fds else -1
+            if self.manifest is not None:
+                key = f"pid:{child._pid}"
+                self.manifest.add("proc", key, pid=child._pid, start=reply.get("start"))
+            early = self._early_exits.pop(child._pid, None)
+            if early is None:
+                self._children[child._pid] = child
+            else:
+                if self.manifest is not None:
+                    self.manifest.remove("proc", f"pid:{child._pid}")
+                child._exit(early)
+
+    def _why_gone(self) -> str:
+        code = self.proc.poll()
+        status = f"exited with status {code}" if code is not None else "closed its socket"
+        return f"the peer host (pid {self.pid}) {status}"
+
+    # -- API -----------------------------------------------------------------------------
+    def wait_warm(self, timeout: float = HELLO_TIMEOUT) -> None:
+        """Block until the host has imported everything (the first spawn does this)."""
+        if not self._pump(lambda: self._hello or self._gone, timeout):
+            raise PeerHostError(f"the peer host was not ready within {timeout:g}s")
+        if self._gone:
+            raise PeerHostError(self._why_gone())
+
+    def spawn(
+        self,
+        netns_fd: int,
+        args: Sequence[str],
+        stdout_path: Path,
+        stderr_path: Path,
+        *,
+        ready_lines: int = 0,
+        sysctls: Sequence[tuple[str, str]] = (),
+    ) -> ForkedProcess:
+        """Fork ``rawstack ARGS`` into the namespace ``netns_fd``, logs appended to the paths.
+
+        The child writes ``sysctls`` (``net.*`` keys, in its namespace) before running; one
+        it cannot write is an error on its stderr and exit status 1.
+        With ``ready_lines``, the child's first lines of stdout are also readable from the
+        returned process's ``stdout`` (a pipe the child closes after them). Returns once the
+        request is sent; a host that cannot fork raises when the pid is first asked for.
+        """
+        if self.closed:
+            raise PeerHostError("the peer host is closed")
+        self.wait_warm()
+        fds = [
+            os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            for path in (stdout_path, stderr_path)
+        ]
+        reader: IO[bytes] | None = None
+        try:
+            if ready_lines:
+                r, w = os.pipe2(os.O_CLOEXEC)
+                reader = open(r, "rb", buffering=0)  # noqa: SIM115 - the child's to close
+                fds.append(w)
+            with self._send_lock:
+                rid = next(self._ids)
+                request = {
+                    "op": "spawn",
+                    "id": rid,
+                    "args": list(args),
+                    "ready_lines": ready_lines,
+                    "sysctls": [list(item) for item in sysctls],
+                }
+                send_msg(self._ctl, request, [netns_fd, *fds])
+        except BaseException as exc:
+            if reader is not None:
+                reader.close()
+            if isinstance(exc, OSError):
+                raise PeerHostError(f"the peer host is gone: {exc}") from None
+            raise
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return ForkedProcess(self, rid, args, reader)
+
+    def children(self) -> list[ForkedProcess]:
+        """Children not reported dead yet (as far as the messages read so far tell)."""
+        with self._cond:
+            return list(self._children.values())
+
+    def alive(self) -> bool:
+        return not self._gone and not self.closed and self.proc.poll() is None
+
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> int | None:
+        """End the host: it SIGKILLs every child; return its exit status."""
+        if self.closed:
+            return self.proc.returncode
+        self.closed = True
+        with contextlib.suppress(OSError):
+            self._ctl.shutdown(socket.SHUT_WR)  # EOF for the host: kill all, exit
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._pump(lambda: self._gone, 1.0)  # its last exit reports, then EOF
+        with self._cond:
+            for child in list(self._children.values()):
+                self._exited(child._pid, HOST_DIED)
+            for fds in [f for _, f in self._replies.values()]:
+                for fd in fds:
+                    os.close(fd)
+            self._replies.clear()
+        self._ctl.close()
+        if self.manifest is not None:
+            self.manifest.remove("proc", f"pid:{self.pid}")
+        return self.proc.returncode

@@ -1,0 +1,344 @@
+"""The warm peer host: one already-imported interpreter per run that forks a node's peers.
+
+Theory of operation: starting ``python -m rawstack serve-all`` costs an interpreter start and
+rawstack's imports on every spawn (~100 ms, ~18 MB PSS). This process pays that once: it
+imports every rawstack command, freezes what it has allocated (``gc.freeze()``, so a child's
+collector never writes to, and so never copies, the host's pages), then waits on its control
+socket. While idle it forks :data:`SPARES` children ahead: each does the setup no request
+changes (its own session and process group, the death signal, default signal handlers, no
+inherited descriptors; the copy-on-write faults of a fresh fork) and waits on a socket of its
+own. A ``spawn`` request carries the node's namespace fd, the stdout and stderr files and
+optionally a *ready pipe*; the host passes them to a spare, which enters the namespace
+(``setns``), takes those fds as 0/1/2, writes the requested ``net.*`` sysctls and runs the
+``rawstack`` command line in-process: the same parser, errors and exit statuses as
+``python -m rawstack ARGS``. The first ``ready_lines`` lines it writes to stdout are copied to
+the ready pipe, which is then closed, so the harness reads ready lines without a copier
+thread and the log file has everything.
+
+Exit statuses: the host is every child's parent; it reaps on SIGCHLD and reports
+``{"op": "exit", "pid", "code"}`` (``code`` as ``Popen.returncode``: negative for a signal).
+
+Crash safety, in three layers: each child has ``PR_SET_PDEATHSIG`` = SIGKILL (the host is
+single-threaded, so that is the host's death); the host SIGKILLs every child's group and
+exits when its control socket reaches EOF (the harness process died, even by SIGKILL); and
+the harness records the host and every child in the run's manifest, so the reaper kills
+them too. Nothing here waits for a child's graceful exit: the harness decides that.
+
+Wire format: ``AF_UNIX``/``SOCK_SEQPACKET``, one JSON object per message, descriptors as
+``SCM_RIGHTS``. Requests: ``{"op": "spawn", "id", "args", "ready_lines", "sysctls"}`` with fds
+``[netns, stdout, stderr(, ready)]``. Replies: ``{"op": "hello", "pid"}`` once warm,
+``{"op": "spawned", "id", "pid", "start"}`` with the child's pidfd, ``{"op": "error", "id",
+"message"}``, and the exit reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import importlib
+import io
+import json
+import os
+import pkgutil
+import select
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from rawstack_harness.backends.linux import nsutil
+
+MAX_MESSAGE = 65536
+MAX_FDS = 4
+READY_FD = 3  # where the child keeps the ready pipe while it copies lines into it
+SPARE_FD = 3  # where a spare keeps its socket to the host until it is assigned
+SPARES = 2  # forked ahead: a pair's two peers both start from one
+
+
+def send_msg(sock: socket.socket, msg: dict[str, Any], fds: Sequence[int] = ()) -> None:
+    """One message, with ``fds`` as ancillary data."""
+    data = json.dumps(msg).encode()
+    if fds:
+        socket.send_fds(sock, [data], list(fds))
+    else:
+        sock.send(data)
+
+
+def recv_msg(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    """The next message and its fds; ``(None, [])`` at EOF."""
+    data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    msg: dict[str, Any] = json.loads(data)
+    return msg, fds
+
+
+class _ReadyTee(io.TextIOBase):
+    """``sys.stdout`` of a child: everything to the log, the first lines to the ready pipe too."""
+
+    def __init__(self, out: io.TextIOWrapper, ready_fd: int, lines: int) -> None:
+        super().__init__()
+        self._out = out
+        self._ready = ready_fd
+        self._left = lines
+
+    def write(self, text: str) -> int:
+        n = self._out.write(text)
+        if self._ready >= 0:
+            self._out.flush()  # the log has a line before the harness acts on it
+            data = text.encode("utf-8", "backslashreplace")
+            with contextlib.suppress(OSError):  # the harness stopped reading: only a copy
+                while data:
+                    data = data[os.write(self._ready, data) :]
+            self._left -= text.count("\n")
+            if self._left <= 0:
+                os.close(self._ready)
+                self._ready = -1
+        return n
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def fileno(self) -> int:
+        return self._out.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _write_sysctls(items: Sequence[Sequence[str]]) -> None:
+    for key, value in items:
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w", encoding="ascii") as fh:
+                fh.write(value)
+        except OSError as exc:
+            sys.stderr.write(f"peer host: sysctl {key}={value}: {exc.strerror}\n")
+            sys.stderr.flush()
+            os._exit(1)
+
+
+def _become_spare(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> None:
+    """In a freshly forked spare: the setup no spawn request changes, then wait for one.
+
+    Never returns: the assignment (:func:`_run_assigned`) ends in ``os._exit``.
+    """
+    try:
+        os.setsid()
+        libc.prctl(nsutil.PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != host_pid:  # the host died before prctl took effect
+            os._exit(1)
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # The object must never close its number later: after this it may name another file.
+        os.dup2(sock.detach(), SPARE_FD)
+        os.closerange(SPARE_FD + 1, 1 << 20)  # the host's sockets, other spares' ends
+        assignment = socket.socket(fileno=SPARE_FD)
+        msg, fds = recv_msg(assignment)
+    except BaseException:
+        os._exit(1)
+    if msg is None:  # the host closed our socket: not needed after all
+        os._exit(0)
+    assignment.detach()
+    os.close(SPARE_FD)
+    _run_assigned(libc, msg, fds)
+
+
+def _run_assigned(libc: ctypes.CDLL, msg: dict[str, Any], fds: list[int]) -> None:
+    """In a spare that got its request: enter the node, take its fds, run ``rawstack ARGS``."""
+    code = 1
+    args = [str(a) for a in msg["args"]]
+    lines = int(msg.get("ready_lines", 0))
+    try:
+        netns, out_fd, err_fd = fds[:3]
+        if libc.setns(netns, nsutil.CLONE_NEWNET) != 0:
+            os.write(err_fd, f"setns: {os.strerror(ctypes.get_errno())}\n".encode())
+            os._exit(126)
+        null = os.open(os.devnull, os.O_RDONLY)
+        for fd, target in ((null, 0), (out_fd, 1), (err_fd, 2)):
+            os.dup2(fd, target)
+        if len(fds) > 3:
+            os.dup2(fds[3], READY_FD)
+        os.closerange(READY_FD + 1 if len(fds) > 3 else READY_FD, 1 << 20)
+        # The host's stream objects point at its own 0/1/2 and buffers: new ones, unshared.
+        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+        out = open(1, "w", encoding="utf-8", buffering=1, closefd=False)  # noqa: SIM115
+        sys.stdout = _ReadyTee(out, READY_FD, lines) if len(fds) > 3 else out
+        sys.stderr = open(  # noqa: SIM115
+            2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False
+        )
+        _write_sysctls([(str(k), str(v)) for k, v in msg.get("sysctls", [])])
+        sys.argv = ["rawstack", *args]
+        from rawstack.cli import main
+
+        code = main(args)
+    except SystemExit as exc:  # argparse: --help, usage errors
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            traceback.print_exc()
+    finally:
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+# What a ``rawstack`` child of the host is started with most: built, parsed and imported
+# before forking, so no child pays for it (or copies the pages it would have written).
+WARM_COMMANDS = (["serve-all", "--iface", "lo"], ["udp", "serve"], ["http", "serve"])
+
+
+def warm_up() -> None:
+    """Import all of rawstack and build the usual commands' parsers, as each child would."""
+    import platform
+
+    import rawstack
+    import rawstack.cli
+
+    for info in pkgutil.walk_packages(rawstack.__path__, "rawstack."):
+        if info.name.endswith(".__main__"):  # importing it runs the command line
+            continue
+        with contextlib.suppress(ImportError):  # another OS's module
+            importlib.import_module(info.name)
+    platform.uname()  # cached: the BPF layout asks for platform.machine()
+    for argv in WARM_COMMANDS:
+        rawstack.cli._cached_parser(argv[0]).parse_args(argv)
+
+
+class Host:
+    """The host's loop: requests from the harness, SIGCHLD reaping, EOF means kill all."""
+
+    def __init__(self, ctl: socket.socket) -> None:
+        self.ctl = ctl
+        self.pid = os.getpid()
+        self.libc = nsutil.libc()
+        self.children: set[int] = set()  # assigned: their exits are reported
+        self.spares: list[tuple[int, int, socket.socket]] = []  # (pid, pidfd, socket)
+        self._wake_r, self._wake_w = socket.socketpair()
+        for s in (self._wake_r, self._wake_w):
+            s.setblocking(False)
+
+    def serve(self) -> None:
+        signal.set_wakeup_fd(self._wake_w.fileno())
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # the wakeup fd does the work
+        poller = select.poll()
+        poller.register(self.ctl, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        send_msg(self.ctl, {"op": "hello", "pid": self.pid})
+        try:
+            while True:
+                # Idle (nothing asked for): fork the spares the next requests will take.
+                idle = len(self.spares) < SPARES and not poller.poll(0)
+                if idle:
+                    self.add_spare()
+                    continue
+                ready = {fd for fd, _ in poller.poll()}
+                if self._wake_r.fileno() in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        while self._wake_r.recv(64):
+                            pass
+                    self.reap()
+                if self.ctl.fileno() in ready:
+                    msg, fds = recv_msg(self.ctl)
+                    if msg is None:
+                        return  # the harness is gone
+                    self.handle(msg, fds)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        finally:
+            self.kill_all()
+
+    def add_spare(self) -> None:
+        """Fork a spare: it does the request-independent setup now, off the spawn's path."""
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            mine.close()
+            _become_spare(self.pid, self.libc, theirs)
+        theirs.close()
+        self.spares.append((pid, os.pidfd_open(pid), mine))
+
+    def handle(self, msg: dict[str, Any], fds: list[int]) -> None:
+        try:
+            if msg.get("op") != "spawn" or len(fds) < 3:
+                send_msg(self.ctl, {"op": "error", "id": msg.get("id"), "message": "bad request"})
+                return
+            if not self.spares:
+                self.add_spare()
+            pid, pidfd, sock = self.spares.pop(0)
+            try:
+                send_msg(sock, msg, fds)  # the spare becomes the node's peer
+                self.children.add(pid)
+                reply = {"op": "spawned", "id": msg["id"], "pid": pid}
+                send_msg(self.ctl, {**reply, "start": nsutil.proc_start_time(pid)}, [pidfd])
+            finally:
+                os.close(pidfd)
+                sock.close()
+        except OSError as exc:
+            send_msg(self.ctl, {"op": "error", "id": msg.get("id"), "message": str(exc)})
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            for spare in [s for s in self.spares if s[0] == pid]:  # died unassigned
+                self.spares.remove(spare)
+                os.close(spare[1])
+                spare[2].close()
+            if pid not in self.children:
+                continue
+            self.children.discard(pid)
+            send_msg(
+                self.ctl, {"op": "exit", "pid": pid, "code": os.waitstatus_to_exitcode(status)}
+            )
+
+    def kill_all(self) -> None:
+        for pid, pidfd, sock in self.spares:
+            self.children.add(pid)
+            os.close(pidfd)
+            sock.close()
+        self.spares.clear()
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        for pid in list(self.children):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        self.children.clear()
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m rawstack_harness.backends.linux.peerhost CONTROL_FD``."""
+    ctl = socket.socket(fileno=int(argv[0]))
+    os.set_inheritable(ctl.fileno(), False)
+    # Ctrl-C reaches the harness's process group, not ours; SIGTERM ends the host at once.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    warm_up()
+    gc.freeze()
+    Host(ctl).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,199 @@
+"""The warm peer host: forked peers serve inside their node, report their status, leave nothing.
+
+Namespaces come from the harness fixtures; the host is this test's own (its children are
+recorded in the test run's manifest). Peers are proved to serve by the supervisor's
+independent probes, and a forked ``rawstack`` is compared with an exec'ed one in the same
+node: same exit status, same error line.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from rawstack_harness import probes
+from rawstack_harness.backends.linux.forked import HOST_DIED, ForkedProcess, PeerHost, PeerHostError
+from rawstack_harness.supervise import read_lines, read_ready
+
+pytestmark = pytest.mark.netns
+
+
+@pytest.fixture
+def host(netns_run: Any, tmp_path: Path) -> Iterator[PeerHost]:
+    """A peer host recording in this run's manifest; closed (children killed) at the end."""
+    peer_host = PeerHost(tmp_path / "host.log", netns_run.manifest)
+    yield peer_host
+    peer_host.close()
+
+
+def _wait_for(predicate: Callable[[], object], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())
+
+
+def _popen(proc: ForkedProcess) -> subprocess.Popen[bytes]:
+    """The supervisor's readers are typed for Popen; a forked process has what they use."""
+    return cast("subprocess.Popen[bytes]", proc)
+
+
+def _serve_all(host: PeerHost, node: Any, logs: Path, *args: str) -> ForkedProcess:
+    return host.spawn(
+        node.fd,
+        ["serve-all", "--iface", "eth0", *args],
+        logs / f"{node.name}.out",
+        logs / f"{node.name}.err",
+        ready_lines=4,
+    )
+
+
+def test_forked_serve_all_serves_in_its_node_and_stops_cleanly(
+    host: PeerHost, net: Any, tmp_path: Path
+) -> None:
+    a, b = net["a"], net["b"]
+    a.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    proc = _serve_all(host, a, tmp_path)
+    ready = {e["peer"]: e for e in read_ready(_popen(proc), 4, 20)}
+    assert sorted(ready) == ["chao", "http", "icmp", "udp"]
+    # Its namespace is node a's, not the host's.
+    assert os.stat(f"/proc/{proc.pid}/ns/net").st_ino == os.fstat(a.fd).st_ino
+    assert proc.stdout is not None
+    # EOF, not merely nothing to read: the child closed the ready pipe after its lines.
+    assert select.select([proc.stdout], [], [], 5)[0], "the ready pipe stayed open"
+    assert proc.stdout.read() == b""
+    for peer in ("http", "udp", "chao", "icmp"):
+        probes.probe_peer(peer, src=b, src_ifname="eth0", dst=a, dst_ifname="eth0", ready=ready)
+    proc.terminate()
+    assert proc.wait(10) == 0
+    out = (tmp_path / "a.out").read_text().splitlines()
+    assert [line for line in out if '"event": "ready"' in line] == out
+    assert len(out) == 4
+    assert "[udp] stopped" in (tmp_path / "a.err").read_text()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["serve-all", "--iface", "nosuch0"],
+        ["serve-all", "--bogus"],
+        ["udp", "serve", "--bind", "10.9.9.9"],
+    ],
+    ids=["unknown-iface", "usage", "cannot-bind"],
+)
+def test_forked_command_fails_as_the_exec_one_does(
+    host: PeerHost, net: Any, tmp_path: Path, args: list[str]
+) -> None:
+    a = net["a"]
+    proc = host.spawn(a.fd, args, tmp_path / "out", tmp_path / "err")
+    code = proc.wait(20)
+    execed = a.run([sys.executable, "-m", "rawstack", *args], capture_output=True)
+    assert code == execed.returncode != 0
+    forked_err = (tmp_path / "err").read_text().strip().splitlines()
+    assert forked_err[-1] == execed.stderr.decode().strip().splitlines()[-1]
+
+
+def test_signal_death_status_and_manifest(
+    host: PeerHost, net: Any, netns_run: Any, tmp_path: Path
+) -> None:
+    proc = _serve_all(host, net["a"], tmp_path, "--peers", "udp")
+    read_lines(_popen(proc), 1, 20)
+    pid = proc.pid  # taking the spawn's reply records the child
+    entries = {e["key"]: e for e in netns_run.manifest.live() if e["kind"] == "proc"}
+    assert f"pid:{pid}" in entries
+    assert entries[f"pid:{pid}"]["start"] is not None
+    assert f"pid:{host.pid}" in entries
+    proc.kill()
+    assert proc.wait(10) == -signal.SIGKILL
+    assert proc.poll() == -signal.SIGKILL
+    proc.kill()  # once it exited, a no-op (the pidfd is gone, no reused pid is hit)
+    live = {e["key"] for e in netns_run.manifest.live()}
+    assert f"pid:{pid}" not in live
+
+
+def test_children_die_with_the_host(host: PeerHost, net: Any, tmp_path: Path) -> None:
+    procs = [_serve_all(host, net[n], tmp_path, "--peers", "udp") for n in ("a", "b")]
+    for proc in procs:
+        read_lines(_popen(proc), 1, 20)
+    pids = [p.pid for p in procs]  # taken before the host dies: its replies are read
+    os.kill(host.pid, signal.SIGKILL)
+    assert _wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in pids), 10)
+    assert [p.wait(10) for p in procs] == [HOST_DIED, HOST_DIED]
+    with pytest.raises(PeerHostError, match="peer host"):
+        _serve_all(host, net["a"], tmp_path)
+
+
+OWNER = """
+import sys, time
+from pathlib import Path
+from rawstack_harness.backends.linux.nodes import build
+from rawstack_harness.backends.linux.runs import LinuxRun
+from rawstack_harness.topology import pair
+
+run = LinuxRun(label="peerhost-test")
+net = build(pair(), run)
+out = Path(sys.argv[1])
+child = net["a"].spawn_rawstack(["udp", "serve"], out.with_suffix(".o"), out.with_suffix(".e"), 1)
+child.stdout.readline()
+host = run.peer_host()
+out.write_text(" ".join([net["a"].path, str(run.dir), str(host.pid), str(child.pid)]))
+time.sleep(300)
+"""
+
+
+def test_sigkilled_owner_leaves_no_host_child_or_namespace(tmp_path: Path) -> None:
+    out = tmp_path / "pids"
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(out)], cwd=tmp_path)
+    try:
+        assert _wait_for(lambda: out.exists() and out.read_text(), 60), "the owner never built"
+        ns, run_dir, host_pid, child_pid = out.read_text().split()
+        assert os.path.exists(f"/proc/{child_pid}")
+        owner.kill()
+        owner.wait(30)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+
+    def gone() -> bool:
+        return not any(
+            os.path.exists(p) for p in (ns, run_dir, f"/proc/{host_pid}", f"/proc/{child_pid}")
+        )
+
+    assert _wait_for(gone, 15), "the killed owner's host, child or namespace outlived it"
+
+
+INNER = """
+import os
+
+def _ppid(pid):
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
+
+def test_parent(netns_pair, netns_run):
+    parents = {_ppid(p.proc.pid) for p in netns_pair.peers.values()}
+    expect = os.environ["EXPECT"]
+    if expect == "host":
+        assert parents == {netns_run.peer_host().pid}
+    else:
+        assert parents == {os.getpid()}
+"""
+
+
+@pytest.mark.parametrize(("option", "expect"), [([], "host"), (["--netns-peer-start=exec"], "me")])
+def test_fixture_peers_are_forked_by_the_host_unless_told_to_exec(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, option: list[str], expect: str
+) -> None:
+    pytester.makepyfile(test_inner=INNER)
+    monkeypatch.setenv("EXPECT", expect)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *option)
+    result.assert_outcomes(passed=1)
