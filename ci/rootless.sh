@@ -1,0 +1,73 @@
+#!/bin/sh
+# Run the harness as a plain user: create a fresh user, give it a copy of this checkout with
+# its own venv (installed offline from wheels of the packages .venv holds), run a command as
+# that user, check it left no process behind, then delete the user and everything it made.
+#
+#   sh ci/rootless.sh                  the rootless subset: tests/integration/test_next_rootless.py
+#   sh ci/rootless.sh COMMAND...       any command, run as the user from its checkout
+#   RAWSTACK_ROOTLESS_KEEP=1 ...       keep the user (prints its name) for a look around
+#
+# Needs root (it creates the user) and `sh ci/setup.sh` done. Exit: the command's status, or 1
+# when the user still had processes after it (a rootless run must leave none).
+set -eu
+
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+    echo "ci/rootless.sh: needs root (it creates and removes a plain user)" >&2
+    exit 77
+fi
+user="rsrootless$$"
+wheels=$(mktemp -d /tmp/rawstack-rootless-wheels.XXXXXX)
+home=""
+# shellcheck disable=SC2317 # called by the trap below
+cleanup() {
+    rm -rf "$wheels"
+    if [ -n "$home" ] && [ "${RAWSTACK_ROOTLESS_KEEP:-}" != 1 ]; then
+        userdel -r "$user" 2>/dev/null || userdel -f -r "$user" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT INT TERM
+
+# Wheels of exactly what .venv holds: the user's venv installs them with no index.
+.venv/bin/pip freeze --all --exclude-editable >"$wheels/requirements.txt"
+.venv/bin/pip wheel -q --disable-pip-version-check --no-deps -w "$wheels" \
+    -r "$wheels/requirements.txt" 2>/dev/null
+chmod -R a+rX "$wheels"
+
+useradd -m -s /bin/sh "$user"
+home=$(getent passwd "$user" | cut -d: -f6)
+# The checkout as the user sees it: tracked and new files, no venv, caches or artifacts.
+mkdir "$home/rawstack"
+git ls-files -co --exclude-standard -z | xargs -0 cp -P --parents -t "$home/rawstack"
+chown -R "$user:" "$home/rawstack"
+
+as_user() {
+    # setpriv, not su: no PAM session, the user's own uid, gid and groups only.
+    # shellcheck disable=SC2016 # $HOME and $@ expand in the user's shell
+    setpriv --reuid="$user" --regid="$user" --init-groups --reset-env \
+        env HOME="$home" PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+        sh -c 'cd "$HOME/rawstack" && exec "$@"' sh "$@"
+}
+as_user python3 -m venv .venv
+as_user .venv/bin/pip install -q --disable-pip-version-check --no-index \
+    --find-links "$wheels" -r "$wheels/requirements.txt"
+as_user .venv/bin/pip install -q --disable-pip-version-check --no-index \
+    --find-links "$wheels" --no-build-isolation --no-deps -e .
+
+if [ "$#" = 0 ]; then
+    set -- .venv/bin/pytest -q -p no:cacheprovider -n 2 tests/integration/test_next_rootless.py
+fi
+rc=0
+as_user "$@" || rc=$?
+
+# A rootless run ends with its pid namespace: nothing of the user's may still run.
+left=$(ps -o pid=,args= -u "$user" || true)
+if [ -n "$left" ]; then
+    echo "ci/rootless.sh: processes of $user left after the run:" >&2
+    echo "$left" >&2
+    rc=1
+fi
+if [ "${RAWSTACK_ROOTLESS_KEEP:-}" = 1 ]; then
+    echo "ci/rootless.sh: kept user $user (home $home); remove it with: userdel -r $user" >&2
+fi
+exit "$rc"

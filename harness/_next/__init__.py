@@ -1,0 +1,1 @@
+"""New harness mechanisms waiting for their room in the backend layout (temporary)."""
