@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from rawstack_harness.backends.linux import LinuxNode
+from rawstack_harness.backends.linux.nodes import LinuxNode
 from rawstack_harness.clients import rawstack_argv
 
 from bench.context import Context

@@ -7,7 +7,7 @@ interval, in alternating rounds so load from other jobs hits both alike. RTTs ar
 
 from __future__ import annotations
 
-from rawstack_harness.backends.linux import LinuxNode
+from rawstack_harness.backends.linux.nodes import LinuxNode
 from rawstack_harness.clients import rawstack_argv
 
 from bench.context import Context

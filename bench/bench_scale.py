@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rawstack_harness.backends.linux import Network, build
+from rawstack_harness.backends.linux.nodes import LinuxNetwork, build
 from rawstack_harness.supervise import PeerProcess, start_peers
 from rawstack_harness.topology import pair
 
@@ -104,7 +104,7 @@ class ScaleRun:
 def run(ctx: Context) -> Section:
     res = ScaleRun(ctx.opts.pairs, missing_command("serve-all"))
     budget = 60.0 if ctx.opts.quick else 420.0
-    nets: list[Network] = []
+    nets: list[LinuxNetwork] = []
     peers: list[PeerProcess] = []
     build(pair("warmup"), ctx.run).destroy()  # first-use imports stay out of pair #1
     before = _meminfo()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from rawstack_harness.backends.linux import build
+from rawstack_harness.backends.linux.nodes import build
 from rawstack_harness.topology import pair
 
 from bench.context import Context
@@ -92,8 +92,8 @@ def run(ctx: Context) -> Section:
         + "; the rest of each figure is teardown.",
         "The floor includes fork+exec of `unshare` and `true`, which the in-process harness "
         "does not pay, so a figure under 1x is possible.",
-        "The harness backend is `rawstack_harness.backends.linux.build(pair())` + "
-        "`Network.destroy()` inside one already-open harness run (a run is opened once per "
+        "The harness backend is `rawstack_harness.backends.linux.nodes.build(pair())` + "
+        "`LinuxNetwork.destroy()` inside one already-open harness run (a run is opened once per "
         "pytest session).",
         "The ip script is one `sh -c` per setup and one per teardown (`ip netns del` x2): "
         + "; ".join(line for line in IP_SETUP.splitlines()[1:] if line)

@@ -15,7 +15,7 @@ import struct
 import time
 from dataclasses import dataclass
 
-from rawstack_harness.backends.linux import LinuxNode
+from rawstack_harness.backends.linux.nodes import LinuxNode
 from rawstack_harness.clients import rawstack_argv
 
 from bench.context import Context

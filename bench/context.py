@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rawstack_harness.runstate import Run
+from rawstack_harness.backends.linux.runs import LinuxRun
 
 from bench.options import Options
 
@@ -17,7 +17,7 @@ class Context:
     """Shared by the benchmarks of one ``python -m bench`` run."""
 
     opts: Options
-    run: Run
+    run: LinuxRun
     tmp: Path
 
     def log(self, message: str) -> None:

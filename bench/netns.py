@@ -1,6 +1,7 @@
 """Namespaces and processes for the benchmarks, always recorded in a harness run.
 
-Theory of operation: every benchmark works inside a :class:`rawstack_harness.runstate.Run`, whose
+Theory of operation: every benchmark works inside a
+:class:`rawstack_harness.backends.linux.runs.LinuxRun`, whose
 manifest names each namespace and process *before* it exists and whose reaper process removes
 whatever the manifest still lists if this process dies (SIGKILL included). The baseline
 topologies (the ``ip`` script, plain pyroute2) are recorded in the same manifest by path, so
@@ -20,9 +21,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from rawstack_harness.backends.linux import LinuxNode, Network, build
+from rawstack_harness.backends.linux.nodes import LinuxNetwork, LinuxNode, build
+from rawstack_harness.backends.linux.runs import NETNS_DIR, LinuxRun
 from rawstack_harness.clients import rawstack_argv
-from rawstack_harness.runstate import NETNS_DIR, Run
 from rawstack_harness.supervise import ReadyFailed, ReadyTimeout, read_ready
 from rawstack_harness.topology import pair
 
@@ -51,7 +52,7 @@ class BenchError(Exception):
 
 
 @contextlib.contextmanager
-def harness_pair(run: Run, name: str = "bench") -> Iterator[Network]:
+def harness_pair(run: LinuxRun, name: str = "bench") -> Iterator[LinuxNetwork]:
     """``rawstack_harness.topology.pair()`` built by the harness backend, destroyed on exit."""
     net = build(pair(name), run)
     try:
@@ -60,22 +61,22 @@ def harness_pair(run: Run, name: str = "bench") -> Iterator[Network]:
         net.destroy()
 
 
-def _names(run: Run) -> tuple[str, str]:
+def _names(run: LinuxRun) -> tuple[str, str]:
     prefix = run.next_prefix()
     return f"{prefix}-a", f"{prefix}-b"
 
 
-def _record(run: Run, names: Sequence[str]) -> None:
+def _record(run: LinuxRun, names: Sequence[str]) -> None:
     for name in names:
         run.manifest.add("netns", os.path.join(NETNS_DIR, name))
 
 
-def _forget(run: Run, names: Sequence[str]) -> None:
+def _forget(run: LinuxRun, names: Sequence[str]) -> None:
     for name in names:
         run.manifest.remove("netns", os.path.join(NETNS_DIR, name))
 
 
-def ip_script_pair(run: Run) -> tuple[float, float]:
+def ip_script_pair(run: LinuxRun) -> tuple[float, float]:
     """Build and remove the pair with ``sh -c`` + ``ip``; return (setup, teardown) seconds."""
     a, b = _names(run)
     _record(run, (a, b))
@@ -106,7 +107,7 @@ def ip_script_pair(run: Run) -> tuple[float, float]:
     return t1 - t0, t2 - t1
 
 
-def pyroute2_pair(run: Run) -> tuple[float, float]:
+def pyroute2_pair(run: LinuxRun) -> tuple[float, float]:
     """Build and remove the pair with plain pyroute2 calls; return (setup, teardown) seconds."""
     from pyroute2 import IPRoute, netns
 

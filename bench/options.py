@@ -10,7 +10,7 @@ from pathlib import Path
 from rawstack.cli._options import at_least, positive_float
 
 # Run order: cheap harness figures first, the slow suite last.
-BENCHMARKS = ("setup", "ready", "http", "udp", "ping", "chao", "scale", "suite")
+BENCHMARKS = ("setup", "ready", "http", "http-memory", "udp", "ping", "chao", "scale", "suite")
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
 

@@ -29,6 +29,7 @@ MODULES = {
     "setup": "bench.bench_setup",
     "ready": "bench.bench_ready",
     "http": "bench.bench_http",
+    "http-memory": "bench.bench_http_memory",
     "udp": "bench.bench_udp",
     "ping": "bench.bench_ping",
     "chao": "bench.bench_chao",
@@ -88,11 +89,11 @@ def write_atomically(path: Path, text: str) -> None:
 
 def measure(opts: Options) -> list[Section]:
     """Run every chosen benchmark inside one harness run and one temp dir."""
-    from rawstack_harness.runstate import Run
+    from rawstack_harness.backends.linux.runs import LinuxRun
 
     sections: list[Section] = []
     with tempfile.TemporaryDirectory(prefix="rawstack-bench-") as tmp:
-        run = Run(label="bench")
+        run = LinuxRun(label="bench")
         try:
             ctx = Context(opts, run, Path(tmp))
             for name in opts.benchmarks:
@@ -104,7 +105,7 @@ def measure(opts: Options) -> list[Section]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse(sys.argv[1:] if argv is None else argv)
-    from rawstack_harness.env import missing_requirement
+    from rawstack_harness.backends.linux.env import missing_requirement
 
     reason = missing_requirement()
     if reason:

@@ -3,7 +3,7 @@
 # its own venv (installed offline from wheels of the packages .venv holds), run a command as
 # that user, check it left no process behind, then delete the user and everything it made.
 #
-#   sh ci/rootless.sh                  the rootless subset: tests/integration/test_next_rootless.py
+#   sh ci/rootless.sh                  the rootless subset: tests/integration/test_rootless_namespaces.py
 #   sh ci/rootless.sh COMMAND...       any command, run as the user from its checkout
 #   RAWSTACK_ROOTLESS_KEEP=1 ...       keep the user (prints its name) for a look around
 #
@@ -55,7 +55,7 @@ as_user .venv/bin/pip install -q --disable-pip-version-check --no-index \
     --find-links "$wheels" --no-build-isolation --no-deps -e .
 
 if [ "$#" = 0 ]; then
-    set -- .venv/bin/pytest -q -p no:cacheprovider -n 2 tests/integration/test_next_rootless.py
+    set -- .venv/bin/pytest -q -p no:cacheprovider -n 2 tests/integration/test_rootless_namespaces.py
 fi
 rc=0
 as_user "$@" || rc=$?

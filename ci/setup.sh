@@ -17,11 +17,12 @@ log=$artifacts/setup.log
 venv=.venv
 
 # core: what the code and the integration tests call (the harness itself needs no binaries,
-#   pyroute2 speaks netlink; the tests use these as independent oracles and tools).
+#   pyroute2 speaks netlink; the tests use these as independent oracles and tools; gcc
+#   compiles iputils' own statistics code as the oracle of rawstack ping's arithmetic).
 # check: what ci/test.sh runs besides pytest (vagrant-libvirt lets ci/vagrant-validate.sh
-#   check the Vagrantfile's libvirt block without libvirtd).  bench: the HTTP benchmark's reference server
-#   and load generator.
-pkgs_core="python3-venv iproute2 procps util-linux iputils-ping curl socat tcpdump tshark"
+#   check the Vagrantfile's libvirt block without libvirtd).
+# bench: the HTTP benchmark's reference server and load generator.
+pkgs_core="python3-venv iproute2 procps util-linux iputils-ping curl socat tcpdump tshark gcc libc6-dev"
 pkgs_check="shellcheck vagrant vagrant-libvirt"
 pkgs_bench="nginx-light wrk"
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
-from rawstack_harness import clients
+from rawstack_harness import Network, clients
+from rawstack_harness.topology import Topology
 
 
-def test_udp_both_ways(netns_pair: Any) -> None:
+def test_udp_both_ways(netns_pair: Network) -> None:
     """netns_pair: nodes a (10.0.0.1) and b (10.0.0.2), serve-all running and probed on both."""
     for src, dst in (("a", "b"), ("b", "a")):
         ready = netns_pair.peers[dst].ready  # the ready lines: ports, MACs
@@ -15,7 +16,7 @@ def test_udp_both_ways(netns_pair: Any) -> None:
         assert rtt_ms > 0
 
 
-def test_my_own_topology(netns_topology: Any) -> None:
+def test_my_own_topology(netns_topology: Callable[[Topology], Network]) -> None:
     from rawstack_harness.topology import line3
 
     net = netns_topology(line3())  # a - r - b, r forwarding; no peers started

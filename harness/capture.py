@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from rawstack.codec.pcap import LINKTYPE_ETHERNET, MAX_SNAPLEN, PcapRecord, write_pcap
 
@@ -52,6 +52,25 @@ __all__ = [
     "start_capture",
     "stop_all",
 ]
+
+if TYPE_CHECKING:
+    from rawstack_harness.topology.spec import Topology
+
+
+class SocketNode(Protocol):
+    """What a tap needs of a node: a socket opened inside it."""
+
+    def socket(self, family: int, type: int, proto: int) -> socket.socket: ...
+
+
+class Captured(Protocol):
+    """What capture needs of a network (every ``Network`` is one): its spec and its nodes."""
+
+    @property
+    def topology(self) -> Topology: ...
+
+    def __getitem__(self, name: str) -> SocketNode: ...
+
 
 MODES = ("never", "failed", "always")
 RING_BYTES = 4 << 20  # per endpoint: a few hundred ms of a flood, hours of probes
@@ -156,7 +175,7 @@ class Tap:
         return ", ".join(parts)
 
 
-def open_tap_socket(node: Any, ifname: str) -> socket.socket:
+def open_tap_socket(node: SocketNode, ifname: str) -> socket.socket:
     """A non-blocking, timestamping packet socket for every frame of ``ifname`` in ``node``."""
     sock: socket.socket = node.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     try:
@@ -310,15 +329,19 @@ def _timestamp(ancdata: list[tuple[int, int, bytes]]) -> int:
     return time.time_ns()  # the kernel always sends one once asked; this is a fallback
 
 
-def start_capture(net: Any, limit: int = RING_BYTES) -> Capture:
-    """Open a tap on every link endpoint of ``net`` (a built Linux network) and start reading."""
+def start_capture(net: Captured, limit: int = RING_BYTES) -> Capture:
+    """Open a tap on every link endpoint of ``net`` and start reading.
+
+    Needs a backend whose nodes open sockets (``capabilities.node_sockets``) and AF_PACKET,
+    which is Linux's; the plugin asks the capabilities before calling this.
+    """
     taps: list[Tap] = []
     try:
         for link in net.topology.links:
             for ep in (link.a, link.b):
                 sock = open_tap_socket(net[ep.node], ep.ifname)
                 taps.append(Tap(f"{ep.node}:{ep.ifname}", sock, limit))
-        return Capture(taps, name=str(getattr(net, "prefix", net.topology.name))).start()
+        return Capture(taps, name=f"capture-{net.topology.name}").start()
     except BaseException:
         for tap in taps:
             tap.sock.close()
@@ -341,7 +364,7 @@ class ItemCaptures:
         self.written: list[tuple[Path, Tap]] = []
         self._names: list[str] = []
 
-    def add(self, net: Any) -> None:
+    def add(self, net: Captured) -> None:
         """Start capturing ``net``; a failure to open a tap becomes a note, not a test error."""
         name = str(net.topology.name)
         self._names.append(name)

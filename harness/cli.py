@@ -4,7 +4,9 @@ Exit status as in :mod:`rawstack.errors`: 0 ok, 1 failed, 2 bad input (a bad spe
 field, or an OS with no backend), 77 not root.
 
 The backend is :func:`rawstack_harness.backends.select_backend`'s: Linux namespaces or FreeBSD VNET
-jails. ``up``/``down`` (kept topologies) are Linux-only for now; on FreeBSD they say so.
+jails. ``up``/``down`` need a backend that can keep topologies (``capabilities.keep``: the
+Linux one for now); elsewhere they say so. Every failure is a
+:class:`rawstack_harness.errors.HarnessError` (or another ``RawstackError``): one line, its code.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rawstack.errors import EXIT_FAILED, EXIT_NOPERM, EXIT_USAGE, RawstackError
+from rawstack.errors import EXIT_FAILED, EXIT_USAGE, RawstackError
 
 if TYPE_CHECKING:
-    from rawstack_harness.backends import Backend
+    from rawstack_harness.backends import Backend, Capabilities, Network, Peer, Run
     from rawstack_harness.clients import Exchange
 
 PROG = "netns-harness"
@@ -36,7 +39,7 @@ def _root(args: argparse.Namespace) -> str:
 
 
 def _need_root() -> None:
-    from rawstack_harness.runstate import NotPrivileged
+    from rawstack_harness.errors import NotPrivileged
 
     reason = _backend().missing_requirement()
     if reason:
@@ -44,62 +47,104 @@ def _need_root() -> None:
 
 
 def _need_keep(command: str) -> None:
-    from rawstack_harness.backends import Unsupported
+    from rawstack_harness.errors import Unsupported
 
     backend = _backend()
-    if not backend.supports_keep:
+    if not backend.capabilities.keep:
         raise Unsupported(
             f"{command} is not supported on the {backend.name} backend yet (kept topologies "
             "need a keeper process; only the Linux one exists)"
         )
 
 
-def _demo_rows(run: Any) -> tuple[list[Exchange], dict[str, float]]:
+@dataclass(frozen=True)
+class DemoExchange:
+    """One row of the demo: a client run in ``src`` against ``dst``, and who answers it."""
+
+    protocol: str
+    src: str
+    dst: str
+    direction: str
+    server: str
+
+
+# The line3 rows go through r: the peers that route (CHAO is one link only, UDP adds nothing).
+LINE3_PEERS = ("http", "icmp")
+
+
+def demo_plan(caps: Capabilities) -> tuple[list[DemoExchange], ...]:
+    """The demo's rows: (pair before serve-all, pair with serve-all, line3 with serve-all).
+
+    Before serve-all turns the kernel's echo off, rawstack's ping runs against the kernel;
+    where the kernel is the ICMP peer anyway the later rows show it, so there are none.
+    """
+    from rawstack_harness.backends import KERNEL, RAWSTACK
+    from rawstack_harness.clients import PROTOCOLS
+
+    both = (("a", "b"), ("b", "a"))
+    before = [
+        DemoExchange("icmp", s, d, f"{s}->{d}", KERNEL)
+        for s, d in both
+        if caps.icmp_responder == RAWSTACK
+    ]
+    served = caps.servers(PROTOCOLS)
+    with_peers = [DemoExchange(p, s, d, f"{s}->{d}", served[p]) for s, d in both for p in PROTOCOLS]
+    routed = [
+        DemoExchange(p, s, d, f"{s}->r->{d}", caps.servers(LINE3_PEERS)[p])
+        for s, d in both
+        for p in LINE3_PEERS
+    ]
+    return before, with_peers, routed
+
+
+def _demo_rows(run: Run) -> tuple[list[Exchange], dict[str, float]]:
     """Build a pair and a line3, run every rawstack client both ways; tear both down."""
-    from rawstack_harness.backends import RAWSTACK
-    from rawstack_harness.clients import PROTOCOLS, try_client
+    from rawstack_harness.clients import try_client
     from rawstack_harness.supervise import start_peers
     from rawstack_harness.topology import line3, pair
 
     backend = _backend()
+    before, with_peers, routed = demo_plan(backend.capabilities)
     rows: list[Exchange] = []
+
+    def run_rows(net: Network, plan: list[DemoExchange], procs: Mapping[str, Peer]) -> None:
+        for x in plan:
+            ready = procs[x.dst].ready if x.dst in procs else None
+            rows.append(
+                try_client(
+                    x.protocol,
+                    net[x.src],
+                    net[x.dst],
+                    ready=ready,
+                    direction=x.direction,
+                    server=x.server,
+                )
+            )
+
     t0 = time.monotonic()
     net = backend.build(pair("demo"), run)
     timings = {"setup_s": time.monotonic() - t0}
     try:
         a, b = net["a"], net["b"]
-        if backend.icmp_responder == RAWSTACK:
-            # Before serve-all turns kernel echo off: rawstack ping against the kernel. (Where
-            # the kernel is the ICMP peer anyway, the rows below already show it.)
-            rows += [try_client("icmp", s, d, server="kernel") for s, d in ((a, b), (b, a))]
+        run_rows(net, before, {})
         t1 = time.monotonic()
-        procs = start_peers([(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")], backend=backend)
+        procs = start_peers(
+            [(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")], log_dir=run.dir, backend=backend
+        )
         timings["ready_s"] = time.monotonic() - t1
-        for src, dst, peer in ((a, b, procs[1]), (b, a, procs[0])):
-            rows += [
-                try_client(p, src, dst, ready=peer.ready, server=peer.servers[p]) for p in PROTOCOLS
-            ]
+        run_rows(net, with_peers, {"a": procs[0], "b": procs[1]})
     finally:
         net.destroy()
     net = backend.build(line3("demo3"), run)
     try:
         a, b, r = net["a"], net["b"], net["r"]
         procs = start_peers(
-            [(a, "eth0", r, "eth0"), (b, "eth0", r, "eth1")], ("http", "icmp"), backend=backend
+            [(a, "eth0", r, "eth0"), (b, "eth0", r, "eth1")],
+            LINE3_PEERS,
+            log_dir=run.dir,
+            backend=backend,
         )
-        for src, dst, peer in ((a, b, procs[1]), (b, a, procs[0])):
-            for proto in ("icmp", "http"):
-                direction = f"{src.name}->r->{dst.name}"
-                rows.append(
-                    try_client(
-                        proto,
-                        src,
-                        dst,
-                        ready=peer.ready,
-                        direction=direction,
-                        server=peer.servers[proto],
-                    )
-                )
+        run_rows(net, routed, {"a": procs[0], "b": procs[1]})
     finally:
         net.destroy()
     return rows, timings
@@ -132,32 +177,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from rawstack_harness import keeper
-    from rawstack_harness.topology import load, to_dict
+    from rawstack_harness.topology import load
 
     topo = load(args.spec)  # validated before anything exists
     _need_keep("netns-harness up")
     _need_root()
     name = args.name or topo.name
-    root = _root(args)
-    msg = keeper.start(name, "spec", to_dict(topo), root)
-    found = keeper.find(name, root)
-    info = found[1] if found else {}
+    backend = _backend()
+    kept = backend.keep_spec(name, topo, _root(args))
     if args.json:
-        print(json.dumps({"name": name, "run": msg.get("run"), "topology": info.get("topology")}))
+        print(json.dumps({"name": name, "run": kept.get("run"), "topology": kept.get("topology")}))
     else:
         print(f"{name}: up (remove with `{PROG} down {name}`)")
-        for node, d in info.get("topology", {}).get("nodes", {}).items():
-            print(f"  {node}: {_backend().enter_hint(node, d)}  {' '.join(d['addresses'])}")
+        for node, d in (kept.get("topology") or {}).get("nodes", {}).items():
+            print(f"  {node}: {backend.enter_hint(node, d)}  {' '.join(d['addresses'])}")
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from rawstack_harness import keeper
-
     _need_keep("netns-harness down")
     _need_root()
-    if not keeper.stop(args.name, _root(args)):
+    if not _backend().unkeep(args.name, _root(args)):
         print(f"{PROG}: error: no kept topology named {args.name!r}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:
@@ -167,43 +207,19 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
-def _linux_runs(root: str) -> list[dict[str, Any]]:
-    from rawstack_harness.runstate import Manifest, owner_alive, run_dirs
+def _args_call(args: argparse.Namespace) -> int:
+    """Run the command; a refusal from the OS becomes one NotPrivileged line (exit 77)."""
+    from rawstack_harness.errors import NotPrivileged
 
-    runs = []
-    for run_dir in run_dirs(root):
-        try:
-            owner = json.loads((run_dir / "owner.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            owner = {}
-        kept = None
-        if (run_dir / "keeper.json").exists():
-            kept = json.loads((run_dir / "keeper.json").read_text(encoding="utf-8")).get("name")
-        runs.append(
-            {
-                "run": run_dir.name,
-                "label": owner.get("label"),
-                "pid": owner.get("pid"),
-                "alive": owner_alive(run_dir),
-                "name": kept,
-                "netns": [
-                    e["key"]
-                    for e in Manifest(run_dir / "manifest.jsonl").live()
-                    if e["kind"] == "netns"
-                ],
-            }
-        )
-    return runs
+    try:
+        code: int = args.func(args)
+    except PermissionError as exc:
+        raise NotPrivileged(f"{exc}; run as root") from None
+    return code
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    backend = _backend()
-    if backend.name == "freebsd":
-        from rawstack_harness.backends.freebsd import describe_runs
-
-        runs = describe_runs(_root(args))
-    else:
-        runs = _linux_runs(_root(args))
+    runs = _backend().describe_runs(_root(args))
     if args.json:
         print(json.dumps({"runs": runs}))
     elif not runs:
@@ -262,25 +278,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from rawstack_harness.backends import Unsupported
-    from rawstack_harness.runstate import HarnessError
-    from rawstack_harness.topology import SpecError
-
     args = build_parser().parse_args(argv)
     try:
-        code: int = args.func(args)
-    except SpecError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except Unsupported as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (HarnessError, RawstackError) as exc:
+        code = _args_call(args)
+    except RawstackError as exc:  # every harness error too (rawstack_harness.errors)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except PermissionError as exc:
-        print(f"{PROG}: error: {exc}; run as root", file=sys.stderr)
-        return EXIT_NOPERM
     except KeyboardInterrupt:
         return 130
     return code

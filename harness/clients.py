@@ -19,10 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rawstack_harness.backends import NodeHandle
-from rawstack_harness.runstate import HarnessError
+from rawstack_harness.backends import Node, ReadyEvent
+from rawstack_harness.errors import HarnessError
 
-PROTOCOLS = ("chao", "icmp", "http", "udp")
+from rawstack.peers.registry import ALL_PEERS, ready_port
+
+PROTOCOLS = ALL_PEERS  # one client per peer, in the registry's order
 CLIENT_TIMEOUT = 30.0  # for the whole process, interpreter start included
 REPLY_TIMEOUT = 2.0  # what each client waits for its reply
 
@@ -61,16 +63,16 @@ def rawstack_argv(*args: str) -> list[str]:
 
 
 def rawstack(
-    node: NodeHandle, *args: str, timeout: float = CLIENT_TIMEOUT
+    node: Node, *args: str, timeout: float = CLIENT_TIMEOUT
 ) -> subprocess.CompletedProcess[str]:
     """Run ``rawstack ARGS`` in ``node``: text stdout/stderr captured, status not checked."""
     return node.run(rawstack_argv(*args), capture_output=True, text=True, timeout=timeout)
 
 
-def _port(ready: Mapping[str, Mapping[str, Any]] | None, peer: str) -> str:
+def _port(ready: Mapping[str, ReadyEvent] | None, peer: str) -> str:
     if ready is None or peer not in ready:
         raise HarnessError(f"no ready line from the {peer} peer: cannot tell its port")
-    return str(ready[peer]["addr"]).rsplit(":", 1)[1]
+    return str(ready_port(ready[peer]))
 
 
 def client_argv(
@@ -79,7 +81,7 @@ def client_argv(
     host: str,
     iface: str,
     mac: str,
-    ready: Mapping[str, Mapping[str, Any]] | None,
+    ready: Mapping[str, ReadyEvent] | None,
 ) -> list[str]:
     """The ``rawstack`` command line of one exchange with a peer at ``host``/``mac``."""
     rawstack = [sys.executable, "-m", "rawstack"]
@@ -125,10 +127,10 @@ def check_reply(protocol: str, data: Mapping[str, Any], host: str, mac: str) -> 
 
 def run_client(
     protocol: str,
-    src: NodeHandle,
-    dst: NodeHandle,
+    src: Node,
+    dst: Node,
     *,
-    ready: Mapping[str, Mapping[str, Any]] | None = None,
+    ready: Mapping[str, ReadyEvent] | None = None,
     src_ifname: str = "eth0",
     dst_ifname: str = "eth0",
     host: str | None = None,
@@ -160,8 +162,8 @@ def run_client(
 
 def try_client(
     protocol: str,
-    src: NodeHandle,
-    dst: NodeHandle,
+    src: Node,
+    dst: Node,
     *,
     direction: str | None = None,
     server: str = "rawstack",

@@ -1,13 +1,15 @@
 """The pytest plugin (``pytest11: netns``): namespaces, veth pairs and peers as fixtures.
 
-Each pytest process (each xdist worker too) owns one run (:mod:`rawstack_harness.runstate`), created
+Each pytest process (each xdist worker too) owns one run (the backend's ``open_run``), created
 at the first topology, so parallel workers never share names. Fixtures skip, never fail,
 when the machine cannot build topologies, naming what is missing.
 
 The backend comes from :func:`rawstack_harness.backends.select_backend`: network namespaces on
-Linux, VNET jails on FreeBSD, with the same fixtures and node surface. The report header names it
+Linux, VNET jails on FreeBSD, with the same fixtures and the typed node surface
+(:class:`rawstack_harness.Network`, :class:`rawstack_harness.Node`). The report header names it
 and who answers ICMP; tests that need ``node.socket()`` can skip with
-:func:`skip_without_node_sockets` (jails have no setns).
+:func:`skip_without_node_sockets` (jails have no setns). What differs is read from the backend's
+capabilities, never from its name.
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
+from rawstack.errors import UsageError
+from rawstack.peers.registry import ALL_PEERS
+from rawstack.peers.registry import parse_peers as _parse_peers
+
 if TYPE_CHECKING:
-    from rawstack_harness.backends import Backend, NetworkHandle
+    from rawstack_harness.backends import Backend, Network, Run
     from rawstack_harness.capture import ItemCaptures
     from rawstack_harness.topology import SpecLike
 
-ALL_PEERS = ("http", "udp", "chao", "icmp")
-NETWORKS = pytest.StashKey[list["NetworkHandle"]]()
+NETWORKS = pytest.StashKey[list["Network"]]()
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 KEPT = pytest.StashKey[list[str]]()
 CAPTURES = pytest.StashKey["ItemCaptures"]()
@@ -71,13 +76,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def parse_peers(value: str) -> tuple[str, ...]:
-    names = tuple(p.strip() for p in value.split(",") if p.strip())
-    bad = [p for p in names if p not in ALL_PEERS]
-    if not names or bad:
-        raise pytest.UsageError(
-            f"--netns-peers: {', '.join(bad) or 'empty list'} not in {','.join(ALL_PEERS)}"
-        )
-    return tuple(p for p in ALL_PEERS if p in names)
+    """``--netns-peers`` in serving order; a bad list is a :class:`pytest.UsageError`."""
+    try:
+        return _parse_peers(value, "--netns-peers")
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -124,33 +127,33 @@ def _backend() -> Backend:
 
 def skip_without_node_sockets() -> None:
     """Skip the calling test where ``node.socket()`` is unsupported (FreeBSD jails)."""
-    from rawstack_harness.backends import UnsupportedPlatform, select_backend
+    from rawstack_harness.errors import UnsupportedPlatform
 
     try:
-        backend = select_backend()
+        caps = _backend().capabilities
     except UnsupportedPlatform as exc:
         pytest.skip(f"netns: {exc}")
-    if not backend.node_sockets:
-        from rawstack_harness.backends.freebsd import NO_NODE_SOCKETS
-
-        pytest.skip(f"netns: {NO_NODE_SOCKETS}")
+    if not caps.node_sockets:
+        pytest.skip(f"netns: {caps.no_node_sockets}")
 
 
 def pytest_report_header(config: pytest.Config) -> str | list[str]:
-    from rawstack_harness.backends import KERNEL, UnsupportedPlatform
+    from rawstack_harness.backends import KERNEL
+    from rawstack_harness.errors import UnsupportedPlatform
 
     try:
         backend = _backend()
     except UnsupportedPlatform as exc:
         return f"netns: {exc}"
+    caps = backend.capabilities
     icmp = (
         "the kernel's echo (it consumes echo requests before raw sockets see them)"
-        if backend.icmp_responder == KERNEL
+        if caps.icmp_responder == KERNEL
         else "rawstack's responder (kernel echo off in each node)"
     )
     lines = [f"netns: {backend.name} backend, {backend.description}; icmp peer: {icmp}"]
     mode = config.getoption("--netns-capture")
-    if mode != "never" and not backend.node_sockets:
+    if mode != "never" and not caps.node_sockets:
         lines.append(
             f"netns: --netns-capture={mode} ignored: the {backend.name} backend cannot open "
             "sockets inside a node (node.socket() is unsupported), so links are not captured"
@@ -182,10 +185,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 
 def _check_peers(item: pytest.Item) -> None:
     dead = [
-        peer
-        for net in item.stash.get(NETWORKS, [])
-        for peer in net.peers.values()
-        if peer.proc is not None and peer.proc.poll() is not None
+        peer for net in item.stash.get(NETWORKS, []) for peer in net.peers.values() if peer.died()
     ]
     if dead:
         # No traceback: it would only show this hook, not where the peer died. The test's
@@ -221,8 +221,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 @pytest.fixture(scope="session")
-def netns_run(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """This process's harness run (one per pytest process / xdist worker)."""
+def netns_run(request: pytest.FixtureRequest) -> Iterator[Run]:
+    """Session scope: this process's harness run (one per pytest process / xdist worker)."""
     reason = _skip_reason()
     if reason:
         pytest.skip(f"netns: {reason}")
@@ -235,15 +235,15 @@ def netns_run(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 @pytest.fixture
 def netns_topology(
-    request: pytest.FixtureRequest, netns_run: Any
-) -> Iterator[Callable[[SpecLike], Any]]:
-    """Factory: build any spec (Topology, dict or YAML path); torn down at test end."""
+    request: pytest.FixtureRequest, netns_run: Run
+) -> Iterator[Callable[[SpecLike], Network]]:
+    """Factory: build any spec (Topology, dict, preset name or YAML path); torn down at test end."""
     from rawstack_harness.topology import load
 
     backend = _backend()
-    built: list[NetworkHandle] = request.node.stash.setdefault(NETWORKS, [])
+    built: list[Network] = request.node.stash.setdefault(NETWORKS, [])
 
-    def factory(spec: SpecLike) -> Any:
+    def factory(spec: SpecLike) -> Network:
         net = backend.build(load(spec), netns_run)
         built.append(net)
         _start_capture(request, backend, net)
@@ -260,30 +260,24 @@ def netns_topology(
             captures.write()
     keep = failed and request.config.getoption("--netns-keep-failed")
     for net in reversed(built):
-        if keep and not backend.supports_keep:
+        if keep and not backend.capabilities.keep:
             request.config.stash[KEPT].append(
                 f"{request.node.nodeid}: not kept: --netns-keep-failed is not supported on "
                 f"the {backend.name} backend yet (the topology was removed)"
             )
             net.destroy()
         elif keep:
-            from rawstack_harness.keeper import hand_over
-            from rawstack_harness.runstate import DEFAULT_ROOT
-
-            linux_net: Any = net  # keeping is Linux-only (``supports_keep``)
-            kept_as = hand_over(linux_net, request.node.name[:40])
-            root = "" if net.run.root == DEFAULT_ROOT else f" --run-dir {net.run.root}"
-            prefix = linux_net.prefix
+            kept = backend.keep(net, request.node.name[:40])
+            root = "" if netns_run.root == backend.default_root else f" --run-dir {netns_run.root}"
             request.config.stash[KEPT].append(
-                f"{request.node.nodeid}: kept as {kept_as!r}; enter a node with "
-                f"`nsenter --net=/run/netns/{prefix}-<node>` (or `ip netns exec "
-                f"{prefix}-<node>`); remove with `netns-harness{root} down {kept_as}`"
+                f"{request.node.nodeid}: kept as {kept.name!r}; enter a node with "
+                f"{kept.enter}; remove with `netns-harness{root} down {kept.name}`"
             )
         else:
             net.destroy()
 
 
-def _start_capture(request: pytest.FixtureRequest, backend: Backend, net: Any) -> None:
+def _start_capture(request: pytest.FixtureRequest, backend: Backend, net: Network) -> None:
     """Capture ``net``'s links for this test, unless ``--netns-capture=never``."""
     if request.config.getoption("--netns-capture") == "never":
         return
@@ -293,37 +287,52 @@ def _start_capture(request: pytest.FixtureRequest, backend: Backend, net: Any) -
     if captures is None:
         directory = request.config.stash[CAPTURE_DIR] / safe_dirname(request.node.nodeid)
         captures = request.node.stash[CAPTURES] = ItemCaptures(directory)
-    if backend.node_sockets:
+    if backend.capabilities.node_sockets:
         captures.add(net)
     else:
         captures.note(f"not captured: node.socket() is unsupported on the {backend.name} backend")
 
 
 def _with_peers(
-    net: Any, request: pytest.FixtureRequest, plan: list[tuple[str, str, str, str]]
-) -> Any:
+    net: Network,
+    request: pytest.FixtureRequest,
+    run: Run,
+    plan: list[tuple[str, str, str, str]],
+) -> Network:
     from rawstack_harness.supervise import start_peers
 
     peers = parse_peers(request.config.getoption("--netns-peers"))
-    procs = start_peers([(net[n], i, net[p], pi) for n, i, p, pi in plan], peers)
+    procs = start_peers([(net[n], i, net[p], pi) for n, i, p, pi in plan], peers, log_dir=run.dir)
     for (node, _, _, _), proc in zip(plan, procs):
         net.peers[node] = proc
     return net
 
 
 @pytest.fixture
-def netns_pair(request: pytest.FixtureRequest, netns_topology: Callable[[SpecLike], Any]) -> Any:
-    """Nodes a (10.0.0.1) and b (10.0.0.2) on one veth, serve-all running and probed on both."""
+def netns_pair(
+    request: pytest.FixtureRequest,
+    netns_run: Run,
+    netns_topology: Callable[[SpecLike], Network],
+) -> Network:
+    """Function scope: nodes a (10.0.0.1) and b (10.0.0.2) on one veth, serve-all probed on both."""
     from rawstack_harness.topology import pair
 
     net = netns_topology(pair())
-    return _with_peers(net, request, [("a", "eth0", "b", "eth0"), ("b", "eth0", "a", "eth0")])
+    return _with_peers(
+        net, request, netns_run, [("a", "eth0", "b", "eth0"), ("b", "eth0", "a", "eth0")]
+    )
 
 
 @pytest.fixture
-def netns_line3(request: pytest.FixtureRequest, netns_topology: Callable[[SpecLike], Any]) -> Any:
-    """a (10.0.1.2) - r - b (10.0.2.2), r forwarding; serve-all on a and b."""
+def netns_line3(
+    request: pytest.FixtureRequest,
+    netns_run: Run,
+    netns_topology: Callable[[SpecLike], Network],
+) -> Network:
+    """Function scope: a (10.0.1.2) - r - b (10.0.2.2), r forwarding; serve-all on a and b."""
     from rawstack_harness.topology import line3
 
     net = netns_topology(line3())
-    return _with_peers(net, request, [("a", "eth0", "r", "eth0"), ("b", "eth0", "r", "eth1")])
+    return _with_peers(
+        net, request, netns_run, [("a", "eth0", "r", "eth0"), ("b", "eth0", "r", "eth1")]
+    )

@@ -2,8 +2,10 @@
 
 Each probe opens its socket inside a node (``node.socket``), does one exchange against a
 peer on another node and returns the round-trip time in seconds, or raises
-:class:`ProbeFailed`. They use plain sockets and the CHAO codec only, so a bug in rawstack's
-own clients cannot make a broken server look ready.
+:class:`~rawstack_harness.errors.ProbeFailed`. They use plain sockets and the CHAO codec only,
+so a bug in rawstack's own clients cannot make a broken server look ready. They work on any
+backend whose nodes open sockets (``capabilities.node_sockets``); the FreeBSD backend runs
+the same functions inside a jail instead.
 """
 
 from __future__ import annotations
@@ -13,15 +15,21 @@ import select
 import socket
 import struct
 import time
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
+from rawstack_harness.backends.base import ReadyEvent
+from rawstack_harness.errors import ProbeFailed
 
-class ProbeFailed(Exception):
-    """The probe got no (or a wrong) answer before its deadline."""
+from rawstack.peers.registry import BY_NAME, ready_port
+
+__all__ = ["PROBES", "NodeLike", "ProbeFailed", "Target", "chao_request", "http_get",
+           "icmp_echo", "probe_peer", "udp_echo"]  # fmt: skip
 
 
 class NodeLike(Protocol):
-    """The part of :class:`rawstack_harness.backends.NodeHandle` a probe uses.
+    """The part of :class:`rawstack_harness.backends.base.Node` a probe uses.
 
     Every node handle is one (the Linux backend passes its handles straight in, so mypy
     checks that); so is the FreeBSD in-jail stand-in for the process's own stack, which
@@ -154,8 +162,23 @@ def chao_request(node: NodeLike, ifname: str, dst_mac: str, timeout: float = 1.0
     return rtt
 
 
-def _port(addr: str) -> int:
-    return int(addr.rsplit(":", 1)[1])
+@dataclass(frozen=True)
+class Target:
+    """What a probe needs to know of the peer it probes, and the prober's own interface."""
+
+    host: str
+    port: int  # 0 for a peer without one
+    mac: str  # "" unless the peer speaks link-layer frames
+    src_ifname: str
+
+
+# peer -> its probe: one exchange from a node to the target; the RTT in seconds.
+PROBES: dict[str, Callable[[NodeLike, Target], float]] = {
+    "http": lambda node, t: http_get(node, t.host, t.port),
+    "udp": lambda node, t: udp_echo(node, t.host, t.port),
+    "chao": lambda node, t: chao_request(node, t.src_ifname, t.mac),
+    "icmp": lambda node, t: icmp_echo(node, t.host),
+}
 
 
 def probe_peer(
@@ -165,16 +188,16 @@ def probe_peer(
     src_ifname: str,
     dst: NodeLike,
     dst_ifname: str,
-    ready: dict[str, dict[str, Any]],
+    ready: Mapping[str, ReadyEvent],
 ) -> float:
     """One exchange with ``dst``'s ``peer`` (as announced in ``ready``) from ``src``."""
-    target = dst.addr(4, dst_ifname)
-    if peer == "http":
-        return http_get(src, target, _port(ready["http"]["addr"]))
-    if peer == "udp":
-        return udp_echo(src, target, _port(ready["udp"]["addr"]))
-    if peer == "chao":
-        return chao_request(src, src_ifname, dst.mac(dst_ifname))
-    if peer == "icmp":
-        return icmp_echo(src, target)
-    raise ValueError(f"unknown peer {peer!r}")
+    if peer not in PROBES:
+        raise ValueError(f"unknown peer {peer!r}")
+    info = BY_NAME[peer]
+    target = Target(
+        host=dst.addr(4, dst_ifname),
+        port=ready_port(ready[peer]) if info.default_port is not None else 0,
+        mac=dst.mac(dst_ifname) if info.link else "",
+        src_ifname=src_ifname,
+    )
+    return PROBES[peer](src, target)

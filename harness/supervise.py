@@ -5,9 +5,10 @@ group, SIGKILL if its parent thread dies, so every process is spawned from the c
 thread). Ready means two things, both checked without sleeping: serve-all's JSON ready
 lines on stdout (one per peer it runs, read by :func:`read_ready`, which any test can use on
 its own servers), then one successful probe per expected peer from another node
-(:mod:`rawstack_harness.probes`). :func:`start_peers` spawns every process first, then gives each
-one a thread that waits for its lines and probes it, so the processes boot in parallel and
-one side is probed while another still boots. Probes are retried until the deadline
+(:mod:`rawstack_harness.probes`). :func:`start_peers` spawns every process first, then waits
+for each in its own task of a :class:`Nursery`, so the processes boot in parallel and one
+side is probed while another still boots; the first failure cancels the others (their
+processes are stopped) and nothing outlives the call. Probes are retried until the deadline
 because the first one may race the peer's socket setup on the far side (ARP, listen
 backlog); each retry waits on a socket, never on a timer. After readiness stdout is copied
 to ``<run dir>/<ns>.out`` by a thread, stderr goes straight to ``<ns>.err``; both are
@@ -17,34 +18,49 @@ Start-up cost: a peer process is a fresh interpreter, so what it imports is paid
 spawn; ``ci/setup.sh`` compiles rawstack's bytecode once so that a spawn never compiles
 sources, even where ``PYTHONDONTWRITEBYTECODE`` is set.
 
-What differs per OS comes from the backend (:func:`rawstack_harness.backends.select_backend`): on
-Linux the kernel's echo is turned off and serve-all's ICMP responder answers; on FreeBSD
-the kernel consumes echo requests before raw sockets see them, so serve-all runs without
-its responder, no ICMP ready line is awaited, and the ICMP probe is answered by the kernel
-(``PeerProcess.servers`` says who answers each peer). Probes go through the backend too:
-FreeBSD runs them inside the probing jail, which has no setns.
+What differs per OS comes from the backend's capabilities
+(:class:`rawstack_harness.backends.base.Capabilities`): where rawstack answers ICMP the kernel's
+echo is turned off and serve-all's responder answers; where the kernel is the ICMP peer
+serve-all runs without its responder, no ICMP ready line is awaited, and the ICMP probe is
+answered by the kernel (``PeerProcess.servers`` says who answers each peer). Probes go
+through the backend too: FreeBSD runs them inside the probing jail, which has no setns.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
-import queue
 import select
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from types import TracebackType
+from typing import IO, Any, Literal, Protocol
 
-from rawstack_harness import probes
-from rawstack_harness.backends import RAWSTACK, Backend, NodeHandle, select_backend
-from rawstack_harness.runstate import HarnessError
+from rawstack_harness.backends import RAWSTACK, Backend, ReadyEvent, select_backend
+from rawstack_harness.backends.base import NodeProcess, ProbeNode, ProcFile
+from rawstack_harness.errors import HarnessError, ProbeFailed
 
-ALL_PEERS = ("http", "udp", "chao", "icmp")
+from rawstack.peers.registry import ALL_PEERS, ready_event, ready_port
+
+__all__ = [
+    "ALL_PEERS",
+    "Nursery",
+    "PeerDied",
+    "PeerProcess",
+    "ReadyFailed",
+    "ReadyTimeout",
+    "SupervisedNode",
+    "read_lines",
+    "read_ready",
+    "serve_all_argv",
+    "start_peers",
+]
+
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 3.0
 TAIL_LINES = 20
@@ -70,7 +86,7 @@ class ReadyFailed(PeerDied):
     @property
     def ready(self) -> list[dict[str, Any]]:
         """The ready events among :attr:`lines`."""
-        return [m for m in map(_ready_event, self.lines) if m is not None]
+        return [dict(m) for m in map(ready_event, self.lines) if m is not None]
 
 
 class ReadyTimeout(ReadyFailed):
@@ -149,20 +165,12 @@ def read_ready(
     lines = read_lines(proc, count, timeout, **kwargs)
     events: list[dict[str, Any]] = []
     for n, line in enumerate(lines):
-        event = _ready_event(line)
+        event = ready_event(line)
         if event is None:
             who = kwargs.get("name") or _argv_text(proc)
             raise ReadyFailed(f"{who}: not a ready line: {line[:200]!r}", lines[:n], None)
         events.append(event)
     return events
-
-
-def _ready_event(line: bytes) -> dict[str, Any] | None:
-    try:
-        msg = json.loads(line)
-    except ValueError:
-        return None
-    return msg if isinstance(msg, dict) and msg.get("event") == "ready" else None
 
 
 def _argv_text(proc: subprocess.Popen[Any]) -> str:
@@ -205,12 +213,114 @@ def serve_all_argv(ifname: str, served: Sequence[str] | None = None) -> list[str
     return argv if served is None else [*argv, "--peers", ",".join(served)]
 
 
-class PeerProcess:
-    """One ``serve-all`` process in one node."""
+class SupervisedNode(ProbeNode, Protocol):
+    """What supervision uses of the node a serve-all runs in (every backend's node has it)."""
+
+    @property
+    def netns(self) -> str: ...
+
+    def sysctl(self, key: str, value: str | None = None) -> str: ...
+
+    def popen(
+        self,
+        argv: Sequence[str],
+        *,
+        text: Literal[False] = ...,
+        env: Mapping[str, str] | None = ...,
+        stdin: ProcFile = ...,
+        stdout: ProcFile = ...,
+        stderr: ProcFile = ...,
+    ) -> subprocess.Popen[bytes]: ...
+
+    def stop_process(self, proc: NodeProcess, timeout: float = STOP_TIMEOUT) -> int | None: ...
+
+
+class Nursery:
+    """Tasks in threads that end together: the first failure cancels the rest, and is raised.
+
+    As a trio nursery: ``with Nursery(cancel) as n: n.start_soon(fn, name)``; leaving the
+    block waits for every task. When one raises (or ``deadline`` + ``grace`` passes), the
+    block calls ``cancel()`` once, which must make every task return promptly (supervision
+    stops the processes the tasks read from and probe), joins them all and raises that first
+    failure. No task thread outlives the block unless it ignores ``cancel`` past ``grace``.
+    """
 
     def __init__(
         self,
-        node: NodeHandle,
+        cancel: Callable[[], None],
+        deadline: float | None = None,
+        grace: float = PROBE_GRACE,
+        on_timeout: Callable[[], BaseException] | None = None,
+    ) -> None:
+        self._cancel = cancel
+        self._deadline = deadline
+        self._grace = grace
+        self._on_timeout = on_timeout or (lambda: PeerDied("tasks not done in time"))
+        self._threads: list[threading.Thread] = []
+        self._done = threading.Condition()
+        self._failures: list[BaseException] = []
+        self._running = 0
+
+    def start_soon(self, fn: Callable[[], None], name: str) -> None:
+        def task() -> None:
+            try:
+                fn()
+            except BaseException as exc:
+                with self._done:
+                    self._failures.append(exc)
+            finally:
+                with self._done:
+                    self._running -= 1
+                    self._done.notify_all()
+
+        thread = threading.Thread(target=task, name=name, daemon=True)
+        with self._done:
+            self._running += 1
+        self._threads.append(thread)
+        thread.start()
+
+    def __enter__(self) -> Nursery:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        failure = exc
+        if failure is None:
+            try:
+                failure = self._wait()
+            except BaseException as interrupted:  # Ctrl-C while waiting: cancel all the same
+                failure = interrupted
+        if failure is None:
+            return
+        self._cancel()
+        for thread in self._threads:
+            thread.join(timeout=self._grace)
+        if failure is not exc:
+            raise failure
+
+    def _wait(self) -> BaseException | None:
+        """Until every task ended (None) or the first failure or the deadline (that error)."""
+        with self._done:
+            while self._running and not self._failures:
+                left = None
+                if self._deadline is not None:
+                    left = self._deadline + self._grace - time.monotonic()
+                    if left <= 0:
+                        return self._on_timeout()
+                self._done.wait(left)
+            return self._failures[0] if self._failures else None
+
+
+class PeerProcess:
+    """One ``serve-all`` process in one node (a :class:`rawstack_harness.backends.Peer`)."""
+
+    def __init__(
+        self,
+        node: SupervisedNode,
         ifname: str,
         peers: Sequence[str],
         log_dir: Path,
@@ -220,12 +330,15 @@ class PeerProcess:
         self.ifname = ifname
         self.peers = tuple(peers)
         self.backend = backend or select_backend()
-        self.servers = self.backend.servers(self.peers)  # peer -> "rawstack" | "kernel"
+        caps = self.backend.capabilities
+        self.servers = caps.servers(self.peers)  # peer -> "rawstack" | "kernel"
         self.awaited = tuple(p for p in self.peers if self.servers[p] == RAWSTACK)
+        # What serve-all is told to run: None (all of them) unless the kernel answers one.
+        self.served = caps.serve_all_peers()
         self.log_dir = log_dir
         self.out_path = log_dir / f"{node.netns}.out"
         self.err_path = log_dir / f"{node.netns}.err"
-        self.ready: dict[str, dict[str, Any]] = {}
+        self.ready: dict[str, ReadyEvent] = {}
         self.rtts: dict[str, float] = {}
         self.proc: subprocess.Popen[bytes] | None = None
         self._copier: threading.Thread | None = None
@@ -233,14 +346,14 @@ class PeerProcess:
         self.ready_after = 0.0
 
     def start(self) -> None:
-        if self.backend.icmp_responder == RAWSTACK:
+        if self.backend.capabilities.icmp_responder == RAWSTACK:
             # Kernel echo off so our responder's replies are the only ones (one reply per
             # ping); serve-all runs its responder even when icmp is not a chosen peer.
             self.node.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
         self.started_at = time.monotonic()
         with open(self.err_path, "ab") as err:
             self.proc = self.node.popen(
-                serve_all_argv(self.ifname, self.backend.serve_all_peers()),
+                serve_all_argv(self.ifname, self.served),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=err,
@@ -251,7 +364,7 @@ class PeerProcess:
         """Read stdout until every peer serve-all answers for printed its ready line."""
         assert self.proc is not None
         # serve-all prints all its lines at once, once every peer serves (awaited ones too).
-        count = len(self.backend.serve_all_peers() or ALL_PEERS)
+        count = len(self.served or ALL_PEERS)
         with open(self.out_path, "ab") as copy:
             try:
                 events = read_ready(
@@ -277,13 +390,20 @@ class PeerProcess:
 
     def _copy_stdout(self) -> None:
         assert self.proc is not None
-        assert self.proc.stdout is not None
+        stdout = self.proc.stdout
+        assert stdout is not None
         with open(self.out_path, "ab") as copy:
-            for chunk in iter(lambda: os.read(self.proc.stdout.fileno(), 65536), b""):  # type: ignore[union-attr]
+            for chunk in iter(lambda: os.read(stdout.fileno(), 65536), b""):
                 copy.write(chunk)
                 copy.flush()
 
-    def probe_from(self, other: NodeHandle, other_ifname: str, deadline: float) -> None:
+    def port(self, peer: str) -> int:
+        """The port ``peer`` announced in its ready line (HTTP and UDP)."""
+        if peer not in self.ready:
+            raise HarnessError(f"no ready line from the {peer} peer: cannot tell its port")
+        return ready_port(self.ready[peer])
+
+    def probe_from(self, other: ProbeNode, other_ifname: str, deadline: float) -> None:
         """Probe every peer from ``other`` until each answered once (or the deadline).
 
         A peer the kernel answers (``servers``) is probed too: the fixture promises it works.
@@ -303,7 +423,7 @@ class PeerProcess:
                         dst_ifname=self.ifname,
                         ready=self.ready,
                     )
-                except (probes.ProbeFailed, OSError) as exc:
+                except (ProbeFailed, OSError) as exc:
                     last = str(exc)
         self.ready_after = time.monotonic() - self.started_at
 
@@ -312,6 +432,12 @@ class PeerProcess:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def died(self) -> bool:
+        """It was started and has exited (``stop`` was not called)."""
+        return self.proc is not None and not self._stopped and self.proc.poll() is not None
+
+    _stopped = False
 
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
@@ -338,11 +464,18 @@ class PeerProcess:
                 continue
         return "\n".join(parts)
 
+    def kill(self) -> None:
+        """SIGKILL this process's group now: whatever waits on it or probes it returns."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
-        """SIGTERM, SIGKILL after ``timeout``; return the exit status."""
+        """SIGTERM this serve-all (its group, nothing else), SIGKILL after ``timeout``."""
         if self.proc is None:
             return None
-        self.node.stop_processes(timeout)
+        self._stopped = True
+        self.node.stop_process(self.proc, timeout)
         if self._copier is not None:
             self._copier.join(timeout=1.0)
         if self.proc.stdout is not None:
@@ -351,7 +484,7 @@ class PeerProcess:
 
 
 def start_peers(
-    pairs: Sequence[tuple[NodeHandle, str, NodeHandle, str]],
+    pairs: Sequence[tuple[SupervisedNode, str, ProbeNode, str]],
     peers: Sequence[str] = ALL_PEERS,
     log_dir: Path | None = None,
     timeout: float = READY_TIMEOUT,
@@ -360,19 +493,33 @@ def start_peers(
     """Start serve-all on each ``(node, ifname, prober, prober_ifname)``; wait until ready.
 
     Every process is spawned before any is awaited; then each is awaited and probed in its
-    own thread (see the module docstring). The first failure stops them all and is raised.
+    own task of one :class:`Nursery` (see the module docstring). The first failure stops
+    them all and is raised. Logs go to ``log_dir`` (the run's directory, say).
     """
+    if log_dir is None:
+        raise ValueError("start_peers needs log_dir (the run directory, for the peer logs)")
+    backend = backend or select_backend()
     started: list[PeerProcess] = []
     deadline = time.monotonic() + timeout
     try:
         for node, ifname, _, _ in pairs:
-            pp = PeerProcess(node, ifname, peers, log_dir or node.net.run.dir, backend)
+            pp = PeerProcess(node, ifname, peers, log_dir, backend)
             started.append(pp)
             pp.start()
-        _await_all(
-            [(pp, prober, prober_if) for pp, (_, _, prober, prober_if) in zip(started, pairs)],
-            deadline,
-        )
+
+        def cancel() -> None:
+            # Kill before anyone closes a pipe: a task reading a peer's stdout then sees
+            # EOF and one probing it fails its liveness check, so every task ends promptly.
+            for pp in started:
+                pp.kill()
+
+        def not_ready() -> PeerDied:
+            names = ", ".join(pp.describe() for pp in started if not pp.ready_after)
+            return PeerDied(f"not ready in time: {names}")
+
+        with Nursery(cancel, deadline, PROBE_GRACE, not_ready) as nursery:
+            for pp, (_, _, prober, prober_if) in zip(started, pairs):
+                nursery.start_soon(_await(pp, prober, prober_if, deadline), f"ready-{pp.node.name}")
     except BaseException:
         for pp in started:
             pp.stop()
@@ -380,41 +527,11 @@ def start_peers(
     return started
 
 
-def _await_all(jobs: Sequence[tuple[PeerProcess, NodeHandle, str]], deadline: float) -> None:
-    """Ready lines, then probes, for every process at once; raise the first failure."""
-    done: queue.SimpleQueue[tuple[PeerProcess, BaseException | None]] = queue.SimpleQueue()
+def _await(
+    pp: PeerProcess, prober: ProbeNode, prober_if: str, deadline: float
+) -> Callable[[], None]:
+    def task() -> None:
+        pp.wait_ready_lines(deadline)
+        pp.probe_from(prober, prober_if, deadline)
 
-    def await_one(pp: PeerProcess, prober: NodeHandle, prober_if: str) -> None:
-        try:
-            pp.wait_ready_lines(deadline)
-            pp.probe_from(prober, prober_if, deadline)
-        except BaseException as exc:
-            done.put((pp, exc))
-        else:
-            done.put((pp, None))
-
-    threads = [
-        threading.Thread(target=await_one, args=job, name=f"ready-{job[0].node.name}", daemon=True)
-        for job in jobs
-    ]
-    for t in threads:
-        t.start()
-    pending = {id(pp): pp for pp, _, _ in jobs}
-    try:
-        while pending:
-            try:
-                pp, exc = done.get(timeout=max(deadline - time.monotonic(), 0.0) + PROBE_GRACE)
-            except queue.Empty:
-                names = ", ".join(p.describe() for p in pending.values())
-                raise PeerDied(f"not ready in time: {names}") from None
-            del pending[id(pp)]
-            if exc is not None:
-                raise exc
-    except BaseException:
-        # Kill before anyone closes a pipe: a thread reading a peer's stdout then sees EOF
-        # and one probing it fails its liveness check, so every thread ends promptly.
-        for pp, _, _ in jobs:
-            pp.node.stop_processes(STOP_TIMEOUT)
-        for t in threads:
-            t.join(timeout=PROBE_GRACE)
-        raise
+    return task

@@ -36,7 +36,7 @@ from rawstack_harness.topology.spec import (
     validate,
 )
 
-SpecLike = Union[Topology, Mapping[str, Any], str, Path]
+SpecLike = Union[Topology, Mapping[str, object], str, Path]
 PRESETS: Mapping[str, Callable[[], Topology]] = {"pair": pair, "line3": line3}
 
 _TOP_KEYS = {"name", "nodes", "links"}

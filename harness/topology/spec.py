@@ -12,6 +12,10 @@ import re
 from dataclasses import dataclass
 from typing import Union
 
+from rawstack_harness.errors import SpecError
+
+__all__ = ["Endpoint", "Link", "Node", "Route", "SpecError", "Topology", "validate"]
+
 IfAddress = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 
 IFNAMSIZ = 16  # the kernel's limit includes the NUL, so 15 usable characters
@@ -20,14 +24,6 @@ _NODE_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _SYSCTL_RE = re.compile(r"^net(\.[A-Za-z0-9_-]+)+$")
 MIN_MTU, MAX_MTU = 68, 65535
-
-
-class SpecError(ValueError):
-    """A topology spec is invalid; ``path`` names the offending field."""
-
-    def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        super().__init__(f"{path}: {message}" if path else message)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,14 @@ def register(subparsers: Any) -> None:
     sub = parser.add_subparsers(dest="chao_command", metavar="ACTION")
     sub.required = True
 
-    serve_p = sub.add_parser("serve", help="answer CHAO requests on an interface")
+    serve_p = sub.add_parser(
+        "serve",
+        help="answer CHAO requests on an interface",
+        description="Answer every CHAO request on IFACE with a reply to the sender's MAC, in "
+        "the request's VLAN when it was 802.1Q-tagged (docs/chao.md). Malformed frames are "
+        "dropped and logged, at most 20 lines at once and 10 a second after that, with a "
+        "count of the lines left out.",
+    )
     serve_p.add_argument("--iface", required=True, help="network interface, e.g. eth0")
     serve_p.set_defaults(func=run_serve)
 

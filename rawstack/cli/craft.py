@@ -29,6 +29,11 @@ BYTEORDER_HELP = (
 )
 
 
+def integer(text: str) -> int:
+    """A decimal or 0x-prefixed integer (argparse names this function in its errors)."""
+    return int(text, 0)
+
+
 def _ip_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     ip = common.add_argument_group("IPv4 and target kernel")
@@ -39,6 +44,13 @@ def _ip_options() -> argparse.ArgumentParser:
         "--ip-id", type=int, default=0, help="IP identification (default 0: most kernels fill it)"
     )
     ip.add_argument("--df", action="store_true", help="set the don't-fragment flag")
+    ip.add_argument(
+        "--ip-len",
+        type=integer,
+        metavar="N",
+        help="write this total length (wire value, before any conversion; 0x.. allowed) "
+        "instead of the true one, e.g. to see which kernels refuse it with --check",
+    )
     ip.add_argument("--payload", metavar="HEX", default="", help="payload bytes as hex")
     ip.add_argument(
         "--os",
@@ -52,6 +64,19 @@ def _ip_options() -> argparse.ArgumentParser:
         "--wire", action="store_true", help="print the on-the-wire form, whatever the OS"
     )
     ip.add_argument("--byteorder", choices=("little", "big"), default="little", help=BYTEORDER_HELP)
+    ip.add_argument(
+        "--check",
+        action="store_true",
+        help="after the packet, one line per kernel of the quirk table: whether writing "
+        "these exact bytes to its IP_HDRINCL socket is accepted, or refused with "
+        "EINVAL/EMSGSIZE and by which rule (length check, oversize)",
+    )
+    ip.add_argument(
+        "--mtu",
+        type=int,
+        default=1500,
+        help="route MTU for --check's oversize rules (default 1500)",
+    )
     return common
 
 
@@ -62,7 +87,9 @@ def register(subparsers: Any) -> None:
         help="print a crafted packet as hex bytes",
         description="Print one packet as space-separated hex bytes on one line: by default "
         "what to write to the target kernel's raw (IP_HDRINCL) socket, which differs from the "
-        "wire on macOS, NetBSD, DragonFly and FreeBSD before 11.0.",
+        "wire on macOS, NetBSD, DragonFly and FreeBSD before 11.0. With --check, one more line "
+        "per kernel says whether it would accept those bytes or refuse them (EINVAL from its "
+        "ip_len check, EMSGSIZE from its oversize rule).",
     )
     kinds = craft.add_subparsers(dest="kind", metavar="KIND")
     kinds.required = True
@@ -119,11 +146,29 @@ def run(args: argparse.Namespace) -> int:
     quirks = _target(args.os, args.osrel, detect=not args.wire)
     build: Callable[[argparse.Namespace, str, str, bytes], tuple[int, bytes]] = args.build
     proto, body = build(args, src, dst, payload)
-    packet = IPv4(src, dst, proto, body, ttl=args.ttl, ident=args.ip_id, df=args.df).encode()
+    ip_len = None if args.ip_len is None else _uint("--ip-len", args.ip_len, 16)
+    packet = IPv4(
+        src, dst, proto, body, ttl=args.ttl, ident=args.ip_id, df=args.df, total_length=ip_len
+    ).encode()
     if quirks is not None and not args.wire:
         packet = wire_to_raw(packet, quirks, args.byteorder)
     print(hex_line(packet))
+    if args.check:
+        for line in verdict_lines(packet, args.byteorder, _uint("--mtu", args.mtu, 16)):
+            print(line)
     return EXIT_OK
+
+
+def verdict_lines(packet: bytes, byteorder: str, mtu: int) -> list[str]:
+    """``LABEL: accepted`` or ``LABEL: EINVAL (why)`` for every row of the quirk table."""
+    from rawstack.quirks import TABLE, write_verdict
+
+    width = max(len(row.label) for row in TABLE)
+    lines = []
+    for row in TABLE:
+        verdict = write_verdict(packet, row, byteorder, mtu)
+        lines.append(f"{row.label + ':':{width + 1}} {'accepted' if verdict is None else verdict}")
+    return lines
 
 
 def run_chao(args: argparse.Namespace) -> int:

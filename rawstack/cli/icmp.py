@@ -16,8 +16,12 @@ def register(subparsers: Any) -> None:
         "respond",
         help="answer echo requests, building each reply's IP header ourselves",
         description="Answer ICMP echo requests: read them on a raw ICMP socket and send the "
-        "replies through IPPROTO_RAW with our own IP header. Set "
-        "net.ipv4.icmp_echo_ignore_all=1 in this namespace or the kernel answers too.",
+        "replies through IPPROTO_RAW with our own IP header (fragmented when larger than "
+        "the path MTU; Record Route and Timestamp options reflected). Requests to a "
+        "broadcast or multicast address are answered only when "
+        "net.ipv4.icmp_echo_ignore_broadcasts is 0, from this host's address; requests "
+        "from one never. Set net.ipv4.icmp_echo_ignore_all=1 in this namespace or the "
+        "kernel answers too.",
     )
     respond.add_argument(
         "--iface", default=None, help="only answer requests arriving on this interface"

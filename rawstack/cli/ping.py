@@ -20,7 +20,9 @@ def register(subparsers: Any) -> None:
         help="ICMP echo through a raw socket (iputils-like output)",
         description="Send ICMP echo requests through IPPROTO_RAW with an IP header built in "
         "user space (in this kernel's raw-socket format) and read the replies on a raw ICMP "
-        "socket. Exit 0 if any reply came back, 1 if none (like iputils).",
+        "socket; a request larger than the path MTU is sent as fragments. Exit 0 if any "
+        "reply came back, 1 if none, 2 for bad arguments, no route to HOST or a broadcast "
+        "HOST (like iputils).",
     )
     parser.add_argument("host", metavar="HOST", help="IPv4 address or name")
     parser.add_argument("-c", "--count", type=int, default=4, help="requests to send (default 4)")
@@ -28,7 +30,12 @@ def register(subparsers: Any) -> None:
         "-i", "--interval", type=float, default=1.0, help="seconds between requests (default 1)"
     )
     parser.add_argument(
-        "-s", "--size", type=int, default=56, help="data bytes per request (default 56)"
+        "-s",
+        "--size",
+        type=int,
+        default=56,
+        help="data bytes per request, 0..65507 (default 56); under 16 there is no room for "
+        "the timestamp, so replies are not timed (as iputils)",
     )
     parser.add_argument(
         "-W",

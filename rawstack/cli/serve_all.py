@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-# The same names as rawstack.peers.serve_all.ALL_PEERS (a unit test keeps them equal),
-# spelled out so building the parser does not import the peers.
-ALL_PEERS = ("http", "udp", "chao", "icmp")
+# The registry imports no peer, so building the parser stays cheap.
+from rawstack.peers.registry import ALL_PEERS, BY_NAME
+
+__all__ = ["ALL_PEERS", "register", "run"]
 
 
 def register(subparsers: Any) -> None:
@@ -19,8 +20,9 @@ def register(subparsers: Any) -> None:
         "cannot start, the others are closed and its error is the exit status.",
     )
     parser.add_argument("--iface", required=True, help="interface for CHAO and ICMP")
-    parser.add_argument("--http-port", type=int, default=8080, help="HTTP port (default 8080)")
-    parser.add_argument("--udp-port", type=int, default=8080, help="UDP port (default 8080)")
+    http, udp = BY_NAME["http"].default_port, BY_NAME["udp"].default_port
+    parser.add_argument("--http-port", type=int, default=http, help=f"HTTP port (default {http})")
+    parser.add_argument("--udp-port", type=int, default=udp, help=f"UDP port (default {udp})")
     parser.add_argument(
         "--bind", default="0.0.0.0", metavar="ADDR", help="address for HTTP and UDP (default all)"
     )

@@ -15,10 +15,12 @@ if TYPE_CHECKING:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "syn-probe",
-        help="send a hand-built TCP SYN and report open/closed/filtered",
+        help="send a hand-built TCP SYN and report open/closed/filtered (with the ICMP reason)",
         description="Send a TCP SYN (with an MSS option) built in user space through a raw "
         "socket. A SYN-ACK means open (answered at once with a RST, so no half-open "
-        "connection is left), a RST means closed, silence means filtered. "
+        "connection is left), a RST means closed; an ICMP destination-unreachable about "
+        "the SYN means filtered at once, with its code as the reason (nmap's names: "
+        "admin-prohibited, host-unreach, ...), and silence until -W means filtered too. "
         "Exit 0 when the port is open, 1 when closed or filtered.",
     )
     parser.add_argument("host", metavar="HOST", help="IPv4 address or name")

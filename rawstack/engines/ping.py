@@ -16,8 +16,9 @@ the time user space takes to wake up and read. Without either stamp, or if the w
 stepped back in between, the RTT falls back to the caller's monotonic ``now`` values.
 
 RTTs are kept in integer microseconds and the summary is computed with iputils' own
-integer arithmetic (``ping_common.c``: ``tsum``, ``tsum2``, ``llsqrt``) so the two
-lines it prints match iputils byte for byte.
+arithmetic (``ping_common.c``: double ``tsum`` and ``tsum2``, truncations, integer
+``llsqrt``; see :func:`rtt_summary_us`) so the two lines it prints match iputils byte for
+byte.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ TIMEVAL = struct.Struct("@ll")
 ICMP_HEADER_LEN = 8
 IPV4_HEADER_LEN = 20
 DEFAULT_SIZE = 56
-MAX_SIZE = 65507 - ICMP_HEADER_LEN  # largest ICMP payload in one IPv4 datagram
+IP_MAXPACKET = 65535
+MAX_SIZE = IP_MAXPACKET - IPV4_HEADER_LEN - ICMP_HEADER_LEN  # 65507: the most one datagram holds
+INT_MAX = 2**31 - 1
 ERROR_TEXT = {
     (3, 0): "Destination Net Unreachable",
     (3, 1): "Destination Host Unreachable",
@@ -56,21 +59,19 @@ class EchoReply:
     src: str
     size: int  # ICMP bytes, header included (iputils' "64 bytes")
     ttl: int | None
-    rtt_us: int
+    rtt_us: int | None  # None when untimed: data too short for iputils' timestamp
     duplicate: bool
 
     @property
-    def rtt_ms(self) -> float:
-        return self.rtt_us / 1000.0
+    def rtt_ms(self) -> float | None:
+        return None if self.rtt_us is None else self.rtt_us / 1000.0
 
     def line(self) -> str:
-        """iputils' per-reply line."""
+        """iputils' per-reply line (no ``time=`` when the data cannot hold a timestamp)."""
         ttl = "" if self.ttl is None else f" ttl={self.ttl}"
+        time = "" if self.rtt_us is None else f" time={format_rtt(self.rtt_us)} ms"
         dup = " (DUP!)" if self.duplicate else ""
-        return (
-            f"{self.size} bytes from {self.src}: icmp_seq={self.seq}{ttl}"
-            f" time={format_rtt(self.rtt_us)} ms{dup}"
-        )
+        return f"{self.size} bytes from {self.src}: icmp_seq={self.seq}{ttl}{time}{dup}"
 
 
 @dataclass(frozen=True)
@@ -156,13 +157,19 @@ class PingSession:
     errors: int = 0
     rtts_us: list[int] = field(default_factory=list)
     _sent: dict[int, _Sent] = field(default_factory=dict)
-    _last: float | None = None
+    _last_sent: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.ident <= 0xFFFF:
             raise ValueError(f"echo id must be 0..65535, not {self.ident}")
         if not 0 <= self.size <= MAX_SIZE:
             raise ValueError(f"packet size must be 0..{MAX_SIZE}, not {self.size}")
+
+    @property
+    def timing(self) -> bool:
+        """iputils times replies only when the data holds its timeval (``-s`` >= 16):
+        below that it prints no ``time=`` and no rtt line, and so do we."""
+        return self.size >= TIMEVAL.size
 
     def header_line(self, host: str | None = None) -> str:
         """iputils' first line, e.g. ``PING 10.0.0.2 (10.0.0.2) 56(84) bytes of data.``"""
@@ -177,7 +184,7 @@ class PingSession:
         seq = self.transmitted & 0xFFFF  # iputils starts at 1 and wraps at 16 bits
         payload = make_payload(self.size, wall)
         self._sent[seq] = _Sent(now, payload)
-        self._last = now
+        self._last_sent = now
         echo = IcmpEcho(ECHO_REQUEST, self.ident, seq, payload)
         return seq, echo.encode()
 
@@ -217,9 +224,9 @@ class PingSession:
         sent = self._sent.get(icmp.seq)
         if sent is None or icmp.payload != sent.payload:
             return None
-        rtt_us = _rtt_us(sent, now, rx_ns)
-        self._last = max(self._last or now, now)
-        self.rtts_us.append(rtt_us)
+        rtt_us = _rtt_us(sent, now, rx_ns) if self.timing else None
+        if rtt_us is not None:
+            self.rtts_us.append(rtt_us)
         duplicate = sent.replied
         if duplicate:
             self.duplicates += 1
@@ -247,17 +254,19 @@ class PingSession:
         """Sequence numbers still waiting for a reply."""
         return [seq for seq, s in self._sent.items() if not s.replied]
 
-    def stats(self, now: float | None = None) -> PingStats:
-        """Statistics so far; elapsed time runs from the first send to ``now`` (or last event)."""
-        end = now if now is not None else self._last
-        elapsed = 0.0 if self.start is None or end is None else max(0.0, end - self.start)
+    def stats(self) -> PingStats:
+        """Statistics so far. The elapsed time is iputils': from the first request to the
+        last one sent (``cur_time`` moves only in ``pinger()``), so neither the wait for the
+        last reply nor the final ``-W`` wait counts; rounded from nanoseconds to ms."""
+        start, last = self.start, self._last_sent
+        elapsed_ns = 0 if start is None or last is None else max(0, round((last - start) * 1e9))
         return PingStats(
             dst=self.dst,
             transmitted=self.transmitted,
             received=self.received,
             duplicates=self.duplicates,
             errors=self.errors,
-            elapsed_ms=(round(elapsed * 1_000_000) + 500) // 1000,  # iputils rounds usec
+            elapsed_ms=(elapsed_ns + 500_000) // 1_000_000,
             rtts_us=tuple(self.rtts_us),
         )
 
@@ -272,15 +281,32 @@ def make_payload(size: int, wall: float) -> bytes:
 
 
 def rtt_summary_us(rtts_us: tuple[int, ...] | list[int]) -> tuple[int, int, int, int]:
-    """``(min, avg, max, mdev)`` in microseconds, with iputils' integer arithmetic."""
+    """``(min, avg, max, mdev)`` in microseconds, computed as iputils computes them.
+
+    iputils (``ping/ping_common.c``, 20221126) keeps ``tsum`` and ``tsum2`` as C doubles,
+    adding each integer RTT and its square; ``finish()`` truncates ``tsum / total`` to a
+    long for the average and ``(tsum2 - tsum * tsum / total) / total`` (all in double, the
+    division included) to a long long before its integer Newton square root ``llsqrt``.
+    Python floats are IEEE doubles with the same round-to-nearest operations, and ``int()``
+    truncates as a C conversion does, so doing the same steps in the same order gives the
+    same digits. (Exact integer arithmetic does not: flooring ``tsum * tsum // total``
+    makes the variance up to one unit larger, 0.006 where iputils prints 0.005.)
+    """
     if not rtts_us:
         raise ValueError("no RTTs")
     total = len(rtts_us)
-    tsum = sum(rtts_us)
-    tsum2 = sum(r * r for r in rtts_us)
-    avg = tsum // total
-    int_max = 2**31 - 1
-    var = (tsum2 - tsum * tsum // total) // total if tsum < int_max else tsum2 // total - avg * avg
+    tsum = 0.0
+    tsum2 = 0.0
+    for rtt in rtts_us:
+        tsum += rtt
+        tsum2 += float(rtt * rtt)  # (double)((long long)triptime * (long long)triptime)
+    avg = int(tsum / total)
+    if tsum < INT_MAX:
+        # "This slightly clumsy computation order is important to avoid integer rounding
+        # errors for small ping times." (iputils)
+        var = int((tsum2 - ((tsum * tsum) / total)) / total)
+    else:
+        var = int((tsum2 / total) - (avg * avg))
     return min(rtts_us), avg, max(rtts_us), _llsqrt(var)
 
 
@@ -296,11 +322,15 @@ def format_rtt(us: int) -> str:
 
 
 def _ms3(us: int) -> str:
-    return f"{us // 1000}.{us % 1000:03d}"
+    # printf("%ld.%03ld", v / 1000, v % 1000) with C's truncating division, so even a
+    # negative value (llsqrt of a negative variance returns it unchanged) prints as iputils'.
+    whole = abs(us) // 1000 * (-1 if us < 0 else 1)
+    return f"{whole}.{us - whole * 1000:03d}"
 
 
 def _llsqrt(a: int) -> int:
-    # Newton's method exactly as iputils' llsqrt, so rounding matches.
+    # Newton's method exactly as iputils' llsqrt (a <= 0 comes back unchanged); every value
+    # here is positive, so Python's floor division is C's truncating one.
     x = a
     if x > 0:
         prev = None

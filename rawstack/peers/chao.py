@@ -21,6 +21,7 @@ from rawstack.engines.chao import DROP, REPLY, ChaoClient, ChaoReply, server_ver
 from rawstack.errors import RawstackError, UsageError
 from rawstack.peers.base import log
 from rawstack.peers.loop import Loop, Timer
+from rawstack.peers.ratelimit import LimitedLog
 from rawstack.sockets.link import LinkSocket, open_link
 
 DEFAULT_MESSAGE = "Hello, custom chao protocol!"  # seed 003's message
@@ -36,6 +37,9 @@ class ChaoServer:
         self._link: LinkSocket | None = None
         self._loop: Loop | None = None
         self.counts: Counter[str] = Counter()
+        # Anything on the link can make us complain once per frame: rate-limit it.
+        self._drop_log = LimitedLog(self.name)
+        self._send_log = LimitedLog(self.name)
 
     def start(self, loop: Loop) -> dict[str, Any]:
         link = open_link(self.iface, ETH_P_CHAO)
@@ -60,17 +64,19 @@ class ChaoServer:
                     link.send(verdict.frame)
                 except RawstackError as exc:
                     self.counts["send_errors"] += 1
-                    log(self.name, f"reply seq={verdict.seq} to {verdict.peer} not sent: {exc}")
+                    self._send_log(f"reply seq={verdict.seq} to {verdict.peer} not sent: {exc}")
                     continue
                 self.counts["answered"] += 1
             elif verdict.action == DROP:
                 self.counts["dropped"] += 1
                 peer = f" from {verdict.peer}" if verdict.peer else ""
-                log(self.name, f"dropped {len(frame)}-byte frame{peer}: {verdict.reason}")
+                self._drop_log(f"dropped {len(frame)}-byte frame{peer}: {verdict.reason}")
             else:
                 self.counts["ignored"] += 1
 
     def close(self) -> None:
+        self._drop_log.flush()
+        self._send_log.flush()
         if self._link is not None:
             if self._loop is not None:
                 self._loop.remove_reader(self._link)

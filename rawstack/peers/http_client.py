@@ -3,7 +3,9 @@
 Theory of operation: resolve, open a non-blocking TCP socket, ``connect`` (EINPROGRESS),
 wait for writability, check SO_ERROR, send the serialized request, feed what arrives to a
 :class:`~rawstack.engines.http.ResponseParser` until it yields the response (or EOF ends a
-close-delimited body). One deadline covers the whole exchange.
+close-delimited body). One deadline covers the whole exchange. With a ``sink`` the body is
+streamed: each piece is written to the sink as it arrives and none is held, so an endless
+body costs no memory (``HttpResult.body`` is then empty).
 """
 
 from __future__ import annotations
@@ -14,10 +16,18 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
-from rawstack.engines.http import Headers, HttpError, ResponseParser, serialize_request
+from rawstack.engines.http import (
+    Data,
+    EndOfMessage,
+    Headers,
+    HttpError,
+    Response,
+    ResponseParser,
+    serialize_request,
+)
 from rawstack.errors import ExchangeFailed, UsageError
 from rawstack.peers.loop import Loop
 from rawstack.sockets.inet import format_addr, open_tcp_client, resolve
@@ -39,7 +49,8 @@ class HttpResult:
 
     @property
     def ok(self) -> bool:
-        return 200 <= self.status < 300
+        """Not an error: below 400, as curl ``--fail-with-body`` judges (a 3xx is a result)."""
+        return self.status < 400
 
     def to_json(self) -> dict[str, Any]:
         try:
@@ -85,11 +96,20 @@ def parse_url(url: str) -> tuple[str, int, str]:
 class _Exchange:
     """The state of one request/response on the loop."""
 
-    def __init__(self, loop: Loop, sock: socket.socket, request: bytes, method: str) -> None:
+    def __init__(
+        self,
+        loop: Loop,
+        sock: socket.socket,
+        request: bytes,
+        method: str,
+        sink: IO[bytes] | None = None,
+    ) -> None:
         self.loop = loop
         self.sock = sock
         self.out = memoryview(request)
         self.parser = ResponseParser(method)
+        self.sink = sink
+        self.head: Response | None = None
         self.start = time.monotonic()
         self.connected_at = 0.0
         self.first_byte_at = 0.0
@@ -134,15 +154,31 @@ class _Exchange:
         else:
             self.parser.feed_eof()
         try:
-            response = self.parser.next_response()
+            response = self._next()
         except HttpError as exc:
             self.fail(f"bad response: {exc.reason}")
+            return
+        except OSError as exc:
+            self.fail(f"writing the body: {exc.strerror or exc}")
             return
         if response is not None:
             self.result = response
             self.loop.stop()
         elif not data:
             self.fail("connection closed before a response")
+
+    def _next(self) -> Response | None:
+        """The complete response (streamed: its head once the body has gone to the sink)."""
+        if self.sink is None:
+            return self.parser.next_response()
+        while (event := self.parser.next_event()) is not None:
+            if isinstance(event, Response):
+                self.head = event
+            elif isinstance(event, Data):
+                self.sink.write(event.data)
+            elif isinstance(event, EndOfMessage):
+                return self.head
+        return None
 
     def fail(self, message: str) -> None:
         self.error = ExchangeFailed(message)
@@ -161,9 +197,11 @@ def http_request(  # noqa: PLR0917 (the documented positional API)
     body: bytes = b"",
     headers: tuple[tuple[str, str], ...] = (),
     timeout: float = 5.0,
+    sink: IO[bytes] | None = None,
 ) -> HttpResult:
     """One request over a new connection; the response, or ExchangeFailed (unresolvable,
-    refused, timed out, broken response). A non-2xx status is a result, not an error."""
+    refused, timed out, broken response). A non-2xx status is a result, not an error.
+    With ``sink`` the body is written there as it arrives instead of being held."""
     family, sockaddr = resolve(host, port, socket.SOCK_STREAM)
     host_field = host if port == 80 else f"{host}:{port}"
     if ":" in host and not host.startswith("["):
@@ -176,7 +214,7 @@ def http_request(  # noqa: PLR0917 (the documented positional API)
     sock = open_tcp_client(family)
     peer = format_addr(sockaddr)
     try:
-        exchange = _Exchange(loop, sock, request, method)
+        exchange = _Exchange(loop, sock, request, method, sink)
         code = sock.connect_ex(sockaddr)
         if code not in (0, errno.EINPROGRESS):
             raise ExchangeFailed(f"connect to {peer}: {_strerror(code)}")
@@ -207,13 +245,14 @@ def http_request(  # noqa: PLR0917 (the documented positional API)
         loop.close()
 
 
-def http_get_url(
+def http_get_url(  # noqa: PLR0917 (the documented positional API)
     url: str,
     method: str = "GET",
     body: bytes = b"",
     headers: tuple[tuple[str, str], ...] = (),
     timeout: float = 5.0,
+    sink: IO[bytes] | None = None,
 ) -> HttpResult:
     """:func:`http_request` for a URL."""
     host, port, target = parse_url(url)
-    return http_request(host, port, method, target, body, headers, timeout)
+    return http_request(host, port, method, target, body, headers, timeout, sink)

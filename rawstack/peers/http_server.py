@@ -1,16 +1,30 @@
 """The HTTP/1.1 server: bare non-blocking sockets on the one Loop, the sans-IO engine inside.
 
-Theory of operation: the listener's reader accepts in batches; each connection owns a
-:class:`~rawstack.engines.http.RequestParser` and an output buffer. Bytes read are fed to
-the parser, every complete request is answered in order (pipelining, RFC 9112 §9.3.2) and
-the answers are written as far as the socket takes them; the rest waits for writability.
-A parser error is answered with its status and the connection is closed, write side first
-with a short linger so the client reads the answer instead of a reset (RFC 9112 §9.6).
-One sweep timer enforces the header timeout (408) and the idle timeout.
+Theory of operation: the server only moves bytes. Each connection owns a
+:class:`~rawstack.engines.http.ServerConnection`, which holds every HTTP rule (keep-alive,
+``Connection`` fields, 100 (Continue), error answers, deadlines, when to close), and an
+output buffer. Bytes read go to the engine; each complete request is routed and the
+engine's answer appended to the buffer (pipelining, RFC 9112 §9.3.2), written as far as the
+socket takes it; the rest waits for writability. Once the engine says ``must_close`` and the
+buffer is empty, the write side is shut first with a short linger, so the client reads the
+answer instead of a reset (RFC 9112 §9.6).
 
-Routes: ``GET``/``HEAD /`` -> seed 003's page; ``POST``/``PUT /echo`` -> the body (411
+Memory is bounded, with backpressure rather than buffering (docs/architecture.md):
+a connection is read only while its unsent output is under ``max_output_bytes`` (so a
+client that pipelines without reading stops being read, and TCP flow control stops it),
+the engine is never asked for a request while that output is backed up, nothing is read
+after a closing answer, and reading pauses on every connection while the total held across
+connections (input held by the engines plus unsent output) is over ``max_buffer_bytes``.
+A connection past ``max_connections`` gets 503 and is closed. One sweep timer asks each
+engine what its deadlines require and drops a connection whose client has not read its
+answers for ``idle_timeout``.
+
+Routes: ``GET``/``HEAD /`` -> the hello page; ``POST``/``PUT /echo`` -> the body (411
 without Content-Length or chunked: our choice, RFC 9110 §15.5.12, since RFC 9112 §6.3
-would read an empty body); ``GET /status`` -> JSON counters; 404, 405 (with Allow), 501.
+would read an empty body); ``GET /status`` -> JSON counters; 404, 405 (with Allow), 501;
+``OPTIONS *`` and ``CONNECT`` -> 400, as nginx answers: this origin server is no proxy
+(CONNECT, RFC 9110 §9.3.6) and advertises nothing server-wide (RFC 9110 §9.3.7 leaves the
+answer to ``OPTIONS *`` to the server).
 """
 
 from __future__ import annotations
@@ -24,16 +38,19 @@ from typing import Any, Callable
 from rawstack.engines.http import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_TARGET_BYTES,
+    Expiry,
+    Framing,
     HttpError,
     Request,
-    RequestParser,
-    serialize_response,
+    ServerConnection,
+    ServerLimits,
 )
 from rawstack.peers.base import log
 from rawstack.peers.loop import Loop, Timer
 from rawstack.sockets.inet import format_addr, open_tcp_listener, raise_nofile_limit
 
-HELLO_PAGE = b"<h1>hello world</h1>"  # seed 003
+HELLO_PAGE = b"<h1>hello world</h1>"
 HTML = "text/html; charset=utf-8"
 ROUTES: dict[str, tuple[str, ...]] = {
     "/": ("GET", "HEAD"),
@@ -46,7 +63,9 @@ KNOWN_METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 )
 READ_SIZE = 65536
-MAX_PENDING_OUTPUT = 1 << 20  # stop reading a pipelining client until its answers drain
+DEFAULT_MAX_OUTPUT_BYTES = 1 << 20  # per connection: stop reading while more is unsent
+DEFAULT_MAX_BUFFER_BYTES = 256 << 20  # all connections: input held plus unsent output
+DEFAULT_MAX_CONNECTIONS = 4096
 LINGER_SECONDS = 2.0
 ACCEPT_BATCH = 128
 
@@ -65,6 +84,8 @@ def route(
         slash = path.find("/", path.find("//") + 2)
         path = path[slash:] if slash >= 0 else "/"
     path = path.split("?", 1)[0]
+    if request.target == "*" or request.method == "CONNECT":
+        return 400, [("Content-Type", "text/plain")], b"not a proxy\n"
     allowed = ROUTES.get(path)
     if request.method not in KNOWN_METHODS:
         return 501, [("Content-Type", "text/plain")], b"method not implemented\n"
@@ -80,7 +101,7 @@ def route(
         return 200, [("Content-Type", HTML)], HELLO_PAGE
     if path == "/status":
         return 200, [("Content-Type", "application/json")], status_json()
-    if request.framing == "none":
+    if request.framing is Framing.NONE:
         return 411, [("Content-Type", "text/plain")], b"length required\n"
     ctype = request.header("content-type") or "application/octet-stream"
     return 200, [("Content-Type", ctype)], request.body
@@ -116,32 +137,30 @@ def http_date(seconds: float) -> str:
 
 
 class _Conn:
+    """One connection's socket-side state; every HTTP decision is in ``engine``."""
+
     __slots__ = (
-        "closing",
-        "last_io",
+        "accounted",
+        "engine",
+        "last_sent",
         "linger_since",
-        "parser",
-        "paused",
         "peer",
-        "request_start",
-        "served",
+        "reading",
         "sock",
         "wbuf",
         "writing",
     )
 
-    def __init__(self, sock: socket.socket, peer: str, parser: RequestParser, now: float) -> None:
+    def __init__(self, sock: socket.socket, peer: str, engine: ServerConnection, now: float):
         self.sock = sock
         self.peer = peer
-        self.parser = parser
+        self.engine = engine
         self.wbuf = bytearray()
-        self.closing = False  # answer pending, then close
-        self.linger_since = 0.0  # write side shut, draining the read side
-        self.paused = False
-        self.writing = False
-        self.served = 0
-        self.last_io = now
-        self.request_start: float | None = now  # None: idle between keep-alive requests
+        self.reading = False  # registered for readability
+        self.writing = False  # registered for writability
+        self.linger_since = 0.0  # write side shut: reading and dropping until the client closes
+        self.last_sent = now  # last time the client took bytes (or the output began)
+        self.accounted = 0  # what this connection adds to HttpServer._held
 
 
 class HttpServer:
@@ -156,25 +175,45 @@ class HttpServer:
         *,
         max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_target_bytes: int = DEFAULT_MAX_TARGET_BYTES,
         header_timeout: float = 10.0,
+        request_timeout: float = 60.0,
         idle_timeout: float = 60.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
         verbose: bool = False,
     ) -> None:
         self.bind = bind
         self.port = port
-        self.max_header_bytes = max_header_bytes
-        self.max_body_bytes = max_body_bytes
-        self.header_timeout = header_timeout
-        self.idle_timeout = idle_timeout
+        self.limits = ServerLimits(
+            max_header_bytes=max_header_bytes,
+            max_body_bytes=max_body_bytes,
+            max_target_bytes=max_target_bytes,
+            header_timeout=header_timeout,
+            request_timeout=request_timeout,
+            idle_timeout=idle_timeout,
+        )
+        self.max_connections = max_connections
+        self.max_output_bytes = max_output_bytes
+        self.max_buffer_bytes = max_buffer_bytes
+        # A connection holds at most one head, one body and one read beyond its output
+        # limit plus one answer; past this something is wrong and it is dropped.
+        self.max_conn_bytes = max_output_bytes + 3 * (max_header_bytes + max_body_bytes + READ_SIZE)
         self.verbose = verbose
         self._loop: Loop | None = None
         self._listener: socket.socket | None = None
         self._conns: dict[int, _Conn] = {}
+        self._starved: dict[int, _Conn] = {}  # paused while the total is over the limit
+        self._held = 0  # octets held across connections (engines' input + unsent output)
+        self._held_peak = 0
         self._sweeper: Timer | None = None
         self._date = _Date()
         self._started = 0.0
         self._requests = 0
         self._total = 0
+        self._refused = 0
+        self._dropped = 0
         self._errors: Counter[int] = Counter()
         self.addr = ""
 
@@ -216,6 +255,10 @@ class HttpServer:
             "requests": self._requests,
             "connections_open": len(self._conns),
             "connections_total": self._total,
+            "connections_refused": self._refused,
+            "connections_dropped": self._dropped,
+            "buffered_bytes": self._held,
+            "buffered_bytes_peak": self._held_peak,
             "errors": {str(code): n for code, n in sorted(self._errors.items())},
             "uptime_s": round(now - self._started, 3),
         }
@@ -237,24 +280,38 @@ class HttpServer:
                 return
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Conn(
-                sock,
-                format_addr(peer),
-                RequestParser(self.max_header_bytes, self.max_body_bytes),
-                loop.time(),
-            )
-            self._conns[sock.fileno()] = conn
+            now = loop.time()
+            engine = ServerConnection(self.limits, now, self._fields)
+            conn = _Conn(sock, format_addr(peer), engine, now)
             self._total += 1
-            loop.add_reader(sock, self._reader(conn))
-
-    def _reader(self, conn: _Conn) -> Callable[[], None]:
-        return lambda: self._on_read(conn)
+            if len(self._conns) >= self.max_connections:
+                self._refused += 1
+                if len(self._conns) >= self.max_connections + self.max_connections // 8 + 8:
+                    sock.close()  # a flood: even the 503 costs too much
+                    continue
+                self._conns[sock.fileno()] = conn
+                self._reject(conn, HttpError(503, "too many connections"))
+                self._flush(conn)
+                continue
+            self._conns[sock.fileno()] = conn
+            self._set_reading(conn, True)
 
     def _resume_accept(self) -> None:
         if self._listener is not None and self._loop is not None:
             self._loop.add_reader(self._listener, self._accept)
 
+    def _fields(self) -> tuple[tuple[str, str], ...]:
+        return (("Date", self._date.now()), ("Server", "rawstack"))
+
     # -- reading and answering ---------------------------------------------------------
+    def _set_reading(self, conn: _Conn, on: bool) -> None:
+        if on != conn.reading and self._loop is not None:
+            conn.reading = on
+            if on:
+                self._loop.add_reader(conn.sock, lambda: self._on_read(conn))
+            else:
+                self._loop.remove_reader(conn.sock)
+
     def _on_read(self, conn: _Conn) -> None:
         try:
             data = conn.sock.recv(READ_SIZE)
@@ -264,126 +321,117 @@ class HttpServer:
             self._destroy(conn)
             return
         assert self._loop is not None
-        conn.last_io = self._loop.time()
         if conn.linger_since:
             if not data:
                 self._destroy(conn)
-            return
-        if not data:
-            # The client half-closed: what it sent is still answered, then we close.
-            conn.closing = True
-            self._loop.remove_reader(conn.sock)
-            self._flush(conn)
-            return
-        if conn.request_start is None:
-            conn.request_start = conn.last_io
-        conn.parser.feed(data)
+            return  # read and dropped: the answer is out, nothing more is read
+        conn.engine.receive_data(data, self._loop.time())
         self._answer(conn)
 
     def _answer(self, conn: _Conn) -> None:
-        while not conn.closing:
-            try:
-                request = conn.parser.next_request()
-            except HttpError as exc:
-                self._reply_error(conn, exc.status, exc.reason)
-                break
-            if request is None:
-                break
-            self._requests += 1
-            status, headers, body = route(request, self._status_json)
-            close = not request.keep_alive or status >= 500
-            self._queue(
-                conn,
-                status,
-                headers,
-                body,
-                send_body=request.method != "HEAD",
-                close=close,
-                request=request,
-            )
-            conn.served += 1
-            conn.request_start = None if conn.parser.state == "idle" else conn.last_io
+        engine = conn.engine
+        # Answer while this connection's output and the total held stay under their limits;
+        # one answer is always allowed when nothing is waiting, so every connection whose
+        # client reads makes progress even when the total is over.
+        limit = min(self.max_output_bytes, self.max_buffer_bytes - (self._held - conn.accounted))
+        try:
+            while not conn.wbuf or len(conn.wbuf) < limit:
+                request = engine.next_request()
+                if request is None:
+                    break
+                self._requests += 1
+                status, headers, body = route(request, self._status_json)
+                if status >= 400 or self.verbose:
+                    self._note(conn, status, request.method, request.target)
+                conn.wbuf += engine.respond(request, status, headers, body)
+            if not conn.wbuf and engine.expects_continue:
+                conn.wbuf += engine.respond_continue()
+        except HttpError as exc:
+            self._reject(conn, exc)
         self._flush(conn)
-        if not conn.closing and len(conn.wbuf) > MAX_PENDING_OUTPUT and self._loop is not None:
-            conn.paused = True
-            self._loop.remove_reader(conn.sock)
 
-    def _queue(
-        self,
-        conn: _Conn,
-        status: int,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        *,
-        send_body: bool,
-        close: bool,
-        request: Request | None,
-    ) -> None:
+    def _reject(self, conn: _Conn, error: HttpError) -> None:
+        self._note(conn, error.status, "", error.reason)
+        conn.wbuf += conn.engine.respond_error(error)
+
+    def _note(self, conn: _Conn, status: int, method: str, what: str) -> None:
         if status >= 400:
             self._errors[status] += 1
-        fields = [("Date", self._date.now()), ("Server", "rawstack"), *headers]
-        if close:
-            connection = "close"
-        elif request is not None and request.version == "1.0":
-            connection = "keep-alive"  # RFC 9112 §9.3: an HTTP/1.0 client asked for it
-        else:
-            connection = ""
-        conn.wbuf += serialize_response(
-            status, fields, body, send_body=send_body, connection=connection
-        )
-        if close:
-            conn.closing = True
-        if self.verbose and request is not None:
-            log("http", f"{conn.peer} {request.method} {request.target} -> {status}")
-
-    def _reply_error(self, conn: _Conn, status: int, reason: str) -> None:
         if self.verbose:
-            log("http", f"{conn.peer} -> {status} ({reason})")
-        body = f"{status} {reason}\n".encode()
-        self._queue(
-            conn,
-            status,
-            [("Content-Type", "text/plain")],
-            body,
-            send_body=True,
-            close=True,
-            request=None,
-        )
+            log("http", f"{conn.peer} {method} {what} -> {status}".replace("  ", " "))
 
     def _status_json(self) -> bytes:
         return json.dumps(self.stats(), sort_keys=True).encode() + b"\n"
 
-    # -- writing and closing -----------------------------------------------------------
+    # -- writing, accounting and closing -----------------------------------------------
     def _flush(self, conn: _Conn) -> None:
         loop = self._loop
         assert loop is not None
-        while conn.wbuf:
+        if conn.wbuf:
             try:
                 sent = conn.sock.send(conn.wbuf)
             except BlockingIOError:
-                break
+                sent = 0
             except OSError:
                 self._destroy(conn)
                 return
-            del conn.wbuf[:sent]
-            conn.last_io = loop.time()
-        if conn.wbuf:
-            if not conn.writing:
-                conn.writing = True
-                loop.add_writer(conn.sock, lambda: self._flush(conn))
-            return
-        if conn.writing:
+            if sent:
+                del conn.wbuf[:sent]
+                conn.last_sent = loop.time()
+        if conn.wbuf and not conn.writing:
+            conn.writing = True
+            loop.add_writer(conn.sock, lambda: self._on_writable(conn))
+        elif not conn.wbuf and conn.writing:
             conn.writing = False
             loop.remove_writer(conn.sock)
-        if conn.closing:
-            self._linger(conn)
-        elif conn.paused:
-            conn.paused = False
-            loop.add_reader(conn.sock, self._reader(conn))
-            self._answer(conn)
+        self._account(conn)
+
+    def _on_writable(self, conn: _Conn) -> None:
+        self._flush(conn)
+        if not conn.wbuf and conn.sock.fileno() >= 0 and not conn.linger_since:
+            self._answer(conn)  # requests held back while the output was backed up
+
+    def _account(self, conn: _Conn) -> None:
+        """Update the totals, then decide whether this connection is read or closed."""
+        if conn.sock.fileno() < 0:
+            return
+        engine = conn.engine
+        unsent = len(conn.wbuf)
+        held = unsent + engine.buffered
+        total = self._held = self._held + held - conn.accounted
+        conn.accounted = held
+        if total > self._held_peak:  # noqa: PLR1730 - the hot path; max() is a call
+            self._held_peak = total
+        if held > self.max_conn_bytes:
+            log("http", f"{conn.peer}: dropped, holding {held} bytes")
+            self._dropped += 1
+            self._destroy(conn)
+            return
+        if engine.must_close:
+            if not unsent:
+                self._linger(conn)
+                return
+            want = False
+        else:
+            want = unsent < self.max_output_bytes and engine.wants_input
+        if want and total > self.max_buffer_bytes:
+            self._starved[conn.sock.fileno()] = conn
+            want = False
+        if want != conn.reading:
+            self._set_reading(conn, want)
+        if self._starved and total <= self.max_buffer_bytes // 2:
+            self._feed_starved()
+
+    def _feed_starved(self) -> None:
+        starved, self._starved = self._starved, {}
+        for conn in starved.values():
+            if conn.sock.fileno() >= 0 and not conn.linger_since:
+                self._answer(conn)  # requests held back while the total was over
 
     def _linger(self, conn: _Conn) -> None:
         """Shut our side, then read and drop until the client closes or LINGER_SECONDS."""
+        if conn.linger_since:
+            return
         assert self._loop is not None
         try:
             conn.sock.shutdown(socket.SHUT_WR)
@@ -391,22 +439,28 @@ class HttpServer:
             self._destroy(conn)
             return
         conn.linger_since = self._loop.time()
-        self._loop.add_reader(conn.sock, self._reader(conn))
+        self._set_reading(conn, True)
 
     def _destroy(self, conn: _Conn) -> None:
         fd = conn.sock.fileno()
         if fd < 0 or self._conns.pop(fd, None) is None:
             return
+        self._starved.pop(fd, None)
+        self._held -= conn.accounted
+        conn.accounted = 0
         if self._loop is not None:
             self._loop.remove_reader(fd)
             self._loop.remove_writer(fd)
         conn.sock.close()
+        if self._starved and self._held <= self.max_buffer_bytes // 2:
+            self._feed_starved()
 
     # -- timeouts ----------------------------------------------------------------------
     def _schedule_sweep(self) -> None:
         assert self._loop is not None
-        interval = min(1.0, max(0.05, min(self.header_timeout, self.idle_timeout) / 4))
-        self._sweeper = self._loop.call_later(interval, self._sweep)
+        limits = self.limits
+        shortest = min(limits.header_timeout, limits.request_timeout, limits.idle_timeout)
+        self._sweeper = self._loop.call_later(min(1.0, max(0.05, shortest / 4)), self._sweep)
 
     def _sweep(self) -> None:
         assert self._loop is not None
@@ -415,19 +469,14 @@ class HttpServer:
             if conn.linger_since:
                 if now - conn.linger_since > LINGER_SECONDS:
                     self._destroy(conn)
-            elif conn.closing or conn.wbuf:
-                if now - conn.last_io > self.idle_timeout:
+            elif conn.wbuf:
+                if now - conn.last_sent > self.limits.idle_timeout:
+                    self._destroy(conn)  # the client stopped reading its answers
+            else:
+                expiry = conn.engine.expired(now)
+                if expiry is Expiry.CLOSE:
                     self._destroy(conn)
-            elif conn.request_start is None:
-                if now - conn.last_io > self.idle_timeout:
-                    self._destroy(conn)  # idle keep-alive: close quietly (RFC 9112 §9.8)
-            elif conn.parser.state == "body":
-                if now - conn.last_io > self.idle_timeout:
-                    self._timeout(conn)
-            elif now - conn.request_start > self.header_timeout:
-                self._timeout(conn)
+                elif expiry is Expiry.TIMEOUT:
+                    self._reject(conn, HttpError(408, "request timeout"))
+                    self._flush(conn)
         self._schedule_sweep()
-
-    def _timeout(self, conn: _Conn) -> None:
-        self._reply_error(conn, 408, "request timeout")
-        self._flush(conn)

@@ -58,8 +58,8 @@ class PingResult:
 
     @property
     def rtts(self) -> list[float]:
-        """RTTs in milliseconds of the first reply to each request."""
-        return [r.rtt_ms for r in self.replies if not r.duplicate]
+        """RTTs in milliseconds of the first reply to each request (none when untimed)."""
+        return [r.rtt_ms for r in self.replies if not r.duplicate and r.rtt_ms is not None]
 
 
 OnEvent = Callable[[Union[EchoReply, EchoError, str]], None]
@@ -173,7 +173,7 @@ class _Run:
             self.loop.remove_reader(reader)
         finally:
             self.loop.close()
-        self.result.stats = self.session.stats(self.loop.time())
+        self.result.stats = self.session.stats()
         return self.result
 
     def _raw(self) -> tuple[RawIpSender, RawIpReceiver]:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 
-from rawstack.errors import UsageError
 from rawstack.peers.base import Server, announce_ready, log
 from rawstack.peers.loop import Loop
+from rawstack.peers.registry import ALL_PEERS, BY_NAME, parse_peers
+
+__all__ = ["ALL_PEERS", "default_servers", "parse_peers", "serve"]
 
 
 def serve(servers: Sequence[Server], loop: Loop | None = None) -> int:
@@ -49,24 +51,10 @@ def serve(servers: Sequence[Server], loop: Loop | None = None) -> int:
     return 0
 
 
-ALL_PEERS = ("http", "udp", "chao", "icmp")
-
-
-def parse_peers(text: str) -> tuple[str, ...]:
-    """``"chao,icmp"`` -> ``("chao", "icmp")`` in serving order; unknown names are a UsageError."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = sorted(set(names) - set(ALL_PEERS))
-    if unknown or not names:
-        raise UsageError(
-            f"bad --peers {text!r}: choose from {','.join(ALL_PEERS)} (comma-separated)"
-        )
-    return tuple(p for p in ALL_PEERS if p in names)
-
-
 def default_servers(
     iface: str,
-    http_port: int = 8080,
-    udp_port: int = 8080,
+    http_port: int | None = None,
+    udp_port: int | None = None,
     bind: str = "0.0.0.0",
     peers: Sequence[str] = ALL_PEERS,
 ) -> list[Server]:
@@ -76,6 +64,11 @@ def default_servers(
     from rawstack.peers.icmp import IcmpResponder
     from rawstack.peers.udp import UdpEchoServer
 
+    http_port = BY_NAME["http"].default_port if http_port is None else http_port
+    udp_port = BY_NAME["udp"].default_port if udp_port is None else udp_port
+    assert http_port is not None
+    assert udp_port is not None
+    # One constructor per registry row (rawstack.peers.registry names them and their order).
     makers: dict[str, Callable[[], Server]] = {
         "http": lambda: HttpServer(bind, http_port),
         "udp": lambda: UdpEchoServer(bind, udp_port),

@@ -4,7 +4,10 @@ Theory of operation: we write one SYN (with an MSS option) in our own IPv4 heade
 IPPROTO_RAW and read the answer on a raw IPPROTO_TCP socket, which gets a copy of every
 TCP segment delivered to this host. A SYN-ACK acknowledging our ISN means *open* (and we
 answer it with a RST at once, so the peer drops its half-open connection); a RST means
-*closed*; silence until the timeout means *filtered*.
+*closed*; an ICMP destination-unreachable quoting our SYN means *filtered* at once, with
+the code as its reason (as nmap reports it: ``admin-prohibited``, ``host-unreach``...; RFC
+792, RFC 1812 5.2.7.1 for codes 9, 10, 13); silence until the timeout means *filtered*
+too. A raw ICMP socket filtered to type 3 reads those errors.
 
 Our kernel knows nothing of the connection either, so it also answers the SYN-ACK with
 a RST of its own (RFC 9293 3.10.7.1: a segment for a CLOSED connection elicits a reset).
@@ -23,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rawstack.codec import DecodeError
-from rawstack.codec.ipv4 import PROTO_TCP, IPv4
+from rawstack.codec.icmp import DEST_UNREACH, IcmpError, decode_icmp
+from rawstack.codec.ipv4 import PROTO_ICMP, PROTO_TCP, IPv4
 from rawstack.codec.tcp import ACK, RST, SYN, Tcp
 from rawstack.codec.tcp_options import TcpMss
 from rawstack.errors import UsageError
@@ -32,6 +36,7 @@ from rawstack.quirks import KernelQuirks, host_quirks
 from rawstack.sockets.raw import (
     RawIpReceiver,
     RawIpSender,
+    open_raw_icmp_receiver,
     open_raw_ip_sender,
     open_raw_tcp,
     reserve_tcp_port,
@@ -44,6 +49,17 @@ CLOSED = "closed"
 FILTERED = "filtered"
 SYN_MSS = 1460
 SYN_WINDOW = 64240
+# Destination-unreachable codes that make a port filtered, named as nmap names its reasons
+# (nmap's SYN scan treats exactly these as "filtered"; the others are left to the timeout).
+UNREACH_REASONS = {
+    0: "net-unreach",
+    1: "host-unreach",
+    2: "proto-unreach",
+    3: "port-unreach",
+    9: "net-prohibited",
+    10: "host-prohibited",
+    13: "admin-prohibited",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,8 @@ class Probe:
     state: str
     rtt: float | None = None
     mss: int | None = None  # the peer's MSS option in its SYN-ACK
+    reason: str | None = None  # for an ICMP answer: nmap's name of the unreachable code
+    icmp_from: str | None = None  # who sent that ICMP error
 
     def line(self, dst: str, port: int, timeout: float) -> str:
         if self.state == OPEN:
@@ -60,6 +78,11 @@ class Probe:
             return f"{dst}:{port} open (SYN-ACK in {_ms(self.rtt)} ms{mss})"
         if self.state == CLOSED:
             return f"{dst}:{port} closed (RST in {_ms(self.rtt)} ms)"
+        if self.reason is not None:
+            return (
+                f"{dst}:{port} filtered (ICMP {self.reason} from {self.icmp_from} "
+                f"in {_ms(self.rtt)} ms)"
+            )
         return f"{dst}:{port} filtered (no answer in {timeout:g} s)"
 
 
@@ -86,7 +109,13 @@ class SynProbeResult:
             "port": self.port,
             "state": self.state,
             "probes": [
-                {"state": p.state, "rtt_ms": None if p.rtt is None else p.rtt * 1000, "mss": p.mss}
+                {
+                    "state": p.state,
+                    "rtt_ms": None if p.rtt is None else p.rtt * 1000,
+                    "mss": p.mss,
+                    "reason": p.reason,
+                    "icmp_from": p.icmp_from,
+                }
                 for p in self.probes
             ],
         }
@@ -115,6 +144,34 @@ def classify(packet: bytes, *, src: str, dst: str, sport: int, dport: int, isn: 
     return None
 
 
+def classify_icmp(
+    packet: bytes, *, src: str, dst: str, sport: int, dport: int, isn: int
+) -> tuple[str, str] | None:
+    """``(reason, sender)`` when a wire IPv4 packet is an ICMP destination-unreachable
+    about our SYN (the quoted header and the first 8 TCP bytes: ports and ISN, RFC 792)."""
+    try:
+        ip = IPv4.decode(packet)
+        if ip.proto != PROTO_ICMP or ip.dst != src:
+            return None
+        icmp = decode_icmp(ip.payload)
+        if not isinstance(icmp, IcmpError) or icmp.type != DEST_UNREACH:
+            return None
+        quoted = icmp.quoted_ipv4()
+    except DecodeError:
+        return None
+    reason = UNREACH_REASONS.get(icmp.code)
+    head = quoted.payload[:8]
+    if reason is None or quoted.proto != PROTO_TCP or len(head) < 8:
+        return None
+    if (quoted.src, quoted.dst) != (src, dst):
+        return None
+    if (int.from_bytes(head[0:2], "big"), int.from_bytes(head[2:4], "big")) != (sport, dport):
+        return None
+    if int.from_bytes(head[4:8], "big") != isn:
+        return None
+    return reason, ip.src
+
+
 def syn_probe(
     host: str,
     port: int,
@@ -138,7 +195,9 @@ def syn_probe(
     quirks = quirks or host_quirks()
     result = SynProbeResult(host, dst, port)
     receiver = open_raw_tcp(quirks)
+    errors: RawIpReceiver | None = None
     try:
+        errors = open_raw_icmp_receiver(quirks, {DEST_UNREACH})
         sender = open_raw_ip_sender(quirks)
         try:
             src = route_source(dst)  # after the sockets: a missing privilege is said first
@@ -150,7 +209,7 @@ def syn_probe(
             for _ in range(count):
                 probe = _probe_once(
                     sender=sender,
-                    receiver=receiver,
+                    receivers=(receiver, errors),
                     src=src,
                     dst=dst,
                     sport=sport,
@@ -165,13 +224,15 @@ def syn_probe(
             sender.close()
     finally:
         receiver.close()
+        if errors is not None:
+            errors.close()
     return result
 
 
 def _probe_once(
     *,
     sender: RawIpSender,
-    receiver: RawIpReceiver,
+    receivers: tuple[RawIpReceiver, RawIpReceiver],
     src: str,
     dst: str,
     sport: int,
@@ -183,6 +244,17 @@ def _probe_once(
     loop = Loop()
     answer: list[Probe] = []
     sent_at = loop.time()
+
+    receiver, errors = receivers
+
+    def on_error() -> None:
+        for packet, _src in errors.recv_packets():
+            found = classify_icmp(packet, src=src, dst=dst, sport=sport, dport=dport, isn=isn)
+            if found is not None:
+                reason, sender_addr = found
+                answer.append(Probe(FILTERED, loop.time() - sent_at, None, reason, sender_addr))
+                loop.stop()
+                return
 
     def on_readable() -> None:
         for packet, _src in receiver.recv_packets():
@@ -202,11 +274,13 @@ def _probe_once(
 
     try:
         loop.add_reader(receiver, on_readable)
+        loop.add_reader(errors, on_error)
         sent_at = loop.time()
         _send(sender, src, dst, syn)
         loop.call_later(timeout, loop.stop)
         loop.run()
         loop.remove_reader(receiver)
+        loop.remove_reader(errors)
     finally:
         loop.close()
     return answer[0] if answer else Probe(FILTERED)

@@ -1,7 +1,8 @@
 """UDP echo server and the round-trip client, on the one Loop.
 
 Server: one SOCK_DGRAM/IPPROTO_UDP socket, ``recvfrom`` then ``sendto`` the same bytes back
-(seed 003), datagrams up to 65507 bytes (65535 minus the IPv4 and UDP headers).
+to the sender (an echo server), datagrams up to 65507 bytes (65535 minus the IPv4 and UDP
+headers).
 
 Client: each probe carries a tag ``rsu:<session>:<seq>:`` in front of the message, so a reply
 is matched to the probe that caused it: a late reply to probe 3 is never counted for probe 4,

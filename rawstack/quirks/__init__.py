@@ -7,13 +7,16 @@ socket takes and gives: Linux and OpenBSD use the wire format; macOS, NetBSD, Dr
 and FreeBSD before 11.0 want ip_len/ip_off in host order, and some subtract the header
 length from ip_len on read. One frozen :class:`KernelQuirks` row per kernel flavour, in
 one table (``_table``), records those facts with their sources (shared/QUIRKS.md);
-``_convert`` applies a row at the socket boundary; ``_host`` picks this host's row.
+``_convert`` applies a row at the socket boundary; ``_checks`` says whether a row's kernel
+would refuse a write (its EINVAL length check and EMSGSIZE oversize rule); ``_host`` picks
+this host's row.
 
 This is the raw-socket format, which may differ from the wire format.
 """
 
 from __future__ import annotations
 
+from rawstack.quirks._checks import WriteVerdict, write_verdict
 from rawstack.quirks._convert import raw_to_wire, wire_to_raw, wire_to_read
 from rawstack.quirks._host import ENV_OS, ENV_OSREL, host_quirks, read_osreldate
 from rawstack.quirks._table import (
@@ -21,8 +24,16 @@ from rawstack.quirks._table import (
     FREEBSD_10_0,
     FREEBSD_11_0,
     FREEBSD_11_1,
+    FREEBSD_RAW_NETWORK_ORDER,
     IDENT,
     KNOWN_OS,
+    LEN_EXACT,
+    LEN_NOT_LONGER,
+    LEN_REWRITTEN,
+    LEN_WITHIN,
+    OVERSIZE_FRAGMENTS,
+    OVERSIZE_MAXPACKET,
+    OVERSIZE_MTU,
     SOURCE,
     TABLE,
     TOTAL_LENGTH,
@@ -38,12 +49,21 @@ __all__ = [
     "FREEBSD_10_0",
     "FREEBSD_11_0",
     "FREEBSD_11_1",
+    "FREEBSD_RAW_NETWORK_ORDER",
     "IDENT",
     "KNOWN_OS",
+    "LEN_EXACT",
+    "LEN_NOT_LONGER",
+    "LEN_REWRITTEN",
+    "LEN_WITHIN",
+    "OVERSIZE_FRAGMENTS",
+    "OVERSIZE_MAXPACKET",
+    "OVERSIZE_MTU",
     "SOURCE",
     "TABLE",
     "TOTAL_LENGTH",
     "KernelQuirks",
+    "WriteVerdict",
     "host_quirks",
     "normalize_os",
     "quirks_for",
@@ -51,4 +71,5 @@ __all__ = [
     "read_osreldate",
     "wire_to_raw",
     "wire_to_read",
+    "write_verdict",
 ]

@@ -12,6 +12,28 @@ Sources:
   TotalLen/FragOff in host order on darwin, ios, dragonfly, netbsd, and on freebsd when
   ``kern.osreldate < 1100000``; the header length added back on read on
   darwin/ios/dragonfly/netbsd and on freebsd ``< 1000000``.
+- The FreeBSD byte-order boundary: this table switches at osreldate 1100030, as nmap
+  (``netutil.cc``) and libnet do, not at golang/net's 1100000. The change was commit
+  c26544aa7f (2014-09-01, "Make SOCK_RAW sockets to be truly raw"), which came with the
+  1100030 bump; 11-CURRENT kernels from 1100000 to 1100029 still took host order, so
+  1100000 would send them packets they reject. Only those snapshots differ.
+- FreeBSD 9.3 ``raw_ip.c``/``ip_output.c``: EINVAL when ``ip_len > m_pkthdr.len`` or
+  ``< hl``; ``ip_output`` recomputes ``ip_sum``; ``rip_input`` does ``ip_len -= hlen``.
+  FreeBSD 10.4: host order; the source filled only ``if (ip_src == INADDR_ANY)``.
+- NetBSD ``raw_ip.c`` 1.66 to 1.185: host order ("userland passes ip_len and ip_off in host
+  order"); EINVAL when ``m_pkthdr.len != ip_len``; ``ip_output.c`` leaves the id 0 below
+  ``IP_MINFRAGSIZE`` (69 bytes); ``rip_input`` subtracts the header length.
+- DragonFly ``raw_ip.c``, ``ip_output.c``, ``ip_icmp.c`` (``__DragonFly_version`` 500901):
+  host order both ways, header subtracted on input, ``ip_newid()`` when id is 0, EINVAL when
+  ``ip_len > length`` or ``< hl``, echo requests reflected by the kernel.
+- A difference from QUIRKS.md, reported rather than followed: the FreeBSD 11.0-era
+  ``raw_ip.c`` (``ntohs(ip_len) > m_pkthdr.len || ntohs(ip_len) < (ip_hl << 2)``) and xnu's
+  ``rip_output`` both also refuse an ip_len below the header length, where QUIRKS.md's
+  length-check table lists only ">" for FreeBSD 10.x/11.0 and macOS. The rows follow
+  QUIRKS.md (LEN_NOT_LONGER) until it says otherwise; only ip_len values under 20 differ.
+- The oversize rules: Linux ``raw_send_hdrinc`` answers EMSGSIZE above the device MTU
+  and never fragments; the BSDs answer EMSGSIZE above ``IP_MAXPACKET`` (and, with DF set,
+  above the MTU, from ``ip_output``) and fragment the rest; xnu checks ``IP_MAXPACKET``.
 - FreeBSD ip(4), BUGS: before 10.0 ip_hl was subtracted from ip_len on input; before 11.0
   ip_len and ip_off were in host order both ways.
 - FreeBSD ``sys/netinet/raw_ip.c`` ``rip_send``/``rip_output``: EINVAL when
@@ -42,7 +64,22 @@ IDENT = "ident"
 # kern.osreldate boundaries (FreeBSD Porter's Handbook, "FreeBSD versions").
 FREEBSD_10_0 = 1000000
 FREEBSD_11_0 = 1100000
+# Where ip_len/ip_off became network order: c26544aa7f with the 1100030 bump (see above).
+FREEBSD_RAW_NETWORK_ORDER = 1100030
 FREEBSD_11_1 = 1101000  # r319392 (the exact-ip_len EINVAL check) reached stable/11 for 11.1
+
+# What an IP_HDRINCL write's ip_len must satisfy (QUIRKS.md, "Length checks on write").
+LEN_REWRITTEN = "rewritten"  # Linux: any ip_len (tot_len is rewritten); EINVAL if ihl*4 > length
+LEN_EXACT = "exact"  # EINVAL unless ip_len == the datagram's length
+LEN_NOT_LONGER = "not-longer"  # EINVAL when ip_len > the datagram's length
+LEN_WITHIN = "within"  # EINVAL when ip_len > the datagram's length or < the header length
+LENGTH_CHECKS = (LEN_REWRITTEN, LEN_EXACT, LEN_NOT_LONGER, LEN_WITHIN)
+
+# What happens to a write larger than the link allows.
+OVERSIZE_MTU = "mtu"  # Linux: EMSGSIZE above the device MTU; never fragmented
+OVERSIZE_FRAGMENTS = "fragments"  # EMSGSIZE above IP_MAXPACKET, or DF and above the MTU
+OVERSIZE_MAXPACKET = "maxpacket"  # xnu: EMSGSIZE above IP_MAXPACKET; fragmented otherwise
+OVERSIZE_RULES = (OVERSIZE_MTU, OVERSIZE_FRAGMENTS, OVERSIZE_MAXPACKET)
 
 # The names quirks_for() accepts, and what platform.system() says for each.
 KNOWN_OS = ("linux", "freebsd", "darwin", "ios", "openbsd", "netbsd", "dragonfly")
@@ -68,12 +105,30 @@ class KernelQuirks:
     hdrincl_must_be_set: bool  # even on an IPPROTO_RAW socket
     kernel_fills: frozenset[str]  # header fields the kernel writes; condition in the note
     kernel_fills_note: str
-    rejects_wrong_len: bool | None  # EINVAL when ip_len != datagram length (exactly)
-    rejects_long_len: bool | None  # EINVAL when ip_len > datagram length or < header
+    length_check: str  # one of LENGTH_CHECKS: when a write's ip_len is EINVAL
+    oversize: str  # one of OVERSIZE_RULES
     echo_request_to_raw: bool | None  # a raw ICMP socket sees echo requests too
     has_icmp_filter: bool  # SOL_RAW/ICMP_FILTER
     has_ping_socket: bool  # an unprivileged SOCK_DGRAM/IPPROTO_ICMP socket
     confirmed: bool  # observed on a running kernel by this project's tests
+    ident_fill_min_length: int = 0  # the id is filled only in datagrams this long (NetBSD)
+
+    def __post_init__(self) -> None:
+        if self.length_check not in LENGTH_CHECKS:
+            raise ValueError(f"length_check must be one of {LENGTH_CHECKS}")
+        if self.oversize not in OVERSIZE_RULES:
+            raise ValueError(f"oversize must be one of {OVERSIZE_RULES}")
+
+    @property
+    def fragments_oversize(self) -> bool:
+        """The kernel fragments an IP_HDRINCL write above the MTU (every BSD, not Linux)."""
+        return self.oversize != OVERSIZE_MTU
+
+    def fills(self, field: str, length: int) -> bool:
+        """Whether the kernel writes ``field`` (when it is zero) in a ``length``-byte datagram."""
+        if field not in self.kernel_fills:
+            return False
+        return field != IDENT or length >= self.ident_fill_min_length
 
     def matches(self, os: str, osrel: int | None) -> bool:
         """True when this row describes ``os`` at ``osrel`` (osrel ignored outside FreeBSD)."""
@@ -97,16 +152,16 @@ def _bsd(
     *,
     host_order: bool,
     excludes_header: bool,
+    length_check: str,
+    oversize: str = OVERSIZE_FRAGMENTS,
     osrel: tuple[int | None, int | None] = (None, None),
-    fills: frozenset[str] = _BSD_FILLS,
     fills_note: str = _BSD_FILLS_NOTE,
-    rejects_wrong_len: bool | None = False,
-    rejects_long_len: bool | None = True,
-    echo_request_to_raw: bool | None = False,
+    ident_fill_min_length: int = 0,
     has_ping_socket: bool = False,
 ) -> KernelQuirks:
-    # Every BSD-derived stack: HDRINCL must be set, no ICMP_FILTER, and ip_len/ip_off share
-    # one byte order in both directions.
+    # Every BSD-derived stack: HDRINCL must be set, no ICMP_FILTER, ip_len/ip_off share one
+    # byte order in both directions, the same fills, and echo requests reflected by the
+    # kernel (icmp_input's "goto reflect") instead of passed to raw sockets.
     return KernelQuirks(
         os=os,
         label=label,
@@ -118,14 +173,15 @@ def _bsd(
         read_off_host_order=host_order,
         read_len_excludes_header=excludes_header,
         hdrincl_must_be_set=True,
-        kernel_fills=fills,
+        kernel_fills=_BSD_FILLS,
         kernel_fills_note=fills_note,
-        rejects_wrong_len=rejects_wrong_len,
-        rejects_long_len=rejects_long_len,
-        echo_request_to_raw=echo_request_to_raw,
+        length_check=length_check,
+        oversize=oversize,
+        echo_request_to_raw=False,
         has_icmp_filter=False,
         has_ping_socket=has_ping_socket,
         confirmed=False,
+        ident_fill_min_length=ident_fill_min_length,
     )
 
 
@@ -141,30 +197,15 @@ LINUX = KernelQuirks(
     read_len_excludes_header=False,
     hdrincl_must_be_set=False,  # implied by IPPROTO_RAW; other protocols need it set
     kernel_fills=frozenset({TOTAL_LENGTH, CHECKSUM, SOURCE, IDENT}),
-    kernel_fills_note="total length and checksum always; source and ident when zero",
-    rejects_wrong_len=False,
-    rejects_long_len=False,
+    kernel_fills_note="total length and checksum always; source and ident when zero "
+    "(only if ihl >= 5)",
+    length_check=LEN_REWRITTEN,
+    oversize=OVERSIZE_MTU,  # raw_send_hdrinc: EMSGSIZE above the device MTU
     echo_request_to_raw=True,  # our own request on loopback too
     has_icmp_filter=True,
     has_ping_socket=True,
     confirmed=True,
 )
-
-
-def _unconfirmed_bsd(os: str, label: str) -> KernelQuirks:
-    # NetBSD and DragonFly: x/net gives the byte order and the subtracted header length;
-    # no source read here says what the kernel fills or rejects.
-    return _bsd(
-        os,
-        label,
-        host_order=True,
-        excludes_header=True,
-        fills=frozenset(),
-        fills_note="unconfirmed: fill every field yourself",
-        rejects_wrong_len=None,
-        rejects_long_len=None,
-        echo_request_to_raw=None,
-    )
 
 
 TABLE: tuple[KernelQuirks, ...] = (
@@ -175,24 +216,23 @@ TABLE: tuple[KernelQuirks, ...] = (
         osrel=(None, FREEBSD_10_0),
         host_order=True,
         excludes_header=True,
-        fills=frozenset({IDENT, SOURCE}),
-        fills_note="ident when 0, source when INADDR_ANY",
-        rejects_long_len=None,
+        length_check=LEN_WITHIN,
     ),
     _bsd(
         "freebsd",
         "FreeBSD 10.x",
-        osrel=(FREEBSD_10_0, FREEBSD_11_0),
+        osrel=(FREEBSD_10_0, FREEBSD_RAW_NETWORK_ORDER),
         host_order=True,
         excludes_header=False,
-        fills_note="ident when 0, source, checksum",
+        length_check=LEN_NOT_LONGER,
     ),
     _bsd(
         "freebsd",
         "FreeBSD 11.0",
-        osrel=(FREEBSD_11_0, FREEBSD_11_1),
+        osrel=(FREEBSD_RAW_NETWORK_ORDER, FREEBSD_11_1),
         host_order=False,
         excludes_header=False,
+        length_check=LEN_NOT_LONGER,
     ),
     _bsd(
         "freebsd",
@@ -200,13 +240,44 @@ TABLE: tuple[KernelQuirks, ...] = (
         osrel=(FREEBSD_11_1, None),
         host_order=False,
         excludes_header=False,
-        rejects_wrong_len=True,
+        length_check=LEN_EXACT,
     ),
-    _bsd("darwin", "macOS", host_order=True, excludes_header=True, has_ping_socket=True),
-    _bsd("ios", "iOS", host_order=True, excludes_header=True, has_ping_socket=True),
-    _bsd("openbsd", "OpenBSD", host_order=False, excludes_header=False, rejects_wrong_len=True),
-    _unconfirmed_bsd("netbsd", "NetBSD"),
-    _unconfirmed_bsd("dragonfly", "DragonFly"),
+    _bsd(
+        "darwin",
+        "macOS",
+        host_order=True,
+        excludes_header=True,
+        length_check=LEN_NOT_LONGER,
+        oversize=OVERSIZE_MAXPACKET,
+        has_ping_socket=True,
+    ),
+    _bsd(
+        "ios",
+        "iOS",
+        host_order=True,
+        excludes_header=True,
+        length_check=LEN_NOT_LONGER,
+        oversize=OVERSIZE_MAXPACKET,
+        has_ping_socket=True,
+    ),
+    _bsd("openbsd", "OpenBSD", host_order=False, excludes_header=False, length_check=LEN_EXACT),
+    _bsd(
+        "netbsd",
+        "NetBSD",
+        host_order=True,
+        excludes_header=True,
+        length_check=LEN_EXACT,
+        fills_note="ident when 0 only in datagrams of 69 bytes or more (IP_MINFRAGSIZE; a "
+        "28-byte echo request keeps id 0), source when null, checksum always",
+        ident_fill_min_length=69,
+    ),
+    _bsd(
+        "dragonfly",
+        "DragonFly",
+        host_order=True,
+        excludes_header=True,
+        length_check=LEN_WITHIN,
+    ),
 )
 
 

@@ -15,16 +15,23 @@ it was asked for: the way iputils keeps user-space wake-up latency out of its RT
 
 from __future__ import annotations
 
+import errno
 import os
+import random
 import socket
 import struct
 import sys
 import time
 from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any, Callable, TypeVar
 
+from rawstack.codec import DecodeError
+from rawstack.codec.fragment import fragment
+from rawstack.codec.ipv4 import IPv4
 from rawstack.errors import PrivilegeError, RawstackError, UsageError
-from rawstack.quirks import KernelQuirks, raw_to_wire, wire_to_raw
+from rawstack.quirks import IDENT, KernelQuirks, raw_to_wire, wire_to_raw
 from rawstack.sockets import translated
 
 SOL_RAW = 255  # <linux/socket.h>; not exported by Python's socket module
@@ -37,6 +44,15 @@ IP_RECVTTL: int | None = getattr(
     socket, "IP_RECVTTL", 12 if sys.platform.startswith("linux") else None
 )
 RECV_BUFFER = 65536
+# <linux/in.h> IP_MTU (not exported by Python): a connected socket's path MTU. Linux only.
+IP_MTU: int | None = 14 if sys.platform.startswith("linux") else None
+# <linux/in.h> IP_PKTINFO (not exported by Python on every build): struct in_pktinfo
+# {int ipi_ifindex; struct in_addr ipi_spec_dst, ipi_addr} with each datagram. Linux only.
+IP_PKTINFO: int | None = 8 if sys.platform.startswith("linux") else None
+_PKTINFO = struct.Struct("@i4s4s")
+# Every host must accept datagrams this large (RFC 791, RFC 1122 3.3.3): below it no
+# packet needs the path MTU looked up.
+MIN_MTU = 576
 
 
 # Receive timestamps. Python exports neither SO_TIMESTAMP nor SO_TIMESTAMPNS, and the
@@ -113,7 +129,13 @@ def recv_ready(
 
 
 class RawIpSender:
-    """An IPPROTO_RAW socket that sends wire-format IPv4 packets through the quirk model."""
+    """An IPPROTO_RAW socket that sends wire-format IPv4 packets through the quirk model.
+
+    Where the kernel does not fragment an IP_HDRINCL write (``quirks.fragments_oversize``
+    is False: Linux answers EMSGSIZE above the device MTU, ``raw_send_hdrinc``), a packet
+    larger than the path MTU is fragmented here (:func:`rawstack.codec.fragment.fragment`)
+    and sent as its fragments, as the kernel would fragment a datagram of its own.
+    """
 
     def __init__(self, sock: socket.socket, quirks: KernelQuirks) -> None:
         self.sock = sock
@@ -125,29 +147,136 @@ class RawIpSender:
     def send(self, wire_packet: bytes, dst: str) -> int:
         """Write one complete IPv4 packet (header included) addressed to ``dst``.
 
-        Returns ``time.time_ns()`` taken right before the ``sendto``.
+        Returns ``time.time_ns()`` taken right before the (first) ``sendto``.
         """
-        raw = wire_to_raw(wire_packet, self.quirks, sys.byteorder)
         address = (dst, 0)
-        with translated(f"sending a raw IPv4 packet to {dst}"):
+        packets = self._fragments(wire_packet, dst)
+        raws = [wire_to_raw(packet, self.quirks, sys.byteorder) for packet in packets]
+        what = f"sending a raw IPv4 packet to {dst}"
+        # send_errors inside translated: it must see the PermissionError first.
+        with translated(what), send_errors(what, dst):
             stamp = time.time_ns()
-            self.sock.sendto(raw, address)
+            for raw in raws:
+                self.sock.sendto(raw, address)
         return stamp
+
+    def _fragments(self, wire_packet: bytes, dst: str) -> list[bytes]:
+        if self.quirks.fragments_oversize or len(wire_packet) <= MIN_MTU:
+            return [wire_packet]
+        mtu = path_mtu(dst)
+        if mtu is None or len(wire_packet) <= mtu:
+            return [wire_packet]
+        try:
+            datagram = IPv4.decode(wire_packet)
+            if datagram.ident == 0 and self.quirks.fills(IDENT, len(wire_packet)):
+                # The kernel would fill a different id into each fragment, and the receiver
+                # reassembles by id: choose one for all of them.
+                datagram = replace(datagram, ident=random.randrange(1, 0x10000))
+            return [f.encode() for f in fragment(datagram, mtu)]
+        except (DecodeError, ValueError):
+            # Don't Fragment set, or not a well-formed datagram: the kernel says what is
+            # wrong with it (EMSGSIZE, EINVAL), as it would without us.
+            return [wire_packet]
 
     def close(self) -> None:
         self.sock.close()
 
 
+@contextmanager
+def send_errors(what: str, dst: str) -> Iterator[None]:
+    """EACCES and EPERM from a send on a socket we already hold are not missing privilege.
+
+    EACCES: the kernel routes ``dst`` as a broadcast address and the socket lacks
+    SO_BROADCAST (``ip_route_output`` / ``raw_sendmsg``; iputils: "Do you want to ping
+    broadcast?"). EPERM: a local firewall rule refused the packet (netfilter's verdict).
+    """
+    try:
+        yield
+    except PermissionError as exc:
+        if exc.errno == errno.EACCES:
+            raise UsageError(
+                f"{what}: {dst} is a broadcast address (EACCES: sending to it needs "
+                "SO_BROADCAST, which this socket does not set)"
+            ) from exc
+        raise RawstackError(f"{what}: a local firewall rule refused it (EPERM)") from exc
+
+
+def routes_as_broadcast(addr: str) -> bool:
+    """True when this host's routing table makes ``addr`` a broadcast (or multicast)
+    destination: the connect of a UDP socket without SO_BROADCAST fails with EACCES, the
+    test iputils ping makes before "Do you want to ping broadcast? Then -b"."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect((addr, 9))  # consults the routing table only
+    except PermissionError:
+        return True
+    except OSError:
+        return False  # no route: not a broadcast, and the send will say what is wrong
+    finally:
+        probe.close()
+    return False
+
+
+def path_mtu(dst: str) -> int | None:
+    """The kernel's path MTU towards ``dst`` (IP_MTU of a connected UDP socket), or None
+    where it cannot say (no route, or not Linux)."""
+    if IP_MTU is None:
+        return None
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect((dst, 9))  # UDP connect only consults the routing table
+        mtu: int = probe.getsockopt(socket.IPPROTO_IP, IP_MTU)
+        return mtu
+    except OSError:
+        return None
+    finally:
+        probe.close()
+
+
+@dataclass(frozen=True)
+class PacketInfo:
+    """IP_PKTINFO of one received datagram (Linux): the interface it arrived on, its
+    header destination, and the local address a reply should come from (``spec_dst``:
+    the destination itself for a local unicast address, the interface's address for a
+    broadcast or multicast one, ``fib_compute_spec_dst``)."""
+
+    ifindex: int
+    spec_dst: str
+    dst: str
+
+    @property
+    def to_group(self) -> bool:
+        """Sent to a broadcast or multicast address rather than to one of ours."""
+        return self.spec_dst != self.dst
+
+
+def packet_info(ancillary: Ancillary) -> PacketInfo | None:
+    """The IP_PKTINFO in a ``recvmsg`` result's ancillary data, if any."""
+    for level, kind, data in ancillary:
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(data) >= _PKTINFO.size:
+            ifindex, spec_dst, dst = _PKTINFO.unpack_from(data)
+            return PacketInfo(ifindex, socket.inet_ntoa(spec_dst), socket.inet_ntoa(dst))
+    return None
+
+
 class RawIpReceiver:
     """A raw IPv4 socket for one protocol; reads come back in wire format.
 
-    ``timestamps`` says whether the kernel stamps arrivals (see :meth:`recv_packets_timed`).
+    ``timestamps`` says whether the kernel stamps arrivals (see :meth:`recv_packets_timed`);
+    ``pktinfo`` whether it says where each packet was addressed (:meth:`recv_packets_info`).
     """
 
-    def __init__(self, sock: socket.socket, quirks: KernelQuirks, timestamps: bool = False) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        quirks: KernelQuirks,
+        timestamps: bool = False,
+        pktinfo: bool = False,
+    ) -> None:
         self.sock = sock
         self.quirks = quirks
         self.timestamps = timestamps
+        self.pktinfo = pktinfo
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -158,15 +287,23 @@ class RawIpReceiver:
 
     def recv_packets_timed(self) -> list[tuple[bytes, str, int | None]]:
         """Like :meth:`recv_packets`, plus each packet's kernel arrival stamp (ns) or None."""
-        out: list[tuple[bytes, str, int | None]] = []
+        return [(p, src, rx_timestamp_ns(anc)) for p, src, anc in self._drain()]
+
+    def recv_packets_info(self) -> list[tuple[bytes, str, PacketInfo | None]]:
+        """Like :meth:`recv_packets`, plus each packet's IP_PKTINFO (None where not asked)."""
+        return [(p, src, packet_info(anc)) for p, src, anc in self._drain()]
+
+    def _drain(self) -> list[tuple[bytes, str, Ancillary]]:
+        out: list[tuple[bytes, str, Ancillary]] = []
+        extra = socket.CMSG_SPACE(_PKTINFO.size) if self.pktinfo else 0
         for data, ancillary, addr in recv_ready(
-            self.sock, "reading a raw socket", timestamps=self.timestamps
+            self.sock, "reading a raw socket", timestamps=self.timestamps, extra_space=extra
         ):
             try:
                 packet = raw_to_wire(data, self.quirks, sys.byteorder)
             except ValueError:
                 continue  # too short to hold an IP header: nothing to convert or answer
-            out.append((packet, addr[0], rx_timestamp_ns(ancillary)))
+            out.append((packet, addr[0], ancillary))
         return out
 
     def close(self) -> None:
@@ -224,6 +361,7 @@ def open_raw_icmp_receiver(
     iface: str | None = None,
     *,
     timestamps: bool = False,
+    pktinfo: bool = False,
 ) -> RawIpReceiver:
     """AF_INET/SOCK_RAW/IPPROTO_ICMP that only reads ``accept_types``.
 
@@ -233,11 +371,15 @@ def open_raw_icmp_receiver(
     ICMP_FILTER, but they do not pass echo requests to raw sockets either; callers still
     check the type. ``iface`` limits
     reads to packets arriving on that interface (SO_BINDTODEVICE, Linux). ``timestamps``
-    asks the kernel to stamp arrivals, where it can (``receiver.timestamps`` says).
+    asks the kernel to stamp arrivals, where it can (``receiver.timestamps`` says);
+    ``pktinfo`` for each packet's IP_PKTINFO, where there is one (``receiver.pktinfo``).
     """
+    with_info = pktinfo and IP_PKTINFO is not None
 
     def configure(sock: socket.socket) -> bool:
         sock.setblocking(False)
+        if with_info and IP_PKTINFO is not None:
+            sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
         if quirks.has_icmp_filter:
             mask = struct.pack("I", icmp_filter_mask(accept_types))
             sock.setsockopt(SOL_RAW, ICMP_FILTER, mask)
@@ -247,7 +389,7 @@ def open_raw_icmp_receiver(
         return timestamps and enable_rx_timestamps(sock)
 
     sock, stamped = _open_raw(socket.IPPROTO_ICMP, "opening a raw ICMP socket", configure)
-    return RawIpReceiver(sock, quirks, stamped)
+    return RawIpReceiver(sock, quirks, stamped, with_info)
 
 
 def open_raw_tcp(quirks: KernelQuirks) -> RawIpReceiver:
@@ -283,7 +425,8 @@ class PingSocket:
         Returns ``time.time_ns()`` taken right before the ``sendto``.
         """
         address = (dst, 0)
-        with translated(f"sending an echo request to {dst}"):
+        what = f"sending an echo request to {dst}"
+        with translated(what), send_errors(what, dst):
             stamp = time.time_ns()
             self.sock.sendto(message, address)
         return stamp
@@ -338,13 +481,25 @@ def open_ping_dgram() -> PingSocket:
 
 
 def route_source(dst: str) -> str:
-    """The source address the kernel would use towards ``dst`` (no packet is sent)."""
+    """The source address the kernel would use towards ``dst`` (no packet is sent).
+
+    No route is a :class:`UsageError` (exit 2, as iputils' "connect: Network is
+    unreachable"), and so is a broadcast destination (iputils: "Do you want to ping
+    broadcast? Then -b"), which is EACCES here, not a missing privilege.
+    """
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    what = f"finding a route to {dst}"
     try:
-        with translated(f"finding a route to {dst}"):
-            probe.connect((dst, 9))  # UDP connect only consults the routing table
-            src: str = probe.getsockname()[0]
-            return src
+        probe.connect((dst, 9))  # UDP connect only consults the routing table
+        src: str = probe.getsockname()[0]
+        return src
+    except PermissionError as exc:
+        raise UsageError(
+            f"{what}: {dst} is a broadcast address (EACCES without SO_BROADCAST); "
+            "this ping sends to one host only"
+        ) from exc
+    except OSError as exc:
+        raise UsageError(f"{what}: {exc.strerror or exc}") from exc
     finally:
         probe.close()
 

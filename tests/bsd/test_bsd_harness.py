@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from rawstack_harness import clients
-from rawstack_harness.backends import KERNEL, RAWSTACK, Unsupported, unavailable_reason
+from rawstack_harness.backends import KERNEL, RAWSTACK, unavailable_reason
+from rawstack_harness.errors import Unsupported
 
 ON_FREEBSD = sys.platform.startswith("freebsd")
 REASON = "needs FreeBSD" if not ON_FREEBSD else unavailable_reason()

@@ -16,6 +16,8 @@ from typing import IO
 import pytest
 from rawstack_harness.supervise import read_ready
 
+from rawstack.peers.registry import ready_port
+
 RAWSTACK = [sys.executable, "-m", "rawstack"]
 
 
@@ -57,7 +59,7 @@ def loopback_server(peer: str, *options: str) -> Iterator[tuple[subprocess.Popen
     try:
         (ready,) = read_ready(proc, 1, 15)
         assert (ready["event"], ready["peer"]) == ("ready", peer)
-        yield proc, int(ready["addr"].rsplit(":", 1)[1])
+        yield proc, ready_port(ready)
     finally:
         stop(proc)
 

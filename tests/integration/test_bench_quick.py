@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_quick_run_writes_a_report(tmp_path: Path) -> None:
-    from rawstack_harness.env import missing_requirement
+    from rawstack_harness.backends.linux.env import missing_requirement
 
     reason = missing_requirement()
     if reason:

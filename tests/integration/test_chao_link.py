@@ -9,7 +9,8 @@ import sys
 from typing import Any
 
 import pytest
-from rawstack_harness.backends import NodeHandle
+from _peer_logs import assert_drops_rate_limited
+from rawstack_harness import Node
 from rawstack_harness.clients import rawstack, rawstack_argv
 from rawstack_harness.supervise import read_ready
 
@@ -55,7 +56,7 @@ print(json.dumps({"timestamps": link.timestamps, "sent": sent, "read": time.time
 """
 
 
-def serve(node: NodeHandle) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+def serve(node: Node) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """``rawstack chao serve`` on eth0 in ``node``, returned once its ready line is out."""
     proc = node.popen(
         rawstack_argv("chao", "serve", "--iface", IFACE),
@@ -201,3 +202,83 @@ def test_random_frames_never_stop_the_server(net: Any) -> None:
     code, err = stop(server)
     assert code == 0
     assert "Traceback" not in err
+
+
+def test_a_flood_of_bad_frames_is_logged_rate_limited_with_counts(net: Any) -> None:
+    mac_a, mac_b = net["a"].mac(IFACE), net["b"].mac(IFACE)
+    header = bytes.fromhex(mac_b.replace(":", "") + mac_a.replace(":", "")) + b"\x88\xb5"
+    frames = [(header + b"CHA0" + bytes(12)).hex() for _ in range(300)]  # all bad magic
+    server, _ = serve(net["b"])
+    inject(net, "0.2", frames)
+    # Answered after the flood: the server has read every frame before it.
+    after = rawstack(net["a"], "chao", "send", "--iface", IFACE, "--to", mac_b)
+    assert after.returncode == 0, after.stderr
+    code, err = stop(server)
+    assert code == 0
+    assert_drops_rate_limited(err, "[chao] dropped ")
+
+
+# Runs in node a: like INJECT, but the replies come back with the 802.1Q tag the kernel took
+# out of the data and handed over as PACKET_AUXDATA (packet(7)), put back where it was on the
+# wire. Written here from packet(7), independently of rawstack's socket layer. Bound to
+# ETH_P_ALL: a socket bound to 0x88B5 gets tagged frames with the tag metadata already cleared.
+INJECT_TAGGED = r"""
+import json, select, socket, struct, sys, time
+iface, wait, frames = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+s.setsockopt(263, 8, 1)  # SOL_PACKET, PACKET_AUXDATA
+s.bind((iface, 3))  # ETH_P_ALL
+for f in frames:
+    s.send(bytes.fromhex(f))
+got, end = [], time.monotonic() + wait
+while time.monotonic() < end:
+    if select.select([s], [], [], max(0, end - time.monotonic()))[0]:
+        data, anc, _, addr = s.recvmsg(65536, 256)
+        if addr[2] == socket.PACKET_OUTGOING or data[12:14] != b"\x88\xb5":
+            continue
+        for level, kind, aux in anc:
+            if (level, kind) == (263, 8):
+                status, _, _, _, _, tci, tpid = struct.unpack("@IIIHHHH", aux[:20])
+                if status & 0x10:  # TP_STATUS_VLAN_VALID
+                    data = data[:12] + struct.pack("!HH", tpid or 0x8100, tci) + data[12:]
+        got.append(data.hex())
+print(json.dumps(got))
+"""
+
+
+def test_replies_keep_the_requests_vlan_tag(net: Any) -> None:
+    scapy_l2 = pytest.importorskip("scapy.layers.l2")
+    scapy_packet = pytest.importorskip("scapy.packet")
+    ether, dot1q, raw = scapy_l2.Ether, scapy_l2.Dot1Q, scapy_packet.Raw
+    mac_a, mac_b = net["a"].mac(IFACE), net["b"].mac(IFACE)
+
+    def request(seq: int, payload: bytes) -> bytes:
+        return b"CHAO\x01\x01" + seq.to_bytes(2, "big") + len(payload).to_bytes(2, "big") + payload
+
+    frames = [
+        ether(dst=mac_b, src=mac_a) / dot1q(vlan=100, prio=5, type=0x88B5) / raw(request(1, b"v")),
+        ether(dst=mac_b, src=mac_a, type=0x88B5) / raw(request(2, b"untagged")),
+        ether(dst="ff:ff:ff:ff:ff:ff", src=mac_a)
+        / dot1q(vlan=7, type=0x88B5)
+        / raw(request(3, b"b")),
+    ]
+    server, _ = serve(net["b"])
+    out = net["a"].run(
+        [PYTHON, "-c", INJECT_TAGGED, IFACE, "1.0", *(bytes(f).hex() for f in frames)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    replies = sorted((ether(bytes.fromhex(h)) for h in json.loads(out.stdout)),
+                     key=lambda p: bytes(p)[-12:])  # fmt: skip
+    by_seq = {int.from_bytes(bytes(p.lastlayer())[6:8], "big"): p for p in replies}
+    assert sorted(by_seq) == [1, 2, 3], [p.summary() for p in replies]
+    tagged, plain, broadcast = by_seq[1], by_seq[2], by_seq[3]
+    assert tagged.haslayer(dot1q)
+    assert (tagged[dot1q].vlan, tagged[dot1q].prio, tagged[dot1q].type) == (100, 5, 0x88B5)
+    assert (tagged.src, tagged.dst) == (mac_b, mac_a)
+    assert bytes(tagged[dot1q].payload) == b"CHAO\x01\x02\x00\x01\x00\x01v"
+    assert not plain.haslayer(dot1q)
+    assert plain.type == 0x88B5
+    assert broadcast[dot1q].vlan == 7
+    assert stop(server)[0] == 0

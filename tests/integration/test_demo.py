@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,13 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [
-    pytest.mark.netns,
-    pytest.mark.skipif(
-        importlib.util.find_spec("rawstack.cli.serve_all") is None,
-        reason="`rawstack serve-all` (rawstack/cli/serve_all.py) is not built yet",
-    ),
-]
+pytestmark = [pytest.mark.netns]
 
 EXPECTED = {
     ("icmp", "a->b", "kernel"),

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rawstack_harness.topology import SpecError, from_dict, pair, to_dict
+from rawstack_harness import Network, Run
+from rawstack_harness.topology import SpecError, SpecLike, pair, to_dict
 
 pytestmark = pytest.mark.netns
 CLI = [sys.executable, "-m", "rawstack_harness.cli"]
@@ -103,14 +104,36 @@ def test_line3_forwards(netns_topology: Callable[..., Any]) -> None:
     assert out.returncode == 0, out.stdout
 
 
-def test_bad_spec_creates_nothing() -> None:
-    before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+def test_bad_spec_creates_nothing(
+    netns_run: Run, netns_topology: Callable[[SpecLike], Network], tmp_path: Path
+) -> None:
+    """A spec error comes before anything exists, through the fixture and through the CLI.
+
+    Only this run's namespaces are compared: other xdist workers create and remove their own
+    under /run/netns meanwhile.
+    """
     raw = to_dict(pair())
     raw["links"][0]["b"]["addresses"][0] = "10.0.0.300/24"
+
+    def ours() -> set[str]:
+        names = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
+        return {n for n in names if n.startswith(f"rsh{netns_run.id}")}
+
+    before = ours()
     with pytest.raises(SpecError, match=r"links\[0\]\.b\.addresses\[0\]"):
-        from_dict(raw)
-    after = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
-    assert after == before
+        netns_topology(raw)
+    assert ours() == before
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(json.dumps(raw))
+    root = tmp_path / "runs"
+    done = subprocess.run(
+        [*CLI, "--run-dir", str(root), "up", str(spec)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "links[0].b.addresses[0]" in done.stderr
+    assert not root.exists() or not any(root.iterdir())
 
 
 def test_cli_up_status_down(tmp_path: Path) -> None:

@@ -27,9 +27,8 @@ import json, os, sys
 
 def test_exchange(netns_pair):
     a, b = netns_pair["a"], netns_pair["b"]
-    ready = netns_pair.peers["b"].ready
-    http_port = ready["http"]["addr"].rsplit(":", 1)[1]
-    udp_port = ready["udp"]["addr"].rsplit(":", 1)[1]
+    http_port = str(netns_pair.peers["b"].port("http"))
+    udp_port = str(netns_pair.peers["b"].port("udp"))
     rs = [sys.executable, "-m", "rawstack"]
     commands = [
         rs + ["chao", "send", "--iface", "eth0", "--to", b.mac("eth0"), "-c", "1",

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from rawstack_harness.runstate import HarnessError, Run
+from rawstack_harness.backends.linux.runs import LinuxRun as Run
+from rawstack_harness.errors import HarnessError
 from rawstack_harness.topology import from_dict, pair
 
 pytestmark = pytest.mark.netns
@@ -49,7 +50,7 @@ def test_triangle_and_a_link_inside_one_node(netns_topology: Callable[..., Any])
 
 
 def test_refused_request_is_named_and_nothing_is_left(netns_run: Run) -> None:
-    from rawstack_harness.backends.linux import build
+    from rawstack_harness.backends.linux.nodes import build
 
     spec = from_dict(
         {
@@ -73,7 +74,7 @@ def test_refused_request_is_named_and_nothing_is_left(netns_run: Run) -> None:
 
 @pytest.mark.skipif(shutil.which("ip") is None, reason="needs iproute2's `ip`")
 def test_destroy_kills_a_process_the_harness_did_not_start(netns_run: Run) -> None:
-    from rawstack_harness.backends.linux import build
+    from rawstack_harness.backends.linux.nodes import build
 
     net = build(pair(), netns_run)
     try:

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
-pytestmark = [
-    pytest.mark.netns,
-    pytest.mark.skipif(
-        importlib.util.find_spec("rawstack.cli.serve_all") is None,
-        reason="`rawstack serve-all` (rawstack/cli/serve_all.py) is not built yet",
-    ),
-]
+pytestmark = [pytest.mark.netns]
 
 INNER = """
 import os, signal

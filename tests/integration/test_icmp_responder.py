@@ -7,10 +7,12 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
-from rawstack_harness.backends import NodeHandle
+from _peer_logs import assert_drops_rate_limited
+from rawstack_harness import Node
 from rawstack_harness.clients import rawstack, rawstack_argv
 from rawstack_harness.supervise import read_ready
 
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.netns
 PYTHON = sys.executable
 
 
-def start_responder(node: NodeHandle, *extra: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+def start_responder(node: Node, *extra: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """``rawstack icmp respond`` in ``node``, returned once its ready line is out."""
     proc = node.popen(
         rawstack_argv("icmp", "respond", *extra),
@@ -125,3 +127,184 @@ for i in range(200):
     code, err = stop(server)
     assert code == 0
     assert "Traceback" not in err
+
+
+def test_a_flood_of_bad_packets_is_logged_rate_limited_with_counts(net: Any) -> None:
+    net["b"].sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    server, _ = start_responder(net["b"])
+    # 300 echo requests with a wrong ICMP checksum: each one is a "dropped" line.
+    script = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+for i in range(300):
+    s.sendto(bytes([8, 0, 0x12, 0x34, 0, 1]) + i.to_bytes(2, "big") + b"flood", (sys.argv[1], 0))
+"""
+    sent = net["a"].run([PYTHON, "-c", script, net["b"].addr()], capture_output=True, text=True)
+    assert sent.returncode == 0, sent.stderr
+    assert " 1 received" in iputils_ping(net, count=1)  # the queue has drained: all were read
+    code, err = stop(server)
+    assert code == 0
+    assert_drops_rate_limited(err, "[icmp] dropped")
+
+
+def ping_argv(*args: str) -> list[str]:
+    if shutil.which("ping") is None:
+        pytest.skip("needs iputils ping")
+    return ["ping", "-n", "-W", "2", *args]
+
+
+@pytest.mark.parametrize(("size", "count"), [(1473, 3), (65000, 2), (65507, 1)])
+def test_requests_larger_than_the_mtu_get_fragmented_replies(
+    net: Any, size: int, count: int
+) -> None:
+    b = net["b"]
+    b.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    server, _ = start_responder(b)
+    argv = ping_argv("-c", str(count), "-i", "0.2", "-s", str(size), b.addr())
+    out = net["a"].run(argv, capture_output=True, text=True).stdout
+    assert f"{count} packets transmitted, {count} received, 0% packet loss" in out, out
+    assert f"{size + 8} bytes from {b.addr()}: icmp_seq=1 ttl=64" in out
+    assert "DUP!" not in out
+    code, err = stop(server)
+    assert code == 0
+    assert "not sent" not in err
+    assert f'"answered": {count}' in err
+
+
+def test_directed_broadcast_follows_icmp_echo_ignore_broadcasts(net: Any) -> None:
+    a, b = net["a"], net["b"]
+    b.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    server, _ = start_responder(b)
+    argv = ping_argv("-b", "-c", "2", "-i", "0.2", "10.0.0.255")
+    b.sysctl("net.ipv4.icmp_echo_ignore_broadcasts", "1")
+    quiet = a.run(argv, capture_output=True, text=True).stdout
+    assert "2 packets transmitted, 0 received" in quiet, quiet  # as the kernel: silent
+    b.sysctl("net.ipv4.icmp_echo_ignore_broadcasts", "0")
+    loud = a.run(argv, capture_output=True, text=True).stdout
+    assert "2 packets transmitted, 2 received" in loud, loud
+    # From b's own address, never from the broadcast address (RFC 1122 3.2.1.3).
+    assert f"64 bytes from {b.addr()}: icmp_seq=1" in loud
+    assert "from 10.0.0.255" not in loud
+    code, err = stop(server)
+    assert code == 0
+    assert "icmp_echo_ignore_broadcasts is 1" in err
+    assert '"answered": 2' in err
+
+
+# Runs in node a: one echo request with the source address given, through IP_HDRINCL.
+SPOOF = r"""
+import socket, sys
+from rawstack.codec import ECHO_REQUEST, PROTO_ICMP, IcmpEcho, IPv4
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+echo = IcmpEcho(ECHO_REQUEST, 77, 1, b"from a broadcast address").encode()
+s.sendto(IPv4(sys.argv[1], sys.argv[2], PROTO_ICMP, echo, ident=5).encode(), (sys.argv[2], 0))
+"""
+
+
+def test_a_request_from_a_broadcast_source_is_not_answered_and_says_why(net: Any) -> None:
+    b = net["b"]
+    b.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    server, _ = start_responder(b)
+    sent = net["a"].run(
+        [PYTHON, "-c", SPOOF, "10.0.0.255", b.addr()], capture_output=True, text=True
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert " 1 received" in iputils_ping(net, count=1)  # read after the spoofed one
+    code, err = stop(server)
+    assert code == 0
+    assert "CAP_NET_RAW" not in err, err
+    assert "permission denied" not in err
+    assert "ignored echo request from 10.0.0.255, a group address: not answered" in err
+    assert '"answered": 1' in err
+
+
+def route_lines(out: str, tag: str) -> list[str]:
+    """iputils' option block after the first reply (``RR:`` or ``TS:``), one entry a line."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(tag))
+    block = [lines[start][len(tag) :].strip()]
+    for line in lines[start + 1 :]:
+        if not line.startswith("\t"):
+            break
+        block.append(line.strip())
+    return block
+
+
+@pytest.mark.parametrize(
+    ("flags", "tag"), [(["-R"], "RR:"), (["-T", "tsandaddr"], "TS:"), (["-T", "tsonly"], "TS:")]
+)
+def test_record_route_and_timestamp_options_are_reflected_like_the_kernel(
+    net: Any, flags: list[str], tag: str
+) -> None:
+    a, b = net["a"], net["b"]
+    argv = ping_argv("-c", "1", *flags, b.addr())
+    b.sysctl("net.ipv4.icmp_echo_ignore_all", "0")
+    kernel = a.run(argv, capture_output=True, text=True).stdout
+    b.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    server, _ = start_responder(b)
+    ours = a.run(argv, capture_output=True, text=True).stdout
+    stop(server)
+    assert " 1 received" in ours, ours
+    theirs, mine = route_lines(kernel, tag), route_lines(ours, tag)
+    if tag == "RR:":
+        assert mine == theirs, (kernel, ours)  # the same hosts, in the same order
+    else:
+        # Timestamps differ run to run (ours is taken in user space, a few ms after the
+        # kernel's input stamp on a loaded machine); the entries and addresses must not.
+        def shape(block: list[str]) -> list[str]:
+            return [re.sub(r"-?\d+( absolute| ms)?$", "N", line) for line in block]
+
+        assert shape(mine) == shape(theirs), (kernel, ours)
+        deltas = [int(m[1]) for line in mine[1:] if (m := re.search(r"(-?\d+)$", line))]
+        assert deltas, ours
+        assert all(0 <= d < 1000 for d in deltas), ours  # iputils prints ms between stamps
+
+
+def test_our_ping_and_responder_fragment_both_ways(net: Any) -> None:
+    # Both ends write through IP_HDRINCL, so both must fragment themselves.
+    b = net["b"].addr()
+    net["b"].sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    server, _ = start_responder(net["b"])
+    out = rawstack(net["a"], "ping", b, "-c", "2", "-i", "0.1", "-s", "4000", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert (result["transmitted"], result["received"]) == (2, 2)
+    assert all(r["bytes"] == 4008 for r in result["replies"])
+    code, err = stop(server)
+    assert code == 0
+    assert '"answered": 2' in err
+
+
+def test_tshark_sees_a_reply_in_two_fragments_it_reassembles(net: Any, tmp_path: Path) -> None:
+    if shutil.which("tshark") is None or shutil.which("tcpdump") is None:
+        pytest.skip("needs tcpdump to capture and tshark to decode the fragments")
+    from rawstack_harness.supervise import read_lines
+
+    a, b = net["a"], net["b"]
+    b.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    server, _ = start_responder(b)
+    pcap = tmp_path / "reply.pcap"
+    dump = a.popen(
+        ["tcpdump", "-i", "eth0", "-nn", "-U", "-c", "2", "-w", str(pcap), f"ip src {b.addr()}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    # Its readiness signal: "listening on" on stderr.
+    while b"listening on" not in read_lines(dump, 1, 10, stream=dump.stderr)[0]:
+        pass
+    ping = a.run(ping_argv("-c", "1", "-s", "1473", b.addr()), capture_output=True, text=True)
+    assert " 1 received" in ping.stdout, ping.stdout
+    dump.communicate(timeout=10)
+    stop(server)
+    fields = ["ip.id", "ip.flags.mf", "ip.frag_offset", "icmp.type", "icmp.seq"]
+    decoded = subprocess.run(
+        ["tshark", "-n", "-r", str(pcap), "-T", "fields", "-E", "separator=,",
+         *(x for f in fields for x in ("-e", f))],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    rows = [line.split(",") for line in decoded.stdout.splitlines() if line]
+    assert len(rows) == 2, decoded
+    (id1, mf1, off1, type1, _), (id2, mf2, off2, type2, seq2) = rows
+    assert id1 == id2  # one datagram
+    assert (mf1, off1, mf2, off2) == ("1", "0", "0", "185")  # 185 units of 8: 1480 bytes
+    # tshark reassembles: the ICMP echo reply (type 0, seq 1) shows on the last fragment.
+    assert (type1, type2, seq2) == ("", "0", "1")

@@ -12,14 +12,15 @@ from typing import Any
 
 import pytest
 from rawstack_harness import clients
-from rawstack_harness.backends import KERNEL, UnsupportedPlatform, select_backend
+from rawstack_harness.backends import KERNEL, select_backend
+from rawstack_harness.errors import UnsupportedPlatform
 
 pytestmark = [pytest.mark.netns]
 
 
 def _kernel_is_the_icmp_peer() -> bool:
     try:
-        return select_backend().icmp_responder == KERNEL
+        return select_backend().capabilities.icmp_responder == KERNEL
     except UnsupportedPlatform:
         return False  # the netns marker skips every test here, naming the platform
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from typing import Any
 
 import pytest
@@ -36,13 +37,18 @@ def test_our_ping_against_the_kernel(net: Any) -> None:
 
 
 def test_summary_arithmetic_matches_iputils(net: Any) -> None:
-    """Feed iputils' own per-reply times to our statistics; its rtt line must come out."""
+    """Feed iputils' own per-reply times to our statistics; its rtt line must come out.
+
+    Deterministic: under 1 ms iputils prints each time in exact microseconds, and our
+    arithmetic is iputils' own (tests/unit/test_ping_iputils_arithmetic.py compares the two
+    on thousands of sets against iputils' compiled C).
+    """
     if shutil.which("ping") is None:
         pytest.skip("needs iputils ping")
-    argv = ["ping", "-n", "-c", "6", "-i", "0.05", net["b"].addr()]
+    argv = ["ping", "-n", "-c", "10", "-i", "0.02", net["b"].addr()]
     out = net["a"].run(argv, capture_output=True, text=True).stdout
     times = [m["ms"] for m in map(REPLY_LINE.match, out.splitlines()) if m]
-    if len(times) != 6 or not all(re.fullmatch(r"0\.\d{3}", t) for t in times):
+    if len(times) != 10 or not all(re.fullmatch(r"0\.\d{3}", t) for t in times):
         pytest.skip(f"a reply took >= 1 ms, so iputils printed it rounded: {out}")
     rtts = [int(t.replace(".", "")) for t in times]  # 3 decimals of ms = exact microseconds
     expected = re.search(r"rtt min/avg/max/mdev = (\S+) ms", out)
@@ -123,3 +129,105 @@ def test_missing_cap_net_raw_is_exit_77_one_line(net: Any, argv: list[str]) -> N
     assert "CAP_NET_RAW" in lines[0]
     assert "sudo" in lines[0]
     assert out.stdout == ""
+
+
+def iputils(net: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    if shutil.which("ping") is None:
+        pytest.skip("needs iputils ping")
+    out: subprocess.CompletedProcess[str] = net["a"].run(
+        ["ping", "-n", *args], capture_output=True, text=True
+    )
+    return out
+
+
+@pytest.mark.parametrize("size", [1473, 65507])
+def test_sizes_past_the_mtu_are_fragmented_and_answered(net: Any, size: int) -> None:
+    b = net["b"].addr()
+    theirs = iputils(net, "-c", "1", "-s", str(size), b)
+    assert " 1 received" in theirs.stdout, theirs.stdout  # the kernel answers this size
+    out = rawstack(net["a"], "ping", b, "-c", "2", "-i", "0.1", "-s", str(size))
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
+    assert out.stdout.splitlines()[0] == f"PING {b} ({b}) {size}({size + 28}) bytes of data."
+    assert f"{size + 8} bytes from {b}: icmp_seq=2 ttl=64 time=" in out.stdout
+    assert "2 packets transmitted, 2 received, 0% packet loss" in out.stdout
+
+
+def test_size_above_one_datagram_is_refused(net: Any) -> None:
+    out = rawstack(net["a"], "ping", net["b"].addr(), "-c", "1", "-s", "65508")
+    assert out.returncode == 2
+    assert "0..65507" in out.stderr
+
+
+def test_data_too_short_for_a_timestamp_is_untimed_like_iputils(net: Any) -> None:
+    b = net["b"].addr()
+    theirs = iputils(net, "-c", "2", "-i", "0.1", "-s", "8", b).stdout
+    out = rawstack(net["a"], "ping", b, "-c", "2", "-i", "0.1", "-s", "8")
+    assert out.returncode == 0, out.stderr
+
+    def replies(text: str) -> list[str]:
+        return [line for line in text.splitlines() if " bytes from " in line]
+
+    assert (
+        replies(out.stdout)
+        == replies(theirs)
+        == [f"16 bytes from {b}: icmp_seq={seq} ttl=64" for seq in (1, 2)]
+    )
+    assert "rtt" not in out.stdout
+    assert "rtt" not in theirs
+
+
+def test_summary_time_leaves_out_the_final_wait(net: Any) -> None:
+    # Three requests 0.3 s apart to a silent host, then -W 2: iputils counts from the first
+    # request to the last (~600 ms), never the wait for replies that do not come.
+    out = rawstack(net["a"], "ping", SILENT, "-c", "3", "-i", "0.3", "-W", "2", "--json")
+    assert out.returncode == 1
+    elapsed = json.loads(out.stdout)["time_ms"]
+    assert 550 <= elapsed < 1500, elapsed
+
+
+def test_network_unreachable_exits_2_as_iputils(net: Any) -> None:
+    nowhere = "192.0.2.1"  # TEST-NET-1: no route in the pair's namespaces
+    theirs = iputils(net, "-c", "1", nowhere)
+    assert theirs.returncode == 2, theirs
+    out = rawstack(net["a"], "ping", nowhere, "-c", "1")
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"rawstack: error: finding a route to {nowhere}: Network is unreachable"
+    )
+
+
+def test_broadcast_destination_is_said_for_what_it_is(net: Any) -> None:
+    theirs = iputils(net, "-c", "1", "10.0.0.255")
+    assert theirs.returncode == 2  # "Do you want to ping broadcast? Then -b."
+    out = rawstack(net["a"], "ping", "10.0.0.255", "-c", "1")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "10.0.0.255 is a broadcast address" in lines[0]
+    assert "CAP_NET_RAW" not in lines[0]
+
+
+# Runs in node a: one raw IPv4 write to the subnet's broadcast address, without SO_BROADCAST.
+RAW_TO_BROADCAST = r"""
+from rawstack.codec import ECHO_REQUEST, PROTO_ICMP, IcmpEcho, IPv4
+from rawstack.errors import RawstackError
+from rawstack.quirks import host_quirks
+from rawstack.sockets.raw import open_raw_ip_sender
+sender = open_raw_ip_sender(host_quirks())
+packet = IPv4("10.0.0.1", "10.0.0.255", PROTO_ICMP, IcmpEcho(ECHO_REQUEST, 1, 1).encode())
+try:
+    sender.send(packet.encode(), "10.0.0.255")
+except RawstackError as exc:
+    print(type(exc).__name__, exc.exit_code, exc)
+"""
+
+
+def test_a_raw_send_to_a_broadcast_address_says_so_not_missing_privilege(net: Any) -> None:
+    import sys
+
+    out = net["a"].run([sys.executable, "-c", RAW_TO_BROADCAST], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("UsageError 2 sending a raw IPv4 packet to 10.0.0.255: "), out
+    assert "10.0.0.255 is a broadcast address (EACCES" in out.stdout
+    assert "CAP_NET_RAW" not in out.stdout

@@ -8,7 +8,7 @@ import subprocess
 from typing import Any
 
 import pytest
-from rawstack_harness.backends import NodeHandle
+from rawstack_harness import Node
 from rawstack_harness.clients import rawstack, rawstack_argv
 from rawstack_harness.supervise import read_ready
 
@@ -24,7 +24,7 @@ def net(net: Any) -> Any:
     return net
 
 
-def serve_all(node: NodeHandle, *extra: str) -> subprocess.Popen[str]:
+def serve_all(node: Node, *extra: str) -> subprocess.Popen[str]:
     return node.popen(
         rawstack_argv("serve-all", "--iface", "eth0", *extra),
         stdout=subprocess.PIPE,

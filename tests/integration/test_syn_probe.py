@@ -100,3 +100,34 @@ def test_bad_arguments_exit_2(net: Any, argv: list[str]) -> None:
     out = rawstack(net["a"], "syn-probe", *argv)
     assert out.returncode == 2
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("route_type", "reason"), [("prohibit", "admin-prohibited"), ("unreachable", "host-unreach")]
+)
+def test_icmp_unreachable_is_filtered_at_once_with_its_reason(
+    net: Any, route_type: str, reason: str
+) -> None:
+    # b routes 10.9.9.0/24 to a "prohibit" (or "unreachable") route and forwards: the kernel
+    # answers a forwarded SYN with ICMP type 3 code 13 (or 1), no firewall needed.
+    a, b = net["a"], net["b"]
+    b.sysctl("net.ipv4.ip_forward", "1")
+    for node, argv in (
+        (b, ["ip", "route", "add", route_type, "10.9.9.0/24"]),
+        (a, ["ip", "route", "add", "10.9.9.0/24", "via", b.addr()]),
+    ):
+        added = node.run(argv, capture_output=True, text=True)
+        assert added.returncode == 0, added.stderr
+    start = time.monotonic()
+    out = rawstack(a, "syn-probe", "10.9.9.9", str(PORT), "-W", "5", "--json")
+    took = time.monotonic() - start
+    assert out.returncode == 1
+    (probe,) = json.loads(out.stdout)["probes"]
+    assert (probe["state"], probe["reason"], probe["icmp_from"]) == ("filtered", reason, b.addr())
+    assert took < 4, took  # at once, not after the 5 s timeout
+    text = rawstack(a, "syn-probe", "10.9.9.9", str(PORT), "-W", "5")
+    assert re.fullmatch(
+        rf"10\.9\.9\.9:{PORT} filtered \(ICMP {reason} from {re.escape(b.addr())} "
+        r"in \d+\.\d{3} ms\)\n",
+        text.stdout,
+    ), text.stdout

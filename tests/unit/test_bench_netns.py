@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from rawstack_harness.backends.linux import LinuxNode
+from rawstack_harness.backends.linux.nodes import LinuxNode
 
 from bench.netns import BenchError, start_ready
 

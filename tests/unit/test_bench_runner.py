@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from rawstack_harness.runstate import Run
+from rawstack_harness.backends.linux.runs import LinuxRun
 
 from bench import runner
 from bench.context import Context
@@ -26,7 +26,7 @@ def _module(run: Any) -> types.ModuleType:
 
 
 def _ctx(tmp_path: Path) -> Context:
-    return Context(parse(["--quick"]), cast(Run, None), tmp_path)
+    return Context(parse(["--quick"]), cast(LinuxRun, None), tmp_path)
 
 
 def test_a_failing_benchmark_becomes_not_measured_rows(tmp_path: Path) -> None:
@@ -64,9 +64,11 @@ def test_write_atomically_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
 def test_without_privilege_exit_77_and_no_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import rawstack_harness.env
+    import rawstack_harness.backends.linux.env
 
-    monkeypatch.setattr(rawstack_harness.env, "missing_requirement", lambda: "needs root (test)")
+    monkeypatch.setattr(
+        rawstack_harness.backends.linux.env, "missing_requirement", lambda: "needs root (test)"
+    )
     out = tmp_path / "report.md"
     assert runner.main(["--quick", "-o", str(out)]) == 77
     err = capsys.readouterr().err
@@ -77,13 +79,13 @@ def test_without_privilege_exit_77_and_no_report(
 def test_main_writes_the_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import rawstack_harness.env
+    import rawstack_harness.backends.linux.env
 
     def fake_measure(opts: Options) -> list[Section]:
         assert opts.benchmarks == ("udp",)
         return [Section("UDP", "Peers", [Row("rtt", 20.0, "us", "socat 30 us", "<= 25 us", True)])]
 
-    monkeypatch.setattr(rawstack_harness.env, "missing_requirement", lambda: None)
+    monkeypatch.setattr(rawstack_harness.backends.linux.env, "missing_requirement", lambda: None)
     monkeypatch.setattr(runner, "measure", fake_measure)
     monkeypatch.setattr(runner, "machine_info", lambda root: {"CPU": "Fake CPU"})
     monkeypatch.setattr(signal, "signal", lambda *a: None)

@@ -164,6 +164,41 @@ def test_every_job_uploads_artifacts_when_it_fails(path: Path) -> None:
             assert step["with"]["path"].startswith(".ci-artifacts"), job_id
 
 
+def _vm_steps(job: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+    for i, step in enumerate(job.get("steps", [])):
+        if re.match(r"^vmactions/[\w.-]+-vm@", str(step.get("uses", ""))):
+            yield i, step
+
+
+@pytest.mark.parametrize("path", _workflow_files(), ids=lambda p: p.name)
+def test_a_failed_vm_suite_still_brings_its_artifacts_out(path: Path) -> None:
+    """vmactions/*-vm rethrows a failing `run` before its copy-back, so a job either shares
+    the tree live (sync: sshfs or nfs) or records the status and fails in a later host step
+    (ci/exit-status.sh), before its upload step; `usesh` is deprecated and ignored."""
+    seen = 0
+    for job_id, job in _load(path)["jobs"].items():
+        steps = job.get("steps", [])
+        for i, step in _vm_steps(job):
+            seen += 1
+            inputs = step.get("with") or {}
+            assert "usesh" not in inputs, f"{job_id}: usesh is deprecated and ignored: drop it"
+            if inputs.get("sync") in ("sshfs", "nfs"):
+                continue
+            found = re.search(r"--status-file\s+(\S+)", inputs.get("run", ""))
+            assert found, f"{job_id}: a failing run would upload nothing: use --status-file"
+            check = f"sh ci/exit-status.sh {found.group(1)}"
+            later = [j for j, s in enumerate(steps) if j > i and s.get("run") == check]
+            assert later, f"{job_id}: no later step runs {check!r}"
+            upload = [
+                j
+                for j, s in enumerate(steps)
+                if str(s.get("uses", "")).startswith("actions/upload-artifact@")
+            ]
+            assert upload, f"{job_id}: no upload-artifact step"
+            assert later[0] < upload[0], f"{job_id}: check the status before the upload"
+    assert seen or path.name != "ci.yml", "the FreeBSD job's VM step is gone"
+
+
 def test_tox_lint_runs_actionlint_on_every_workflow() -> None:
     ini = configparser.ConfigParser(interpolation=None)
     ini.read(ROOT / "tox.ini", encoding="utf-8")

@@ -17,16 +17,16 @@ import pytest
 from rawstack_harness.backends import freebsd
 from rawstack_harness.backends.freebsd import (
     Step,
-    clean_dead_runs,
     freebsd_sysctl,
     host_ifname,
     jail_name,
     placeholders,
     plan,
+    reap_dead_runs,
     record_capture,
     substitute,
 )
-from rawstack_harness.runstate import HarnessError
+from rawstack_harness.errors import HarnessError
 from rawstack_harness.topology import Endpoint, Link, Node, Route, SpecError, Topology, line3, pair
 
 JA, JB = "rshab12cd_a", "rshab12cd_b"
@@ -66,14 +66,34 @@ def test_pair_setup_is_exact() -> None:
 
 
 def test_pair_teardown_is_exact() -> None:
-    assert argvs(plan(pair(), "ab12cd").teardown) == [
+    p = plan(pair(), "ab12cd")
+    assert argvs(p.teardown) == [
+        # in the jail first (vnet.subr's vnet_cleanup): both ends go, nothing returns later
+        ["jexec", JA, "ifconfig", "eth0", "destroy"],
         ["jexec", JA, "ifconfig", "eth0", "name", "rsab12cdl0a"],
         ["jexec", JB, "ifconfig", "eth0", "name", "rsab12cdl0b"],
         ["jail", "-r", JA],
         ["jail", "-r", JB],
         ["ifconfig", "rsab12cdl0a", "destroy"],
+        ["ifconfig", "rsab12cdl0b", "destroy"],
         ["ifconfig", "{link0.a}", "destroy"],
     ]
+    # Only the host-side fallbacks are checked: they must succeed or find nothing left.
+    assert [s.checked for s in p.teardown] == [False] * 5 + [True] * 3
+    assert p.teardown[0].disposes == ("rsab12cdl0a", "rsab12cdl0b")
+    assert p.returnable == ((JA, "rsab12cdl0a"), (JB, "rsab12cdl0b"))
+
+
+def test_line3_teardown_destroys_each_link_in_its_a_jail() -> None:
+    p = plan(line3(), "7")
+    destroys = [a for a in argvs(p.teardown) if a[-1] == "destroy" and a[0] == "jexec"]
+    ja, jr = jail_name("7", "a"), jail_name("7", "r")
+    assert destroys == [
+        ["jexec", ja, "ifconfig", "eth0", "destroy"],
+        ["jexec", jr, "ifconfig", "eth1", "destroy"],
+    ]
+    order = argvs(p.teardown)
+    assert all(order.index(d) < order.index(["jail", "-r", ja]) for d in destroys)
 
 
 def test_line3_routes_and_forwarding() -> None:
@@ -189,7 +209,7 @@ def test_package_reexports_every_public_class_and_function() -> None:
 
 @pytest.mark.skipif(sys.platform.startswith("freebsd"), reason="checks the non-FreeBSD refusal")
 def test_unavailable_off_freebsd() -> None:
-    reason = freebsd.unavailable_reason()
+    reason = freebsd.missing_requirement()
     assert reason is not None
     assert "needs FreeBSD" in reason
 
@@ -212,7 +232,7 @@ def _write_run(root: Path, run_id: str, captured: dict[str, str]) -> Path:
     return run_dir
 
 
-def test_clean_dead_runs_skips_live_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reap_dead_runs_skips_live_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[list[str]] = []
     monkeypatch.setattr(subprocess, "run", _fake_run(calls))
     dead = _write_run(tmp_path, "dead01", {"link0.a": "epair3a", "link0.b": "epair3b"})
@@ -221,7 +241,7 @@ def test_clean_dead_runs_skips_live_runs(tmp_path: Path, monkeypatch: pytest.Mon
     fd = os.open(live / "lock", os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        assert clean_dead_runs(str(tmp_path)) == ["dead01"]
+        assert reap_dead_runs(str(tmp_path)) == ["dead01"]
     finally:
         os.close(fd)
     assert not dead.exists()
@@ -238,10 +258,10 @@ def test_clean_dead_run_without_captured_names(
     calls: list[list[str]] = []
     monkeypatch.setattr(subprocess, "run", _fake_run(calls))
     _write_run(tmp_path, "dead02", {})
-    assert clean_dead_runs(str(tmp_path)) == ["dead02"]
+    assert reap_dead_runs(str(tmp_path)) == ["dead02"]
     # The kernel's epairN name was never recorded (or already renamed): not destroyed by it.
     assert not any(c[1].startswith("epair") for c in calls if c[0] == "ifconfig")
 
 
-def test_clean_dead_runs_missing_root(tmp_path: Path) -> None:
-    assert clean_dead_runs(str(tmp_path / "nope")) == []
+def test_reap_dead_runs_missing_root(tmp_path: Path) -> None:
+    assert reap_dead_runs(str(tmp_path / "nope")) == []

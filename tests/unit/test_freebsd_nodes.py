@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rawstack_harness.backends import NodeHandle, Unsupported, freebsd
+from rawstack_harness import Node, Peer
+from rawstack_harness.backends import freebsd
 from rawstack_harness.backends.freebsd import (
     FreeBSDNetwork,
     FreeBSDNode,
@@ -30,8 +31,7 @@ from rawstack_harness.backends.freebsd import (
     probe_peer,
     runs,
 )
-from rawstack_harness.probes import ProbeFailed
-from rawstack_harness.runstate import HarnessError
+from rawstack_harness.errors import HarnessError, ProbeFailed, Unsupported
 from rawstack_harness.topology import SpecError, pair
 
 EPAIR_IFCONFIG = """eth0: flags=1008843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST,LOWER_UP> mtu 1500
@@ -64,16 +64,29 @@ class Recorder:
 
 
 class StubNet:
-    topology = pair()
+    """The network a lone node belongs to: only its spec is read."""
+
+    def __init__(self) -> None:
+        self.topology = pair()
+        self.peers: dict[str, Peer] = {}
+
+    def __getitem__(self, name: str) -> Node:
+        raise KeyError(name)
+
+    def describe(self) -> dict[str, object]:
+        return {}
+
+    def destroy(self) -> None:
+        pass
 
 
 @pytest.fixture
 def node() -> FreeBSDNode:
-    return FreeBSDNode(StubNet(), "a", "rshab12cd_a")  # type: ignore[arg-type]
+    return FreeBSDNode(StubNet(), "a", "rshab12cd_a")
 
 
 def test_addresses_come_from_the_spec(node: FreeBSDNode) -> None:
-    handle: NodeHandle = node  # and mypy checks a jail has the whole node surface
+    handle: Node = node  # and mypy checks a jail has the whole node surface
     assert handle.ifnames() == ["eth0"]
     assert handle.addresses() == ["10.0.0.1", "fd00::1"]
     assert handle.addr(6) == "fd00::1"
@@ -128,10 +141,10 @@ def test_popen_in_own_group_and_stop(node: FreeBSDNode, monkeypatch: pytest.Monk
 
 @pytest.fixture
 def pretend_freebsd(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    """unavailable_reason() passes and every command is recorded."""
+    """missing_requirement() passes and every command is recorded."""
     rec = Recorder()
     # The one definition, which runs and networks both consult (not the package's re-export).
-    monkeypatch.setattr(runs, "unavailable_reason", lambda: None)
+    monkeypatch.setattr(runs, "missing_requirement", lambda: None)
     monkeypatch.setattr(subprocess, "run", rec)
     return rec
 
@@ -168,7 +181,7 @@ def test_failed_setup_tears_down(tmp_path: Path, pretend_freebsd: Recorder) -> N
     net = FreeBSDNetwork(pair(), run=run)
     pretend_freebsd.outputs[("ifconfig", "lo0", "inet", "127.0.0.1/8", "up")] = (1, "")
     with pytest.raises(HarnessError, match=r"jexec .* ifconfig lo0 .*: boom"):
-        net.up()
+        net.build()
     assert ["jail", "-r", net.jail("a")] in pretend_freebsd.calls
     assert run.networks == []
     run.close()

@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 import rawstack_harness.backends
 import rawstack_harness.plugin
+from _fakes import StandIn
 from rawstack_harness import cli, supervise
 from rawstack_harness.backends import (
-    FREEBSD,
     KERNEL,
-    LINUX,
     RAWSTACK,
-    FreeBSDBackend,
-    UnsupportedPlatform,
+    Backend,
+    ReadyEvent,
     select_backend,
     unavailable_reason,
 )
-from rawstack_harness.clients import Exchange
+from rawstack_harness.backends.base import ProbeNode
+from rawstack_harness.backends.freebsd import BACKEND as FREEBSD
+from rawstack_harness.backends.freebsd import FreeBSDBackend
+from rawstack_harness.backends.linux import BACKEND as LINUX
+from rawstack_harness.errors import UnsupportedPlatform
 from rawstack_harness.topology import pair, to_dict
 
 
@@ -55,24 +57,29 @@ def test_freebsd_backend_off_freebsd_says_so() -> None:
 
 def test_who_answers_each_peer() -> None:
     peers = ("http", "udp", "chao", "icmp")
-    assert set(LINUX.servers(peers).values()) == {RAWSTACK}
-    assert FREEBSD.servers(peers) == {
+    linux, bsd = LINUX.capabilities, FREEBSD.capabilities
+    assert set(linux.servers(peers).values()) == {RAWSTACK}
+    assert bsd.servers(peers) == {
         "http": RAWSTACK,
         "udp": RAWSTACK,
         "chao": RAWSTACK,
         "icmp": KERNEL,
     }
-    assert LINUX.serve_all_peers() is None
-    assert FREEBSD.serve_all_peers() == ("http", "udp", "chao")
-    assert (LINUX.node_sockets, FREEBSD.node_sockets) == (True, False)
+    assert linux.serve_all_peers() is None
+    assert bsd.serve_all_peers() == ("http", "udp", "chao")
+    assert (linux.node_sockets, bsd.node_sockets) == (True, False)
+    assert "a jail has no setns" in bsd.no_node_sockets
+    assert (linux.keep, bsd.keep) == (True, False)
 
 
-def test_default_roots_follow_each_backend() -> None:
-    from rawstack_harness.backends import freebsd
-    from rawstack_harness.runstate import DEFAULT_ROOT
-
-    assert LINUX.default_root == DEFAULT_ROOT
-    assert FREEBSD.default_root == freebsd.DEFAULT_ROOT
+def test_both_backends_satisfy_the_protocol() -> None:
+    # mypy checks the assignments; at run time every Protocol member must be there.
+    backends: list[Backend] = [LINUX, FREEBSD]
+    members = {"name", "description", "capabilities", "default_root", "missing_requirement",
+               "open_run", "build", "reap_dead_runs", "describe_runs", "keep", "keep_spec",
+               "unkeep", "probe_peer", "enter_hint"}  # fmt: skip
+    for backend in backends:
+        assert members - set(dir(backend)) == set()
 
 
 def test_serve_all_argv() -> None:
@@ -85,32 +92,16 @@ def test_serve_all_argv() -> None:
     ]
 
 
-class FakeNode:
-    """Records sysctl writes; popen starts ``argv`` (a stand-in serve-all) locally."""
+class FakeNode(StandIn):
+    """Records sysctl writes and the argv; popen starts a stand-in serve-all locally."""
 
     def __init__(self, name: str, stand_in: list[str]) -> None:
-        self.name = name
-        self.netns = f"fake-{name}"
-        self.net: Any = None
-        self.stand_in = stand_in
+        super().__init__(name, stand_in)
         self.sysctls: list[tuple[str, str | None]] = []
-        self.argv: list[str] = []
-        self.procs: list[subprocess.Popen[Any]] = []
 
     def sysctl(self, key: str, value: str | None = None) -> str:
         self.sysctls.append((key, value))
         return value or ""
-
-    def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
-        self.argv = argv
-        proc = subprocess.Popen(self.stand_in, **kwargs)
-        self.procs.append(proc)
-        return proc
-
-    def stop_processes(self, timeout: float = 3.0) -> None:
-        for proc in self.procs:
-            proc.kill()
-            proc.wait()
 
 
 def _printer(peers: tuple[str, ...]) -> list[str]:
@@ -123,7 +114,7 @@ def test_freebsd_supervision_leaves_kernel_echo_alone_and_awaits_no_icmp_line(
     tmp_path: Path,
 ) -> None:
     node = FakeNode("a", _printer(("http", "udp", "chao")))
-    pp = supervise.PeerProcess(node, "eth0", supervise.ALL_PEERS, tmp_path, FREEBSD)  # type: ignore[arg-type]
+    pp = supervise.PeerProcess(node, "eth0", supervise.ALL_PEERS, tmp_path, FREEBSD)
     assert pp.awaited == ("http", "udp", "chao")
     pp.start()
     try:
@@ -137,7 +128,7 @@ def test_freebsd_supervision_leaves_kernel_echo_alone_and_awaits_no_icmp_line(
 
 def test_linux_supervision_turns_kernel_echo_off_and_needs_the_icmp_line(tmp_path: Path) -> None:
     node = FakeNode("a", _printer(("http", "udp", "chao")))  # no icmp ready line
-    pp = supervise.PeerProcess(node, "eth0", supervise.ALL_PEERS, tmp_path, LINUX)  # type: ignore[arg-type]
+    pp = supervise.PeerProcess(node, "eth0", supervise.ALL_PEERS, tmp_path, LINUX)
     pp.start()
     try:
         assert node.sysctls == [("net.ipv4.icmp_echo_ignore_all", "1")]
@@ -152,7 +143,16 @@ class RecordingFreeBSD(FreeBSDBackend):
     def __init__(self) -> None:
         self.probed: list[str] = []
 
-    def probe_peer(self, peer: str, **kwargs: Any) -> float:
+    def probe_peer(
+        self,
+        peer: str,
+        *,
+        src: ProbeNode,
+        src_ifname: str,
+        dst: ProbeNode,
+        dst_ifname: str,
+        ready: Mapping[str, ReadyEvent],
+    ) -> float:
         self.probed.append(peer)
         return 0.001
 
@@ -160,8 +160,8 @@ class RecordingFreeBSD(FreeBSDBackend):
 def test_kernel_answered_peers_are_probed_through_the_backend(tmp_path: Path) -> None:
     backend = RecordingFreeBSD()
     node = FakeNode("b", [sys.executable, "-c", "pass"])
-    pp = supervise.PeerProcess(node, "eth0", ("http", "icmp"), tmp_path, backend)  # type: ignore[arg-type]
-    pp.probe_from(FakeNode("a", []), "eth0", time.monotonic() + 5)  # type: ignore[arg-type]
+    pp = supervise.PeerProcess(node, "eth0", ("http", "icmp"), tmp_path, backend)
+    pp.probe_from(FakeNode("a", []), "eth0", time.monotonic() + 5)
     assert backend.probed == ["http", "icmp"]
     assert pp.servers == {"http": RAWSTACK, "icmp": KERNEL}
 
@@ -233,46 +233,33 @@ def test_cli_keep_commands_unsupported_on_freebsd(
     )
 
 
-class FakeNet:
-    def __init__(self, names: str) -> None:
-        self.nodes = {n: type("N", (), {"name": n})() for n in names}
-        self.destroyed = False
-
-    def __getitem__(self, name: str) -> Any:
-        return self.nodes[name]
-
-    def destroy(self) -> None:
-        self.destroyed = True
+def _rows(plan: list[cli.DemoExchange]) -> list[tuple[str, str, str]]:
+    return [(x.protocol, x.direction, x.server) for x in plan]
 
 
-def test_demo_rows_on_freebsd_show_the_kernel_as_icmp_peer(monkeypatch: pytest.MonkeyPatch) -> None:
-    import rawstack_harness.clients
-
-    class FakeBackend(FreeBSDBackend):
-        def build(self, topology: Any, run: Any) -> Any:
-            return FakeNet("arb" if topology.name == "demo3" else "ab")
-
-    backend = FakeBackend()
-    calls: list[tuple[str, str, str, str]] = []
-
-    def fake_start(pairs: Any, peers: Any = supervise.ALL_PEERS, **kwargs: Any) -> Any:
-        assert kwargs["backend"] is backend
-        return [type("P", (), {"ready": {}, "servers": backend.servers(peers)})() for _ in pairs]
-
-    def fake_client(proto: str, src: Any, dst: Any, **kwargs: Any) -> Exchange:
-        calls.append((proto, src.name, dst.name, kwargs["server"]))
-        return Exchange(proto, f"{src.name}->{dst.name}", True, 0.1, kwargs["server"])
-
-    monkeypatch.setattr(cli, "_backend", lambda: backend)
-    monkeypatch.setattr(supervise, "start_peers", fake_start)
-    monkeypatch.setattr(rawstack_harness.clients, "try_client", fake_client)
-    rows, _ = cli._demo_rows(run=None)
+def test_demo_plan_where_the_kernel_is_the_icmp_peer() -> None:
+    before, with_peers, routed = cli.demo_plan(FREEBSD.capabilities)
     # No separate "kernel before serve-all" rows: the kernel is the ICMP peer throughout.
-    assert [c for c in calls if c[0] == "icmp"] == [
-        ("icmp", "a", "b", KERNEL),
-        ("icmp", "b", "a", KERNEL),
-        ("icmp", "a", "b", KERNEL),
-        ("icmp", "b", "a", KERNEL),
+    assert before == []
+    assert [r for r in _rows(with_peers) if r[0] == "icmp"] == [
+        ("icmp", "a->b", KERNEL),
+        ("icmp", "b->a", KERNEL),
     ]
-    assert {c[3] for c in calls if c[0] != "icmp"} == {RAWSTACK}
-    assert len(rows) == 12
+    assert {r[2] for r in _rows(with_peers) if r[0] != "icmp"} == {RAWSTACK}
+    assert _rows(routed) == [
+        ("http", "a->r->b", RAWSTACK),
+        ("icmp", "a->r->b", KERNEL),
+        ("http", "b->r->a", RAWSTACK),
+        ("icmp", "b->r->a", KERNEL),
+    ]
+
+
+def test_demo_plan_where_rawstack_answers_icmp() -> None:
+    before, with_peers, routed = cli.demo_plan(LINUX.capabilities)
+    assert _rows(before) == [("icmp", "a->b", KERNEL), ("icmp", "b->a", KERNEL)]
+    assert {r[2] for r in _rows(with_peers)} == {RAWSTACK}
+    assert sorted(_rows(with_peers)) == sorted(
+        (p, d, RAWSTACK) for p in ("http", "udp", "chao", "icmp") for d in ("a->b", "b->a")
+    )
+    assert {r[2] for r in _rows(routed)} == {RAWSTACK}
+    assert len(before + with_peers + routed) == 14  # the demo's "14/14 exchanges ok"

@@ -15,7 +15,10 @@ from typing import Any
 import pytest
 import rawstack_harness.plugin
 from rawstack_harness import capture
-from rawstack_harness.backends import FREEBSD, LINUX, Backend
+from rawstack_harness.backends import Backend, Capabilities
+from rawstack_harness.backends.freebsd import BACKEND as FREEBSD
+from rawstack_harness.backends.linux import BACKEND as LINUX
+from rawstack_harness.backends.linux import LinuxBackend
 from rawstack_harness.topology import Topology
 
 from rawstack.codec.pcap import read_pcap
@@ -94,11 +97,11 @@ class _FakeRun:
         pass
 
 
-class _FakeBackend(Backend):
+class _FakeBackend(LinuxBackend):
     name = "fake"
 
     def __init__(self, node_sockets: bool, log: list[str]) -> None:
-        self.node_sockets = node_sockets
+        self.capabilities = Capabilities(node_sockets=node_sockets)
         self.log = log
 
     @property
@@ -209,7 +212,7 @@ def test_without_node_sockets_a_failure_says_why_there_is_no_pcap(
     pytester: pytest.Pytester, fake_backend: tuple[_FakeBackend, list[str]], tmp_path: Path
 ) -> None:
     backend, log = fake_backend
-    backend.node_sockets = False
+    backend.capabilities = Capabilities(node_sockets=False)
     pytester.makepyfile(test_inner=INNER)
     result = pytester.runpytest(f"--netns-capture-dir={tmp_path}")
     result.assert_outcomes(passed=1, failed=1)

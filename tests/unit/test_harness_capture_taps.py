@@ -28,6 +28,7 @@ from rawstack_harness.capture import (
     safe_dirname,
     stop_all,
 )
+from rawstack_harness.topology import pair
 
 from rawstack.codec.pcap import LINKTYPE_ETHERNET, read_pcap
 
@@ -220,25 +221,19 @@ def test_safe_dirname_matches_failure_log_names() -> None:
 
 
 # -- ItemCaptures: one test's captures ---------------------------------------------------
-class _Topo:
-    def __init__(self, name: str, endpoints: list[tuple[str, str]]) -> None:
-        self.name = name
-        self.links = [
-            type("L", (), {"a": _ep(*endpoints[i]), "b": _ep(*endpoints[i + 1])})()
-            for i in range(0, len(endpoints), 2)
-        ]
+class _TapNode(str):
+    """A node that is its name (the fake tap opener logs it); it opens no real socket."""
 
-
-def _ep(node: str, ifname: str) -> Any:
-    return type("E", (), {"node": node, "ifname": ifname})()
+    def socket(self, family: int, type: int, proto: int) -> socket.socket:
+        raise OSError("the fake tap opener stands in for this")
 
 
 class _Net:
     def __init__(self, name: str) -> None:
-        self.topology = _Topo(name, [("a", "eth0"), ("b", "eth0")])
+        self.topology = pair(name)  # endpoints a:eth0 and b:eth0
 
-    def __getitem__(self, name: str) -> str:
-        return name
+    def __getitem__(self, name: str) -> _TapNode:
+        return _TapNode(name)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from rawstack_harness import cli
+from rawstack_harness.backends import select_backend
 from rawstack_harness.clients import Exchange
 
 ROWS = [
@@ -17,7 +18,7 @@ ROWS = [
 
 
 class FakeRun:
-    """Stands in for rawstack_harness.runstate.Run: records that it was closed."""
+    """Stands in for rawstack_harness.backends.linux.runs.LinuxRun: records that it was closed."""
 
     closed = False
 
@@ -29,12 +30,19 @@ class FakeRun:
 
 
 @pytest.fixture
-def stubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+def linux(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Linux backend whatever this OS is: the stubs below replace its pieces."""
+    linux_backend = select_backend("linux")
+    monkeypatch.setattr(cli, "_backend", lambda: linux_backend)
+
+
+@pytest.fixture
+def stubbed(monkeypatch: pytest.MonkeyPatch, linux: None) -> None:
     """Root check passes, no run is created, the exchanges are ROWS."""
-    import rawstack_harness.runstate
+    import rawstack_harness.backends.linux.runs
 
     monkeypatch.setattr(cli, "_need_root", lambda: None)
-    monkeypatch.setattr(rawstack_harness.runstate, "Run", FakeRun)
+    monkeypatch.setattr(rawstack_harness.backends.linux.runs, "LinuxRun", FakeRun)
     monkeypatch.setattr(cli, "_demo_rows", lambda run: (ROWS, {"setup_s": 0.01, "ready_s": 0.5}))
     FakeRun.closed = False
 
@@ -71,13 +79,16 @@ def test_all_ok_exits_0(monkeypatch: pytest.MonkeyPatch, stubbed: None) -> None:
     assert cli.main(["demo", "--json"]) == 0
 
 
+@pytest.mark.usefixtures("linux")
 def test_not_root_is_exit_77(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import rawstack_harness.env
+    import rawstack_harness.backends.linux.env
 
     monkeypatch.setattr(
-        rawstack_harness.env, "missing_requirement", lambda: "needs root (CAP_NET_ADMIN)"
+        rawstack_harness.backends.linux.env,
+        "missing_requirement",
+        lambda: "needs root (CAP_NET_ADMIN)",
     )
     assert cli.main(["demo"]) == 77
     assert capsys.readouterr().err == "netns-harness: error: needs root (CAP_NET_ADMIN)\n"

@@ -26,8 +26,11 @@ def test_marker_registered(pytester: pytest.Pytester) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--netns-peers=http,gopher"], "*--netns-peers: gopher not in http,udp,chao,icmp*"),
-        (["--netns-peers=,"], "*--netns-peers: empty list not in*"),
+        (
+            ["--netns-peers=http,gopher"],
+            "*bad --netns-peers 'http,gopher': gopher not in http,udp,chao,icmp*",
+        ),
+        (["--netns-peers=,"], "*bad --netns-peers ',': empty list not in*"),
         (["--netns-run-dir=relative/dir"], "*--netns-run-dir: 'relative/dir' is not an absolute*"),
     ],
 )

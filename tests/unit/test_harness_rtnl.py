@@ -1,4 +1,9 @@
-"""The batched netlink requests: what goes on the wire, and how ACKs become errors (no root)."""
+"""The batched netlink requests: what goes on the wire, and how ACKs become errors (no root).
+
+Linux only: pyproject installs pyroute2 only where ``sys_platform == 'linux'``, so on FreeBSD
+and macOS this module skips before importing it (``ci/shaped.py`` holds that). On Linux a
+missing pyroute2 is a broken install and fails collection, as it should.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,22 @@ import errno
 import ipaddress
 import socket
 import struct
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+if not sys.platform.startswith("linux"):
+    pytest.skip(
+        "netlink is the Linux backend's; pyroute2 is installed on Linux only",
+        allow_module_level=True,
+    )
+
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
-from rawstack_harness.backends import rtnl
+from rawstack_harness.backends.linux import rtnl
 
 HDR = struct.Struct("=IHHII")
 

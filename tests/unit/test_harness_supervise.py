@@ -10,12 +10,17 @@ import json
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _fakes import StandIn
 from rawstack_harness import supervise
-from rawstack_harness.backends import LinuxBackend
+from rawstack_harness.backends import ReadyEvent
+from rawstack_harness.backends.base import ProbeNode
+from rawstack_harness.backends.linux import LinuxBackend
 
 PY = sys.executable
 
@@ -106,32 +111,21 @@ def test_read_lines_from_stderr_and_copy() -> None:
         _finish(proc)
 
 
-class FakeNode:
-    """A node whose serve-all is a local stand-in; stop_processes kills what it started."""
-
-    def __init__(self, name: str, stand_in: list[str]) -> None:
-        self.name = name
-        self.netns = f"fake-{name}"
-        self.stand_in = stand_in
-        self.procs: list[subprocess.Popen[Any]] = []
-
-    def sysctl(self, key: str, value: str | None = None) -> str:
-        return value or ""
-
-    def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
-        proc = subprocess.Popen(self.stand_in, **kwargs)
-        self.procs.append(proc)
-        return proc
-
-    def stop_processes(self, timeout: float = 3.0) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
+class FakeNode(StandIn):
+    """A node whose serve-all is a local stand-in; stopping kills what it started."""
 
 
 class AlwaysAnswers(LinuxBackend):
-    def probe_peer(self, peer: str, **kwargs: Any) -> float:
+    def probe_peer(
+        self,
+        peer: str,
+        *,
+        src: ProbeNode,
+        src_ifname: str,
+        dst: ProbeNode,
+        dst_ifname: str,
+        ready: Mapping[str, ReadyEvent],
+    ) -> float:
         return 0.001
 
 
@@ -142,7 +136,7 @@ SLEEPER = [PY, "-c", "import time; time.sleep(30)"]
 def _start(nodes: list[FakeNode], tmp_path: Path, timeout: float) -> None:
     a, b = nodes
     supervise.start_peers(
-        [(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")],  # type: ignore[list-item]
+        [(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")],
         log_dir=tmp_path,
         timeout=timeout,
         backend=AlwaysAnswers(),
@@ -178,7 +172,7 @@ def test_both_ready_and_probed(tmp_path: Path) -> None:
     nodes = [FakeNode("a", ALL_READY), FakeNode("b", ALL_READY)]
     a, b = nodes
     procs = supervise.start_peers(
-        [(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")],  # type: ignore[list-item]
+        [(a, "eth0", b, "eth0"), (b, "eth0", a, "eth0")],
         log_dir=tmp_path,
         backend=AlwaysAnswers(),
     )
@@ -189,3 +183,81 @@ def test_both_ready_and_probed(tmp_path: Path) -> None:
     finally:
         for p in procs:
             p.stop()
+
+
+# -- the nursery: one failure cancels the siblings, nothing outlives the block ---------------
+def test_nursery_raises_the_first_failure_after_cancelling_the_others() -> None:
+    cancelled = threading.Event()
+    calls: list[str] = []
+
+    def blocked() -> None:
+        assert cancelled.wait(30), "never cancelled"
+
+    def fails() -> None:
+        raise ValueError("boom")
+
+    def cancel() -> None:
+        calls.append("cancel")
+        cancelled.set()
+
+    def run() -> None:
+        with supervise.Nursery(cancel) as nursery:
+            nursery.start_soon(blocked, "ready-blocked")
+            nursery.start_soon(fails, "ready-fails")
+
+    with pytest.raises(ValueError, match="boom"):
+        run()
+    assert calls == ["cancel"]
+    assert _no_ready_threads()
+
+
+def test_nursery_waits_for_every_task_and_cancels_nothing() -> None:
+    done: list[int] = []
+
+    def task(n: int) -> Callable[[], None]:
+        def body() -> None:
+            time.sleep(0.05 * n)  # still running when the block starts waiting
+            done.append(n)
+
+        return body
+
+    with supervise.Nursery(lambda: done.append(-1)) as nursery:
+        for n in range(3):
+            nursery.start_soon(task(n), f"ready-{n}")
+    assert sorted(done) == [0, 1, 2]
+
+
+def test_nursery_deadline_cancels_and_raises_the_timeout_error() -> None:
+    cancelled = threading.Event()
+
+    def slow() -> None:
+        cancelled.wait(30)
+
+    def run() -> None:
+        with supervise.Nursery(
+            cancelled.set,
+            deadline=time.monotonic() + 0.2,
+            grace=0.1,
+            on_timeout=lambda: supervise.PeerDied("too slow"),
+        ) as nursery:
+            nursery.start_soon(slow, "ready-slow")
+
+    with pytest.raises(supervise.PeerDied, match="too slow"):
+        run()
+    assert cancelled.is_set()
+    assert _no_ready_threads()
+
+
+def test_peer_stop_stops_its_own_process_only(tmp_path: Path) -> None:
+    node = FakeNode("a", ALL_READY)
+    own = node.popen(SLEEPER)  # the test's own process in the same node
+    pp = supervise.PeerProcess(node, "eth0", supervise.ALL_PEERS, tmp_path, AlwaysAnswers())
+    pp.start()
+    try:
+        assert pp.stop() is not None
+        assert pp.proc is not None
+        assert pp.proc.returncode is not None
+        assert own.poll() is None
+        assert not pp.died()  # stopped on purpose is not a death
+    finally:
+        node.stop_process(own)

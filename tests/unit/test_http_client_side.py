@@ -8,8 +8,12 @@ import h11
 import pytest
 
 from rawstack.engines.http import (
+    Data,
+    EndOfMessage,
+    Framing,
     HttpError,
     Request,
+    Response,
     ResponseParser,
     serialize_request,
     serialize_response,
@@ -89,6 +93,39 @@ def test_malformed_responses_raise(raw: bytes) -> None:
     parser.feed(raw)
     with pytest.raises(HttpError):
         parser.next_response()
+
+
+def test_a_failed_response_parser_stays_failed() -> None:
+    parser = ResponseParser()
+    parser.feed(b"HTTP/1.1 2000 OK\r\n\r\n")
+    with pytest.raises(HttpError):
+        parser.next_response()
+    parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    with pytest.raises(HttpError):  # the error latch: a good response after it is not read
+        parser.next_response()
+
+
+@pytest.mark.parametrize("vector", RESPONSES, ids=range(len(RESPONSES)))
+def test_streamed_events_carry_the_same_response(vector: tuple) -> None:  # type: ignore[type-arg]
+    method, raw, eof, status, body, keep_alive = vector
+    parser = ResponseParser(method)
+    events = []
+    for i in range(len(raw)):
+        parser.feed(raw[i : i + 1])
+        while (event := parser.next_event()) is not None:
+            events.append(event)
+    if eof:
+        parser.feed_eof()
+        while (event := parser.next_event()) is not None:
+            events.append(event)
+    head, *pieces, end = events
+    assert isinstance(head, Response)
+    assert head.status == status
+    assert head.body == b""  # nothing is held: the body comes as Data events
+    assert b"".join(p.data for p in pieces if isinstance(p, Data)) == body
+    assert all(isinstance(p, Data) for p in pieces)
+    assert isinstance(end, EndOfMessage)
+    assert end.keep_alive == keep_alive
 
 
 def test_eof_inside_a_length_body_is_an_error() -> None:
@@ -175,7 +212,7 @@ def test_parse_url_rejects_bad_urls(url: str) -> None:
 
 
 def _req(method: str, target: str, body: bytes = b"", framing: str = "none") -> Request:
-    return Request(method, target, "1.1", (("host", "x"),), body, (), framing, True)
+    return Request(method, target, "1.1", (("host", "x"),), body, (), Framing(framing), True)
 
 
 @pytest.mark.parametrize(
@@ -191,6 +228,8 @@ def _req(method: str, target: str, body: bytes = b"", framing: str = "none") -> 
         (_req("GET", "/nope"), 404, b"not found\n"),
         (_req("DELETE", "/"), 405, b"method not allowed\n"),
         (_req("BREW", "/"), 501, b"method not implemented\n"),
+        (_req("OPTIONS", "*"), 400, b"not a proxy\n"),  # as nginx
+        (_req("CONNECT", "x:443"), 400, b"not a proxy\n"),  # as nginx
     ],
 )
 def test_routes(request_: Request, status: int, body: bytes) -> None:

@@ -202,7 +202,35 @@ ERRORS = [
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nBad Trailer\r\n\r\n",
         400,
     ),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),  # RFC 9112 §3
+    (b"GET /" + b"a" * 17000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),  # not 431
+    (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),  # RFC 9112 §3.2: invalid Host
+    (b"GET / HTTP/1.1\r\nHost:\r\n\r\n", 400),  # empty Host (nginx refuses it too)
+    (b"GET / HTTP/1.0\r\nHost: a/b\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
+    (b"GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400),  # asterisk-form is for OPTIONS only
+    (b"CONNECT / HTTP/1.1\r\nHost: x\r\n\r\n", 400),  # CONNECT needs authority-form
+    (b"CONNECT x HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"GET 1x/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),  # neither origin- nor absolute-form
+    (b"GET / HTTP/2.1\r\nH: a\n\r\n\r\n", 505),  # the request line is judged first
 ]
+
+# Valid heads the new checks must still accept.
+ACCEPTED = [
+    b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a.b-c_d~e%41!$&'()*+,;=:\r\n\r\n",
+    b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n",
+    b"GET x:80 HTTP/1.1\r\nHost: x\r\n\r\n",  # absolute-form with scheme "x"
+    b"GET / HTTP/1.0\r\n\r\n",  # 1.0 needs no Host
+    b"GET /" + b"a" * 8190 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # 8191-octet target
+]
+
+
+@pytest.mark.parametrize("raw", ACCEPTED, ids=range(len(ACCEPTED)))
+def test_accepted_by_the_new_checks(raw: bytes) -> None:
+    assert len(parse_all(raw)) == 1
 
 
 def parse_all(raw: bytes, step: int | None = None, **limits: int) -> list[Request]:

@@ -101,7 +101,7 @@ def test_duplicate_reply_counted_once_and_marked() -> None:
     assert isinstance(second, EchoReply)
     assert second.duplicate
     assert second.line().endswith(" (DUP!)")
-    stats = session.stats(now=1.0)
+    stats = session.stats()
     assert (stats.received, stats.duplicates) == (1, 1)
     assert "+1 duplicates" in stats.summary()[1]
 
@@ -192,11 +192,59 @@ def test_loss_percent_is_printed_like_c_float_g() -> None:
     assert stats.loss_percent == struct.unpack("f", struct.pack("f", 100 / 7))[0]
 
 
-def test_elapsed_time_rounds_to_milliseconds() -> None:
+def test_elapsed_time_runs_from_first_to_last_send_rounded_to_ms() -> None:
     session = PingSession(DST, ident=1)
-    session.next_request(now=100.0, wall=0.0)
-    assert session.stats(now=101.0015).elapsed_ms == 1002
-    assert session.stats(now=100.0004).elapsed_ms == 0
+    _, req = session.next_request(now=100.0, wall=0.0)
+    assert session.stats().elapsed_ms == 0  # one request: iputils says "time 0ms"
+    session.next_request(now=101.0015, wall=0.0)
+    assert session.stats().elapsed_ms == 1002
+    # Neither a late reply nor the wait after the last request moves it (iputils' cur_time
+    # only moves when pinger() sends).
+    session.feed_ip(reply_packet(req), now=103.5)
+    assert session.stats().elapsed_ms == 1002
+
+
+def test_elapsed_time_rounds_from_nanoseconds_like_iputils() -> None:
+    # 1000 * tv_sec + (tv_nsec + 500000) / 1000000: 0.5 ms rounds up, 0.4999 ms down.
+    for gap, ms in ((0.0005, 1), (0.0004999, 0), (2.0014996, 2001), (2.0015, 2002)):
+        session = PingSession(DST, ident=1)
+        session.next_request(now=10.0, wall=0.0)
+        session.next_request(now=10.0 + gap, wall=0.0)
+        assert session.stats().elapsed_ms == ms, gap
+
+
+@pytest.mark.parametrize("size", [0, 8, TIMEVAL.size - 1])
+def test_data_shorter_than_a_timeval_is_not_timed(size: int) -> None:
+    session = PingSession(DST, ident=7, size=size)
+    assert not session.timing
+    _, req = session.next_request(now=10.0, wall=0.0)
+    event = session.feed_ip(reply_packet(req), now=10.000123)
+    assert isinstance(event, EchoReply)
+    assert event.rtt_us is None
+    # iputils: "8+N bytes from ...: icmp_seq=1 ttl=63", no time=, and no rtt line.
+    assert event.line() == f"{8 + size} bytes from 10.0.0.2: icmp_seq=1 ttl=63"
+    summary = session.stats().summary()
+    assert len(summary) == 2
+    assert summary[1].startswith("1 packets transmitted, 1 received, 0% packet loss")
+
+
+def test_a_timeval_of_data_is_timed() -> None:
+    session = PingSession(DST, ident=7, size=TIMEVAL.size)
+    _, req = session.next_request(now=10.0, wall=0.0)
+    event = session.feed_ip(reply_packet(req), now=10.000123)
+    assert isinstance(event, EchoReply)
+    assert event.line().endswith(" time=0.123 ms")
+    assert session.stats().summary()[2].startswith("rtt min/avg/max/mdev = 0.123/")
+
+
+def test_largest_size_is_what_one_datagram_holds() -> None:
+    # 65535 - 20 (IP header) - 8 (ICMP header): iputils sends -s 65507, so must we.
+    session = PingSession(DST, ident=7, size=65507)
+    _, req = session.next_request(now=0.0, wall=0.0)
+    assert len(req) == 65515
+    assert len(IPv4(SRC, DST, PROTO_ICMP, req).encode()) == 65535
+    with pytest.raises(ValueError, match=r"0\.\.65507"):
+        PingSession(DST, ident=7, size=65508)
 
 
 @pytest.mark.parametrize(("ident", "size"), [(-1, 56), (65536, 56), (1, -1), (1, 70000)])

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from rawstack.codec import ECHO_REPLY, ECHO_REQUEST, PROTO_ICMP, DecodeError, IcmpEcho, IPv4
+from rawstack.codec.ipv4_options import OPT_LSRR, OPT_RR, OPT_TS, TS_ADDR
 from rawstack.errors import UsageError
-from rawstack.peers.icmp import build_reply, kernel_answers_echo
-from rawstack.sockets.raw import icmp_filter_mask, resolve_ipv4
+from rawstack.peers.icmp import build_reply, kernel_answers_echo, ms_since_midnight_ut
+from rawstack.sockets.raw import PacketInfo, icmp_filter_mask, resolve_ipv4
 
 
 def echo_request(src: str = "10.0.0.1", dst: str = "10.0.0.2", **ip: object) -> bytes:
@@ -19,8 +20,8 @@ def echo_request(src: str = "10.0.0.1", dst: str = "10.0.0.2", **ip: object) -> 
 
 def test_reply_swaps_addresses_and_keeps_id_seq_payload() -> None:
     built = build_reply(echo_request(), ident=99)
-    assert built is not None
-    packet, dst = built
+    packet, dst = built.packet, built.dst
+    assert packet is not None
     ip = IPv4.decode(packet, verify=True)
     assert (ip.src, ip.dst, dst, ip.proto, ip.ttl, ip.tos, ip.ident) == (
         "10.0.0.2", "10.0.0.1", "10.0.0.1", PROTO_ICMP, 64, 0x10, 99,
@@ -31,15 +32,15 @@ def test_reply_swaps_addresses_and_keeps_id_seq_payload() -> None:
 
 def test_reply_matches_scapy() -> None:
     inet = pytest.importorskip("scapy.layers.inet")
-    built = build_reply(echo_request(), ident=99)
+    built = build_reply(echo_request(), ident=99).packet
     assert built is not None
-    oracle = inet.IP(built[0])
+    oracle = inet.IP(built)
     assert oracle[inet.ICMP].type == 0
     # scapy recomputes both checksums when they are deleted; ours must equal them.
     recomputed = oracle.copy()
     del recomputed.chksum
     del recomputed[inet.ICMP].chksum
-    assert bytes(recomputed) == built[0]
+    assert bytes(recomputed) == built
 
 
 @pytest.mark.parametrize(
@@ -54,7 +55,65 @@ def test_reply_matches_scapy() -> None:
     ],
 )
 def test_not_answered(packet: bytes) -> None:
-    assert build_reply(packet, ident=1) is None
+    assert build_reply(packet, ident=1, ignore_broadcasts=lambda: True).packet is None
+
+
+def test_group_destination_follows_the_sysctl_and_answers_from_our_address() -> None:
+    # A directed broadcast: the header says 10.0.0.255, IP_PKTINFO says our address there.
+    request = echo_request(dst="10.0.0.255")
+    info = PacketInfo(ifindex=2, spec_dst="10.0.0.2", dst="10.0.0.255")
+    ignored = build_reply(request, 1, info=info, ignore_broadcasts=lambda: True)
+    assert ignored.packet is None
+    assert ignored.reason is not None
+    assert "icmp_echo_ignore_broadcasts is 1" in ignored.reason
+    answered = build_reply(request, 1, info=info, ignore_broadcasts=lambda: False)
+    assert answered.packet is not None
+    reply = IPv4.decode(answered.packet)
+    assert (reply.src, reply.dst, answered.dst) == ("10.0.0.2", "10.0.0.1", "10.0.0.1")
+    # A unicast request never asks the sysctl.
+    unicast = PacketInfo(ifindex=2, spec_dst="10.0.0.2", dst="10.0.0.2")
+    asked: list[bool] = []
+
+    def sysctl() -> bool:
+        asked.append(True)
+        return True
+
+    assert build_reply(echo_request(), 1, info=unicast, ignore_broadcasts=sysctl).packet
+    assert asked == []
+
+
+def test_a_broadcast_source_is_never_answered() -> None:
+    request = echo_request(src="10.0.0.255")
+    decision = build_reply(request, 1, broadcast_source=lambda addr: addr == "10.0.0.255")
+    assert decision.packet is None
+    assert decision.reason is not None
+    assert "group address" in decision.reason
+    assert build_reply(request, 1).packet is not None  # not a broadcast on this host
+
+
+def test_record_route_and_timestamp_are_reflected_with_this_host() -> None:
+    # As the raw socket reads it: the kernel already recorded us on input (Linux).
+    rr = bytes([OPT_RR, 15, 12, 10, 0, 0, 1, 10, 0, 0, 2]) + bytes(4)
+    ts = bytes([OPT_TS, 12, 5, TS_ADDR]) + bytes(8)
+    request = echo_request(options=rr + ts + b"\x00")
+    reply = build_reply(request, 1, ms=0x00ABCDEF).packet
+    assert reply is not None
+    options = IPv4.decode(reply).options
+    # Pointer 12 -> 16 (the route is full now), our address in the last slot.
+    assert options[:15] == bytes([OPT_RR, 15, 16, 10, 0, 0, 1, 10, 0, 0, 2, 10, 0, 0, 2])
+    assert options[15:27] == bytes([OPT_TS, 12, 13, TS_ADDR, 10, 0, 0, 2, 0, 0xAB, 0xCD, 0xEF])
+
+
+def test_a_source_routed_request_is_not_answered() -> None:
+    lsrr = bytes([OPT_LSRR, 7, 4, 10, 0, 0, 9, 0])
+    decision = build_reply(echo_request(options=lsrr), 1)
+    assert decision.packet is None
+    assert decision.reason is not None
+    assert "source route" in decision.reason
+
+
+def test_timestamps_count_milliseconds_since_midnight_ut() -> None:
+    assert ms_since_midnight_ut(86400 * 19000 + 3723.4567) == 3723456
 
 
 def test_bad_icmp_checksum_is_a_decode_error() -> None:

@@ -8,6 +8,13 @@ from rawstack.quirks import (
     CHECKSUM,
     IDENT,
     KNOWN_OS,
+    LEN_EXACT,
+    LEN_NOT_LONGER,
+    LEN_REWRITTEN,
+    LEN_WITHIN,
+    OVERSIZE_FRAGMENTS,
+    OVERSIZE_MAXPACKET,
+    OVERSIZE_MTU,
     SOURCE,
     TABLE,
     TOTAL_LENGTH,
@@ -29,7 +36,9 @@ COLUMNS: list[tuple[str, int | None]] = [
     ("netbsd", None),
     ("dragonfly", None),
 ]
-T, F, U = True, False, None  # U: unconfirmed in QUIRKS.md
+T, F = True, False
+R_, X_, L_, W_ = LEN_REWRITTEN, LEN_EXACT, LEN_NOT_LONGER, LEN_WITHIN
+MTU, FRAG, MAXP = OVERSIZE_MTU, OVERSIZE_FRAGMENTS, OVERSIZE_MAXPACKET
 _FILLS_BSD = frozenset({IDENT, SOURCE, CHECKSUM})
 _FILLS_LINUX = frozenset({TOTAL_LENGTH, CHECKSUM, SOURCE, IDENT})
 
@@ -44,14 +53,18 @@ EXPECTED: dict[str, tuple[object, ...]] = {
     "read_off_host_order":       (F,     T,     T,    F,     F,     T,     T,    F,      T,     T),
     "read_len_excludes_header":  (F,     T,     F,    F,     F,     T,     T,    F,      T,     T),
     "hdrincl_must_be_set":       (F,     T,     T,    T,     T,     T,     T,    T,      T,     T),
-    "rejects_wrong_len":         (F,     F,     F,    F,     T,     F,     F,    T,      U,     U),
-    "rejects_long_len":          (F,     U,     T,    T,     T,     T,     T,    T,      U,     U),
-    "echo_request_to_raw":       (T,     F,     F,    F,     F,     F,     F,    F,      U,     U),
+    "echo_request_to_raw":       (T,     F,     F,    F,     F,     F,     F,    F,      F,     F),
     "has_icmp_filter":           (T,     F,     F,    F,     F,     F,     F,    F,      F,     F),
     "has_ping_socket":           (T,     F,     F,    F,     F,     T,     T,    F,      F,     F),
     "confirmed":                 (T,     F,     F,    F,     F,     F,     F,    F,      F,     F),
-    "kernel_fills": (_FILLS_LINUX, frozenset({IDENT, SOURCE}), _FILLS_BSD, _FILLS_BSD,
-                     _FILLS_BSD, _FILLS_BSD, _FILLS_BSD, _FILLS_BSD, frozenset(), frozenset()),
+    "kernel_fills": (_FILLS_LINUX, _FILLS_BSD, _FILLS_BSD, _FILLS_BSD, _FILLS_BSD,
+                     _FILLS_BSD, _FILLS_BSD, _FILLS_BSD, _FILLS_BSD, _FILLS_BSD),
+    # "Length checks on write": R rewritten (Linux), X exact, L ip_len > length,
+    # W > length or < header length.
+    "length_check": (R_,    W_,    L_,   L_,    X_,    L_,    L_,   X_,     X_,    W_),
+    "oversize":     (MTU,   FRAG,  FRAG, FRAG,  FRAG,  MAXP,  MAXP, FRAG,   FRAG,  FRAG),
+    "fragments_oversize":        (F,     T,     T,    T,     T,     T,     T,    T,      T,     T),
+    "ident_fill_min_length":     (0,     0,     0,    0,     0,     0,     0,    0,      69,    0),
 }  # fmt: skip
 
 
@@ -74,7 +87,11 @@ def test_every_table_row_is_a_column() -> None:
         (999999, "FreeBSD < 10.0"),
         (1000000, "FreeBSD 10.x"),
         (1099999, "FreeBSD 10.x"),
-        (1100000, "FreeBSD 11.0"),
+        # nmap's and libnet's boundary, not golang/net's 1100000 (see _table.py): early
+        # 11-CURRENT kernels still took host order.
+        (1100000, "FreeBSD 10.x"),
+        (1100029, "FreeBSD 10.x"),
+        (1100030, "FreeBSD 11.0"),
         (1100999, "FreeBSD 11.0"),
         (1101000, "FreeBSD >= 11.1"),
         (1500000, "FreeBSD >= 11.1"),
@@ -84,9 +101,20 @@ def test_freebsd_osreldate_boundaries(osrel: int, label: str) -> None:
     assert quirks_for("freebsd", osrel).label == label
 
 
-def test_host_order_flips_exactly_at_freebsd_11() -> None:
-    assert quirks_for("freebsd", 1099999).write_len_host_order
-    assert not quirks_for("freebsd", 1100000).write_len_host_order
+def test_host_order_flips_exactly_where_raw_sockets_became_truly_raw() -> None:
+    # c26544aa7f ("Make SOCK_RAW sockets to be truly raw") came with the 1100030 bump.
+    assert quirks_for("freebsd", 1100029).write_len_host_order
+    assert not quirks_for("freebsd", 1100030).write_len_host_order
+
+
+def test_netbsd_fills_the_id_only_from_69_bytes() -> None:
+    netbsd = quirks_for("netbsd")
+    assert not netbsd.fills(IDENT, 28)  # a bare echo request keeps id 0
+    assert not netbsd.fills(IDENT, 68)
+    assert netbsd.fills(IDENT, 69)
+    assert netbsd.fills(SOURCE, 28)
+    assert quirks_for("dragonfly").fills(IDENT, 28)
+    assert not quirks_for("linux").fills("nothing", 100)
 
 
 @pytest.mark.parametrize("name", ["FreeBSD", " freebsd ", "FREEBSD"])

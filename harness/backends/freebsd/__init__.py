@@ -5,20 +5,33 @@ Split by responsibility, each module readable on its own:
 * :mod:`.planning` -- pure: spec + run id -> the exact ``jail``/``ifconfig``/``route``/
   ``sysctl`` commands that build it and tear it down (:func:`plan`), epair name capture.
 * :mod:`.runs` -- locked run directories, :class:`FreeBSDRun`, dead-run cleanup and
-  ``status`` (:func:`clean_dead_runs`, :func:`describe_runs`), :func:`unavailable_reason`.
+  ``status`` (:func:`reap_dead_runs`, :func:`describe_runs`), :func:`missing_requirement`,
+  checked teardown and the reaper of epairs dying jails hand back
+  (:func:`finish_teardown`, :func:`reap_returned_epairs`).
 * :mod:`.nodes` -- executing a plan: :class:`FreeBSDNetwork` and its jails'
   :class:`FreeBSDNode` handles (``run``/``popen`` through ``jexec``, no ``socket()``).
 * :mod:`.probes` -- supervision probes, run as a short process inside the probing jail.
 
 Everything public is re-exported here, so ``from rawstack_harness.backends.freebsd import X`` works
-for every name. The backend object that callers normally use is
-:data:`rawstack_harness.backends.FREEBSD`.
+for every name. :data:`BACKEND` is what :func:`rawstack_harness.backends.select_backend`
+returns on FreeBSD.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from rawstack_harness.backends.base import (
+    KERNEL,
+    Capabilities,
+    Kept,
+    Network,
+    ProbeNode,
+    ReadyEvent,
+    Run,
+)
 from rawstack_harness.backends.freebsd.nodes import (
-    ICMP_RESPONDER,
     NO_NODE_SOCKETS,
     FreeBSDNetwork,
     FreeBSDNode,
@@ -26,6 +39,7 @@ from rawstack_harness.backends.freebsd.nodes import (
     parse_ether,
 )
 from rawstack_harness.backends.freebsd.planning import (
+    GONE,
     JAIL_PREFIX,
     SYSCTL_MAP,
     Plan,
@@ -49,35 +63,48 @@ from rawstack_harness.backends.freebsd.probes import (
 )
 from rawstack_harness.backends.freebsd.runs import (
     DEFAULT_ROOT,
+    RETURNING,
     FreeBSDRun,
-    clean_dead_runs,
+    TeardownOutcome,
     describe_runs,
+    finish_teardown,
+    missing_requirement,
     new_run_dir,
+    reap_dead_runs,
+    reap_returned_epairs,
     run_teardown,
     save_state,
-    unavailable_reason,
 )
+from rawstack_harness.errors import Unsupported
+
+if TYPE_CHECKING:
+    from rawstack_harness.topology.spec import Topology
 
 __all__ = [
+    "BACKEND",
     "DEFAULT_ROOT",
-    "ICMP_RESPONDER",
+    "GONE",
     "JAIL_PREFIX",
     "NO_NODE_SOCKETS",
     "PROBE_TIMEOUT",
+    "RETURNING",
     "SYSCTL_MAP",
+    "FreeBSDBackend",
     "FreeBSDNetwork",
     "FreeBSDNode",
     "FreeBSDRun",
     "JailLike",
     "Plan",
     "Step",
+    "TeardownOutcome",
     "build",
     "chao_probe",
-    "clean_dead_runs",
     "describe_runs",
+    "finish_teardown",
     "freebsd_sysctl",
     "host_ifname",
     "jail_name",
+    "missing_requirement",
     "new_run_dir",
     "parse_ether",
     "placeholders",
@@ -86,9 +113,76 @@ __all__ = [
     "probe_here",
     "probe_main",
     "probe_peer",
+    "reap_dead_runs",
+    "reap_returned_epairs",
     "record_capture",
     "run_teardown",
     "save_state",
     "substitute",
-    "unavailable_reason",
 ]
+
+_NO_KEEPER = "kept topologies need a keeper process; only the Linux backend has one yet"
+
+
+class FreeBSDBackend:
+    """VNET jails joined by epair interfaces; see :mod:`rawstack_harness.backends.base`."""
+
+    name = "freebsd"
+    description = "VNET jails joined by epair interfaces (jail(8), ifconfig(8))"
+    capabilities = Capabilities(
+        icmp_responder=KERNEL, node_sockets=False, no_node_sockets=NO_NODE_SOCKETS, keep=False
+    )
+
+    @property
+    def default_root(self) -> str:
+        return DEFAULT_ROOT
+
+    def missing_requirement(self) -> str | None:
+        return missing_requirement()
+
+    def open_run(self, root: str, label: str) -> FreeBSDRun:
+        return FreeBSDRun(root, label=label)
+
+    def build(self, topology: Topology, run: Run) -> FreeBSDNetwork:
+        if not isinstance(run, FreeBSDRun):
+            raise TypeError(f"{run!r} was not opened by the FreeBSD backend")
+        return build(topology, run)
+
+    def reap_dead_runs(self, root: str) -> list[str]:
+        return reap_dead_runs(root)
+
+    def describe_runs(self, root: str) -> list[dict[str, Any]]:
+        return describe_runs(root)
+
+    def keep(self, net: Network, name: str) -> Kept:
+        raise Unsupported(f"keeping a topology is not supported on FreeBSD yet: {_NO_KEEPER}")
+
+    def keep_spec(self, name: str, topology: Topology, root: str) -> dict[str, Any]:
+        raise Unsupported(f"keeping a topology is not supported on FreeBSD yet: {_NO_KEEPER}")
+
+    def unkeep(self, name: str, root: str) -> bool:
+        raise Unsupported(f"kept topologies are not supported on FreeBSD yet: {_NO_KEEPER}")
+
+    def probe_peer(
+        self,
+        peer: str,
+        *,
+        src: ProbeNode,
+        src_ifname: str,
+        dst: ProbeNode,
+        dst_ifname: str,
+        ready: Mapping[str, ReadyEvent],
+    ) -> float:
+        # A jail has no setns: the probe is a short process inside ``src``'s jail.
+        return probe_peer(
+            peer, src=src, src_ifname=src_ifname, dst=dst, dst_ifname=dst_ifname, ready=ready
+        )
+
+    def enter_hint(self, node: str, info: Mapping[str, Any]) -> str:
+        return f"jexec {info['jail']}"
+
+    def __repr__(self) -> str:
+        return "<FreeBSDBackend freebsd>"
+
+
+BACKEND = FreeBSDBackend()

@@ -1,28 +1,27 @@
 """Executing a plan on FreeBSD: :class:`FreeBSDNetwork` (VNET jails + epair) and its nodes.
 
-A :class:`FreeBSDNode` is one jail with the surface of :class:`rawstack_harness.backends.NodeHandle`
+A :class:`FreeBSDNode` is one jail with the surface of :class:`rawstack_harness.backends.base.Node`
 (addresses, MACs, ``run``/``popen`` through ``jexec``) except ``socket()``: a jail has no
 setns, so the test process cannot open a socket inside one (supervision probes run inside
 the probing jail instead, see :mod:`rawstack_harness.backends.freebsd.probes`).
 
 ICMP: FreeBSD's ``icmp_input`` answers echo requests itself and never passes them to raw
 sockets, so a rawstack ICMP responder cannot see them; on this backend the *kernel's* echo
-is the responder (:data:`ICMP_RESPONDER`), and tests say so.
+is the responder (the backend's ``capabilities.icmp_responder``), and tests say so.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from rawstack_harness.backends import Unsupported
+from rawstack_harness.backends.base import Network, NodeProcess, Peer
+from rawstack_harness.backends.common import ProcessNode, SpecNode
 from rawstack_harness.backends.freebsd import runs
 from rawstack_harness.backends.freebsd.planning import (
     freebsd_sysctl,
@@ -31,10 +30,9 @@ from rawstack_harness.backends.freebsd.planning import (
     record_capture,
     substitute,
 )
-from rawstack_harness.runstate import HarnessError, NotPrivileged
-from rawstack_harness.topology.spec import Endpoint, Topology, validate
+from rawstack_harness.errors import HarnessError, NotPrivileged, Unsupported
+from rawstack_harness.topology.spec import Topology, validate
 
-ICMP_RESPONDER = "kernel"  # see the module docstring
 NO_NODE_SOCKETS = (
     "node.socket() is unsupported on FreeBSD: a jail has no setns, so the test process "
     "cannot open a socket inside one (run a process in the jail with node.run/node.popen)"
@@ -48,41 +46,22 @@ def parse_ether(ifconfig_output: str) -> str | None:
     return found.group(1).lower() if found else None
 
 
-class FreeBSDNode:
-    """One jail, with the node surface of :class:`rawstack_harness.backends.NodeHandle`."""
+class FreeBSDNode(SpecNode, ProcessNode):
+    """One jail, with the node surface of :class:`rawstack_harness.backends.base.Node`."""
 
-    def __init__(self, net: FreeBSDNetwork, name: str, jail: str) -> None:
+    def __init__(self, net: Network, name: str, jail: str) -> None:
         self.net = net
         self.name = name
         self.jail = jail
-        self.procs: list[subprocess.Popen[Any]] = []
+        self.procs: list[NodeProcess] = []
 
     @property
     def netns(self) -> str:
         """The jail name: unique on the machine, as a Linux node's namespace name is."""
         return self.jail
 
-    def endpoints(self) -> list[Endpoint]:
-        return self.net.topology.endpoints(self.name)
-
-    def ifnames(self) -> list[str]:
-        return [e.ifname for e in self.endpoints()]
-
-    def addresses(self, ifname: str | None = None, version: int | None = None) -> list[str]:
-        """Configured addresses (no prefix) of one interface or of all, optionally v4/v6."""
-        return [
-            str(i.ip)
-            for ep in self.endpoints()
-            if ifname is None or ep.ifname == ifname
-            for i in ep.interfaces()
-            if version is None or i.version == version
-        ]
-
-    def addr(self, version: int = 4, ifname: str | None = None) -> str:
-        found = self.addresses(ifname, version)
-        if not found:
-            raise LookupError(f"node {self.name} has no IPv{version} address")
-        return found[0]
+    def _topology(self) -> Topology:
+        return self.net.topology
 
     def mac(self, ifname: str = "eth0") -> str:
         """The interface's MAC address as ``ifconfig`` in the jail reports it."""
@@ -110,39 +89,17 @@ class FreeBSDNode:
         """Unsupported: a jail has no setns, so the test process cannot open sockets in it."""
         raise Unsupported(NO_NODE_SOCKETS)
 
-    def run(self, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
-        """``subprocess.run`` inside the jail (``jexec``)."""
-        kwargs.setdefault("timeout", 60)
-        return subprocess.run(["jexec", self.jail, *argv], check=False, **kwargs)
-
-    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
-        """``subprocess.Popen`` inside the jail, in its own process group, recorded."""
-        # jexec execs the command after jail_attach, so the pid is the command's own.
-        proc = subprocess.Popen(["jexec", self.jail, *argv], start_new_session=True, **kwargs)
-        self.procs.append(proc)
-        return proc
-
-    def stop_processes(self, timeout: float = 3.0) -> None:
-        """SIGTERM, then SIGKILL after ``timeout``, every process started with :meth:`popen`."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self.procs.clear()
+    def _enter(self, argv: Sequence[str]) -> tuple[list[str], Callable[[], None] | None]:
+        # jexec execs the command after jail_attach, so a popen'd pid is the command's own.
+        return ["jexec", self.jail, *argv], None
 
     def __repr__(self) -> str:
         return f"<FreeBSDNode {self.name} jail={self.jail}>"
 
 
 class FreeBSDNetwork:
-    """Executes a :class:`Plan`; ``net["a"]`` is a :class:`FreeBSDNode`; ``down()`` is idempotent.
+    """Executes a :class:`Plan`; ``net["a"]`` is a :class:`FreeBSDNode`; ``destroy()`` is
+    idempotent.
 
     Standalone with ``root``, or inside a :class:`FreeBSDRun` (whose root it then uses).
     """
@@ -150,12 +107,12 @@ class FreeBSDNetwork:
     def __init__(
         self, topology: Topology, root: str = runs.DEFAULT_ROOT, run: runs.FreeBSDRun | None = None
     ) -> None:
-        reason = runs.unavailable_reason()
+        reason = runs.missing_requirement()
         if reason:
             raise NotPrivileged(reason)
         root = run.root if run is not None else root
-        self.plan = plan(topology, "0")  # validates the spec before anything exists
-        runs.clean_dead_runs(root)
+        validate(topology)  # before anything exists
+        runs.reap_dead_runs(root)
         self.topology = topology
         self.root = root
         self.run = run
@@ -165,7 +122,7 @@ class FreeBSDNetwork:
         self._save()
         self._down = False
         self.nodes = {name: FreeBSDNode(self, name, jail) for name, jail in self.plan.jails}
-        self.peers: dict[str, Any] = {}  # node name -> supervise.PeerProcess
+        self.peers: dict[str, Peer] = {}  # node name -> its supervised serve-all
         if run is not None:
             run.networks.append(self)
 
@@ -175,10 +132,15 @@ class FreeBSDNetwork:
     def _save(self) -> None:
         teardown = [list(s.argv) for s in self.plan.teardown]
         label = self.run.label if self.run is not None else "network"
-        state = {"teardown": teardown, "captured": self.captured, "label": label}
+        state = {
+            "teardown": teardown,
+            "captured": self.captured,
+            "label": label,
+            "returnable": [list(r) for r in self.plan.returnable],
+        }
         runs.save_state(self.dir, {**state, "pid": os.getpid()})
 
-    def up(self) -> FreeBSDNetwork:
+    def build(self) -> FreeBSDNetwork:
         """Run every setup step; on failure tear down what was made and raise."""
         try:
             for step in self.plan.setup:
@@ -213,26 +175,36 @@ class FreeBSDNetwork:
             },
         }
 
-    def down(self) -> None:
-        """Remove the jails and epairs (``jail -r`` also kills what runs in a jail)."""
+    def remove(self) -> None:
+        """Remove the jails and epairs (``jail -r`` also kills what runs in a jail).
+
+        Every step runs; then :class:`HarnessError` if a checked step failed (an epair
+        the host could not destroy is a leak, and the test that made it should say so).
+        """
         if self._down:
             return
         self._down = True
-        runs.run_teardown(self.plan.teardown, self.captured)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.close(self._lock)
-        if self.run is not None and self in self.run.networks:
-            self.run.networks.remove(self)
+        try:
+            problems = runs.finish_teardown(
+                self.root, self.plan.teardown, self.captured, self.plan.returnable
+            )
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            os.close(self._lock)
+            if self.run is not None and self in self.run.networks:
+                self.run.networks.remove(self)
+        if problems:
+            raise HarnessError(f"teardown of run {self.plan.run_id}: {'; '.join(problems)}")
 
     def destroy(self) -> None:
-        """Stop the processes started in the nodes, then :meth:`down`."""
+        """Stop the processes started in the nodes, then :meth:`remove` the jails."""
         try:
             for node in self.nodes.values():
                 node.stop_processes()
         finally:
-            self.down()
+            self.remove()
 
 
 def build(topology: Topology, run: runs.FreeBSDRun) -> FreeBSDNetwork:
     """Validate ``topology`` and build it in ``run``; on any failure nothing is left."""
-    return FreeBSDNetwork(validate(topology), run=run).up()
+    return FreeBSDNetwork(validate(topology), run=run).build()

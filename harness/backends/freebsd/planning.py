@@ -10,9 +10,19 @@ step captures it (:func:`record_capture`) and the next two steps rename both end
 run-unique names through ``{linkI.a}``/``{linkI.b}`` placeholders (:func:`substitute`);
 every later step uses fixed names.
 
-Teardown renames each ``eth0`` back to its run-unique name before ``jail -r``: removing a
-VNET jail returns its interfaces to the host, and two returning ``eth0`` would collide.
-Destroying one end of an epair destroys both.
+Teardown destroys each epair *inside* its jail first, as FreeBSD's own test tooling does
+(``vnet_cleanup`` in tests/sys/common/vnet.subr runs ``jexec JAIL ifconfig IF destroy`` before
+``jail -r``; atf_python's ``cleanup_vnet_interfaces`` likewise). Destroying one end of an
+epair destroys both. Interfaces left in a jail go back to the host only when the jail's vnet
+is destroyed (``vnet_if_return`` in sys/net/if.c), and sockets in TCP teardown keep a removed
+jail dying -- its vnet alive -- for minutes; an epair destroyed in the jail never comes back.
+What survives (an end that never made it into its jail, a failed in-jail destroy) is renamed
+to its run-unique name before ``jail -r`` (two returning ``eth0`` would collide), then
+destroyed on the host: a *checked* step (:attr:`Step.checked`) whose only acceptable failure
+is ``ifconfig``'s "interface X does not exist". :attr:`Plan.returnable` lists, per jail, the
+names that a dying jail could still hand back; the executor records those of jails left
+dying, and :func:`rawstack_harness.backends.freebsd.runs.reap_returned_epairs` destroys them
+when they appear.
 """
 
 from __future__ import annotations
@@ -22,8 +32,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from rawstack_harness.runstate import HarnessError
-from rawstack_harness.topology.spec import SpecError, Topology, validate
+from rawstack_harness.errors import HarnessError, SpecError
+from rawstack_harness.topology.spec import Endpoint, Topology, validate
 
 JAIL_PREFIX = "rsh"
 RUN_ID_RE = re.compile(r"^[0-9a-z]{1,8}$")
@@ -40,22 +50,36 @@ _NATIVE_SYSCTL = ("net.inet.", "net.inet6.", "net.link.")
 _NODE_SYSCTLS = (("net.inet6.ip6.dad_count", "0"),)
 
 
+# What ifconfig(8) prints for a name it cannot find (sbin/ifconfig/ifconfig.c): the one
+# failure a checked teardown step may have, since it means the interface is already gone.
+GONE = "does not exist"
+
+
 @dataclass(frozen=True)
 class Step:
-    """One command. ``capture`` names the ``ifconfig epair create`` output it records."""
+    """One command. ``capture`` names the ``ifconfig epair create`` output it records;
+    a ``checked`` teardown step must succeed or report the interface already :data:`GONE`;
+    ``disposes``: the host-side names that are gone for good once this step succeeds."""
 
     argv: tuple[str, ...]
     capture: str | None = None
+    checked: bool = False
+    disposes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What to run to build a topology, and to remove it (best effort, in order)."""
+    """What to run to build a topology, and to remove it (in order, every step).
+
+    ``returnable``: (jail, host-side name) of every epair end a jail holds, i.e. what a jail
+    left dying could hand back to the host later (see the module docstring).
+    """
 
     run_id: str
     jails: tuple[tuple[str, str], ...]  # (node, jail name)
     setup: tuple[Step, ...]
     teardown: tuple[Step, ...]
+    returnable: tuple[tuple[str, str], ...] = ()
 
     def jail(self, node: str) -> str:
         return dict(self.jails)[node]
@@ -136,18 +160,41 @@ def _route_steps(topo: Topology, jail: Mapping[str, str]) -> list[Step]:
     return steps
 
 
-def _teardown_steps(topo: Topology, jails: Sequence[tuple[str, str]], run_id: str) -> list[Step]:
-    jail = dict(jails)
-    steps = [
-        _jexec(jail[ep.node], "ifconfig", ep.ifname, "name", host_ifname(run_id, i, side))
+def _ends(
+    topo: Topology, jail: Mapping[str, str], run_id: str
+) -> list[tuple[str, Endpoint, str]]:
+    """(jail, endpoint, run-unique name) for both ends of every link, a before b."""
+    return [
+        (jail[ep.node], ep, host_ifname(run_id, i, side))
         for i, link in enumerate(topo.links)
         for side, ep in (("a", link.a), ("b", link.b))
     ]
+
+
+def _teardown_steps(topo: Topology, jails: Sequence[tuple[str, str]], run_id: str) -> list[Step]:
+    jail = dict(jails)
+    # In the jail first, from the a end: both ends go, and nothing is left for a dying jail
+    # to return (module docstring).
+    steps = [
+        Step(
+            ("jexec", jail[link.a.node], "ifconfig", link.a.ifname, "destroy"),
+            disposes=(host_ifname(run_id, i, "a"), host_ifname(run_id, i, "b")),
+        )
+        for i, link in enumerate(topo.links)
+    ]
+    # Survivors carry run-unique names before jail -r hands them back.
+    steps.extend(
+        _jexec(j, "ifconfig", ep.ifname, "name", unique)
+        for j, ep, unique in _ends(topo, jail, run_id)
+    )
     steps.extend(Step(("jail", "-r", j)) for _, j in jails)
     for i in range(len(topo.links)):
-        steps.append(Step(("ifconfig", host_ifname(run_id, i, "a"), "destroy")))
+        # Both names: a jail that died at once hands its end back while the other end may
+        # still sit in a dying jail. Destroying either takes both.
+        for side in ("a", "b"):
+            steps.append(Step(("ifconfig", host_ifname(run_id, i, side), "destroy"), checked=True))
         # Only while the kernel's name is still ours: the executor forgets it once renamed.
-        steps.append(Step(("ifconfig", f"{{link{i}.a}}", "destroy")))
+        steps.append(Step(("ifconfig", f"{{link{i}.a}}", "destroy"), checked=True))
     return steps
 
 
@@ -159,7 +206,9 @@ def plan(topo: Topology, run_id: str) -> Plan:
     jails = tuple((n.name, jail_name(run_id, n.name)) for n in topo.nodes)
     jail = dict(jails)
     setup = [*_node_steps(topo, jail), *_link_steps(topo, jail, run_id), *_route_steps(topo, jail)]
-    return Plan(run_id, jails, tuple(setup), tuple(_teardown_steps(topo, jails, run_id)))
+    returnable = tuple((j, unique) for j, _, unique in _ends(topo, jail, run_id))
+    teardown = tuple(_teardown_steps(topo, jails, run_id))
+    return Plan(run_id, jails, tuple(setup), teardown, returnable)
 
 
 def placeholders(argv: Sequence[str]) -> list[str]:

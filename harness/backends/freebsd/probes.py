@@ -16,12 +16,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal, Protocol
 
-from rawstack_harness.probes import ProbeFailed, http_get, icmp_echo, udp_echo
+from rawstack_harness.backends.base import ReadyEvent
+from rawstack_harness.errors import ProbeFailed
+from rawstack_harness.probes import http_get, icmp_echo, udp_echo
 
 from rawstack.errors import RawstackError
+from rawstack.peers.registry import BY_NAME, ready_port
 
 PROBE_TIMEOUT = 15.0  # the whole probe process, interpreter start included
 _PROBE_CODE = (
@@ -40,21 +43,25 @@ class JailLike(Protocol):
 
     def mac(self, ifname: str = "eth0") -> str: ...
 
-    def run(self, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]: ...
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        text: Literal[True],
+        capture_output: bool = ...,
+        timeout: float | None = ...,
+    ) -> subprocess.CompletedProcess[str]: ...
 
 
 def probe_argv(
-    peer: str, *, ifname: str, target: str, dst_mac: str, ready: dict[str, dict[str, Any]]
+    peer: str, *, ifname: str, target: str, dst_mac: str, ready: Mapping[str, ReadyEvent]
 ) -> list[str]:
     """The command a jail runs to probe ``peer`` at ``target`` (``dst_mac`` for CHAO)."""
-    if peer in ("http", "udp"):
-        arg = str(ready[peer]["addr"]).rsplit(":", 1)[1]
-    elif peer == "chao":
-        arg = dst_mac
-    elif peer == "icmp":
-        arg = "-"
-    else:
+    if peer not in BY_NAME:
         raise ValueError(f"unknown peer {peer!r}")
+    info = BY_NAME[peer]
+    # The one argument the probe needs besides the target: its port, or the link address.
+    arg = str(ready_port(ready[peer])) if info.default_port else dst_mac if info.link else "-"
     return [sys.executable, "-c", _PROBE_CODE, peer, ifname, target, arg]
 
 
@@ -65,11 +72,11 @@ def probe_peer(
     src_ifname: str,
     dst: JailLike,
     dst_ifname: str,
-    ready: dict[str, dict[str, Any]],
+    ready: Mapping[str, ReadyEvent],
 ) -> float:
     """One exchange with ``dst``'s ``peer`` from inside ``src``'s jail; RTT in seconds."""
     target = dst.addr(4, dst_ifname)
-    mac = dst.mac(dst_ifname) if peer == "chao" else ""
+    mac = dst.mac(dst_ifname) if peer in BY_NAME and BY_NAME[peer].link else ""
     argv = probe_argv(peer, ifname=src_ifname, target=target, dst_mac=mac, ready=ready)
     try:
         done = src.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT)
@@ -132,17 +139,20 @@ def chao_probe(ifname: str, dst_mac: str, timeout: float = 1.0) -> float:
         sock.close()
 
 
+# peer -> its probe from this process's own stack, given (ifname, target, arg).
+HERE: dict[str, Callable[[str, str, str], float]] = {
+    "http": lambda _ifname, target, port: http_get(_Here(), target, int(port)),
+    "udp": lambda _ifname, target, port: udp_echo(_Here(), target, int(port)),
+    "chao": lambda ifname, _target, mac: chao_probe(ifname, mac),
+    "icmp": lambda _ifname, target, _arg: icmp_echo(_Here(), target),
+}
+
+
 def probe_here(peer: str, ifname: str, target: str, arg: str) -> float:
     """Run one probe from this process's own stack (what :func:`probe_argv` executes)."""
-    if peer == "http":
-        return http_get(_Here(), target, int(arg))
-    if peer == "udp":
-        return udp_echo(_Here(), target, int(arg))
-    if peer == "icmp":
-        return icmp_echo(_Here(), target)
-    if peer == "chao":
-        return chao_probe(ifname, arg)
-    raise ValueError(f"unknown peer {peer!r}")
+    if peer not in HERE:
+        raise ValueError(f"unknown peer {peer!r}")
+    return HERE[peer](ifname, target, arg)
 
 
 def probe_main(argv: Sequence[str]) -> int:

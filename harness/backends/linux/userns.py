@@ -35,8 +35,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from rawstack_harness.backends import nsutil
-from rawstack_harness.runstate import NotPrivileged
+from rawstack_harness.backends.linux import nsutil
+from rawstack_harness.errors import NotPrivileged
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -223,7 +223,7 @@ def enter() -> None:
 
 
 def _loopback_up() -> None:
-    from rawstack_harness.backends import rtnl
+    from rawstack_harness.backends.linux import rtnl
 
     sock = rtnl.open_socket()
     try:

@@ -28,7 +28,7 @@ PLAIN_USER = pytest.mark.skipif(
 
 PRELUDE = """
 import json, os, socket, subprocess, sys, threading, time
-from rawstack_harness._next.rootless import pidinit, userns
+from rawstack_harness.backends.linux import pidinit, userns
 def say(**kw):
     sys.stdout.write(json.dumps(kw) + "\\n"); sys.stdout.flush()
 """

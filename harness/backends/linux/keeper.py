@@ -1,9 +1,10 @@
 """A detached keeper process owning a kept topology until ``netns-harness down NAME``.
 
-``python -m rawstack_harness.keeper ROOT NAME MODE JSON`` where MODE is ``spec`` (build this
-topology dict) or ``adopt`` (take over namespaces another run built: ``--netns-keep-failed``). The
-keeper is a normal run owner (lock, manifest, reaper), so SIGKILL of the keeper still
-cleans up; SIGTERM or SIGINT makes it remove everything and exit 0. It prints one JSON
+``python -m rawstack_harness.backends.linux.keeper ROOT NAME MODE JSON`` where MODE is
+``spec`` (build this topology dict) or ``adopt`` (take over namespaces another run built:
+``--netns-keep-failed``). The keeper is a normal run owner (lock, manifest, reaper), so
+SIGKILL of the keeper still cleans up; SIGTERM or SIGINT makes it remove everything and
+exit 0. It prints one JSON
 ready line on stdout once it owns the topology.
 """
 
@@ -11,18 +12,29 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rawstack_harness.runstate import DEFAULT_ROOT, HarnessError, Run, owner_alive, run_dirs
+from rawstack_harness.backends.linux.runs import (
+    DEFAULT_ROOT,
+    KEEPER_FILE,
+    LinuxRun,
+    owner_alive,
+    run_dirs,
+)
+from rawstack_harness.errors import HarnessError
 
-KEEPER_FILE = "keeper.json"
+if TYPE_CHECKING:
+    from rawstack_harness.backends.linux.nodes import LinuxNetwork
+
+MODULE = "rawstack_harness.backends.linux.keeper"  # run with python -m
 
 
-def _serve(run: Run, name: str, described: dict[str, Any], net: Any) -> int:
+def _serve(run: LinuxRun, name: str, described: dict[str, Any], net: LinuxNetwork | None) -> int:
     (run.dir / KEEPER_FILE).write_text(
         json.dumps({"name": name, "pid": os.getpid(), "topology": described}), encoding="utf-8"
     )
@@ -43,10 +55,10 @@ def _serve(run: Run, name: str, described: dict[str, Any], net: Any) -> int:
 def main(argv: list[str]) -> int:
     root, name, mode, payload = argv
     data = json.loads(payload)
-    run = Run(root, label=f"keeper:{name}")
+    run = LinuxRun(root, label=f"keeper:{name}")
     try:
         if mode == "spec":
-            from rawstack_harness.backends.linux import build
+            from rawstack_harness.backends.linux.nodes import build
             from rawstack_harness.topology import from_dict
 
             net = build(from_dict(data), run)
@@ -80,7 +92,7 @@ def start(
     if find(name, root) is not None:
         raise HarnessError(f"a kept topology named {name!r} already exists")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rawstack_harness.keeper", root, name, mode, json.dumps(payload)],
+        [sys.executable, "-m", MODULE, root, name, mode, json.dumps(payload)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -101,7 +113,7 @@ def start(
     return dict(msg)
 
 
-def hand_over(net: Any, name: str) -> str:
+def hand_over(net: LinuxNetwork, name: str) -> str:
     """Give a built Network to a new keeper (peers stop); return the kept name."""
     base, n = name, 1
     while find(name, net.run.root) is not None:
@@ -128,8 +140,6 @@ def stop(name: str, root: str = DEFAULT_ROOT, timeout: float = 10.0) -> bool:
     pidfd = os.pidfd_open(pid)
     try:
         os.kill(pid, signal.SIGTERM)
-        import select
-
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
         if not poller.poll(int(timeout * 1000)):

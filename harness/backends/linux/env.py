@@ -23,7 +23,7 @@ def _has_cap(bit: int) -> bool:
 
 def _probe_kernel() -> str | None:
     """Create a throwaway namespace with a veth pair in a helper thread."""
-    from rawstack_harness.backends import nsutil
+    from rawstack_harness.backends.linux import nsutil
 
     def inside() -> str | None:
         try:

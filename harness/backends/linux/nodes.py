@@ -3,28 +3,32 @@
 Theory of operation: one helper thread creates every node's namespace in turn (``unshare``,
 bind-mount ``/proc/thread-self/ns/net`` on ``/run/netns/<name>``, open a ``NETLINK_ROUTE``
 socket there), so no namespace costs more than its own syscalls. The links, addresses and
-routes are then one :class:`~rawstack_harness.backends.rtnl.Batch` per node, sent in node order: a
-link between two nodes is created by the earlier one with its peer placed straight into the
-later one's namespace (``IFLA_NET_NS_FD``), so no interface ever appears in the root
+routes are then one :class:`~rawstack_harness.backends.linux.rtnl.Batch` per node, sent in
+node order: a link between two nodes is created by the earlier one with its peer placed
+straight into the later one's namespace (``IFLA_NET_NS_FD``), so no interface ever appears
+in the root
 namespace and names need not be unique machine-wide. Interface indexes are chosen here, so
 no batch waits on a lookup. Teardown unmounts the namespaces (the kernel then deletes them
 and their veths) after one scan of /proc for stray processes. Every namespace is written to
-the run's manifest before it exists (see :mod:`rawstack_harness.runstate`).
+the run's manifest before it exists (see :mod:`rawstack_harness.backends.linux.runs`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
-import subprocess
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from rawstack_harness.backends import nsutil, rtnl
-from rawstack_harness.runstate import NETNS_DIR, HarnessError, Run, remove_namespaces
-from rawstack_harness.topology.spec import Endpoint, Topology, validate
+from rawstack_harness.backends.base import NodeProcess, Peer
+from rawstack_harness.backends.common import STOP_TIMEOUT, ProcessNode, SpecNode
+from rawstack_harness.backends.linux import nsutil, rtnl
+from rawstack_harness.backends.linux.runs import NETNS_DIR, LinuxRun, remove_namespaces
+from rawstack_harness.errors import HarnessError
+from rawstack_harness.topology.spec import Topology, validate
 
 # Tests expect addresses usable at once: without this IPv6 ones stay "tentative" (DAD) ~1s.
 _NODE_DEFAULT_SYSCTLS = (
@@ -61,32 +65,19 @@ def _create_namespaces(nodes: Sequence[LinuxNode]) -> None:
     nsutil.in_thread(inside, "netns-create")
 
 
-def stop_processes(nodes: Iterable[LinuxNode], timeout: float = 3.0) -> None:
-    """SIGTERM every process the nodes started, then SIGKILL what outlives ``timeout``."""
-    procs = [(node, proc) for node in nodes for proc in node.procs]
-    for _, proc in procs:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, 15)
-    for node, proc in procs:
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, 9)
-            proc.wait()
-        # The group may hold grandchildren even after its leader exited.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, 9)
-        node.net.run.manifest.remove("proc", f"pid:{proc.pid}")
-    for node, _ in procs:
-        node.procs.clear()
+def stop_processes(nodes: Iterable[LinuxNode], timeout: float = STOP_TIMEOUT) -> None:
+    """Stop what every node started: one SIGTERM round for all, then each as it ends."""
+    nodes = list(nodes)
+    for node in nodes:
+        node.signal_processes(signal.SIGTERM)
+    for node in nodes:
+        node.stop_processes(timeout)
 
 
-class LinuxNode:
+class LinuxNode(SpecNode, ProcessNode):
     """One node: its namespace, netlink socket and ways to run things inside it."""
 
-    def __init__(self, net: Network, name: str, netns: str) -> None:
+    def __init__(self, net: LinuxNetwork, name: str, netns: str) -> None:
         self.net = net
         self.name = name
         self.netns = netns
@@ -98,7 +89,11 @@ class LinuxNode:
         self._nl_lock = threading.Lock()
         self.next_index = 2
         self._ipr: Any = None
-        self.procs: list[subprocess.Popen[Any]] = []
+        self._ipr_sock: socket.socket | None = None
+        self.procs: list[NodeProcess] = []
+
+    def _topology(self) -> Topology:
+        return self.net.topology
 
     @property
     def ipr(self) -> Any:
@@ -106,8 +101,17 @@ class LinuxNode:
         if self._ipr is None:
             from pyroute2 import IPRoute
 
-            sock = nsutil.in_netns(self.fd, rtnl.open_socket)
-            self._ipr = IPRoute(use_socket=sock)
+            # pyroute2 >= 0.9 accepts only a SOCK_DGRAM netlink socket here (the kernel
+            # treats SOCK_RAW and SOCK_DGRAM alike for netlink); opened in the node's
+            # namespace, the socket stays there whichever thread uses it.
+            sock = nsutil.in_netns(
+                self.fd, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0)
+            )
+            try:
+                self._ipr = IPRoute(use_socket=sock)
+            except BaseException:
+                sock.close()
+                raise
             self._ipr_sock = sock
         return self._ipr
 
@@ -117,38 +121,17 @@ class LinuxNode:
         return index
 
     # -- access from tests --------------------------------------------------------------
-    def endpoints(self) -> list[Endpoint]:
-        return self.net.topology.endpoints(self.name)
-
-    def ifnames(self) -> list[str]:
-        return [e.ifname for e in self.endpoints()]
-
-    def addresses(self, ifname: str | None = None, version: int | None = None) -> list[str]:
-        """Configured addresses (no prefix) of one interface or of all, optionally v4/v6."""
-        out: list[str] = []
-        for ep in self.endpoints():
-            if ifname is None or ep.ifname == ifname:
-                out.extend(
-                    str(i.ip) for i in ep.interfaces() if version is None or i.version == version
-                )
-        return out
-
-    def addr(self, version: int = 4, ifname: str | None = None) -> str:
-        """The first address of that IP version (the one a test usually wants)."""
-        found = self.addresses(ifname, version)
-        if not found:
-            raise LookupError(f"node {self.name} has no IPv{version} address")
-        return found[0]
-
     def mac(self, ifname: str = "eth0") -> str:
         """The interface's MAC address as the kernel reports it."""
         return str(self._link(ifname).get_attr("IFLA_ADDRESS"))
 
     def ifindex(self, ifname: str) -> int:
+        """The interface's index in the node's namespace."""
         return int(self._link(ifname)["index"])
 
     def netlink(self) -> socket.socket:
-        """The node's ``NETLINK_ROUTE`` socket (for :mod:`rawstack_harness.backends.rtnl`)."""
+        """The node's ``NETLINK_ROUTE`` socket (for
+        :mod:`rawstack_harness.backends.linux.rtnl`)."""
         if self.nl is None:
             raise HarnessError(f"node {self.name} is not built (or already removed)")
         return self.nl
@@ -178,42 +161,28 @@ class LinuxNode:
 
         return nsutil.in_netns(self.fd, inside)
 
-    def set_sysctls(self, items: Sequence[tuple[str, str]]) -> None:
-        """Write several ``net.*`` sysctls inside the node in one helper thread."""
-        nsutil.in_netns(self.fd, lambda: _write_sysctls(items))
+    # -- processes (ProcessNode): setns in the child, recorded in the run's manifest ------
+    def _enter(self, argv: Sequence[str]) -> tuple[list[str], Callable[[], None] | None]:
+        # The child dies with the thread that forked it (PR_SET_PDEATHSIG).
+        return list(argv), nsutil.child_preexec(self.fd)
 
-    def run(self, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
-        """``subprocess.run`` inside the namespace (it dies with the calling thread)."""
-        kwargs.setdefault("timeout", 60)
-        return subprocess.run(
-            list(argv), preexec_fn=nsutil.child_preexec(self.fd), check=False, **kwargs
-        )
-
-    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
-        """``subprocess.Popen`` inside the namespace, in its own process group, recorded."""
-        proc = subprocess.Popen(
-            list(argv),
-            preexec_fn=nsutil.child_preexec(self.fd),  # noqa: PLW1509 - only setns + prctl
-            start_new_session=True,
-            **kwargs,
-        )
+    def _started(self, proc: NodeProcess) -> None:
         self.net.run.manifest.add(
             "proc", f"pid:{proc.pid}", pid=proc.pid, start=nsutil.proc_start_time(proc.pid)
         )
-        self.procs.append(proc)
-        return proc
 
-    def stop_processes(self, timeout: float = 3.0) -> None:
-        """SIGTERM, then SIGKILL after ``timeout``, every process started with :meth:`popen`."""
-        stop_processes([self], timeout)
+    def _stopped(self, proc: NodeProcess) -> None:
+        self.net.run.manifest.remove("proc", f"pid:{proc.pid}")
 
     def close(self) -> tuple[int, int] | None:
         """Close the harness's handles on the namespace; return its (dev, inode)."""
         if self._ipr is not None:
             with contextlib.suppress(Exception):
                 self._ipr.close()
-            self._ipr_sock.close()
             self._ipr = None
+        if self._ipr_sock is not None:
+            self._ipr_sock.close()
+            self._ipr_sock = None
         if self.nl is not None:
             self.nl.close()
             self.nl = None
@@ -229,21 +198,21 @@ class LinuxNode:
         return f"<LinuxNode {self.name} netns={self.netns}>"
 
 
-class Network:
+class LinuxNetwork:
     """A built topology: ``net["a"]`` is a :class:`LinuxNode`. Call :meth:`destroy`."""
 
-    def __init__(self, topology: Topology, run: Run) -> None:
+    def __init__(self, topology: Topology, run: LinuxRun) -> None:
         self.topology = topology
         self.run = run
         self.prefix = run.next_prefix()
         self.nodes: dict[str, LinuxNode] = {}
-        self.peers: dict[str, Any] = {}  # node name -> supervise.PeerProcess
+        self.peers: dict[str, Peer] = {}  # node name -> its supervised serve-all
         self.destroyed = False
 
     def __getitem__(self, name: str) -> LinuxNode:
         return self.nodes[name]
 
-    def build(self) -> Network:
+    def build(self) -> LinuxNetwork:
         try:
             nodes = [
                 LinuxNode(self, node.name, f"{self.prefix}-{node.name}")
@@ -333,7 +302,7 @@ class Network:
         self.destroyed = True
 
     def describe(self) -> dict[str, Any]:
-        """Nodes, namespaces and addresses, as ``status --json`` shows them."""
+        """Nodes, namespaces and addresses, as ``status --json`` shows them (JSON data)."""
         return {
             "name": self.topology.name,
             "nodes": {
@@ -358,6 +327,6 @@ class Network:
             )
 
 
-def build(topology: Topology, run: Run) -> Network:
+def build(topology: Topology, run: LinuxRun) -> LinuxNetwork:
     """Validate ``topology`` and build it in ``run``; on any failure nothing is left."""
-    return Network(validate(topology), run).build()
+    return LinuxNetwork(validate(topology), run).build()

@@ -6,8 +6,8 @@ import errno
 import os
 
 import pytest
-from rawstack_harness._next.rootless import userns
-from rawstack_harness._next.rootless.userns import Settings, explain_refusal
+from rawstack_harness.backends.linux import userns
+from rawstack_harness.backends.linux.userns import Settings, explain_refusal
 
 UNSHARE = userns.UNSHARE
 

@@ -148,19 +148,6 @@ def is_mountpoint(path: str) -> bool:
     return False
 
 
-def mounts_under(prefix: str) -> list[str]:
-    """Mount points at or below ``prefix`` in this mount namespace."""
-    found = []
-    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
-        for line in fh:
-            fields = line.split()
-            if len(fields) > 4:
-                mp = _unescape(fields[4])
-                if mp == prefix or mp.startswith(prefix.rstrip("/") + "/"):
-                    found.append(mp)
-    return found
-
-
 def _unescape(field: str) -> str:
     # mountinfo escapes space, tab, newline and backslash as octal.
     return (

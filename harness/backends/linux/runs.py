@@ -5,9 +5,10 @@ Theory of operation: every process that builds topologies owns one *run*: a dire
 ``O_CLOEXEC`` so peers never inherit it), ``owner.json`` (pid and start time) and
 ``manifest.jsonl``, an append-only intent log: a resource is recorded *before* it is created
 and marked deleted after it is removed, so a crash anywhere leaves a manifest that names a
-superset of what exists. A reaper process (``python -m rawstack_harness.reaper``, own session, no
-death signal) waits on a pidfd for the owner to exit and then removes what the manifest
-lists. ``reap_dead_runs()`` (at every run start and in ``netns-harness clean``) reaps only
+superset of what exists. A reaper process (``python -m
+rawstack_harness.backends.linux.reaper``, own session, no death signal) waits on a pidfd
+for the owner to exit and then removes what the manifest lists. ``reap_dead_runs()`` (at
+every run start and in ``netns-harness clean``) reaps only
 runs whose lock is free: never a live run's resources, never anything not in a manifest.
 
 Namespaces are bind mounts under ``/run/netns`` so ``ip netns`` sees them. Like iproute2,
@@ -21,7 +22,6 @@ import contextlib
 import fcntl
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -32,23 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rawstack_harness.backends import nsutil
+from rawstack_harness.backends.common import locked_run_dir
+from rawstack_harness.backends.linux import nsutil
 
 DEFAULT_ROOT = os.environ.get("RAWSTACK_HARNESS_RUN_DIR", "/run/rawstack-harness")
 NETNS_DIR = "/run/netns"
 NS_PREFIX = "rsh"
-
-
-class HarnessError(Exception):
-    """The harness could not build, run or clean up; ``exit_code`` follows rawstack.errors."""
-
-    exit_code = 1
-
-
-class NotPrivileged(HarnessError):
-    """Missing root / CAP_NET_ADMIN or a kernel feature."""
-
-    exit_code = 77
+KEEPER_FILE = "keeper.json"  # in a keeper's run dir: its name and topology (see keeper.py)
 
 
 def _flock(fd: int, how: int) -> bool:
@@ -176,33 +166,15 @@ class Manifest:
         return list(entries.values())
 
 
-class Run:
+class LinuxRun:
     """The current process's run: a locked state dir, its manifest and its reaper."""
 
     def __init__(self, root: str = DEFAULT_ROOT, label: str = "pytest") -> None:
         self.root = root
         self._global_fd = _open_global_shared(root)
         reap_dead_runs(root)
-        while True:
-            self.id = secrets.token_hex(3)
-            self.dir = Path(root) / self.id
-            # Built under a dot-name (which reapers skip) and renamed once locked, so no
-            # reaper can ever see this run's directory with its lock free.
-            tmp = Path(root) / f".new-{self.id}"
-            if self.dir.exists():
-                continue
-            try:
-                tmp.mkdir(mode=0o755)
-            except FileExistsError:
-                continue
-            self._lock_fd = os.open(tmp / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            try:
-                os.rename(tmp, self.dir)
-                break
-            except OSError:
-                os.close(self._lock_fd)
-                shutil.rmtree(tmp, ignore_errors=True)
+        self.dir, self._lock_fd = locked_run_dir(root)
+        self.id = self.dir.name
         self.manifest = Manifest(self.dir / "manifest.jsonl")
         self._pid = os.getpid()
         owner = {"pid": os.getpid(), "start": nsutil.proc_start_time(os.getpid()), "label": label}
@@ -241,7 +213,7 @@ class Run:
 
 def _spawn_reaper(run_dir: Path) -> subprocess.Popen[bytes]:
     pidfd = os.pidfd_open(os.getpid()) if hasattr(os, "pidfd_open") else -1
-    argv = [sys.executable, "-m", "rawstack_harness.reaper"]
+    argv = [sys.executable, "-m", "rawstack_harness.backends.linux.reaper"]
     argv += [str(run_dir), str(os.getpid()), str(pidfd)]
     try:
         return subprocess.Popen(
@@ -291,16 +263,12 @@ def kill_process(pid: int, start: int | None) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def remove_netns(path: str, dev_ino: tuple[int, int] | None) -> None:
-    """Kill what runs inside, then unmount and unlink the namespace file."""
-    remove_namespaces([(path, dev_ino)])
-
-
 def remove_namespaces(items: list[tuple[str, tuple[int, int] | None]]) -> None:
-    """:func:`remove_netns` for several namespaces with one scan of /proc.
+    """Kill what runs inside the namespaces (one scan of /proc), then unmount and unlink
+    them.
 
-    Unmounting drops the last reference the harness holds, so the kernel then deletes the
-    namespace and every interface in it (a veth's peer too) on its own, asynchronously.
+        Unmounting drops the last reference the harness holds, so the kernel then deletes the
+        namespace and every interface in it (a veth's peer too) on its own, asynchronously.
     """
     inos: set[tuple[int, int]] = set()
     for path, known in items:
@@ -381,3 +349,32 @@ def _older_than(path: Path, seconds: float) -> bool:
         return time.time() - path.stat().st_mtime > seconds
     except FileNotFoundError:
         return False
+
+
+def describe_runs(root: str = DEFAULT_ROOT) -> list[dict[str, Any]]:
+    """Every run under ``root`` for ``status``: id, label, pid, alive, kept name,
+    namespaces."""
+    runs = []
+    for run_dir in run_dirs(root):
+        try:
+            owner = json.loads((run_dir / "owner.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            owner = {}
+        kept = None
+        with contextlib.suppress(OSError, ValueError):
+            kept = json.loads((run_dir / KEEPER_FILE).read_text(encoding="utf-8")).get("name")
+        runs.append(
+            {
+                "run": run_dir.name,
+                "label": owner.get("label"),
+                "pid": owner.get("pid"),
+                "alive": owner_alive(run_dir),
+                "name": kept,
+                "netns": [
+                    e["key"]
+                    for e in Manifest(run_dir / "manifest.jsonl").live()
+                    if e["kind"] == "netns"
+                ],
+            }
+        )
+    return runs

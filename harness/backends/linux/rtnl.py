@@ -26,7 +26,7 @@ import struct
 from collections.abc import Sequence
 from typing import Any, Union
 
-from rawstack_harness.runstate import HarnessError
+from rawstack_harness.errors import HarnessError
 
 IfAddress = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 
@@ -246,11 +246,6 @@ def collect(pending: Sequence[Pending], timeout: float = 5.0) -> None:
     for seq in order:
         if seq in failures:
             raise NetlinkError(f"netlink: {failures[seq]}")
-
-
-def run(sock: socket.socket, batch: Batch) -> None:
-    """Send one batch and wait for its ACKs."""
-    collect([send(sock, batch)])
 
 
 def _acks(data: bytes) -> list[tuple[int, int, str]]:

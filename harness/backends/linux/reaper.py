@@ -1,7 +1,7 @@
 """The reaper process: wait for a run's owner to exit, then remove what its manifest lists.
 
-Started by :class:`rawstack_harness.runstate.Run` as
-``python -m rawstack_harness.reaper RUN_DIR PID PIDFD`` in its own session and without a
+Started by :class:`rawstack_harness.backends.linux.runs.LinuxRun` as ``python -m
+rawstack_harness.backends.linux.reaper RUN_DIR PID PIDFD`` in its own session and without a
 death signal, so SIGKILL of pytest (or of an xdist worker) or Ctrl-C leaves it running.
 SIGTERM from the owner means "I cleaned up myself": exit quietly.
 """
@@ -17,8 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from rawstack_harness import runstate
-from rawstack_harness.backends import nsutil
+from rawstack_harness.backends.linux import nsutil, runs
 
 LOCK_WAIT = 5.0  # seconds to wait for the owner's lock after its death (a forked straggler)
 
@@ -54,9 +53,9 @@ def main(argv: list[str]) -> int:
             break
         time.sleep(0.05)
     # Past the deadline the owner is dead anyway (pidfd said so): reap regardless.
-    runstate.reap_dir(run_dir)
+    runs.reap_dir(run_dir)
     os.close(fd)
-    runstate.global_cleanup(str(run_dir.parent))
+    runs.global_cleanup(str(run_dir.parent))
     return 0
 
 

@@ -1,1 +1,0 @@
-"""New harness mechanisms waiting for their room in the backend layout (temporary)."""

@@ -1,0 +1,137 @@
+"""The Linux backend: network namespaces joined by veth pairs, built over netlink.
+
+Split by responsibility, as the FreeBSD backend is:
+
+* :mod:`.nodes` -- building a topology: :class:`~.nodes.LinuxNetwork` and its
+  :class:`~.nodes.LinuxNode` handles (setns sockets, ``run``/``popen`` in the namespace).
+* :mod:`.rtnl` -- batched rtnetlink requests (pyroute2's encoders, one plain socket).
+* :mod:`.nsutil` -- namespace primitives through libc (unshare, setns, bind mounts).
+* :mod:`.runs` -- run ownership: locked run directories, the manifest, reaping.
+* :mod:`.reaper` -- ``python -m rawstack_harness.backends.linux.reaper``: the process that
+  removes a dead run's namespaces and processes (a SIGKILLed pytest leaves nothing).
+* :mod:`.keeper` -- ``python -m rawstack_harness.backends.linux.keeper``: owns a kept topology.
+* :mod:`.env` -- what this machine lacks to build topologies.
+
+:data:`BACKEND` is what :func:`rawstack_harness.backends.select_backend` returns on Linux. The
+submodules are imported only when used: importing this package costs nothing (the plugin
+loads it to answer the report header) and needs no pyroute2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from rawstack_harness.backends.base import Capabilities, Kept, Network, ProbeNode, ReadyEvent, Run
+
+if TYPE_CHECKING:
+    from rawstack_harness.backends.linux.nodes import LinuxNetwork
+    from rawstack_harness.backends.linux.runs import LinuxRun
+    from rawstack_harness.topology.spec import Topology
+
+
+class LinuxBackend:
+    """Network namespaces joined by veth pairs; see :mod:`rawstack_harness.backends.base`."""
+
+    name = "linux"
+    description = "network namespaces joined by veth pairs (netlink)"
+    capabilities = Capabilities()
+
+    @property
+    def default_root(self) -> str:
+        from rawstack_harness.backends.linux.runs import DEFAULT_ROOT
+
+        return DEFAULT_ROOT
+
+    def missing_requirement(self) -> str | None:
+        from rawstack_harness.backends.linux import env
+
+        return env.missing_requirement()
+
+    def open_run(self, root: str, label: str) -> LinuxRun:
+        from rawstack_harness.backends.linux.runs import LinuxRun
+
+        return LinuxRun(root, label=label)
+
+    def build(self, topology: Topology, run: Run) -> LinuxNetwork:
+        from rawstack_harness.backends.linux.nodes import build
+
+        return build(topology, _own_run(run))
+
+    def reap_dead_runs(self, root: str) -> list[str]:
+        from rawstack_harness.backends.linux.runs import global_cleanup, reap_dead_runs
+
+        reaped = reap_dead_runs(root)
+        global_cleanup(root)
+        return reaped
+
+    def describe_runs(self, root: str) -> list[dict[str, Any]]:
+        from rawstack_harness.backends.linux.runs import describe_runs
+
+        return describe_runs(root)
+
+    def keep(self, net: Network, name: str) -> Kept:
+        from rawstack_harness.backends.linux.keeper import hand_over
+        from rawstack_harness.backends.linux.nodes import LinuxNetwork
+
+        if not isinstance(net, LinuxNetwork):
+            raise TypeError(f"{net!r} was not built by the Linux backend")
+        kept = hand_over(net, name)
+        pattern = f"{net.prefix}-<node>"
+        return Kept(
+            kept,
+            f"`nsenter --net={_netns_path(pattern)}` (or `ip netns exec {pattern}`)",
+        )
+
+    def keep_spec(self, name: str, topology: Topology, root: str) -> dict[str, Any]:
+        from rawstack_harness.backends.linux import keeper
+        from rawstack_harness.topology import to_dict
+
+        msg = keeper.start(name, "spec", to_dict(topology), root)
+        found = keeper.find(name, root)
+        return {"run": msg.get("run"), "topology": found[1].get("topology") if found else None}
+
+    def unkeep(self, name: str, root: str) -> bool:
+        from rawstack_harness.backends.linux import keeper
+
+        return keeper.stop(name, root)
+
+    def probe_peer(
+        self,
+        peer: str,
+        *,
+        src: ProbeNode,
+        src_ifname: str,
+        dst: ProbeNode,
+        dst_ifname: str,
+        ready: Mapping[str, ReadyEvent],
+    ) -> float:
+        # The plain-socket probes open their sockets in ``src`` from here (setns).
+        from rawstack_harness.probes import probe_peer
+
+        return probe_peer(
+            peer, src=src, src_ifname=src_ifname, dst=dst, dst_ifname=dst_ifname, ready=ready
+        )
+
+    def enter_hint(self, node: str, info: Mapping[str, Any]) -> str:
+        return f"nsenter --net={info['path']}"
+
+    def __repr__(self) -> str:
+        return "<LinuxBackend linux>"
+
+
+def _netns_path(netns: str) -> str:
+    from rawstack_harness.backends.linux.runs import NETNS_DIR
+
+    return f"{NETNS_DIR}/{netns}"
+
+
+def _own_run(run: Run) -> LinuxRun:
+    from rawstack_harness.backends.linux.runs import LinuxRun
+
+    if not isinstance(run, LinuxRun):
+        raise TypeError(f"{run!r} was not opened by the Linux backend")
+    return run
+
+
+BACKEND = LinuxBackend()
