@@ -37,13 +37,13 @@ import signal
 from collections.abc import Callable
 from typing import NoReturn
 
+from rawstack_harness.backends.linux import nsutil
 from rawstack_harness.backends.linux.userns import (
     CLONE_NEWPID,
     Refused,
     explain_refusal,
     read_settings,
 )
-from rawstack_harness.backends.linux import nsutil
 
 PR_SET_NAME = 15
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8

@@ -229,7 +229,7 @@ def _loopback_up() -> None:
     try:
         batch = rtnl.Batch("the run's network namespace")
         batch.link_set(1, "lo")  # lo is always index 1 in a new namespace
-        rtnl.run(sock, batch)
+        rtnl.collect([rtnl.send(sock, batch)])
     finally:
         sock.close()
 
