@@ -80,3 +80,25 @@ def wait_for(predicate: Callable[[], object], timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return bool(predicate())
+
+
+def rootless() -> bool:
+    """True inside a rootless run: a user namespace that maps one uid, not the host's all."""
+    try:
+        with open("/proc/self/uid_map", encoding="ascii") as fh:
+            fields = fh.read().split()
+    except OSError:
+        return False
+    return fields[:3] != ["0", "0", "4294967295"]
+
+
+def skip_if_rootless(why: str) -> None:
+    """Skip a test that truly needs the host's root, saying why, in a rootless run."""
+    if rootless():
+        pytest.skip(f"needs the host's root, not a rootless run: {why}")
+
+
+TCPDUMP_ROOTLESS = (
+    "tcpdump switches to its own user (setgroups, setuid), which a user namespace mapping "
+    "one uid and no groups refuses"
+)

@@ -383,3 +383,54 @@ def test_capabilities_hold_only_inside_the_run() -> None:
     (got,) = _lines(done.stdout)
     assert got["code"] == 0, got["err"]
     assert got["host_write"] == "Permission denied"
+
+
+CLI = [sys.executable, "-m", "rawstack_harness.cli", "--netns-mode=rootless"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_up_exec_down_rootless() -> None:
+    """`up` in rootless mode keeps a topology in the keeper's own namespaces; `exec` reaches
+    its nodes (and its commands are the keeper's run's); `down` leaves nothing."""
+    name = f"rl{os.getpid()}"
+    up = _cli("up", "pair", "--name", name)
+    try:
+        assert up.returncode == 0, up.stderr
+        assert f"netns-harness exec {name} NODE -- COMMAND" in up.stdout
+        (kept,) = [r for r in json.loads(_cli("status", "--json").stdout)["runs"]
+                   if r["name"] == name]  # fmt: skip
+        outer = int(kept["pid"])
+        ino = os.stat(f"/proc/{outer}/ns/user").st_ino
+        assert ino != os.stat("/proc/self/ns/user").st_ino
+        ran = _cli("exec", name, "a", "--", "ping", "-c1", "-W2", "10.0.0.2")
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        inside = _cli("exec", name, "b", "--", "sh", "-c", "cat /proc/self/uid_map; exit 5")
+        assert inside.returncode == 5
+        assert inside.stdout.split()[:2] == ["0", str(os.getuid())]
+        assert _cli("exec", name, "c", "--", "true").stderr.endswith("(nodes: a, b)\n")
+        down = _cli("down", name)
+        assert down.returncode == 0, down.stderr
+        assert wait_for(lambda: not _in_userns(ino), 10), _in_userns(ino)
+    finally:
+        _cli("down", name)
+    gone = _cli("exec", name, "a", "--", "true")
+    assert gone.returncode == 2
+    assert "no kept topology named" in gone.stderr
+
+
+def test_killed_rootless_keeper_leaves_nothing() -> None:
+    """SIGKILL of a rootless keeper ends its whole run; its listing goes at the next look."""
+    name = f"rlk{os.getpid()}"
+    assert _cli("up", "pair", "--name", name).returncode == 0
+    (kept,) = [r for r in json.loads(_cli("status", "--json").stdout)["runs"]
+               if r["name"] == name]  # fmt: skip
+    outer = int(kept["pid"])
+    ino = os.stat(f"/proc/{outer}/ns/user").st_ino
+    os.kill(outer, signal.SIGKILL)
+    assert wait_for(lambda: not _in_userns(ino), 10), _in_userns(ino)
+    status = json.loads(_cli("status", "--json").stdout)
+    assert name not in [r["name"] for r in status["runs"]]
+    assert _cli("down", name).returncode == 2

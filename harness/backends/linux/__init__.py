@@ -123,9 +123,12 @@ class LinuxBackend:
             raise TypeError(f"{net!r} was not built by the Linux backend")
         kept = hand_over(net, name)
         pattern = f"{net.prefix}-<node>"
+        from rawstack_harness.backends.linux.runs import DEFAULT_ROOT
+
+        run_dir = "" if net.run.root == DEFAULT_ROOT else f" --run-dir {net.run.root}"
         return Kept(
             kept,
-            f"`netns-harness exec {kept} <node> -- COMMAND` (or `nsenter "
+            f"`netns-harness{run_dir} exec {kept} <node> -- COMMAND` (or `nsenter "
             f"--net={_netns_path(pattern)}`, `ip netns exec {pattern}`)",
         )
 

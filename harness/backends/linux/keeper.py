@@ -17,6 +17,7 @@ a SIGKILL ends the whole run, and the stale listing is removed when next read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -66,6 +67,8 @@ def _serve(
     run.close()
     if listed is not None:
         listed.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            listed.parent.rmdir()  # the last one out leaves no directory either
     return 0
 
 
@@ -156,6 +159,8 @@ def _find_rootless(name: str) -> tuple[Path, dict[str, Any]] | None:
         return None
     if nsutil.proc_start_time(int(info["pid"])) != info.get("start"):
         path.unlink(missing_ok=True)  # its keeper was killed: the run and all it held are gone
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
         return None
     return path, info
 
