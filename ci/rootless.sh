@@ -3,7 +3,8 @@
 # its own venv (installed offline from wheels of the packages .venv holds), run a command as
 # that user, check it left no process behind, then delete the user and everything it made.
 #
-#   sh ci/rootless.sh                  the rootless subset: tests/integration/test_rootless_namespaces.py
+#   sh ci/rootless.sh                  the rootless tests, the demo and an integration subset
+#   RAWSTACK_ROOTLESS_SUITE=all ...    the whole integration suite instead of the subset
 #   sh ci/rootless.sh COMMAND...       any command, run as the user from its checkout
 #   RAWSTACK_ROOTLESS_KEEP=1 ...       keep the user (prints its name) for a look around
 #
@@ -54,11 +55,31 @@ as_user .venv/bin/pip install -q --disable-pip-version-check --no-index \
 as_user .venv/bin/pip install -q --disable-pip-version-check --no-index \
     --find-links "$wheels" --no-build-isolation --no-deps -e .
 
-if [ "$#" = 0 ]; then
-    set -- .venv/bin/pytest -q -p no:cacheprovider -n 2 tests/integration/test_rootless_namespaces.py
-fi
 rc=0
-as_user "$@" || rc=$?
+if [ "$#" != 0 ]; then
+    as_user "$@" || rc=$?
+else
+    pytest() { as_user .venv/bin/pytest -q -p no:cacheprovider "$@"; }
+    # 1. The mechanism, by the plain user itself (root mode: no run of its own around it).
+    # Serial: its tests count the user's processes, which a parallel test would change.
+    pytest --netns-mode=root tests/integration/test_rootless_namespaces.py || rc=1
+    # 2. The demo, and the harness's own tests, in rootless mode (the default for a user).
+    as_user .venv/bin/netns-harness demo || rc=1
+    if [ "${RAWSTACK_ROOTLESS_SUITE:-}" = all ]; then
+        pytest -n auto -rs tests/integration || rc=1
+    else
+        pytest -n 2 -rs tests/integration/test_harness_backend.py \
+            tests/integration/test_cleanup_sigkill.py tests/integration/test_ping_raw.py \
+            tests/integration/test_harness_xdist.py tests/integration/test_harness_capture.py \
+            tests/integration/test_chao_link.py || rc=1
+    fi
+    # 3. Outside any user namespace the user's raw socket is refused: exit 77, one line.
+    out=$(as_user .venv/bin/rawstack ping -c 1 -W 1 127.0.0.1 2>&1) && prc=0 || prc=$?
+    if [ "$prc" != 77 ]; then
+        echo "ci/rootless.sh: rawstack ping as a plain user exited $prc, not 77: $out" >&2
+        rc=1
+    fi
+fi
 
 # A rootless run ends with its pid namespace: nothing of the user's may still run.
 left=$(ps -o pid=,args= -u "$user" || true)

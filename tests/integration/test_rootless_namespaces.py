@@ -434,3 +434,48 @@ def test_killed_rootless_keeper_leaves_nothing() -> None:
     status = json.loads(_cli("status", "--json").stdout)
     assert name not in [r["name"] for r in status["runs"]]
     assert _cli("down", name).returncode == 2
+
+
+INNER = """
+import os, time
+from rawstack_harness.topology import pair
+
+def test_hang(netns_topology):
+    net = netns_topology(pair())
+    net["a"].popen(["sleep", "300"])
+    with open(os.environ["RSH_TEST_OUT"], "w") as fh:
+        fh.write(str(os.stat("/proc/self/ns/user").st_ino))
+    time.sleep(300)
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+def test_sigkill_of_a_rootless_pytest_leaves_nothing(tmp_path: Path, workers: list[str]) -> None:
+    """A rootless pytest (and with xdist, its workers) SIGKILLed mid-test: no process of the
+    run is left, no mount, and the host's /run/netns is as before."""
+    (tmp_path / "test_inner.py").write_text(INNER)
+    out = tmp_path / "out"
+    procs_before, mounts_before, netns_before = _user_procs(), _mounts(), _host_netns()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--netns-mode=rootless",
+         *workers, str(tmp_path / "test_inner.py")],
+        cwd=tmp_path, env={**os.environ, "RSH_TEST_OUT": str(out)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    ino = -1
+    try:
+        assert wait_for(lambda: out.exists() and out.read_text(), 60), "the inner test never ran"
+        ino = int(out.read_text())
+        assert len(_in_userns(ino)) >= 4  # outer, init, pytest, the node's sleep (+ workers)
+        proc.kill()
+        proc.wait(timeout=20)
+        assert wait_for(lambda: not _in_userns(ino), 10), _in_userns(ino)
+    finally:
+        for pid in _in_userns(ino):
+            os.kill(pid, signal.SIGKILL)  # only when the test failed: leave nothing anyway
+        proc.kill()
+        proc.wait()
+    if os.geteuid() != 0:
+        assert wait_for(lambda: _user_procs() <= procs_before, 10), _user_procs() - procs_before
+    assert _mounts() == mounts_before
+    assert _host_netns() == netns_before

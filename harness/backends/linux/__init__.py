@@ -97,10 +97,12 @@ class LinuxBackend:
         return reaped
 
     def describe_runs(self, root: str) -> list[dict[str, Any]]:
+        from rawstack_harness.backends.linux import env
         from rawstack_harness.backends.linux.keeper import rootless_kept
         from rawstack_harness.backends.linux.runs import describe_runs
 
-        runs = describe_runs(root)
+        # Root's runs (0600 manifests) are not a plain user's to read; its own are listed.
+        runs = describe_runs(root) if env.has_admin_caps() else []
         for info in rootless_kept():  # their run dirs live in their own mount namespaces
             nodes = info.get("topology", {}).get("nodes", {}).values()
             runs.append(

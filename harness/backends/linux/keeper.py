@@ -48,12 +48,12 @@ def _serve(
     name: str,
     described: dict[str, Any],
     net: LinuxNetwork | None,
-    outer_start: int | None = None,
+    outer: tuple[int | None, Path] | None = None,
 ) -> int:
     (run.dir / KEEPER_FILE).write_text(
         json.dumps({"name": name, "pid": os.getpid(), "topology": described}), encoding="utf-8"
     )
-    listed = _list_rootless(name, described, outer_start)
+    listed = _list_rootless(name, described, outer) if outer is not None else None
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
     sys.stdout.write(json.dumps({"event": "ready", "name": name, "run": run.id}) + "\n")
     sys.stdout.flush()
@@ -72,15 +72,18 @@ def _serve(
     return 0
 
 
-def _list_rootless(name: str, described: dict[str, Any], outer_start: int | None) -> Path | None:
+def _list_rootless(
+    name: str, described: dict[str, Any], outer: tuple[int | None, Path]
+) -> Path | None:
     """In rootless mode, list this keeper where the host can find it (see the module doc)."""
     from rawstack_harness.backends.linux import rootless
 
-    outer = rootless.outer_pid()
-    if outer is None:
+    pid = rootless.outer_pid()
+    if pid is None:
         return None
-    path = rootless.registry() / f"{name}.json"
-    info = {"name": name, "pid": outer, "start": outer_start, "topology": described}
+    start, where = outer
+    path = rootless.registry(where, create=True) / f"{name}.json"
+    info = {"name": name, "pid": pid, "start": start, "topology": described}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({**info, "rootless": True}), encoding="utf-8")
     tmp.rename(path)
@@ -92,8 +95,10 @@ def main(argv: list[str]) -> int:
     data = json.loads(payload)
     from rawstack_harness.backends.linux import nsutil, rootless
 
-    outer_start = nsutil.proc_start_time(os.getpid())  # this pid becomes the outer process
-    rootless.begin(rootless.requested())  # first, while single-threaded
+    # Read before entering: this pid becomes the outer process, and the listing's directory
+    # is named as the process that runs `netns-harness` sees it.
+    outer = (nsutil.proc_start_time(os.getpid()), rootless.registry_dir())
+    rootless.begin(rootless.requested(), own=True)  # first, while single-threaded
     refused = rootless.refusal()
     if refused is not None:
         sys.stdout.write(json.dumps({"event": "error", "error": refused, "code": 77}) + "\n")
@@ -106,7 +111,7 @@ def main(argv: list[str]) -> int:
             from rawstack_harness.topology import from_dict
 
             net = build(from_dict(data), run)
-            return _serve(run, name, net.describe(), net, outer_start)
+            return _serve(run, name, net.describe(), net, outer)
         for node in data["nodes"].values():
             run.manifest.add("netns", node["path"], dev_ino=node["dev_ino"])
         return _serve(run, name, data, None)

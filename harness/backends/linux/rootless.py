@@ -58,14 +58,17 @@ def resolve(mode: str | None = None) -> str:
     return ROOT if env.has_admin_caps() else ROOTLESS
 
 
-def begin(mode: str) -> str:
+def begin(mode: str, own: bool = False) -> str:
     """Enter rootless mode if ``mode`` resolves to it (once); return the resolved mode.
+
+    ``own``: start a run of our own even inside another rootless run (a keeper must not end
+    with the process that started it; inside a rootless run it still ends with that run).
 
     A refusal is not raised: it is kept for :func:`refusal` (and so for
     ``missing_requirement``), so one line reaches the user as a skip or exit 77."""
     os.environ[ENV_MODE] = mode
     resolved = resolve(mode)
-    if resolved != ROOTLESS or inside_run():
+    if resolved != ROOTLESS or (inside_run() and not own):
         return resolved
     from rawstack_harness.backends.linux import pidinit, userns
 
@@ -97,15 +100,22 @@ def outer_pid() -> int | None:
     return int(value) if value and inside_run() else None
 
 
-def registry() -> Path:
+def registry_dir() -> Path:
     """Where this user's rootless keepers are listed, outside any user namespace:
     ``$XDG_RUNTIME_DIR/rawstack-harness`` (bound back into every run), else
-    ``/tmp/rawstack-harness-<uid>``. Created 0700; refused if another user owns it."""
+    ``/tmp/rawstack-harness-<uid>`` (the host's uid, read from our uid_map in a run)."""
     base = os.environ.get("XDG_RUNTIME_DIR")
-    path = Path(base, "rawstack-harness") if base and os.path.isdir(base) else None
-    if path is None:
-        path = Path(tempfile.gettempdir(), f"rawstack-harness-{_host_uid()}")
-    path.mkdir(mode=0o700, exist_ok=True)
+    if base and os.path.isdir(base):
+        return Path(base, "rawstack-harness")
+    return Path(tempfile.gettempdir(), f"rawstack-harness-{_host_uid()}")
+
+
+def registry(path: Path | None = None, create: bool = False) -> Path:
+    """:func:`registry_dir` (or ``path``), checked to be this user's directory; made 0700
+    with ``create`` (a keeper; the last one out removes it)."""
+    path = path or registry_dir()
+    if create:
+        path.mkdir(mode=0o700, exist_ok=True)
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
         raise HarnessError(f"{path} is not a directory of this user's: not using it")
