@@ -11,6 +11,9 @@ Split by responsibility, as the FreeBSD backend is:
   removes a dead run's namespaces and processes (a SIGKILLed pytest leaves nothing).
 * :mod:`.keeper` -- ``python -m rawstack_harness.backends.linux.keeper``: owns a kept topology.
 * :mod:`.env` -- what this machine lacks to build topologies.
+* :mod:`.rootless` -- ``--netns-mode``: root, or a run of its own in user namespaces, entered
+  through :mod:`.userns` (user, mount and network namespaces; the kernel's refusals named) and
+  :mod:`.pidinit` (a pid namespace whose init dies with the process the user started).
 
 :data:`BACKEND` is what :func:`rawstack_harness.backends.select_backend` returns on Linux. The
 submodules are imported only when used: importing this package costs nothing (the plugin

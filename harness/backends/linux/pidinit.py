@@ -68,6 +68,9 @@ def begin() -> None:
     status_r, status_w = os.pipe2(os.O_CLOEXEC)  # init -> outer: one line, or nothing
     outer = os.getpid()
     os.environ[ENV_OUTER] = str(outer)
+    # Blocked before the fork: a signal sent to the outer process the moment the run is up
+    # must wait for the outer's sigwaitinfo, not kill it. The run gets the old mask back.
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {*FORWARDED, signal.SIGCHLD})
     init = os.fork()
     if init != 0:
         os.close(outer_r)
@@ -76,13 +79,12 @@ def begin() -> None:
     os.close(outer_w)
     os.close(host_proc)
     os.close(status_r)
-    _init(outer_r, status_w)
+    _init(outer_r, status_w, old_mask)
 
 
 def _outer(init: int, host_proc: int, status_r: int) -> NoReturn:
     """Wait for init (and so the run), forward signals, exit with the run's status."""
     try:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {*FORWARDED, signal.SIGCHLD})
         # A failure in init before the run started (e.g. /proc refused) arrives as one line.
         error = b""
         with os.fdopen(status_r, "rb") as fh:
@@ -129,7 +131,7 @@ def _at(dir_fd: int) -> Callable[[str, int], int]:
     return lambda path, flags: os.open(path, flags, dir_fd=dir_fd)
 
 
-def _init(outer_r: int, status_w: int) -> None:
+def _init(outer_r: int, status_w: int, run_mask: set[int | signal.Signals]) -> None:
     """pid 1: arm the death signal, mount /proc, fork the run, reap until it exits.
 
     Returns only in the run (pid 2)."""
@@ -147,10 +149,9 @@ def _init(outer_r: int, status_w: int) -> None:
             line = explain_refusal("mount proc on /proc", err, read_settings())
             os.write(status_w, (line + "\n").encode())
             os._exit(77)
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         run = os.fork()
         if run == 0:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+            signal.pthread_sigmask(signal.SIG_SETMASK, run_mask)
             os.close(status_w)
             return  # the run: back into the caller, as pid 2
         os.close(status_w)  # EOF tells the outer process the run started
