@@ -92,3 +92,47 @@ def test_read_settings_reads_this_machine() -> None:
     assert found.threads >= 1
     assert set(found.sysctls) == set(userns.SETTINGS)
     assert found.has_userns == os.path.exists("/proc/self/ns/user")
+
+
+def test_a_refusal_becomes_the_skip_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """begin() keeps the kernel's line; missing_requirement() reports it (fixtures skip with
+    it, netns-harness exits 77 with it) instead of the generic 'needs root'."""
+    from rawstack_harness.backends.linux import env, rootless
+
+    line = "rootless mode: the kernel refuses a user namespace: user.max_user_namespaces=0"
+
+    def refuse() -> None:
+        raise userns.Refused(line)
+
+    monkeypatch.setattr(userns, "enter", refuse)
+    monkeypatch.setattr(env, "has_admin_caps", lambda: False)
+    monkeypatch.setattr(rootless, "inside_run", lambda: False)
+    monkeypatch.setattr(rootless, "_STATE", rootless._State())
+    monkeypatch.setenv(rootless.ENV_MODE, "auto")
+    env.missing_requirement.cache_clear()
+    try:
+        assert rootless.begin("auto") == "rootless"
+        assert rootless.refusal() == line
+        assert env.missing_requirement() == line
+    finally:
+        env.missing_requirement.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("mode", "admin", "inside", "resolved"),
+    [
+        ("auto", True, False, "root"),
+        ("auto", False, False, "rootless"),
+        ("auto", True, True, "rootless"),  # a worker of a rootless run has caps: still inside
+        ("root", False, False, "root"),
+        ("rootless", True, False, "rootless"),
+    ],
+)
+def test_mode_resolution(
+    monkeypatch: pytest.MonkeyPatch, mode: str, admin: bool, inside: bool, resolved: str
+) -> None:
+    from rawstack_harness.backends.linux import env, rootless
+
+    monkeypatch.setattr(env, "has_admin_caps", lambda: admin)
+    monkeypatch.setattr(rootless, "inside_run", lambda: inside)
+    assert rootless.resolve(mode) == resolved
