@@ -10,6 +10,7 @@ this checkout stays out and only the wheel's code is importable.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import site
 import subprocess
@@ -27,10 +28,15 @@ REPO = Path(__file__).resolve().parents[2]
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``python -m build`` of this checkout: the sdist, and the wheel built from it."""
     out = tmp_path_factory.mktemp("dist")
-    done = subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(REPO)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    # One build at a time in the checkout: xdist workers each build this fixture, and two
+    # builds racing on its egg-info fail with ENOENT. The lock sits where workers share.
+    lock = tmp_path_factory.getbasetemp().parent / "rawstack-build.lock"
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        done = subprocess.run(
+            [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(REPO)],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out
 
