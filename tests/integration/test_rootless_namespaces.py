@@ -145,7 +145,6 @@ def test_the_run_is_root_of_its_own_namespaces() -> None:
         threading.Thread(target=lambda: None).start()  # threads work again in the run
         uid_map = open("/proc/self/uid_map").read().split()
         ps = subprocess.run(["ps", "-e", "-o", "pid=,comm="], capture_output=True, text=True)
-        os.makedirs("/run/netns")
         subprocess.run(["ip", "netns", "add", "rootlessx"], check=True)
         subprocess.run(["ip", "link", "add", "name", "v0", "type", "veth", "peer", "name", "v1",
                         "netns", "rootlessx"], check=True)
@@ -208,7 +207,6 @@ def test_sigkill_leaves_no_process_and_no_mount(victim: str) -> None:
         _py(
             """
             userns.enter(); pidinit.begin()
-            os.makedirs("/run/netns")
             subprocess.run(["ip", "netns", "add", "rootlesskill"], check=True)
             subprocess.Popen(["ip", "netns", "exec", "rootlesskill", "sleep", "300"],
                              start_new_session=True)
@@ -246,7 +244,6 @@ def test_join_reaches_a_live_run_and_dies_with_it() -> None:
         _py(
             """
             userns.enter(); pidinit.begin()
-            os.makedirs("/run/netns")
             subprocess.run(["ip", "netns", "add", "rootlessjoin"], check=True)
             say(outer=int(os.environ[pidinit.ENV_OUTER]))
             time.sleep(300)

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rawstack_harness.backends.linux import nsutil
+from rawstack_harness.backends.linux.runs import NETNS_DIR
 from rawstack_harness.errors import NotPrivileged
 
 CLONE_NEWNS = 0x00020000
@@ -216,6 +217,12 @@ def enter() -> None:
             os.makedirs(path, mode=0o755, exist_ok=True)
             _mount(f"/proc/self/fd/{fd}", path, None, nsutil.MS_BIND | MS_REC, None)
             os.close(fd)
+        # /run/netns ready as iproute2 leaves it (a shared bind mount of itself) before any
+        # run starts: runs with different state roots would otherwise race to make it one
+        # and stack two mounts, and each namespace mount would then appear twice.
+        os.makedirs(NETNS_DIR, mode=0o755)
+        nsutil.bind_mount(NETNS_DIR, NETNS_DIR)
+        nsutil.make_shared(NETNS_DIR)
     except OSError as exc:
         raise _refuse(f"mount tmpfs on {RUN_TMPFS}", exc) from None
     _loopback_up()
