@@ -24,6 +24,9 @@ home=""
 cleanup() {
     rm -rf "$wheels"
     if [ -n "$home" ] && [ "${RAWSTACK_ROOTLESS_KEEP:-}" != 1 ]; then
+        # What the user made outside its home (pytest's /tmp/pytest-of-USER, listings).
+        find /tmp /var/tmp /dev/shm -mindepth 1 -maxdepth 1 -user "$user" \
+            -exec rm -rf {} + 2>/dev/null || true
         userdel -r "$user" 2>/dev/null || userdel -f -r "$user" 2>/dev/null || true
     fi
 }
