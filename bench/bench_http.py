@@ -1,8 +1,9 @@
 """HTTP requests per second with wrk: ``rawstack http serve`` vs nginx vs ``http.server``.
 
 Each server runs alone in node b of a fresh pair and serves the same 20-byte page
-(``<h1>hello world</h1>``, seed 003) on ``/``; wrk runs in node a with keep-alive. The
-servers take turns on the same pair, so they see the same veth and the same wrk.
+(``<h1>hello world</h1>``, the page of the Go HTTP server rawstack grew from) on ``/``; wrk
+runs in node a with keep-alive. The servers take turns on the same pair, so they see the same
+veth and the same wrk.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ venv=.venv
 # check: what ci/test.sh runs besides pytest (vagrant-libvirt lets ci/vagrant-validate.sh
 #   check the Vagrantfile's libvirt block without libvirtd).
 # bench: the HTTP benchmark's reference server and load generator.
-pkgs_core="python3-venv iproute2 procps util-linux iputils-ping curl socat tcpdump tshark gcc libc6-dev"
+pkgs_core="python3-venv iproute2 procps util-linux iputils-ping curl socat tcpdump tshark nmap gcc libc6-dev"
 pkgs_check="shellcheck vagrant vagrant-libvirt"
 pkgs_bench="nginx-light wrk"
 

@@ -74,6 +74,7 @@ class Captured(Protocol):
 
 MODES = ("never", "failed", "always")
 RING_BYTES = 4 << 20  # per endpoint: a few hundred ms of a flood, hours of probes
+SYNC_TIMEOUT = 2.0  # a report waits at most this long for the capture thread to catch up
 RCVBUF = 2 << 20  # bursts while the test thread holds the GIL; charged only when used
 BATCH = 256  # frames read from one socket before the others get a turn
 FRAME_OVERHEAD = 96  # bytes a kept frame costs besides its data (objects, deque slot)
@@ -206,6 +207,7 @@ class Capture:
         self._lock = threading.Lock()
         self._buf = bytearray(MAX_SNAPLEN)
         self._wake_r, self._wake_w = socket.socketpair()
+        self._synced = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"netns-capture-{name}", daemon=True)
         self._closed = False
 
@@ -231,21 +233,36 @@ class Capture:
         self._wake_r.close()
         self._wake_w.close()
 
+    def sync(self, timeout: float = SYNC_TIMEOUT) -> None:
+        """Wait until the thread has read every frame queued on the taps by now.
+
+        A failing test's report is written while the capture still runs; without this, its
+        frame counts and pcaps miss what the kernel queued but the thread (which needs the
+        GIL, and a core, on a loaded machine) has not read yet.
+        """
+        if self._closed or not self._thread.is_alive():
+            return
+        self._synced.clear()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"s")
+        self._synced.wait(timeout)
+
     def frames(self, tap: Tap) -> list[Frame]:
         """A snapshot of ``tap``'s ring (the thread may still be adding)."""
         with self._lock:
             return tap.ring.frames()
 
-    def write(self, directory: Path, prefix: str = "") -> list[tuple[Path, Tap]]:
-        """Write one pcap per tap as ``<directory>/<prefix><node>-<ifname>.pcap``."""
+    def write(self, directory: Path, prefix: str = "", since_ns: int = 0) -> list[tuple[Path, Tap]]:
+        """Write one pcap per tap as ``<directory>/<prefix><node>-<ifname>.pcap``; with
+        ``since_ns``, only frames from then on (a shared topology: one test's time span)."""
         directory.mkdir(parents=True, exist_ok=True)
         written: list[tuple[Path, Tap]] = []
+        self.sync()
         for tap in self.taps:
             if not self._closed:
                 tap.read_kernel_drops()
-            data = write_pcap(
-                [f.record() for f in self.frames(tap)], LINKTYPE_ETHERNET, nanosecond=True
-            )
+            frames = [f for f in self.frames(tap) if f.ts_ns >= since_ns]
+            data = write_pcap([f.record() for f in frames], LINKTYPE_ETHERNET, nanosecond=True)
             path = directory / f"{prefix}{tap.filename}"
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_bytes(data)
@@ -264,18 +281,25 @@ class Capture:
             while not stopping:
                 for key, _ in sel.select():
                     if key.data is None:
-                        stopping = True
+                        asked = self._wake_r.recv(64)
+                        stopping = b"x" in asked or not asked
+                        if b"s" in asked:  # sync(): everything queued by now, into the rings
+                            self._drain_all()
+                            self._synced.set()
                         continue
                     self._drain(key.data)
                     if key.data.error is not None:
                         sel.unregister(key.fileobj)
-            for tap in self.taps:  # what arrived between the last select and the wake-up
-                while tap.error is None and self._drain(tap) == self.batch:
-                    pass
+            self._drain_all()  # what arrived between the last select and the wake-up
         except Exception as exc:  # never die silently: the summary says why frames stop
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
             sel.close()
+
+    def _drain_all(self) -> None:
+        for tap in self.taps:
+            while tap.error is None and self._drain(tap) == self.batch:
+                pass
 
     def _drain(self, tap: Tap) -> int:
         """Read up to a batch of queued frames, return how many; a broken tap sets ``error``."""

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from rawstack.errors import EXIT_FAILED, EXIT_USAGE, RawstackError, UsageError
@@ -67,10 +67,18 @@ class DemoExchange:
     dst: str
     direction: str
     server: str
+    version: int = 4  # the IP version the client speaks (6: to the node's IPv6 address)
+
+    @property
+    def label(self) -> str:
+        """The protocol column: ``icmp6``, ``http6``, ``udp6`` for the IPv6 rows."""
+        return f"{self.protocol}6" if self.version == 6 else self.protocol
 
 
 # The line3 rows go through r: the peers that route (CHAO is one link only, UDP adds nothing).
 LINE3_PEERS = ("http", "icmp")
+# The IPv6 rows, on the pair and through r: every peer that speaks IP.
+IPV6_PEERS = ("icmp", "http", "udp")
 
 
 def demo_plan(caps: Capabilities) -> tuple[list[DemoExchange], ...]:
@@ -90,10 +98,16 @@ def demo_plan(caps: Capabilities) -> tuple[list[DemoExchange], ...]:
     ]
     served = caps.servers(PROTOCOLS)
     with_peers = [DemoExchange(p, s, d, f"{s}->{d}", served[p]) for s, d in both for p in PROTOCOLS]
+    with_peers += [
+        DemoExchange(p, s, d, f"{s}->{d}", served[p], 6) for s, d in both for p in IPV6_PEERS
+    ]
     routed = [
         DemoExchange(p, s, d, f"{s}->r->{d}", caps.servers(LINE3_PEERS)[p])
         for s, d in both
         for p in LINE3_PEERS
+    ]
+    routed += [
+        DemoExchange(p, s, d, f"{s}->r->{d}", served[p], 6) for s, d in both for p in IPV6_PEERS
     ]
     return before, with_peers, routed
 
@@ -111,16 +125,16 @@ def _demo_rows(run: Run) -> tuple[list[Exchange], dict[str, float]]:
     def run_rows(net: Network, plan: list[DemoExchange], procs: Mapping[str, Peer]) -> None:
         for x in plan:
             ready = procs[x.dst].ready if x.dst in procs else None
-            rows.append(
-                try_client(
-                    x.protocol,
-                    net[x.src],
-                    net[x.dst],
-                    ready=ready,
-                    direction=x.direction,
-                    server=x.server,
-                )
+            row = try_client(
+                x.protocol,
+                net[x.src],
+                net[x.dst],
+                ready=ready,
+                direction=x.direction,
+                server=x.server,
+                host=net[x.dst].addr(x.version, "eth0"),
             )
+            rows.append(replace(row, protocol=x.label))
 
     t0 = time.monotonic()
     net = backend.build(pair("demo"), run)
@@ -141,7 +155,7 @@ def _demo_rows(run: Run) -> tuple[list[Exchange], dict[str, float]]:
         a, b, r = net["a"], net["b"], net["r"]
         procs = start_peers(
             [(a, "eth0", r, "eth0"), (b, "eth0", r, "eth1")],
-            LINE3_PEERS,
+            tuple(dict.fromkeys(LINE3_PEERS + IPV6_PEERS)),
             log_dir=run.dir,
             backend=backend,
         )
@@ -225,6 +239,18 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_event(args: argparse.Namespace) -> int:
+    """``link``, ``impair``, ``member``: change a kept topology's links at run time."""
+    _need_keep(f"netns-harness {args.command}")
+    _need_root()
+    line = _backend().change_kept(args.name, _root(args), args.command, list(args.args))
+    if args.json:
+        print(json.dumps({"name": args.name, "changed": line}))
+    else:
+        print(line)
+    return 0
+
+
 def _args_call(args: argparse.Namespace) -> int:
     """Run the command; a refusal from the OS becomes one NotPrivileged line (exit 77)."""
     from rawstack_harness.errors import NotPrivileged
@@ -302,7 +328,20 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
     clean = sub.add_parser("clean", help="remove what dead runs left behind")
     clean.set_defaults(func=cmd_clean)
-    for p in (demo, up, down, status, clean):
+    events = []
+    for command, usage, text in (
+        ("link", "A [B] up|down", "take a kept topology's link (both ends) down or up"),
+        ("impair", "A [B] SPEC|clear", "change or clear a link's impairment ('{delay: 5ms}')"),
+        ("member", "SEGMENT NODE up|down", "take a segment member's interface down or up"),
+    ):
+        ev = sub.add_parser(command, help=text, usage=f"{PROG} {command} NAME {usage}")
+        ev.add_argument("name", help="the kept topology (netns-harness status lists them)")
+        ev.add_argument(
+            "args", nargs="+", metavar="ARG", help=usage + " (a link end: node or node:ifname)"
+        )
+        ev.set_defaults(func=cmd_event)
+        events.append(ev)
+    for p in (demo, up, down, status, clean, *events):
         p.add_argument("--json", action="store_true", help="print JSON")
     return parser
 

@@ -92,7 +92,8 @@ def client_argv(
     if protocol == "icmp":
         return [*rawstack, "ping", host, "-c", "1", "-W", wait, "--json"]
     if protocol == "http":
-        url = f"http://{host}:{_port(ready, 'http')}/"
+        name = f"[{host}]" if ":" in host else host  # an IPv6 literal in a URL (RFC 3986)
+        url = f"http://{name}:{_port(ready, 'http')}/"
         return [*rawstack, "http", "get", url, "--timeout", wait, "--json"]
     if protocol == "udp":
         return [*rawstack, "udp", "send", host, _port(ready, "udp"), "-c", "1",

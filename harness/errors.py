@@ -28,6 +28,10 @@ class NotPrivileged(HarnessError):
     exit_code = EXIT_NOPERM
 
 
+class MissingFeature(NotPrivileged):
+    """The kernel lacks every mechanism for something a spec asks (the message names it)."""
+
+
 class Unsupported(HarnessError, NotImplementedError):
     """This backend cannot do what was asked, e.g. ``socket()`` in a FreeBSD jail (exit 2)."""
 

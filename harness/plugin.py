@@ -28,11 +28,14 @@ from rawstack.peers.registry import parse_peers as _parse_peers
 if TYPE_CHECKING:
     from rawstack_harness.backends import Backend, Network, Run
     from rawstack_harness.capture import ItemCaptures
+    from rawstack_harness.scopes import SharedNetworks, Span
     from rawstack_harness.topology import SpecLike
 
 NETWORKS = pytest.StashKey[list["Network"]]()
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 KEPT = pytest.StashKey[list[str]]()
+SHARED = pytest.StashKey["SharedNetworks"]()  # module/session topologies (scopes.py)
+SPAN = pytest.StashKey["Span"]()  # where a test's part of them begins
 CAPTURES = pytest.StashKey["ItemCaptures"]()
 CAPTURE_DIR = pytest.StashKey[Path]()
 
@@ -98,6 +101,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "(CAP_NET_ADMIN) or, on Linux, user namespaces (rootless mode); skipped otherwise",
     )
     config.stash[KEPT] = []
+    _CONFIG["config"] = config
     parse_peers(config.getoption("--netns-peers"))
     run_dir = config.getoption("--netns-run-dir")
     if run_dir is not None and not Path(run_dir).is_absolute():
@@ -183,9 +187,13 @@ def pytest_report_header(config: pytest.Config) -> str | list[str]:
     icmp = (
         "the kernel's echo (it consumes echo requests before raw sockets see them)"
         if caps.icmp_responder == KERNEL
-        else "rawstack's responder (kernel echo off in each node)"
+        else "rawstack's responder where a node declares icmp (kernel echo off there), "
+        "the kernel's echo elsewhere"
     )
-    lines = [f"netns: {backend.name} backend, {backend.description}; icmp peer: {icmp}"]
+    lines = [
+        f"netns: {backend.name} backend, {backend.description}; icmp peer: {icmp}; "
+        f"{backend.impairment()}"
+    ]
     mode = config.getoption("--netns-capture")
     if mode != "never" and not caps.node_sockets:
         lines.append(
@@ -202,6 +210,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         reason = _skip_reason()
         if reason:
             pytest.skip(f"netns: {reason}")
+    shared = item.config.stash.get(SHARED, None)
+    if shared is not None:
+        span: Span
+        span, dead = shared.begin(list(getattr(item, "fixturenames", [])))
+        item.stash[SPAN] = span
+        if dead:  # a peer of a shared topology died after the previous test that used it
+            pytest.fail("\n".join(dead), pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -217,10 +232,15 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     return result
 
 
+def _item_networks(item: pytest.Item) -> list[Network]:
+    """The test's own networks and the shared ones it uses."""
+    shared = item.config.stash.get(SHARED, None)
+    used = shared.used_by(list(getattr(item, "fixturenames", []))) if shared else []
+    return [*item.stash.get(NETWORKS, []), *(s.net for s in used)]
+
+
 def _check_peers(item: pytest.Item) -> None:
-    dead = [
-        peer for net in item.stash.get(NETWORKS, []) for peer in net.peers.values() if peer.died()
-    ]
+    dead = [peer for net in _item_networks(item) for peer in net.peers.values() if peer.died()]
     if dead:
         # No traceback: it would only show this hook, not where the peer died. The test's
         # own exception, if any, is still shown above it as the context.
@@ -237,13 +257,43 @@ def pytest_runtest_makereport(
         for net in item.stash.get(NETWORKS, []):
             for name, peer in net.peers.items():
                 report.sections.append((f"netns peer log: node {name}", peer.logs()))
+            if net.mechanisms():
+                report.sections.append(("netns links", "\n".join(net.mechanisms())))
     captures = item.stash.get(CAPTURES, None)
     if captures is not None and report.failed:
         captures.write()  # in setup/call still running: a snapshot; teardown rewrites it
         text = captures.section()
         if text:
             report.sections.append(("netns captures", text))
+    shared = item.config.stash.get(SHARED, None)
+    if shared is not None and report.failed:
+        from rawstack_harness.capture import safe_dirname
+
+        directory = item.config.stash[CAPTURE_DIR] / safe_dirname(item.nodeid)
+        fixtures = list(getattr(item, "fixturenames", []))
+        report.sections += shared.sections(fixtures, item.stash.get(SPAN, None), directory)
     return report
+
+
+KEPT_PROPERTY = "netns_kept"
+_CONFIG: dict[str, pytest.Config] = {}  # this process's config, for pytest_runtest_logreport
+
+
+def _note_kept(request: pytest.FixtureRequest, line: str) -> None:
+    """For the summary: here, and (as a report property) for an xdist controller."""
+    request.config.stash[KEPT].append(line)
+    request.node.user_properties.append((KEPT_PROPERTY, line))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Under ``-n`` the keeping happened in a worker: its report carries the line here."""
+    config = _CONFIG.get("config")
+    if config is None:
+        return
+    kept = config.stash.setdefault(KEPT, [])
+    for name, value in report.user_properties:
+        if name == KEPT_PROPERTY and value not in kept:
+            kept.append(str(value))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -278,9 +328,15 @@ def netns_topology(
     built: list[Network] = request.node.stash.setdefault(NETWORKS, [])
 
     def factory(spec: SpecLike) -> Network:
-        net = backend.build(load(spec), netns_run)
+        from rawstack_harness.errors import MissingFeature
+
+        try:
+            net = backend.build(load(spec), netns_run)
+        except MissingFeature as exc:
+            pytest.skip(f"netns: {exc}")
         built.append(net)
         _start_capture(request, backend, net)
+        _start_declared_peers(net, request, netns_run)  # nodes that declare peers
         return net
 
     yield factory
@@ -298,16 +354,18 @@ def netns_topology(
             why = backend.capabilities.no_keep or (
                 f"--netns-keep-failed is not supported on the {backend.name} backend yet"
             )
-            request.config.stash[KEPT].append(
-                f"{request.node.nodeid}: not kept: {why} (the topology was removed)"
+            _note_kept(
+                request,
+                f"{request.node.nodeid}: not kept: {why} (the topology was removed)",
             )
             net.destroy()
         elif keep:
             kept = backend.keep(net, request.node.name[:40])
             root = "" if netns_run.root == backend.default_root else f" --run-dir {netns_run.root}"
-            request.config.stash[KEPT].append(
+            _note_kept(
+                request,
                 f"{request.node.nodeid}: kept as {kept.name!r}; enter a node with "
-                f"{kept.enter}; remove with `netns-harness{root} down {kept.name}`"
+                f"{kept.enter}; remove with `netns-harness{root} down {kept.name}`",
             )
         else:
             net.destroy()
@@ -329,19 +387,72 @@ def _start_capture(request: pytest.FixtureRequest, backend: Backend, net: Networ
         captures.note(f"not captured: node.socket() is unsupported on the {backend.name} backend")
 
 
-def _with_peers(
-    net: Network,
-    request: pytest.FixtureRequest,
-    run: Run,
-    plan: list[tuple[str, str, str, str]],
-) -> Network:
-    from rawstack_harness.supervise import start_peers
+def _start_declared_peers(net: Network, request: pytest.FixtureRequest, run: Run) -> None:
+    """serve-all in every node that declares peers, each awaited and probed (the option
+    ``--netns-peers`` narrows what is awaited and probed, not what is served)."""
+    from rawstack_harness.supervise import peer_plan, start_peers
 
-    peers = parse_peers(request.config.getoption("--netns-peers"))
-    procs = start_peers([(net[n], i, net[p], pi) for n, i, p, pi in plan], peers, log_dir=run.dir)
+    plan = peer_plan(net.topology)
+    if not plan:
+        return
+    awaited = parse_peers(request.config.getoption("--netns-peers"))
+    served = {n.name: n.peers for n in net.topology.nodes if n.peers}
+    procs = start_peers(
+        [(net[n], i, net[p], pi) for n, i, p, pi in plan], awaited, log_dir=run.dir, served=served
+    )
     for (node, _, _, _), proc in zip(plan, procs):
         net.peers[node] = proc
-    return net
+
+
+def _shared_topology(
+    request: pytest.FixtureRequest, run: Run, fixture: str
+) -> Iterator[Callable[[SpecLike], Network]]:
+    from rawstack_harness.scopes import Shared, SharedNetworks, close
+    from rawstack_harness.topology import load
+
+    backend = _backend()
+    registry: SharedNetworks = request.config.stash.setdefault(SHARED, SharedNetworks())
+    mine: list[Shared] = []
+
+    def factory(spec: SpecLike) -> Network:
+        from rawstack_harness.capture import start_capture
+        from rawstack_harness.errors import MissingFeature
+
+        try:
+            net = backend.build(load(spec), run)
+        except MissingFeature as exc:
+            pytest.skip(f"netns: {exc}")
+        shared = Shared(net, fixture)
+        mine.append(shared)
+        registry.add(shared)
+        if (
+            request.config.getoption("--netns-capture") != "never"
+            and backend.capabilities.node_sockets
+        ):
+            shared.capture = start_capture(net)
+        _start_declared_peers(net, request, run)
+        return net
+
+    yield factory
+    for shared in reversed(mine):
+        registry.remove(shared)
+        close(shared)
+
+
+@pytest.fixture(scope="module")
+def netns_topology_module(
+    request: pytest.FixtureRequest, netns_run: Run
+) -> Iterator[Callable[[SpecLike], Network]]:
+    """Module scope: a factory like netns_topology; its networks serve the module's tests."""
+    yield from _shared_topology(request, netns_run, "netns_topology_module")
+
+
+@pytest.fixture(scope="session")
+def netns_topology_session(
+    request: pytest.FixtureRequest, netns_run: Run
+) -> Iterator[Callable[[SpecLike], Network]]:
+    """Session scope (per xdist worker): a factory whose networks serve every test."""
+    yield from _shared_topology(request, netns_run, "netns_topology_session")
 
 
 @pytest.fixture
@@ -353,10 +464,7 @@ def netns_pair(
     """Function scope: nodes a (10.0.0.1) and b (10.0.0.2) on one veth, serve-all probed on both."""
     from rawstack_harness.topology import pair
 
-    net = netns_topology(pair())
-    return _with_peers(
-        net, request, netns_run, [("a", "eth0", "b", "eth0"), ("b", "eth0", "a", "eth0")]
-    )
+    return netns_topology(pair(peers=ALL_PEERS))
 
 
 @pytest.fixture
@@ -368,7 +476,4 @@ def netns_line3(
     """Function scope: a (10.0.1.2) - r - b (10.0.2.2), r forwarding; serve-all on a and b."""
     from rawstack_harness.topology import line3
 
-    net = netns_topology(line3())
-    return _with_peers(
-        net, request, netns_run, [("a", "eth0", "r", "eth0"), ("b", "eth0", "r", "eth1")]
-    )
+    return netns_topology(line3(peers=ALL_PEERS))

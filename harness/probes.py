@@ -16,7 +16,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from rawstack_harness.backends.base import ReadyEvent
@@ -24,8 +24,8 @@ from rawstack_harness.errors import ProbeFailed
 
 from rawstack.peers.registry import BY_NAME, ready_port
 
-__all__ = ["PROBES", "NodeLike", "ProbeFailed", "Target", "chao_request", "http_get",
-           "icmp_echo", "probe_peer", "udp_echo"]  # fmt: skip
+__all__ = ["PROBES", "PROBES6", "NodeLike", "ProbeFailed", "Target", "chao_request",
+           "http_get", "icmp6_echo", "icmp_echo", "probe_peer", "udp_echo"]  # fmt: skip
 
 
 class NodeLike(Protocol):
@@ -60,7 +60,10 @@ def http_get(node: NodeLike, host: str, port: int, timeout: float = 2.0) -> floa
         sock.settimeout(timeout)
         try:
             sock.connect((host, port))
-            sock.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            # An IPv6 literal goes in brackets (RFC 9112 §3.2, RFC 3986 §3.2.2): the server
+            # answers a bare one with 400, as it must.
+            field = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+            sock.sendall(f"GET / HTTP/1.1\r\nHost: {field}\r\nConnection: close\r\n\r\n".encode())
             data = b""
             while b"\r\n" not in data:
                 chunk = sock.recv(4096)
@@ -128,6 +131,28 @@ def icmp_echo(node: NodeLike, host: str, timeout: float = 1.0) -> float:
                     return time.monotonic() - start
 
 
+def icmp6_echo(node: NodeLike, host: str, timeout: float = 1.0) -> float:
+    """An ICMPv6 echo request (type 128) from a raw ICMPv6 socket; wait for the matching
+    reply (129). The kernel fills the checksum and strips the IPv6 header (RFC 3542 3)."""
+    ident, seq = os.getpid() & 0xFFFF, int.from_bytes(os.urandom(2), "big")
+    body = b"rawstack-harness-probe6"
+    packet = struct.pack("!BBHHH", 128, 0, 0, ident, seq) + body
+    with node.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as sock:
+        start = time.monotonic()
+        deadline = start + timeout
+        sock.sendto(packet, (host, 0))
+        while True:
+            sock.settimeout(_remaining(deadline))
+            try:
+                data, addr = sock.recvfrom(65535)
+            except OSError as exc:
+                raise ProbeFailed(f"icmp6 {host}: {exc}") from None
+            if addr[0] == host and len(data) >= 8 and data[0] == 129:
+                _, _, _, rid, rseq = struct.unpack("!BBHHH", data[:8])
+                if (rid, rseq) == (ident, seq) and data[8:] == body:
+                    return time.monotonic() - start
+
+
 def chao_request(node: NodeLike, ifname: str, dst_mac: str, timeout: float = 1.0) -> float:
     """A CHAO request frame to ``dst_mac``; wait for the reply with the same sequence number."""
     from rawstack.codec.chao import CHAO_REPLY, CHAO_REQUEST, Chao
@@ -179,6 +204,12 @@ PROBES: dict[str, Callable[[NodeLike, Target], float]] = {
     "chao": lambda node, t: chao_request(node, t.src_ifname, t.mac),
     "icmp": lambda node, t: icmp_echo(node, t.host),
 }
+# The same peers over IPv6, probed too where the target has an IPv6 address.
+PROBES6: dict[str, Callable[[NodeLike, Target], float]] = {
+    "http": PROBES["http"],
+    "udp": PROBES["udp"],
+    "icmp": lambda node, t: icmp6_echo(node, t.host),
+}
 
 
 def probe_peer(
@@ -200,4 +231,11 @@ def probe_peer(
         mac=dst.mac(dst_ifname) if info.link else "",
         src_ifname=src_ifname,
     )
-    return PROBES[peer](src, target)
+    rtt = PROBES[peer](src, target)
+    if peer in PROBES6:
+        try:
+            host6 = dst.addr(6, dst_ifname)
+        except LookupError:
+            return rtt  # no IPv6 on that interface: nothing more to prove
+        PROBES6[peer](src, replace(target, host=host6))
+    return rtt

@@ -44,6 +44,7 @@ from typing import IO, Any, Literal, Protocol
 from rawstack_harness.backends import RAWSTACK, Backend, ReadyEvent, select_backend
 from rawstack_harness.backends.base import NodeProcess, ProbeNode, ProcFile
 from rawstack_harness.errors import HarnessError, ProbeFailed
+from rawstack_harness.topology.spec import Topology
 
 from rawstack.peers.registry import ALL_PEERS, ready_event, ready_port
 
@@ -325,6 +326,8 @@ class PeerProcess:
         peers: Sequence[str],
         log_dir: Path,
         backend: Backend | None = None,
+        *,
+        served: Sequence[str] | None = None,
     ) -> None:
         self.node = node
         self.ifname = ifname
@@ -333,8 +336,11 @@ class PeerProcess:
         caps = self.backend.capabilities
         self.servers = caps.servers(self.peers)  # peer -> "rawstack" | "kernel"
         self.awaited = tuple(p for p in self.peers if self.servers[p] == RAWSTACK)
-        # What serve-all is told to run: None (all of them) unless the kernel answers one.
+        # What serve-all is told to run: a node's declared peers (those rawstack answers),
+        # else None (all of them) unless the kernel answers one.
         self.served = caps.serve_all_peers()
+        if served is not None:
+            self.served = tuple(p for p in served if caps.servers([p])[p] == RAWSTACK)
         self.log_dir = log_dir
         self.out_path = log_dir / f"{node.netns}.out"
         self.err_path = log_dir / f"{node.netns}.err"
@@ -345,11 +351,18 @@ class PeerProcess:
         self.started_at = 0.0
         self.ready_after = 0.0
 
+    @property
+    def answers_icmp(self) -> bool:
+        """Whether serve-all's responder (not the kernel) answers pings in this node."""
+        caps = self.backend.capabilities
+        return caps.icmp_responder == RAWSTACK and "icmp" in (self.served or ALL_PEERS)
+
     def start(self) -> None:
-        if self.backend.capabilities.icmp_responder == RAWSTACK:
+        if self.answers_icmp:
             # Kernel echo off so our responder's replies are the only ones (one reply per
-            # ping); serve-all runs its responder even when icmp is not a chosen peer.
+            # ping); with icmp not served, the kernel's echo stays the node's answer.
             self.node.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+            self.node.sysctl("net.ipv6.icmp.echo_ignore_all", "1")  # it answers ICMPv6 too
         self.started_at = time.monotonic()
         with open(self.err_path, "ab") as err:
             self.proc = self.node.popen(
@@ -453,16 +466,26 @@ class PeerProcess:
         except FileNotFoundError:
             return "(no log)"
 
-    def logs(self) -> str:
+    def logs(self, since: Mapping[str, int] | None = None) -> str:
         parts = []
         for path in (self.out_path, self.err_path):
+            start = (since or {}).get(str(path), 0)
             try:
-                parts.append(
-                    f"--- {path.name}\n{path.read_text(encoding='utf-8', errors='replace')}"
-                )
+                with open(path, "rb") as fh:
+                    fh.seek(start)
+                    text = fh.read().decode("utf-8", "replace")
             except FileNotFoundError:
                 continue
+            note = f" (from byte {start}: this test's part)" if start else ""
+            parts.append(f"--- {path.name}{note}\n{text}")
         return "\n".join(parts)
+
+    def log_marks(self) -> dict[str, int]:
+        marks = {}
+        for path in (self.out_path, self.err_path):
+            with contextlib.suppress(FileNotFoundError):
+                marks[str(path)] = path.stat().st_size
+        return marks
 
     def kill(self) -> None:
         """SIGKILL this process's group now: whatever waits on it or probes it returns."""
@@ -483,14 +506,57 @@ class PeerProcess:
         return self.proc.returncode
 
 
+def peer_plan(topology: Topology) -> list[tuple[str, str, str, str]]:
+    """``(node, ifname, prober, prober_ifname)`` for each node that declares peers.
+
+    The prober is the neighbour on the node's first link (else another member of its first
+    segment); ``ifname`` is the node's own interface there, where serve-all runs CHAO and
+    ICMP. Pure: the spec alone decides.
+    """
+    plan = []
+    for node in topology.nodes:
+        if not node.peers:
+            continue
+        found = next(
+            (
+                (mine.ifname, other.node, other.ifname)
+                for link in topology.links
+                for mine, other in ((link.a, link.b), (link.b, link.a))
+                if mine.node == node.name and other.node != node.name
+            ),
+            None,
+        ) or next(
+            (
+                (mine.ifname, other.node, other.ifname)
+                for seg in topology.segments
+                for mine in seg.members
+                if mine.node == node.name
+                for other in seg.members
+                if other.node != node.name
+            ),
+            None,
+        )
+        if found is None:
+            raise HarnessError(
+                f"node {node.name} declares peers but has no neighbour to probe from"
+            )
+        plan.append((node.name, *found))
+    return plan
+
+
 def start_peers(
     pairs: Sequence[tuple[SupervisedNode, str, ProbeNode, str]],
     peers: Sequence[str] = ALL_PEERS,
     log_dir: Path | None = None,
     timeout: float = READY_TIMEOUT,
     backend: Backend | None = None,
+    *,
+    served: Mapping[str, Sequence[str]] | None = None,
 ) -> list[PeerProcess]:
     """Start serve-all on each ``(node, ifname, prober, prober_ifname)``; wait until ready.
+
+    ``served`` (node name -> peers) limits what serve-all runs in a node; ``peers`` is what
+    is awaited and probed (within what that node serves).
 
     Every process is spawned before any is awaited; then each is awaited and probed in its
     own task of one :class:`Nursery` (see the module docstring). The first failure stops
@@ -503,7 +569,9 @@ def start_peers(
     deadline = time.monotonic() + timeout
     try:
         for node, ifname, _, _ in pairs:
-            pp = PeerProcess(node, ifname, peers, log_dir, backend)
+            mine = None if served is None else served.get(node.name)
+            awaited = peers if mine is None else [p for p in peers if p in mine]
+            pp = PeerProcess(node, ifname, awaited, log_dir, backend, served=mine)
             started.append(pp)
             pp.start()
 

@@ -96,7 +96,13 @@ class Peer(Protocol):
 
     def death_message(self) -> str: ...
 
-    def logs(self) -> str: ...
+    def logs(self, since: Mapping[str, int] | None = None) -> str:
+        """Its stdout and stderr; with ``since`` (from :meth:`log_marks`), only what came after."""
+        ...
+
+    def log_marks(self) -> dict[str, int]:
+        """Where its logs end now (file -> size), for :meth:`logs`'s ``since``."""
+        ...
 
 
 class Run(Protocol):
@@ -147,6 +153,11 @@ class Node(Protocol):
     @property
     def netns(self) -> str:
         """A machine-unique name: the namespace (Linux) or the jail (FreeBSD)."""
+        ...
+
+    @property
+    def peers(self) -> dict[str, str]:
+        """Who answers each peer here: ``"rawstack"`` (serve-all) or ``"kernel"``."""
         ...
 
     @property
@@ -249,6 +260,22 @@ class Network(Protocol):
 
     def destroy(self) -> None: ...
 
+    def set_link(self, a: str, b: str | None = None, *, up: bool) -> None:
+        """Take the link ``a``-``b`` (``node`` or ``node:ifname``) down, both ends, or up."""
+        ...
+
+    def impair(self, a: str, b: str | None = None, impair: object = None) -> str:
+        """Change (``None``: clear) the link's impairment; return how it is served."""
+        ...
+
+    def set_member(self, segment: str, node: str, *, up: bool) -> None:
+        """Take a segment member's interface down or up."""
+        ...
+
+    def mechanisms(self) -> list[str]:
+        """One line per impaired link and segment: which mechanism serves it."""
+        ...
+
 
 class Backend(Protocol):
     """One OS's way of building topologies; :class:`Capabilities` says what differs."""
@@ -265,6 +292,14 @@ class Backend(Protocol):
     @property
     def default_root(self) -> str:
         """Where runs keep their state unless told (``RAWSTACK_HARNESS_RUN_DIR``)."""
+        ...
+
+    def change_kept(self, name: str, root: str, what: str, args: list[str]) -> str:
+        """A link event on kept topology ``name``: ``link``, ``impair`` or ``member``."""
+        ...
+
+    def impairment(self) -> str:
+        """How this machine serves link impairment (for the report header)."""
         ...
 
     def missing_requirement(self) -> str | None:

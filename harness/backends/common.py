@@ -54,6 +54,20 @@ class SpecNode:
             if version is None or i.version == version
         ]
 
+    @property
+    def peers(self) -> dict[str, str]:
+        """Who answers what here: each declared peer -> ``"rawstack"``; ICMP -> ``"kernel"``
+        unless ``icmp`` is declared (and rawstack answers it on this backend)."""
+        from rawstack_harness.backends.base import KERNEL, RAWSTACK
+
+        declared = self._topology().node(self.name).peers
+        out = {p: RAWSTACK for p in declared}
+        if "icmp" not in out or not self.rawstack_icmp:
+            out["icmp"] = KERNEL
+        return out
+
+    rawstack_icmp = True  # FreeBSD: the kernel consumes echo requests (see backends/base.py)
+
     def addr(self, version: int = 4, ifname: str | None = None) -> str:
         """The first address of that IP version (the one a test usually wants)."""
         found = self.addresses(ifname, version)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from rawstack_harness.topology.impair import Impairment, LinkImpairment, parse_link_impair
 from rawstack_harness.topology.load import PRESETS, SpecLike, from_dict, load, load_yaml, to_dict
 from rawstack_harness.topology.presets import line3, pair
 from rawstack_harness.topology.spec import (
     Endpoint,
     Link,
+    Member,
     Node,
     Route,
+    Segment,
     SpecError,
     Topology,
     validate,
@@ -17,9 +20,13 @@ from rawstack_harness.topology.spec import (
 __all__ = [
     "PRESETS",
     "Endpoint",
+    "Impairment",
     "Link",
+    "LinkImpairment",
+    "Member",
     "Node",
     "Route",
+    "Segment",
     "SpecError",
     "SpecLike",
     "Topology",
@@ -28,6 +35,7 @@ __all__ = [
     "load",
     "load_yaml",
     "pair",
+    "parse_link_impair",
     "to_dict",
     "validate",
 ]

@@ -25,25 +25,32 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Union
 
+from rawstack_harness.topology.impair import LinkImpairment, parse_link_impair
 from rawstack_harness.topology.presets import line3, pair
 from rawstack_harness.topology.spec import (
     Endpoint,
     Link,
+    Member,
     Node,
     Route,
+    Segment,
     SpecError,
     Topology,
     validate,
 )
 
+from rawstack.peers.registry import ALL_PEERS
+
 SpecLike = Union[Topology, Mapping[str, object], str, Path]
 PRESETS: Mapping[str, Callable[[], Topology]] = {"pair": pair, "line3": line3}
 
-_TOP_KEYS = {"name", "nodes", "links"}
-_NODE_KEYS = {"name", "sysctls", "routes"}
+_TOP_KEYS = {"name", "nodes", "links", "segments"}
+_NODE_KEYS = {"name", "sysctls", "routes", "peers"}
 _ROUTE_KEYS = {"dst", "via"}
-_LINK_KEYS = {"a", "b"}
+_LINK_KEYS = {"a", "b", "impair"}
 _EP_KEYS = {"node", "ifname", "addresses", "mac", "mtu"}
+_SEGMENT_KEYS = {"name", "members"}
+_MEMBER_KEYS = _EP_KEYS | {"impair"}
 
 
 def _mapping(path: str, value: object, allowed: set[str], required: set[str]) -> Mapping[str, Any]:
@@ -100,11 +107,24 @@ def _node(path: str, raw: object) -> Node:
         name=_str(f"{path}.name", m["name"]),
         sysctls=_sysctls(f"{path}.sysctls", m.get("sysctls", {})),
         routes=tuple(routes),
+        peers=_peers(f"{path}.peers", m.get("peers", [])),
     )
 
 
-def _endpoint(path: str, raw: object) -> Endpoint:
-    m = _mapping(path, raw, _EP_KEYS, {"node"})
+def _peers(path: str, value: object) -> tuple[str, ...]:
+    """``all`` or a list of peer names, in the registry's order (validate checks the names)."""
+    if value == "all":
+        return ALL_PEERS
+    if not isinstance(value, (list, tuple)):
+        raise SpecError(path, f"expected 'all' or a list of {', '.join(ALL_PEERS)}, got {value!r}")
+    names = [_str(f"{path}[{i}]", v) for i, v in enumerate(_list(path, value))]
+    known = [p for p in ALL_PEERS if p in names]
+    # Unknown or repeated names stay, in their place, for validate() to name with their path.
+    return tuple(known) if sorted(known) == sorted(names) else tuple(names)
+
+
+def _endpoint(path: str, raw: object, keys: set[str] = _EP_KEYS) -> Endpoint:
+    m = _mapping(path, raw, keys, {"node"})
     addrs = tuple(str(a) for a in _list(f"{path}.addresses", m.get("addresses", [])))
     mac = m.get("mac")
     mtu = m.get("mtu")
@@ -125,10 +145,26 @@ def from_dict(raw: object) -> Topology:
     nodes = tuple(_node(f"nodes[{i}]", n) for i, n in enumerate(_list("nodes", m["nodes"])))
     links = []
     for i, raw_link in enumerate(_list("links", m.get("links", []))):
-        lm = _mapping(f"links[{i}]", raw_link, _LINK_KEYS, _LINK_KEYS)
-        links.append(Link(_endpoint(f"links[{i}].a", lm["a"]), _endpoint(f"links[{i}].b", lm["b"])))
+        lm = _mapping(f"links[{i}]", raw_link, _LINK_KEYS, {"a", "b"})
+        a, b = _endpoint(f"links[{i}].a", lm["a"]), _endpoint(f"links[{i}].b", lm["b"])
+        links.append(Link(a, b, _impair(f"links[{i}].impair", lm)))
+    segments = []
+    for i, raw_seg in enumerate(_list("segments", m.get("segments", []))):
+        sm = _mapping(f"segments[{i}]", raw_seg, _SEGMENT_KEYS, _SEGMENT_KEYS)
+        members = []
+        for j, raw_member in enumerate(_list(f"segments[{i}].members", sm["members"])):
+            mpath = f"segments[{i}].members[{j}]"
+            ep = _endpoint(mpath, raw_member, _MEMBER_KEYS)
+            impair = _impair(f"{mpath}.impair", raw_member)
+            members.append(Member(ep.node, ep.ifname, ep.addresses, ep.mac, ep.mtu, impair))
+        segments.append(Segment(_str(f"segments[{i}].name", sm["name"]), tuple(members)))
     name = _str("name", m.get("name", "topo"))
-    return validate(Topology(nodes=nodes, links=tuple(links), name=name))
+    topo = Topology(nodes=nodes, links=tuple(links), name=name, segments=tuple(segments))
+    return validate(topo)
+
+
+def _impair(path: str, parent: Mapping[str, Any]) -> LinkImpairment:
+    return parse_link_impair(path, parent["impair"]) if "impair" in parent else LinkImpairment()
 
 
 def load_yaml(path: str | Path) -> Topology:
@@ -176,15 +212,29 @@ def to_dict(topo: Topology) -> dict[str, Any]:
             d["mtu"] = e.mtu
         return d
 
-    return {
+    def node(n: Node) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": n.name,
+            "sysctls": dict(n.sysctls),
+            "routes": [{"dst": r.dst, "via": r.via} for r in n.routes],
+        }
+        if n.peers:
+            d["peers"] = list(n.peers)
+        return d
+
+    def with_impair(d: dict[str, Any], impair: LinkImpairment) -> dict[str, Any]:
+        if impair:
+            d["impair"] = impair.to_spec()
+        return d
+
+    out: dict[str, Any] = {
         "name": topo.name,
-        "nodes": [
-            {
-                "name": n.name,
-                "sysctls": dict(n.sysctls),
-                "routes": [{"dst": r.dst, "via": r.via} for r in n.routes],
-            }
-            for n in topo.nodes
-        ],
-        "links": [{"a": ep(lk.a), "b": ep(lk.b)} for lk in topo.links],
+        "nodes": [node(n) for n in topo.nodes],
+        "links": [with_impair({"a": ep(lk.a), "b": ep(lk.b)}, lk.impair) for lk in topo.links],
     }
+    if topo.segments:
+        out["segments"] = [
+            {"name": s.name, "members": [with_impair(ep(m), m.impair) for m in s.members]}
+            for s in topo.segments
+        ]
+    return out

@@ -9,18 +9,31 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Union
 
 from rawstack_harness.errors import SpecError
+from rawstack_harness.topology.impair import LinkImpairment
 
-__all__ = ["Endpoint", "Link", "Node", "Route", "SpecError", "Topology", "validate"]
+from rawstack.peers.registry import ALL_PEERS
+
+__all__ = [
+    "Endpoint",
+    "Link",
+    "Member",
+    "Node",
+    "Route",
+    "Segment",
+    "SpecError",
+    "Topology",
+    "validate",
+]
 
 IfAddress = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 
 IFNAMSIZ = 16  # the kernel's limit includes the NUL, so 15 usable characters
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-_NODE_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+_NODE_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")  # also a segment's name
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _SYSCTL_RE = re.compile(r"^net(\.[A-Za-z0-9_-]+)+$")
 MIN_MTU, MAX_MTU = 68, 65535
@@ -36,11 +49,17 @@ class Route:
 
 @dataclass(frozen=True)
 class Node:
-    """A network namespace with its own sysctls (only ``net.*``) and routes."""
+    """A network namespace with its own sysctls (only ``net.*``), routes and peers.
+
+    ``peers`` (names from the peer registry, in its order) are served by ``serve-all`` in the
+    node and probed from a neighbour before the test starts; ICMP is rawstack's (kernel echo
+    off) exactly when ``icmp`` is among them.
+    """
 
     name: str
     sysctls: tuple[tuple[str, str], ...] = ()
     routes: tuple[Route, ...] = ()
+    peers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,19 +79,36 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Link:
-    """A veth pair between two endpoints."""
+    """A veth pair between two endpoints; ``impair.a`` is what a's frames suffer, ``.b`` b's."""
 
     a: Endpoint
     b: Endpoint
+    impair: LinkImpairment = field(default_factory=LinkImpairment)
+
+
+@dataclass(frozen=True)
+class Member(Endpoint):
+    """A segment member: an interface on the segment; ``impair.a`` is the member's egress."""
+
+    impair: LinkImpairment = field(default_factory=LinkImpairment)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One L2 broadcast domain (a bridge of the harness's own) joining two or more members."""
+
+    name: str
+    members: tuple[Member, ...]
 
 
 @dataclass(frozen=True)
 class Topology:
-    """Nodes and the links between them."""
+    """Nodes, the links between them and the L2 segments they share."""
 
     nodes: tuple[Node, ...]
     links: tuple[Link, ...] = ()
     name: str = "topo"
+    segments: tuple[Segment, ...] = ()
 
     def node(self, name: str) -> Node:
         for node in self.nodes:
@@ -81,11 +117,22 @@ class Topology:
         raise KeyError(name)
 
     def endpoints(self, node: str) -> list[Endpoint]:
-        """Every link endpoint that lives in ``node``, in link order."""
+        """Every interface of ``node``: link endpoints in link order, then segment members."""
         found: list[Endpoint] = []
         for link in self.links:
             found.extend(e for e in (link.a, link.b) if e.node == node)
+        for seg in self.segments:
+            found.extend(m for m in seg.members if m.node == node)
         return found
+
+    def interfaces(self) -> list[tuple[str, Endpoint]]:
+        """Every interface the spec declares with its field path, in spec order."""
+        out: list[tuple[str, Endpoint]] = []
+        for i, link in enumerate(self.links):
+            out += [(f"links[{i}].a", link.a), (f"links[{i}].b", link.b)]
+        for i, seg in enumerate(self.segments):
+            out += [(f"segments[{i}].members[{j}]", m) for j, m in enumerate(seg.members)]
+        return out
 
 
 def _check_address(path: str, text: object) -> IfAddress:
@@ -141,9 +188,25 @@ def _check_node(path: str, node: Node) -> None:
                     f"{rpath}.dst", f"{route.dst!r} is not a network or 'default'"
                 ) from None
         try:
-            ipaddress.ip_address(route.via)
+            via = ipaddress.ip_address(route.via)
         except (ValueError, TypeError):
             raise SpecError(f"{rpath}.via", f"{route.via!r} is not an IP address") from None
+        if route.dst != "default":
+            dst = ipaddress.ip_network(route.dst)
+            if dst.version != via.version:
+                raise SpecError(
+                    f"{rpath}.via",
+                    f"gateway {via} is IPv{via.version} but {dst} is IPv{dst.version}",
+                )
+    seen: set[str] = set()
+    for i, peer in enumerate(node.peers):
+        if peer not in ALL_PEERS:
+            raise SpecError(
+                f"{path}.peers[{i}]", f"{peer!r} is not a peer ({', '.join(ALL_PEERS)}, or all)"
+            )
+        if peer in seen:
+            raise SpecError(f"{path}.peers[{i}]", f"{peer!r} is listed twice")
+        seen.add(peer)
 
 
 def validate(topo: Topology) -> Topology:
@@ -156,13 +219,48 @@ def validate(topo: Topology) -> Topology:
         if node.name in seen:
             raise SpecError(f"nodes[{i}].name", f"duplicate node name {node.name!r}")
         seen.add(node.name)
-    ifnames: set[tuple[str, str]] = set()
     for i, link in enumerate(topo.links):
         for side in ("a", "b"):
-            ep: Endpoint = getattr(link, side)
-            path = f"links[{i}].{side}"
-            _check_endpoint(path, ep, seen)
-            if (ep.node, ep.ifname) in ifnames:
-                raise SpecError(f"{path}.ifname", f"{ep.node}:{ep.ifname} is used twice")
-            ifnames.add((ep.node, ep.ifname))
+            _check_endpoint(f"links[{i}].{side}", getattr(link, side), seen)
+    names: set[str] = set()
+    for i, seg in enumerate(topo.segments):
+        if not isinstance(seg.name, str) or not _NODE_RE.match(seg.name):
+            raise SpecError(
+                f"segments[{i}].name",
+                f"{seg.name!r} is not a segment name (a-z then a-z0-9, at most 12)",
+            )
+        if seg.name in names:
+            raise SpecError(f"segments[{i}].name", f"duplicate segment name {seg.name!r}")
+        names.add(seg.name)
+        if len(seg.members) < 2:
+            raise SpecError(f"segments[{i}].members", "a segment needs two or more members")
+        for j, member in enumerate(seg.members):
+            _check_endpoint(f"segments[{i}].members[{j}]", member, seen)
+    _check_unique(topo)
     return topo
+
+
+def _check_unique(topo: Topology) -> None:
+    """No interface, IP address or MAC address twice (each error names the first use)."""
+    used: dict[tuple[str, str], str] = {}
+    addrs: dict[object, str] = {}
+    macs: dict[str, str] = {}
+    for path, ep in topo.interfaces():
+        where = f"{path} ({ep.node}:{ep.ifname})"
+        if (ep.node, ep.ifname) in used:
+            raise SpecError(
+                f"{path}.ifname",
+                f"{ep.node}:{ep.ifname} is used twice (also {used[ep.node, ep.ifname]})",
+            )
+        used[ep.node, ep.ifname] = path
+        for k, iface in enumerate(ep.interfaces()):
+            if iface.ip in addrs:
+                raise SpecError(
+                    f"{path}.addresses[{k}]", f"{iface.ip} is already on {addrs[iface.ip]}"
+                )
+            addrs[iface.ip] = where
+        if ep.mac is not None:
+            mac = ep.mac.lower()
+            if mac in macs:
+                raise SpecError(f"{path}.mac", f"{ep.mac} is already on {macs[mac]}")
+            macs[mac] = where

@@ -3,7 +3,14 @@
 The IP kinds build a wire packet with the codecs, then (unless ``--wire``) pass it through
 :func:`rawstack.quirks.wire_to_raw` for the target kernel: the output is exactly what to
 write to that kernel's IP_HDRINCL socket, checksum computed over the bytes as written
-(seed 004). ``chao`` prints a whole Ethernet frame, which no kernel rewrites.
+(as macOS and old FreeBSD checksum the host-order ip_len they were given). ``chao`` prints
+a whole Ethernet frame, which no kernel rewrites.
+
+The IPv6 kinds (``icmp6-echo``, ``udp6``, ``tcp6-syn``) build a wire IPv6 packet. IPv6 raw
+sockets never take a header in host order, but only some kernels take one at all
+(docs/ipv6.md): for those (Linux) the output is the whole packet; for the others it is the
+upper-layer bytes alone, since their kernel writes the IPv6 header itself and takes its
+fields as RFC 3542 ancillary data. ``--wire`` prints the whole packet for any target.
 """
 
 from __future__ import annotations
@@ -80,6 +87,27 @@ def _ip_options() -> argparse.ArgumentParser:
     return common
 
 
+def _ip6_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    ip = common.add_argument_group("IPv6 and target kernel")
+    ip.add_argument("--src", required=True, help="source IPv6 address")
+    ip.add_argument("--dst", required=True, help="destination IPv6 address")
+    ip.add_argument("--hop-limit", type=int, default=64, help="hop limit (default 64)")
+    ip.add_argument("--tclass", type=int, default=0, help="traffic class (default 0)")
+    ip.add_argument("--flow-label", type=int, default=0, help="flow label (default 0)")
+    ip.add_argument("--payload", metavar="HEX", default="", help="payload bytes as hex")
+    ip.add_argument(
+        "--os",
+        metavar="OS",
+        help=f"target kernel, one of {', '.join(KNOWN_OS)} (default: this host); where it "
+        "builds the IPv6 header itself, only the upper-layer bytes are printed",
+    )
+    ip.add_argument(
+        "--wire", action="store_true", help="print the whole on-the-wire packet, whatever the OS"
+    )
+    return common
+
+
 def register(subparsers: Any) -> None:
     """Add ``craft`` and its packet kinds."""
     craft = subparsers.add_parser(
@@ -89,7 +117,9 @@ def register(subparsers: Any) -> None:
         "what to write to the target kernel's raw (IP_HDRINCL) socket, which differs from the "
         "wire on macOS, NetBSD, DragonFly and FreeBSD before 11.0. With --check, one more line "
         "per kernel says whether it would accept those bytes or refuse them (EINVAL from its "
-        "ip_len check, EMSGSIZE from its oversize rule).",
+        "ip_len check, EMSGSIZE from its oversize rule). The IPv6 kinds print the whole "
+        "packet for a kernel that takes a hand-built IPv6 header (Linux), else the "
+        "upper-layer bytes alone.",
     )
     kinds = craft.add_subparsers(dest="kind", metavar="KIND")
     kinds.required = True
@@ -107,15 +137,26 @@ def register(subparsers: Any) -> None:
     udp.set_defaults(func=run, build=_udp)
 
     syn = kinds.add_parser("tcp-syn", parents=[common], help="TCP SYN segment")
-    syn.add_argument("--sport", type=int, required=True, help="source port")
-    syn.add_argument("--dport", type=int, required=True, help="destination port")
-    syn.add_argument("--seq", type=int, default=0, help="initial sequence number (default 0)")
-    syn.add_argument("--window", type=int, default=65535, help="window (default 65535)")
-    syn.add_argument("--mss", type=int, help="add an MSS option")
-    syn.add_argument("--wscale", type=int, metavar="SHIFT", help="add a window-scale option")
-    syn.add_argument("--sack-perm", action="store_true", help="add SACK-permitted")
-    syn.add_argument("--timestamps", type=int, metavar="TSVAL", help="add timestamps (TSval)")
+    for flags, kwargs in _SYN_OPTIONS:
+        syn.add_argument(*flags, **kwargs)
     syn.set_defaults(func=run, build=_tcp_syn)
+
+    common6 = _ip6_options()
+    echo6 = kinds.add_parser("icmp6-echo", parents=[common6], help="ICMPv6 echo request")
+    echo6.add_argument("--icmp-id", type=int, default=0, help="echo identifier (default 0)")
+    echo6.add_argument("--seq", type=int, default=0, help="echo sequence number (default 0)")
+    echo6.add_argument("--reply", action="store_true", help="an echo reply instead of a request")
+    echo6.set_defaults(func=run6, build=_icmp6_echo)
+
+    udp6 = kinds.add_parser("udp6", parents=[common6], help="UDP datagram over IPv6")
+    udp6.add_argument("--sport", type=int, required=True, help="source port")
+    udp6.add_argument("--dport", type=int, required=True, help="destination port")
+    udp6.set_defaults(func=run6, build=_udp)
+
+    syn6 = kinds.add_parser("tcp6-syn", parents=[common6], help="TCP SYN segment over IPv6")
+    for flags, kwargs in _SYN_OPTIONS:
+        syn6.add_argument(*flags, **kwargs)
+    syn6.set_defaults(func=run6, build=_tcp_syn)
 
     chao = kinds.add_parser("chao", help="CHAO message in an Ethernet frame (EtherType 0x88B5)")
     chao.add_argument("message", nargs="?", help="payload text (UTF-8)")
@@ -125,6 +166,19 @@ def register(subparsers: Any) -> None:
     chao.add_argument("--type", choices=("request", "reply"), default="request")
     chao.add_argument("--payload", metavar="HEX", help="payload bytes as hex, instead of text")
     chao.set_defaults(func=run_chao)
+
+
+# The TCP SYN options, shared by tcp-syn and tcp6-syn.
+_SYN_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--sport",), {"type": int, "required": True, "help": "source port"}),
+    (("--dport",), {"type": int, "required": True, "help": "destination port"}),
+    (("--seq",), {"type": int, "default": 0, "help": "initial sequence number (default 0)"}),
+    (("--window",), {"type": int, "default": 65535, "help": "window (default 65535)"}),
+    (("--mss",), {"type": int, "help": "add an MSS option"}),
+    (("--wscale",), {"type": int, "metavar": "SHIFT", "help": "add a window-scale option"}),
+    (("--sack-perm",), {"action": "store_true", "help": "add SACK-permitted"}),
+    (("--timestamps",), {"type": int, "metavar": "TSVAL", "help": "add timestamps (TSval)"}),
+)
 
 
 def hex_line(data: bytes) -> str:
@@ -156,6 +210,39 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         for line in verdict_lines(packet, args.byteorder, _uint("--mtu", args.mtu, 16)):
             print(line)
+    return EXIT_OK
+
+
+def run6(args: argparse.Namespace) -> int:
+    """Build the IPv6 packet for ``args.kind``; print what the target kernel's raw socket
+    takes (the whole packet, or the upper-layer bytes where the kernel adds the header)."""
+    from rawstack.codec.ipv6 import IPv6
+    from rawstack.quirks import host_ipv6_quirks, ipv6_quirks_for
+    from rawstack.quirks._ipv6 import HDRINCL
+
+    src = _address6("--src", args.src)
+    dst = _address6("--dst", args.dst)
+    _uint("--hop-limit", args.hop_limit, 8)
+    _uint("--tclass", args.tclass, 8)
+    _uint("--flow-label", args.flow_label, 20)
+    payload = _hex("--payload", args.payload)
+    try:
+        target = host_ipv6_quirks() if args.os is None else ipv6_quirks_for(args.os)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    build: Callable[[argparse.Namespace, str, str, bytes], tuple[int, bytes]] = args.build
+    proto, body = build(args, src, dst, payload)
+    packet = IPv6(
+        src,
+        dst,
+        proto,
+        body,
+        hop_limit=args.hop_limit,
+        traffic_class=args.tclass,
+        flow_label=args.flow_label,
+    )
+    whole = args.wire or target.header_write == HDRINCL
+    print(hex_line(packet.encode() if whole else body))
     return EXIT_OK
 
 
@@ -203,6 +290,17 @@ def _icmp_echo(args: argparse.Namespace, src: str, dst: str, payload: bytes) -> 
     _uint("--seq", args.seq, 16)
     kind = ECHO_REPLY if args.reply else ECHO_REQUEST
     return PROTO_ICMP, IcmpEcho(kind, args.icmp_id, args.seq, payload).encode()
+
+
+def _icmp6_echo(args: argparse.Namespace, src: str, dst: str, payload: bytes) -> tuple[int, bytes]:
+    from rawstack.codec.icmp6 import ECHO_REPLY6, ECHO_REQUEST6, Icmp6Echo
+    from rawstack.codec.ipv6 import PROTO_ICMPV6
+
+    _uint("--icmp-id", args.icmp_id, 16)
+    _uint("--seq", args.seq, 16)
+    kind = ECHO_REPLY6 if args.reply else ECHO_REQUEST6
+    # The checksum covers the IPv6 pseudo-header (RFC 4443 2.3).
+    return PROTO_ICMPV6, Icmp6Echo(kind, args.icmp_id, args.seq, payload).encode(src, dst)
 
 
 def _udp(args: argparse.Namespace, src: str, dst: str, payload: bytes) -> tuple[int, bytes]:
@@ -283,6 +381,15 @@ def _address(option: str, value: str) -> str:
     except ValueError as exc:
         raise UsageError(f"{option}: {exc}") from None
     return value
+
+
+def _address6(option: str, value: str) -> str:
+    from rawstack.codec.ipv6 import ip6_to_bytes, ip6_to_str
+
+    try:
+        return ip6_to_str(ip6_to_bytes(value))
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
 
 
 def _mac(option: str, value: str) -> bytes:

@@ -24,7 +24,11 @@ def register(subparsers: Any) -> None:
         "below (docs/http.md). Prints one JSON ready line on stdout once listening; exits 0 "
         "on SIGTERM/SIGINT.",
     )
-    serve.add_argument("--bind", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument(
+        "--bind",
+        default="::",
+        help="address to listen on (default ::, IPv4 and IPv6 both; 0.0.0.0 for IPv4 only)",
+    )
     serve.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one")
     serve.add_argument(
         "--max-header-bytes",

@@ -1,4 +1,4 @@
-"""``rawstack icmp respond``: answer ICMP echo requests from user space."""
+"""``rawstack icmp respond``: answer ICMP and ICMPv6 echo requests from user space."""
 
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ def register(subparsers: Any) -> None:
         "the path MTU; Record Route and Timestamp options reflected). Requests to a "
         "broadcast or multicast address are answered only when "
         "net.ipv4.icmp_echo_ignore_broadcasts is 0, from this host's address; requests "
-        "from one never. Set net.ipv4.icmp_echo_ignore_all=1 in this namespace or the "
-        "kernel answers too.",
+        "from one never. ICMPv6 echo requests are answered the same way on a raw ICMPv6 "
+        "socket (our IPv6 header where the kernel takes one). Set "
+        "net.ipv4.icmp_echo_ignore_all=1 and net.ipv6.icmp.echo_ignore_all=1 in this "
+        "namespace or the kernel answers too.",
     )
     respond.add_argument(
         "--iface", default=None, help="only answer requests arriving on this interface"

@@ -1,4 +1,4 @@
-"""``rawstack ping HOST``: echo requests with our own IP header, iputils-style output."""
+"""``rawstack ping [-4|-6] HOST``: echo requests with our own IP header, iputils-style output."""
 
 from __future__ import annotations
 
@@ -22,9 +22,18 @@ def register(subparsers: Any) -> None:
         "user space (in this kernel's raw-socket format) and read the replies on a raw ICMP "
         "socket; a request larger than the path MTU is sent as fragments. Exit 0 if any "
         "reply came back, 1 if none, 2 for bad arguments, no route to HOST or a broadcast "
-        "HOST (like iputils).",
+        "HOST (like iputils). An IPv6 HOST (or -6) sends ICMPv6 echo requests: our own IPv6 "
+        "header through IPPROTO_RAW where the kernel takes one (Linux), the hop limit as "
+        "RFC 3542 ancillary data where it does not, with iputils' ping -6 output.",
     )
-    parser.add_argument("host", metavar="HOST", help="IPv4 address or name")
+    parser.add_argument("host", metavar="HOST", help="IPv4 or IPv6 address, or a name")
+    version = parser.add_mutually_exclusive_group()
+    version.add_argument(
+        "-4", dest="family", action="store_const", const=4, help="IPv4 only (resolve HOST so)"
+    )
+    version.add_argument(
+        "-6", dest="family", action="store_const", const=6, help="IPv6 only (resolve HOST so)"
+    )
     parser.add_argument("-c", "--count", type=int, default=4, help="requests to send (default 4)")
     parser.add_argument(
         "-i", "--interval", type=float, default=1.0, help="seconds between requests (default 1)"
@@ -34,7 +43,8 @@ def register(subparsers: Any) -> None:
         "--size",
         type=int,
         default=56,
-        help="data bytes per request, 0..65507 (default 56); under 16 there is no room for "
+        help="data bytes per request, 0..65507 (0..65527 over IPv6; default 56); under 16 "
+        "there is no room for "
         "the timestamp, so replies are not timed (as iputils)",
     )
     parser.add_argument(
@@ -44,17 +54,22 @@ def register(subparsers: Any) -> None:
         default=1.0,
         help="seconds to wait for replies after the last request (default 1)",
     )
-    parser.add_argument("--ttl", type=int, default=64, help="IP time to live (default 64)")
+    parser.add_argument(
+        "--ttl", type=int, default=64, help="IP time to live, or IPv6 hop limit (default 64)"
+    )
     parser.add_argument(
         "--unprivileged",
         action="store_true",
-        help="use the SOCK_DGRAM ICMP socket (needs net.ipv4.ping_group_range, not CAP_NET_RAW)",
+        help="use the SOCK_DGRAM ICMP (or ICMPv6) socket (needs net.ipv4.ping_group_range, "
+        "not CAP_NET_RAW)",
     )
     add_json_flag(parser, "print one JSON object at the end")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import socket
+
     from rawstack.peers.ping import ping
 
     def show(event: EchoReply | EchoError | str) -> None:
@@ -78,12 +93,16 @@ def run(args: argparse.Namespace) -> int:
         unprivileged=args.unprivileged,
         on_event=show,
         on_start=start,
+        family={4: socket.AF_INET, 6: socket.AF_INET6}.get(args.family),
     )
     if args.json:
         print_json(as_dict(result))
     else:
         print()
-        print("\n".join(result.stats.summary()))
+        summary = result.stats.summary()
+        print("\n".join(summary))
+        if " transmitted, " in summary[-1]:
+            print()  # iputils ends the block with a newline of its own after the counts
     return EXIT_OK if result.ok else EXIT_FAILED
 
 

@@ -24,7 +24,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--http-port", type=int, default=http, help=f"HTTP port (default {http})")
     parser.add_argument("--udp-port", type=int, default=udp, help=f"UDP port (default {udp})")
     parser.add_argument(
-        "--bind", default="0.0.0.0", metavar="ADDR", help="address for HTTP and UDP (default all)"
+        "--bind",
+        default="::",
+        metavar="ADDR",
+        help="address for HTTP and UDP (default ::, every IPv4 and IPv6 address)",
     )
     parser.add_argument(
         "--peers",

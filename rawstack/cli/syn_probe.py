@@ -21,9 +21,18 @@ def register(subparsers: Any) -> None:
         "connection is left), a RST means closed; an ICMP destination-unreachable about "
         "the SYN means filtered at once, with its code as the reason (nmap's names: "
         "admin-prohibited, host-unreach, ...), and silence until -W means filtered too. "
-        "Exit 0 when the port is open, 1 when closed or filtered.",
+        "Exit 0 when the port is open, 1 when closed or filtered. An IPv6 HOST (or -6) "
+        "gets the SYN in our own IPv6 header where the kernel takes one (Linux), with RFC "
+        "3542 ancillary data where it does not; ICMPv6 unreachables count as ICMP ones.",
     )
-    parser.add_argument("host", metavar="HOST", help="IPv4 address or name")
+    parser.add_argument("host", metavar="HOST", help="IPv4 or IPv6 address, or a name")
+    version = parser.add_mutually_exclusive_group()
+    version.add_argument(
+        "-4", dest="family", action="store_const", const=4, help="IPv4 only (resolve HOST so)"
+    )
+    version.add_argument(
+        "-6", dest="family", action="store_const", const=6, help="IPv6 only (resolve HOST so)"
+    )
     parser.add_argument("port", metavar="PORT", type=int, help="TCP port")
     parser.add_argument("-c", "--count", type=int, default=1, help="probes to send (default 1)")
     parser.add_argument(
@@ -34,12 +43,21 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import socket
+
     from rawstack.peers.syn_probe import OPEN, syn_probe
 
     def show(result: SynProbeResult, probe: Probe) -> None:
         say(args, probe.line(result.dst, result.port, args.timeout))
 
-    result = syn_probe(args.host, args.port, count=args.count, timeout=args.timeout, on_probe=show)
+    result = syn_probe(
+        args.host,
+        args.port,
+        count=args.count,
+        timeout=args.timeout,
+        on_probe=show,
+        family={4: socket.AF_INET, 6: socket.AF_INET6}.get(args.family),
+    )
     if args.json:
         print_json(result.as_dict())
     return EXIT_OK if result.state == OPEN else EXIT_FAILED

@@ -27,7 +27,11 @@ def register(subparsers: Any) -> None:
         description="Echo every datagram (up to 65507 bytes) back to its sender. Prints one "
         "JSON ready line on stdout once bound; exits 0 on SIGTERM/SIGINT.",
     )
-    serve.add_argument("--bind", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    serve.add_argument(
+        "--bind",
+        default="::",
+        help="address to bind (default ::, IPv4 and IPv6 both; 0.0.0.0 for IPv4 only)",
+    )
     serve.add_argument("--port", type=int, default=8080, help="UDP port; 0 picks a free one")
     serve.add_argument("-v", "--verbose", action="store_true", help="log every datagram")
     serve.set_defaults(func=run_serve)

@@ -1,7 +1,8 @@
 """CHAO v1: the link-layer request/reply protocol carried in EtherType 0x88B5.
 
 Theory of operation: the CHAO message is the payload of an Ethernet frame (see
-docs/chao.md for the spec and why it needs a real Ethernet header, unlike seed 003)::
+docs/chao.md for the spec and why a frame of ``CHAO`` + message with no Ethernet header
+cannot cross a real link)::
 
     | 0 | 4 | magic "CHAO"            |
     | 4 | 1 | version = 1             |

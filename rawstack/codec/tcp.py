@@ -3,7 +3,8 @@
 Theory of operation: :class:`Tcp` holds one segment header with its options and data.
 ``encode(src, dst)`` computes the fields left ``None``: the data offset (header plus
 options, padded to 32 bits with end-of-list zeros) and the checksum over the IPv4
-pseudo-header, header and data (RFC 9293 section 3.1, "Checksum"). ``decode()`` keeps
+pseudo-header, header and data (RFC 9293 section 3.1, "Checksum"), or the IPv6 one
+(RFC 8200 section 8.1) when the addresses are IPv6. ``decode()`` keeps
 every field as received, including the 4 reserved bits and option padding, so a decoded
 segment re-encodes to the same bytes; with both addresses it also verifies the checksum.
 """
@@ -22,8 +23,9 @@ from ._header import (
     check_uint,
     frozen_bytes,
 )
+from ._transport import transport_checksum
 from .checksum import checksum_mismatch, splice_checksum
-from .ipv4 import PROTO_TCP, transport_checksum
+from .ipv4 import PROTO_TCP
 from .tcp_options import TcpOption, decode_options, encode_options
 
 __all__ = [
@@ -136,7 +138,7 @@ class Tcp:
         return None
 
     def encode(self, src: str, dst: str) -> bytes:
-        """The segment between IPv4 addresses ``src`` and ``dst``."""
+        """The segment between IP addresses ``src`` and ``dst`` (IPv4 or IPv6)."""
         options = self.options_bytes()
         data_offset = self.data_offset
         if data_offset is None:

@@ -1,12 +1,14 @@
 """UDP datagram codec (RFC 768).
 
 Theory of operation: 8 bytes of header (ports, length, checksum) then data. The checksum
-covers the IPv4 pseudo-header (source, destination, zero, protocol 17, UDP length), the
-header and the data (RFC 768, "Fields"), so ``encode(src, dst)`` needs the addresses. A
-computed checksum of 0 is sent as 0xFFFF because 0 on the wire means "no checksum"
-(RFC 768; RFC 1122 section 4.1.3.4). ``decode(buf, src, dst)`` verifies the checksum when
-both addresses are given, accepting 0 as "none". The length field must fit the buffer;
-bytes beyond it are ignored.
+covers the pseudo-header (IPv4: source, destination, zero, protocol 17, UDP length, RFC
+768 "Fields"; IPv6: RFC 8200 section 8.1), the header and the data, so
+``encode(src, dst)`` needs the addresses, of either family. A computed checksum of 0 is
+sent as 0xFFFF because 0 on the wire means "no checksum" (RFC 768; RFC 1122 section
+4.1.3.4). ``decode(buf, src, dst)`` verifies the checksum when both addresses are given,
+accepting 0 as "none" over IPv4 only: over IPv6 the checksum is mandatory (RFC 8200
+section 8.1, "unlike IPv4"). The length field must fit the buffer; bytes beyond it are
+ignored.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from ._header import (
     check_uint,
     frozen_bytes,
 )
+from ._transport import is_ipv6, transport_checksum
 from .checksum import checksum_mismatch, splice_checksum
-from .ipv4 import PROTO_UDP, transport_checksum
+from .ipv4 import PROTO_UDP
 
 __all__ = ["UDP_HEADER_LEN", "Udp"]
 
@@ -55,7 +58,7 @@ class Udp:
             raise ValueError(f"{LAYER}: payload of {len(self.payload)} bytes is too long")
 
     def encode(self, src: str, dst: str) -> bytes:
-        """The datagram between IPv4 addresses ``src`` and ``dst``."""
+        """The datagram between IP addresses ``src`` and ``dst`` (IPv4 or IPv6)."""
         datagram = (
             HEADER.pack(
                 src_port=self.src_port,
@@ -90,12 +93,12 @@ class Udp:
             )
         data = data[:length]
         wire = fields["checksum"]
-        # 0 means the sender computed no checksum (RFC 768). A right checksum makes the
-        # sum over everything 0 (RFC 1071 section 1 (3)).
+        # 0 means the sender computed no checksum (RFC 768), which IPv6 forbids (RFC 8200
+        # 8.1). A right checksum makes the sum over everything 0 (RFC 1071 section 1 (3)).
         if (
             src is not None
             and dst is not None
-            and wire != 0
+            and (wire != 0 or is_ipv6(src))
             and transport_checksum(src, dst, PROTO_UDP, data) != 0
         ):
             zeroed = splice_checksum(data, _CHECKSUM_AT, 0)

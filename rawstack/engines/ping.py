@@ -4,10 +4,15 @@ Theory of operation (sans-IO): the caller asks :meth:`PingSession.next_request` 
 ICMP bytes of each echo request, sends them however it likes (raw IPPROTO_RAW socket with
 our own IP header, or the Linux SOCK_DGRAM ping socket), and feeds whatever it reads back
 through :meth:`PingSession.feed_ip` (a whole IPv4 packet) or :meth:`PingSession.feed_icmp`
-(the ICMP message alone). Times are passed in by the caller, so the session never reads a
-clock. A reply counts only if its id, sequence number AND source address match a request
-we sent (RFC 792: the id and sequence "aid in matching echos and replies"); a second
-reply to the same sequence is a duplicate, as iputils reports it.
+(the ICMP message alone). With ``ipv6=True`` the session speaks ICMPv6 (RFC 4443): echo
+types 128/129, iputils ``ping -6``'s header and error lines, and the IPv6 pseudo-header in
+the checksum when ``src`` is known (else 0, for the kernel to fill, RFC 3542 3.1); raw
+IPv6 reads never include the IPv6 header, so IPv6 replies always come through
+:meth:`PingSession.feed_icmp` with the hop limit the socket reported. Times are passed in
+by the caller, so the session never reads a clock. A reply counts only if its id, sequence
+number AND source address match a request we sent (RFC 792: the id and sequence "aid in
+matching echos and replies"); a second reply to the same sequence is a duplicate, as
+iputils reports it.
 
 Two clocks, as iputils times it: the caller reports the CLOCK_REALTIME nanoseconds taken
 right before each ``sendto`` (:meth:`PingSession.mark_sent`) and feeds each reply with the
@@ -29,7 +34,20 @@ from typing import Union
 
 from rawstack.codec import DecodeError
 from rawstack.codec.icmp import ECHO_REPLY, ECHO_REQUEST, IcmpEcho, IcmpError, decode_icmp
+from rawstack.codec.icmp6 import (
+    DEST_UNREACH6,
+    ECHO_REPLY6,
+    ECHO_REQUEST6,
+    PACKET_TOO_BIG,
+    PARAM_PROBLEM6,
+    TIME_EXCEEDED6,
+    Icmp6Echo,
+    Icmp6Error,
+    decode_icmp6,
+)
 from rawstack.codec.ipv4 import PROTO_ICMP, IPv4
+from rawstack.codec.ipv6 import PROTO_ICMPV6
+from rawstack.codec.ipv6 import IPv6 as IPv6Packet
 
 # iputils stamps a native ``struct timeval`` (two C longs) at the start of the data.
 TIMEVAL = struct.Struct("@ll")
@@ -38,6 +56,8 @@ IPV4_HEADER_LEN = 20
 DEFAULT_SIZE = 56
 IP_MAXPACKET = 65535
 MAX_SIZE = IP_MAXPACKET - IPV4_HEADER_LEN - ICMP_HEADER_LEN  # 65507: the most one datagram holds
+# The IPv6 payload length counts the ICMPv6 header and the data, not the fixed header.
+MAX_SIZE6 = IP_MAXPACKET - ICMP_HEADER_LEN  # 65527
 INT_MAX = 2**31 - 1
 ERROR_TEXT = {
     (3, 0): "Destination Net Unreachable",
@@ -74,6 +94,31 @@ class EchoReply:
         return f"{self.size} bytes from {self.src}: icmp_seq={self.seq}{ttl}{time}{dup}"
 
 
+# iputils ping6_common.c print_icmp(): the ICMPv6 destination-unreachable codes.
+UNREACH6_TEXT = {
+    0: "No route",
+    1: "Administratively prohibited",
+    2: "Beyond scope of source address",
+    3: "Address unreachable",
+    4: "Port unreachable",
+}
+
+
+def icmp6_error_text(kind: int, code: int, info: int) -> str:
+    """iputils' ``print_icmp`` for ICMPv6 (``info``: the MTU or the pointer)."""
+    if kind == DEST_UNREACH6:
+        return "Destination unreachable: " + UNREACH6_TEXT.get(code, f"Unknown code {code}")
+    if kind == PACKET_TOO_BIG:
+        return f"Packet too big: mtu={info}" + (f", code={code}" if code else "")
+    if kind == TIME_EXCEEDED6:
+        what = {0: "Hop limit", 1: "Defragmentation failure"}.get(code, f"code {code}")
+        return "Time exceeded: " + what
+    if kind == PARAM_PROBLEM6:
+        where = {0: "Wrong header field ", 1: "Unknown header ", 2: "Unknown option "}
+        return "Parameter problem: " + where.get(code, f"code {code} ") + f"at {info}"
+    return f"Unknown icmp type: {kind}"
+
+
 @dataclass(frozen=True)
 class EchoError:
     """An ICMP error (unreachable, time exceeded) quoting one of our requests."""
@@ -82,9 +127,15 @@ class EchoError:
     src: str
     type: int
     code: int
+    ipv6: bool = False
+    info: int = 0  # ICMPv6: the packet-too-big MTU or the parameter-problem pointer
 
     def line(self) -> str:
-        text = ERROR_TEXT.get((self.type, self.code), f"Bad ICMP type {self.type} code {self.code}")
+        if self.ipv6:
+            text = icmp6_error_text(self.type, self.code, self.info)
+        else:
+            fallback = f"Bad ICMP type {self.type} code {self.code}"
+            text = ERROR_TEXT.get((self.type, self.code), fallback)
         return f"From {self.src} icmp_seq={self.seq} {text}"
 
 
@@ -102,6 +153,7 @@ class PingStats:
     errors: int
     elapsed_ms: int
     rtts_us: tuple[int, ...]  # every timed reply, duplicates included (as iputils sums them)
+    pipe: int = 0  # the most requests ever in flight when a reply came (iputils' pipesize)
 
     @property
     def loss_percent(self) -> float:
@@ -112,7 +164,11 @@ class PingStats:
         return float(struct.unpack("f", struct.pack("f", lost))[0])
 
     def summary(self) -> list[str]:
-        """The iputils statistics block: header, counts line and (if any reply) the rtt line."""
+        """The iputils statistics block: header, counts line and (if any reply) the rtt line.
+
+        As iputils' ``finish()``, ", pipe N" follows the rtt line when replies overlapped
+        (N > 1 requests were in flight when one came back), on a line of its own if there
+        is no rtt line."""
         counts = f"{self.transmitted} packets transmitted, {self.received} received"
         if self.duplicates:
             counts += f", +{self.duplicates} duplicates"
@@ -126,6 +182,10 @@ class PingStats:
             lines.append(
                 "rtt min/avg/max/mdev = " + "/".join(_ms3(v) for v in (mn, avg, mx, mdev)) + " ms"
             )
+            if self.pipe > 1:
+                lines[-1] += f", pipe {self.pipe}"
+        elif self.pipe > 1:
+            lines.append(f", pipe {self.pipe}")
         return lines
 
 
@@ -156,14 +216,18 @@ class PingSession:
     duplicates: int = 0
     errors: int = 0
     rtts_us: list[int] = field(default_factory=list)
+    ipv6: bool = False
+    src: str | None = None  # the IPv6 source, for the checksum; None leaves it to the kernel
+    pipe: int = 0
     _sent: dict[int, _Sent] = field(default_factory=dict)
     _last_sent: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.ident <= 0xFFFF:
             raise ValueError(f"echo id must be 0..65535, not {self.ident}")
-        if not 0 <= self.size <= MAX_SIZE:
-            raise ValueError(f"packet size must be 0..{MAX_SIZE}, not {self.size}")
+        limit = MAX_SIZE6 if self.ipv6 else MAX_SIZE
+        if not 0 <= self.size <= limit:
+            raise ValueError(f"packet size must be 0..{limit}, not {self.size}")
 
     @property
     def timing(self) -> bool:
@@ -172,7 +236,10 @@ class PingSession:
         return self.size >= TIMEVAL.size
 
     def header_line(self, host: str | None = None) -> str:
-        """iputils' first line, e.g. ``PING 10.0.0.2 (10.0.0.2) 56(84) bytes of data.``"""
+        """iputils' first line, e.g. ``PING 10.0.0.2 (10.0.0.2) 56(84) bytes of data.``;
+        over IPv6 ``PING fd00::2(fd00::2) 56 data bytes`` (iputils ``ping6_run``)."""
+        if self.ipv6:
+            return f"PING {host or self.dst}({self.dst}) {self.size} data bytes"
         total = self.size + ICMP_HEADER_LEN + IPV4_HEADER_LEN
         return f"PING {host or self.dst} ({self.dst}) {self.size}({total}) bytes of data."
 
@@ -185,6 +252,10 @@ class PingSession:
         payload = make_payload(self.size, wall)
         self._sent[seq] = _Sent(now, payload)
         self._last_sent = now
+        if self.ipv6:
+            echo6 = Icmp6Echo(ECHO_REQUEST6, self.ident, seq, payload, checksum=_kernel(self.src))
+            src, dst = self.src, self.dst.split("%", 1)[0]  # the header has no zone
+            return seq, echo6.encode(src, dst) if src is not None else echo6.encode()
         echo = IcmpEcho(ECHO_REQUEST, self.ident, seq, payload)
         return seq, echo.encode()
 
@@ -211,6 +282,8 @@ class PingSession:
         self, message: bytes, src: str, ttl: int | None, now: float, rx_ns: int | None = None
     ) -> Event | None:
         """The ICMP message alone (ping sockets), from ``src``; None if it is not ours."""
+        if self.ipv6:
+            return self._feed_icmp6(message, src, ttl, now, rx_ns)
         try:
             icmp = decode_icmp(message)
         except DecodeError:
@@ -221,9 +294,50 @@ class PingSession:
             return None
         if icmp.ident != self.ident or src != self.dst:
             return None
-        sent = self._sent.get(icmp.seq)
-        if sent is None or icmp.payload != sent.payload:
+        return self._matched(
+            icmp.seq, icmp.payload, src=src, size=len(message), ttl=ttl, now=now, rx_ns=rx_ns
+        )
+
+    def _feed_icmp6(
+        self, message: bytes, src: str, hop_limit: int | None, now: float, rx_ns: int | None
+    ) -> Event | None:
+        # The kernel verified the checksum of everything a raw ICMPv6 socket reads
+        # (rawv6_rcv_skb, rip6_input), so it is not checked again without the addresses.
+        try:
+            icmp = decode_icmp6(message)
+        except DecodeError:
             return None
+        if isinstance(icmp, Icmp6Error):
+            return self._feed_error6(icmp, src)
+        if not isinstance(icmp, Icmp6Echo) or icmp.type != ECHO_REPLY6:
+            return None
+        if icmp.ident != self.ident or src.split("%", 1)[0] != self.dst.split("%", 1)[0]:
+            return None
+        src = self.dst  # as iputils prints a link-local peer: with its %zone
+        return self._matched(
+            icmp.seq, icmp.payload, src=src, size=len(message), ttl=hop_limit, now=now, rx_ns=rx_ns
+        )
+
+    def _matched(
+        self,
+        seq: int,
+        payload: bytes,
+        *,
+        src: str,
+        size: int,
+        ttl: int | None,
+        now: float,
+        rx_ns: int | None,
+    ) -> Event | None:
+        """A reply of either family whose id and source matched: check the data, count it."""
+        sent = self._sent.get(seq)
+        if sent is None or payload != sent.payload:
+            return None
+        # iputils' acknowledge(): how far behind the newest request this reply is, in
+        # 16-bit sequence space; duplicates count too.
+        behind = (self.transmitted - seq) & 0xFFFF
+        if behind <= 0x7FFF:
+            self.pipe = max(self.pipe, behind + 1)
         rtt_us = _rtt_us(sent, now, rx_ns) if self.timing else None
         if rtt_us is not None:
             self.rtts_us.append(rtt_us)
@@ -233,7 +347,7 @@ class PingSession:
         else:
             sent.replied = True
             self.received += 1
-        return EchoReply(icmp.seq, src, len(message), ttl, rtt_us, duplicate)
+        return EchoReply(seq, src, size, ttl, rtt_us, duplicate)
 
     def _feed_error(self, icmp: IcmpError, src: str) -> EchoError | None:
         # The error quotes our request's IP header and its first 8 bytes (RFC 792).
@@ -249,6 +363,23 @@ class PingSession:
             return None
         self.errors += 1
         return EchoError(seq, src, icmp.type, icmp.code)
+
+    def _feed_error6(self, icmp: Icmp6Error, src: str) -> EchoError | None:
+        # The error quotes as much of our request as fits (RFC 4443 section 3).
+        try:
+            inner = IPv6Packet.decode(icmp.quoted, allow_truncated=True)
+        except DecodeError:
+            return None
+        echo = inner.payload[:ICMP_HEADER_LEN]
+        if inner.next_header != PROTO_ICMPV6 or len(echo) < ICMP_HEADER_LEN:
+            return None
+        if echo[0] != ECHO_REQUEST6:
+            return None
+        ident, seq = struct.unpack("!HH", echo[4:8])
+        if ident != self.ident or seq not in self._sent:
+            return None
+        self.errors += 1
+        return EchoError(seq, src, icmp.type, icmp.code, ipv6=True, info=icmp.rest)
 
     def outstanding(self) -> list[int]:
         """Sequence numbers still waiting for a reply."""
@@ -268,7 +399,14 @@ class PingSession:
             errors=self.errors,
             elapsed_ms=(elapsed_ns + 500_000) // 1_000_000,
             rtts_us=tuple(self.rtts_us),
+            pipe=self.pipe,
         )
+
+
+def _kernel(src: str | None) -> int | None:
+    """The checksum to write: computed (None) when we know the source, else 0 for the
+    kernel, which fills every raw or datagram ICMPv6 socket's (RFC 3542 3.1)."""
+    return None if src is not None else 0
 
 
 def make_payload(size: int, wall: float) -> bytes:

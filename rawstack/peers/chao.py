@@ -24,7 +24,7 @@ from rawstack.peers.loop import Loop, Timer
 from rawstack.peers.ratelimit import LimitedLog
 from rawstack.sockets.link import LinkSocket, open_link
 
-DEFAULT_MESSAGE = "Hello, custom chao protocol!"  # seed 003's message
+DEFAULT_MESSAGE = "Hello, custom chao protocol!"  # the message of the Go program CHAO grew from
 
 
 class ChaoServer:

@@ -170,7 +170,7 @@ class HttpServer:
 
     def __init__(
         self,
-        bind: str = "0.0.0.0",
+        bind: str = "::",  # dual-stack (sockets.inet.DUAL_STACK)
         port: int = 8080,
         *,
         max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,

@@ -19,6 +19,14 @@ does), made here because nothing in the kernel makes them for a raw socket:
 - A request *from* a broadcast or multicast address is never answered (it names no host).
 - Record Route and Timestamp options are reflected with this host added (RFC 1122
   3.2.2.6 SHOULD; :func:`rawstack.codec.ipv4_options.echo_reply_options`).
+
+ICMPv6 echo (RFC 4443 4.1, 4.2) is answered too, on a raw ICMPv6 socket that every kernel
+hands echo requests (docs/ipv6.md); ``net.ipv6.icmp.echo_ignore_all`` must be 1 for the
+kernel to stay quiet. The reply goes out with our own IPv6 header where the kernel takes
+one (:class:`rawstack.sockets.raw6.RawIp6Sender`), from the address the request was sent
+to (IPV6_PKTINFO), or for a multicast request from a unicast address of ours (4.2: "MUST
+be a unicast address belonging to the interface"), as ``net.ipv6.icmp.echo_ignore_multicast``
+allows; a request from ``::`` or a multicast source names no host and is not answered.
 """
 
 from __future__ import annotations
@@ -32,13 +40,15 @@ from typing import Any
 
 from rawstack.codec import DecodeError
 from rawstack.codec.icmp import ECHO_REPLY, ECHO_REQUEST, IcmpEcho, decode_icmp
+from rawstack.codec.icmp6 import ECHO_REPLY6, ECHO_REQUEST6, Icmp6Echo, decode_icmp6
 from rawstack.codec.ipv4 import PROTO_ICMP, IPv4, ip_to_bytes
 from rawstack.codec.ipv4_options import echo_reply_options
+from rawstack.codec.ipv6 import PROTO_ICMPV6, IPv6, ip6_to_bytes
 from rawstack.errors import RawstackError
 from rawstack.peers.base import log
 from rawstack.peers.loop import Loop
 from rawstack.peers.ratelimit import LimitedLog
-from rawstack.quirks import KernelQuirks, host_quirks
+from rawstack.quirks import KernelQuirks, host_ipv6_quirks, host_quirks
 from rawstack.sockets.raw import (
     CAN_BIND_TO_DEVICE,
     PacketInfo,
@@ -48,9 +58,21 @@ from rawstack.sockets.raw import (
     open_raw_ip_sender,
     routes_as_broadcast,
 )
+from rawstack.sockets.raw6 import (
+    Raw6Socket,
+    RawIp6Sender,
+    Received6,
+    ipv6_available,
+    open_raw_icmp6,
+    open_raw_ip6_sender,
+    route_source6,
+    with_zone,
+)
 
 ECHO_IGNORE_ALL = Path("/proc/sys/net/ipv4/icmp_echo_ignore_all")
 ECHO_IGNORE_BROADCASTS = Path("/proc/sys/net/ipv4/icmp_echo_ignore_broadcasts")
+ECHO_IGNORE_ALL6 = Path("/proc/sys/net/ipv6/icmp/echo_ignore_all")
+ECHO_IGNORE_MULTICAST6 = Path("/proc/sys/net/ipv6/icmp/echo_ignore_multicast")
 REPLY_TTL = 64
 
 
@@ -141,6 +163,38 @@ def build_reply(
     return Decision(packet.encode(), ip.src)
 
 
+def build_reply6(
+    request: Received6,
+    *,
+    ignore_multicast: Callable[[], bool] = lambda: ignores_broadcast_echo(ECHO_IGNORE_MULTICAST6),
+    source_towards: Callable[[str], str] = route_source6,
+) -> Decision:
+    """The decision on one ICMPv6 message read from the raw ICMPv6 socket.
+
+    The kernel verified its checksum (raw ICMPv6 sockets drop bad ones), and the header is
+    not there to read: ``request.dst`` is its destination from IPV6_PKTINFO. For a request
+    to a multicast group ``ignore_multicast`` is asked, and ``source_towards`` picks our
+    unicast source. Raises :class:`DecodeError` for a malformed message.
+    """
+    icmp = decode_icmp6(request.data)
+    if not isinstance(icmp, Icmp6Echo) or icmp.type != ECHO_REQUEST6:
+        return Decision()
+    if request.src == "::" or ip6_to_bytes(request.src)[0] == 0xFF:
+        return Decision(reason=f"echo request from {request.src}, no host: not answered")
+    src = request.dst
+    if src is None or ip6_to_bytes(src)[0] == 0xFF:
+        if ignore_multicast():
+            return Decision(
+                reason=f"echo request to {src} from {request.src}: a multicast group, and "
+                "net.ipv6.icmp.echo_ignore_multicast is 1"
+            )
+        src = source_towards(request.src)
+    reply = Icmp6Echo(ECHO_REPLY6, icmp.ident, icmp.seq, icmp.payload).encode(src, request.src)
+    packet = IPv6(src, request.src, PROTO_ICMPV6, reply, hop_limit=REPLY_TTL)
+    # A link-local requester is reached through the interface the request came in on.
+    return Decision(packet.encode(), with_zone(request.src, request.ifindex))
+
+
 def _unicast(addr: str) -> bool:
     first = ip_to_bytes(addr)[0]
     return addr not in ("0.0.0.0", "255.255.255.255") and not 224 <= first <= 239
@@ -157,6 +211,8 @@ class IcmpResponder:
         self._loop: Loop | None = None
         self._rx: RawIpReceiver | None = None
         self._tx: RawIpSender | None = None
+        self._rx6: Raw6Socket | None = None
+        self._tx6: RawIp6Sender | None = None
         self._ident = 0
         self.counts: Counter[str] = Counter()
         # Any host on the link can make us complain once per packet: rate-limit it.
@@ -175,6 +231,7 @@ class IcmpResponder:
         try:
             self._rx = open_raw_icmp_receiver(quirks, {ECHO_REQUEST}, iface, pktinfo=True)
             self._tx = open_raw_ip_sender(quirks)
+            self._open_ipv6(iface)
         except BaseException:
             self.close()
             raise
@@ -186,9 +243,50 @@ class IcmpResponder:
             )
         elif quirks.echo_request_to_raw is False:
             log(self.name, f"warning: {quirks.label} does not pass echo requests to raw sockets")
+        if self._rx6 is not None and kernel_answers_echo(ECHO_IGNORE_ALL6):
+            log(
+                self.name,
+                "warning: net.ipv6.icmp.echo_ignore_all is 0 in this namespace, so the kernel "
+                "answers ICMPv6 echo requests too and every reply will be duplicated",
+            )
         self._loop = loop
         loop.add_reader(self._rx, self._on_readable)
+        if self._rx6 is not None:
+            loop.add_reader(self._rx6, self._on_readable6)
         return {"iface": self.iface}
+
+    def _open_ipv6(self, iface: str | None) -> None:
+        if not ipv6_available():
+            log(self.name, "warning: this kernel has no IPv6; answering IPv4 only")
+            return
+        quirks6 = host_ipv6_quirks()
+        self._rx6 = open_raw_icmp6(quirks6, {ECHO_REQUEST6}, iface=iface)
+        self._tx6 = open_raw_ip6_sender(quirks6)
+        if quirks6.echo_ignore_sysctl is None:
+            # docs/ipv6.md: no switch found that stops this kernel's own ICMPv6 echo replies.
+            log(
+                self.name,
+                f"warning: {quirks6.label} answers ICMPv6 echo requests itself, so every "
+                "IPv6 reply will be duplicated",
+            )
+
+    def _on_readable6(self) -> None:
+        if self._rx6 is None or self._tx6 is None:
+            return
+        try:
+            requests = self._rx6.recv()
+        except RawstackError as exc:
+            log(self.name, f"read failed: {exc}")
+            return
+        for request in requests:
+            self.counts["received"] += 1
+            try:
+                decision = build_reply6(request)
+            except (DecodeError, RawstackError) as exc:
+                self.counts["dropped"] += 1
+                self._drop_log(f"dropped: {exc}")
+                continue
+            self._act(decision, self._tx6)
 
     def _on_readable(self) -> None:
         if self._rx is None or self._tx is None:
@@ -214,29 +312,36 @@ class IcmpResponder:
                 self.counts["dropped"] += 1
                 self._drop_log(f"dropped: {exc}")
                 continue
-            if decision.packet is None or decision.dst is None:
-                self.counts["ignored"] += 1
-                if decision.reason:
-                    self._ignore_log(f"ignored {decision.reason}")
-                continue
-            try:
-                self._tx.send(decision.packet, decision.dst)
-            except RawstackError as exc:
-                self.counts["send_errors"] += 1
-                self._send_log(f"reply to {decision.dst} not sent: {exc}")
-                continue
-            self.counts["answered"] += 1
+            self._act(decision, self._tx)
+
+    def _act(self, decision: Decision, sender: RawIpSender | RawIp6Sender) -> None:
+        """Send the reply ``decision`` holds, or count and log why there is none."""
+        if decision.packet is None or decision.dst is None:
+            self.counts["ignored"] += 1
+            if decision.reason:
+                self._ignore_log(f"ignored {decision.reason}")
+            return
+        try:
+            sender.send(decision.packet, decision.dst)
+        except RawstackError as exc:
+            self.counts["send_errors"] += 1
+            self._send_log(f"reply to {decision.dst} not sent: {exc}")
+            return
+        self.counts["answered"] += 1
 
     def close(self) -> None:
         for limited in (self._drop_log, self._ignore_log, self._send_log):
             limited.flush()
         if self._loop is not None and self._rx is not None:
             self._loop.remove_reader(self._rx)
+        if self._loop is not None and self._rx6 is not None:
+            self._loop.remove_reader(self._rx6)
         self._loop = None
-        for sock in (self._rx, self._tx):
+        for sock in (self._rx, self._tx, self._rx6, self._tx6):
             if sock is not None:
                 sock.close()
         self._rx = self._tx = None
+        self._rx6 = self._tx6 = None
 
     def stats(self) -> dict[str, Any]:
         return dict(self.counts)

@@ -4,6 +4,12 @@ replies in on a raw ICMP socket that the kernel filters to replies and errors.
 With ``unprivileged=True`` the Linux SOCK_DGRAM ICMP socket is used instead: no
 CAP_NET_RAW needed, the kernel writes the IP header and picks the echo id.
 
+IPv6 destinations (``family=AF_INET6``, or an address that resolves to one) go the same
+way with ICMPv6: our IPv6 header through IPPROTO_RAW where the kernel takes one (Linux),
+the hop limit as RFC 3542 ancillary data where it does not (:mod:`rawstack.sockets.raw6`),
+and replies on a raw ICMPv6 socket filtered in the kernel to replies and errors, the hop
+limit arriving as ancillary data since raw IPv6 reads carry no header.
+
 RTTs are timed as iputils times them: from the wall clock read right before ``sendto`` to
 the kernel's arrival stamp on the reply (both sockets ask for one), so the time this loop
 takes to wake up and read is not counted. Where the kernel gives no stamp the session falls
@@ -14,17 +20,27 @@ from __future__ import annotations
 
 import math
 import random
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Union
 
 from rawstack.codec.icmp import DEST_UNREACH, ECHO_REPLY, TIME_EXCEEDED
+from rawstack.codec.icmp6 import ECHO_REPLY6, ERROR_TYPES6
 from rawstack.codec.ipv4 import PROTO_ICMP, IPv4
-from rawstack.engines.ping import EchoError, EchoReply, Event, PingSession, PingStats
+from rawstack.codec.ipv6 import PROTO_ICMPV6, IPv6
+from rawstack.engines.ping import (
+    MAX_SIZE6,
+    EchoError,
+    EchoReply,
+    Event,
+    PingSession,
+    PingStats,
+)
 from rawstack.errors import RawstackError, UsageError
 from rawstack.peers.loop import Loop
-from rawstack.quirks import KernelQuirks, host_quirks
+from rawstack.quirks import KernelQuirks, host_ipv6_quirks, host_quirks
 from rawstack.sockets.raw import (
     PingSocket,
     RawIpReceiver,
@@ -35,8 +51,19 @@ from rawstack.sockets.raw import (
     resolve_ipv4,
     route_source,
 )
+from rawstack.sockets.raw6 import (
+    Raw6Socket,
+    RawIp6Sender,
+    open_ping6_dgram,
+    open_raw_icmp6,
+    open_raw_ip6_sender,
+    resolve,
+    route_source6,
+    strip_zone,
+)
 
 REPLY_TYPES = frozenset({ECHO_REPLY, DEST_UNREACH, TIME_EXCEEDED})
+REPLY_TYPES6 = frozenset({ECHO_REPLY6}) | ERROR_TYPES6
 
 
 @dataclass
@@ -77,14 +104,32 @@ def ping(
     on_event: OnEvent | None = None,
     quirks: KernelQuirks | None = None,
     on_start: Callable[[str], None] | None = None,
+    family: int | None = None,
 ) -> PingResult:
     """Send ``count`` echo requests ``interval`` s apart; wait ``timeout`` s after the last.
 
     Returns early once every request is answered. ``on_event`` sees each reply, ICMP
     error and send failure (a string) as it happens; ``on_start`` gets iputils' ``PING``
-    header line once the sockets are open.
+    header line once the sockets are open. ``family`` (``AF_INET``/``AF_INET6``, as
+    ``-4``/``-6``) picks the IP version; None takes what ``host`` resolves to first. ``ttl``
+    is the hop limit over IPv6.
     """
     _check(count, interval, timeout, ttl)
+    if family != socket.AF_INET:
+        found, addr = resolve(host, family)
+        if found == socket.AF_INET6:
+            return _ping6(
+                host,
+                addr,
+                count=count,
+                interval=interval,
+                timeout=timeout,
+                size=size,
+                ttl=ttl,
+                unprivileged=unprivileged,
+                on_event=on_event,
+                on_start=on_start,
+            )
     dst = resolve_ipv4(host)
     if unprivileged:
         sock = open_ping_dgram()
@@ -127,6 +172,60 @@ def ping(
         receiver.close()
 
 
+def _ping6(
+    host: str,
+    dst: str,
+    *,
+    count: int,
+    interval: float,
+    timeout: float,
+    size: int,
+    ttl: int,
+    unprivileged: bool,
+    on_event: OnEvent | None,
+    on_start: Callable[[str], None] | None,
+) -> PingResult:
+    """:func:`ping` towards the IPv6 address ``dst``."""
+    if size > MAX_SIZE6:
+        raise UsageError(f"packet size must be 0..{MAX_SIZE6} over IPv6, not {size}")
+
+    def run_with(session: PingSession, v6: tuple[RawIp6Sender | None, Raw6Socket]) -> _Run:
+        run = _Run(
+            host=host,
+            session=session,
+            timeout=timeout,
+            interval=interval,
+            count=count,
+            on_event=on_event,
+            v6=v6,
+        )
+        run.ttl = ttl
+        return run
+
+    if unprivileged:
+        dgram = open_ping6_dgram()
+        try:
+            assert dgram.ident is not None
+            session = PingSession(dst, dgram.ident, size, ipv6=True)
+            return run_with(session, (None, dgram)).run(on_start)
+        finally:
+            dgram.close()
+    quirks6 = host_ipv6_quirks()
+    receiver = open_raw_icmp6(quirks6, REPLY_TYPES6, timestamps=True)
+    try:
+        sender = open_raw_ip6_sender(quirks6)
+        try:
+            src = route_source6(dst)  # after the sockets: a missing privilege is said first
+            session = PingSession(dst, random.getrandbits(16), size, ipv6=True, src=src)
+            run = run_with(session, (sender, receiver))
+            run.src = src
+            return run.run(on_start)
+        finally:
+            sender.close()
+    finally:
+        receiver.close()
+
+
 def _check(count: int, interval: float, timeout: float, ttl: int) -> None:
     if count < 1:
         raise UsageError(f"count must be at least 1, not {count}")
@@ -152,10 +251,12 @@ class _Run:
         on_event: OnEvent | None,
         dgram: PingSocket | None = None,
         raw: tuple[RawIpSender, RawIpReceiver] | None = None,
+        v6: tuple[RawIp6Sender | None, Raw6Socket] | None = None,
     ) -> None:
         self.host, self.session, self.timeout = host, session, timeout
         self.interval, self.count, self.on_event = interval, count, on_event
         self.dgram, self.raw = dgram, raw
+        self.v6 = v6  # (sender of whole IPv6 packets or None for a ping socket, reader)
         self.src = "0.0.0.0"
         self.ttl = 64
         self.ip_ident = random.getrandbits(16)
@@ -163,7 +264,11 @@ class _Run:
         self.result = PingResult(host, session.dst, session.header_line(host), session.stats())
 
     def run(self, on_start: Callable[[str], None] | None = None) -> PingResult:
-        reader = self.dgram if self.dgram is not None else self._raw()[1]
+        reader: PingSocket | RawIpReceiver | Raw6Socket
+        if self.v6 is not None:
+            reader = self.v6[1]
+        else:
+            reader = self.dgram if self.dgram is not None else self._raw()[1]
         if on_start is not None:
             on_start(self.result.header)
         try:
@@ -183,7 +288,9 @@ class _Run:
     def _send(self) -> None:
         seq, message = self.session.next_request(self.loop.time(), time.time())
         try:
-            if self.dgram is not None:
+            if self.v6 is not None:
+                sent_ns = self._send6(message)
+            elif self.dgram is not None:
                 sent_ns = self.dgram.send(message, self.session.dst)
             else:
                 self.ip_ident = (self.ip_ident + 1) & 0xFFFF
@@ -207,10 +314,24 @@ class _Run:
         else:
             self.loop.call_later(self.timeout, self.loop.stop)
 
+    def _send6(self, message: bytes) -> int:
+        assert self.v6 is not None
+        sender, sock = self.v6
+        if sender is None:  # the ping socket: the kernel builds the header
+            return sock.send(message, self.session.dst, hop_limit=self.ttl)
+        dst = strip_zone(self.session.dst)
+        packet = IPv6(self.src, dst, PROTO_ICMPV6, message, hop_limit=self.ttl)
+        return sender.send(packet.encode(), self.session.dst)
+
     def _on_readable(self) -> None:
         now = self.loop.time()
         events: list[Event | None] = []
-        if self.dgram is not None:
+        if self.v6 is not None:
+            for got in self.v6[1].recv():
+                events.append(
+                    self.session.feed_icmp(got.data, got.src, got.hop_limit, now, got.rx_ns)
+                )
+        elif self.dgram is not None:
             for message, src, ttl, rx_ns in self.dgram.recv_messages():
                 events.append(self.session.feed_icmp(message, src, ttl, now, rx_ns))
         else:

@@ -55,7 +55,7 @@ def default_servers(
     iface: str,
     http_port: int | None = None,
     udp_port: int | None = None,
-    bind: str = "0.0.0.0",
+    bind: str = "::",
     peers: Sequence[str] = ALL_PEERS,
 ) -> list[Server]:
     """The peers the harness runs on each side: HTTP, UDP echo, CHAO and ICMP (or a subset)."""

@@ -1,4 +1,4 @@
-"""A TCP SYN probe with a hand-built segment (seed 002): open, closed or filtered.
+"""A TCP SYN probe with a hand-built segment: open, closed or filtered.
 
 Theory of operation: we write one SYN (with an MSS option) in our own IPv4 header through
 IPPROTO_RAW and read the answer on a raw IPPROTO_TCP socket, which gets a copy of every
@@ -8,6 +8,13 @@ answer it with a RST at once, so the peer drops its half-open connection); a RST
 the code as its reason (as nmap reports it: ``admin-prohibited``, ``host-unreach``...; RFC
 792, RFC 1812 5.2.7.1 for codes 9, 10, 13); silence until the timeout means *filtered*
 too. A raw ICMP socket filtered to type 3 reads those errors.
+
+Over IPv6 (an IPv6 HOST, or ``family=AF_INET6``) the SYN goes out in our own IPv6 header
+where the kernel takes one (:class:`rawstack.sockets.raw6.RawIp6Sender`: IPPROTO_RAW on
+Linux, RFC 3542 ancillary data elsewhere), and the answer is read on a raw IPv6 TCP
+socket, which hands over the segment alone (RFC 3542 section 3) with its destination in
+IPV6_PKTINFO; the rules are the same, an ICMPv6 destination-unreachable (type 1, RFC 4443
+3.1) read on a raw ICMPv6 socket meaning *filtered* at once.
 
 Our kernel knows nothing of the connection either, so it also answers the SYN-ACK with
 a RST of its own (RFC 9293 3.10.7.1: a segment for a CLOSED connection elicits a reset).
@@ -21,18 +28,21 @@ from __future__ import annotations
 
 import math
 import random
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rawstack.codec import DecodeError
 from rawstack.codec.icmp import DEST_UNREACH, IcmpError, decode_icmp
+from rawstack.codec.icmp6 import DEST_UNREACH6, Icmp6Error, decode_icmp6
 from rawstack.codec.ipv4 import PROTO_ICMP, PROTO_TCP, IPv4
+from rawstack.codec.ipv6 import IPv6
 from rawstack.codec.tcp import ACK, RST, SYN, Tcp
 from rawstack.codec.tcp_options import TcpMss
 from rawstack.errors import UsageError
 from rawstack.peers.loop import Loop
-from rawstack.quirks import KernelQuirks, host_quirks
+from rawstack.quirks import KernelQuirks, host_ipv6_quirks, host_quirks
 from rawstack.sockets.raw import (
     RawIpReceiver,
     RawIpSender,
@@ -42,6 +52,18 @@ from rawstack.sockets.raw import (
     reserve_tcp_port,
     resolve_ipv4,
     route_source,
+)
+from rawstack.sockets.raw6 import (
+    Raw6Socket,
+    RawIp6Sender,
+    Received6,
+    open_raw6,
+    open_raw_icmp6,
+    open_raw_ip6_sender,
+    reserve_tcp_port6,
+    resolve,
+    route_source6,
+    strip_zone,
 )
 
 OPEN = "open"
@@ -60,6 +82,17 @@ UNREACH_REASONS = {
     10: "host-prohibited",
     13: "admin-prohibited",
 }
+# The ICMPv6 destination-unreachable codes (RFC 4443 3.1; 5 and 6 from RFC 4443 too), with
+# the reason names nmap's reason table gives them.
+UNREACH6_REASONS = {
+    0: "no-route",
+    1: "admin-prohibited",
+    2: "beyond-scope",
+    3: "host-unreach",
+    4: "port-unreach",
+    5: "source-addr-failed-policy",
+    6: "reject-route",
+}
 
 
 @dataclass(frozen=True)
@@ -73,6 +106,8 @@ class Probe:
     icmp_from: str | None = None  # who sent that ICMP error
 
     def line(self, dst: str, port: int, timeout: float) -> str:
+        if ":" in dst:
+            dst = f"[{dst}]"  # an IPv6 address and a port, as in a URL (RFC 3986 3.2.2)
         if self.state == OPEN:
             mss = f", MSS {self.mss}" if self.mss is not None else ""
             return f"{dst}:{port} open (SYN-ACK in {_ms(self.rtt)} ms{mss})"
@@ -133,6 +168,28 @@ def classify(packet: bytes, *, src: str, dst: str, sport: int, dport: int, isn: 
         seg = Tcp.decode(ip.payload)
     except DecodeError:
         return None
+    return _answer(seg, sport=sport, dport=dport, isn=isn)
+
+
+def classify6(
+    received: Received6, *, src: str, dst: str, sport: int, dport: int, isn: int
+) -> Tcp | None:
+    """The answer to our SYN in a segment read from a raw IPv6 TCP socket, or None.
+
+    The segment arrives without its IPv6 header; its addresses are the read's source and
+    IPV6_PKTINFO destination (where the platform gives one).
+    """
+    if received.src != strip_zone(dst) or (received.dst is not None and received.dst != src):
+        return None
+    try:
+        seg = Tcp.decode(received.data)  # no checksum check: see classify
+    except DecodeError:
+        return None
+    return _answer(seg, sport=sport, dport=dport, isn=isn)
+
+
+def _answer(seg: Tcp, *, sport: int, dport: int, isn: int) -> Tcp | None:
+    """``seg`` if it answers our SYN from ``sport`` to ``dport`` with ISN ``isn``."""
     if seg.src_port != dport or seg.dst_port != sport:
         return None
     expected_ack = (isn + 1) & 0xFFFFFFFF
@@ -172,6 +229,34 @@ def classify_icmp(
     return reason, ip.src
 
 
+def classify_icmp6(
+    received: Received6, *, src: str, dst: str, sport: int, dport: int, isn: int
+) -> tuple[str, str] | None:
+    """``(reason, sender)`` when an ICMPv6 message read on a raw ICMPv6 socket is a
+    destination-unreachable about our SYN (it quotes as much of the SYN as fits, RFC 4443
+    3.1: its IPv6 header, then the ports and ISN)."""
+    if received.dst is not None and received.dst != src:
+        return None
+    try:
+        icmp = decode_icmp6(received.data)
+        if not isinstance(icmp, Icmp6Error) or icmp.type != DEST_UNREACH6:
+            return None
+        quoted = icmp.quoted_ipv6()
+    except DecodeError:
+        return None
+    reason = UNREACH6_REASONS.get(icmp.code)
+    head = quoted.payload[:8]
+    if reason is None or quoted.next_header != PROTO_TCP or len(head) < 8:
+        return None
+    if (quoted.src, quoted.dst) != (src, strip_zone(dst)):
+        return None
+    if (int.from_bytes(head[0:2], "big"), int.from_bytes(head[2:4], "big")) != (sport, dport):
+        return None
+    if int.from_bytes(head[4:8], "big") != isn:
+        return None
+    return reason, received.src
+
+
 def syn_probe(
     host: str,
     port: int,
@@ -180,10 +265,13 @@ def syn_probe(
     *,
     quirks: KernelQuirks | None = None,
     on_probe: Callable[[SynProbeResult, Probe], None] | None = None,
+    family: int | None = None,
 ) -> SynProbeResult:
     """Send ``count`` SYNs one after another, each waiting up to ``timeout`` s.
 
-    ``on_probe(result, probe)`` is called as each probe ends.
+    ``on_probe(result, probe)`` is called as each probe ends. ``family`` (``AF_INET`` or
+    ``AF_INET6``, as ``-4``/``-6``) picks the IP version; None takes what ``host``
+    resolves to first.
     """
     if not 1 <= port <= 0xFFFF:
         raise UsageError(f"port must be 1..65535, not {port}")
@@ -191,6 +279,10 @@ def syn_probe(
         raise UsageError(f"count must be at least 1, not {count}")
     if not (math.isfinite(timeout) and timeout > 0):
         raise UsageError(f"bad timeout {timeout}: must be > 0 seconds")
+    if family != socket.AF_INET:
+        found, addr = resolve(host, family)
+        if found == socket.AF_INET6:
+            return _syn_probe6(host, addr, port, count=count, timeout=timeout, on_probe=on_probe)
     dst = resolve_ipv4(host)
     quirks = quirks or host_quirks()
     result = SynProbeResult(host, dst, port)
@@ -229,10 +321,60 @@ def syn_probe(
     return result
 
 
+def _syn_probe6(
+    host: str,
+    dst: str,
+    port: int,
+    *,
+    count: int,
+    timeout: float,
+    on_probe: Callable[[SynProbeResult, Probe], None] | None,
+) -> SynProbeResult:
+    """:func:`syn_probe` towards the IPv6 address ``dst``."""
+    quirks6 = host_ipv6_quirks()
+    result = SynProbeResult(host, dst, port)
+    receiver = open_raw6(quirks6, PROTO_TCP)
+    errors: Raw6Socket | None = None
+    try:
+        errors = open_raw_icmp6(quirks6, {DEST_UNREACH6})
+        sender = open_raw_ip6_sender(quirks6)
+        try:
+            src = route_source6(dst)  # after the sockets: a missing privilege is said first
+            # A link-local source binds only with the zone the destination names.
+            zone = dst.partition("%")[2]
+            link_local = src.startswith("fe80:")
+            reserved, sport = reserve_tcp_port6(f"{src}%{zone}" if zone and link_local else src)
+        except BaseException:
+            sender.close()
+            raise
+        try:
+            for _ in range(count):
+                probe = _probe_once(
+                    sender=sender,
+                    receivers=(receiver, errors),
+                    src=src,
+                    dst=dst,
+                    sport=sport,
+                    dport=port,
+                    timeout=timeout,
+                )
+                result.probes.append(probe)
+                if on_probe is not None:
+                    on_probe(result, probe)
+        finally:
+            reserved.close()
+            sender.close()
+    finally:
+        receiver.close()
+        if errors is not None:
+            errors.close()
+    return result
+
+
 def _probe_once(
     *,
-    sender: RawIpSender,
-    receivers: tuple[RawIpReceiver, RawIpReceiver],
+    sender: RawIpSender | RawIp6Sender,
+    receivers: tuple[RawIpReceiver, RawIpReceiver] | tuple[Raw6Socket, Raw6Socket],
     src: str,
     dst: str,
     sport: int,
@@ -247,9 +389,30 @@ def _probe_once(
 
     receiver, errors = receivers
 
+    def answers() -> list[Tcp | None]:
+        if isinstance(receiver, Raw6Socket):
+            return [
+                classify6(got, src=src, dst=dst, sport=sport, dport=dport, isn=isn)
+                for got in receiver.recv()
+            ]
+        return [
+            classify(packet, src=src, dst=dst, sport=sport, dport=dport, isn=isn)
+            for packet, _ in receiver.recv_packets()
+        ]
+
+    def unreachables() -> list[tuple[str, str] | None]:
+        if isinstance(errors, Raw6Socket):
+            return [
+                classify_icmp6(got, src=src, dst=dst, sport=sport, dport=dport, isn=isn)
+                for got in errors.recv()
+            ]
+        return [
+            classify_icmp(packet, src=src, dst=dst, sport=sport, dport=dport, isn=isn)
+            for packet, _ in errors.recv_packets()
+        ]
+
     def on_error() -> None:
-        for packet, _src in errors.recv_packets():
-            found = classify_icmp(packet, src=src, dst=dst, sport=sport, dport=dport, isn=isn)
+        for found in unreachables():
             if found is not None:
                 reason, sender_addr = found
                 answer.append(Probe(FILTERED, loop.time() - sent_at, None, reason, sender_addr))
@@ -257,8 +420,7 @@ def _probe_once(
                 return
 
     def on_readable() -> None:
-        for packet, _src in receiver.recv_packets():
-            seg = classify(packet, src=src, dst=dst, sport=sport, dport=dport, isn=isn)
+        for seg in answers():
             if seg is None:
                 continue
             rtt = loop.time() - sent_at
@@ -286,7 +448,11 @@ def _probe_once(
     return answer[0] if answer else Probe(FILTERED)
 
 
-def _send(sender: RawIpSender, src: str, dst: str, seg: Tcp) -> None:
+def _send(sender: RawIpSender | RawIp6Sender, src: str, dst: str, seg: Tcp) -> None:
+    if isinstance(sender, RawIp6Sender):
+        wire = strip_zone(dst)  # sendto takes the %zone, the header and checksum do not
+        sender.send(IPv6(src, wire, PROTO_TCP, seg.encode(src, wire)).encode(), dst)
+        return
     packet = IPv4(src, dst, PROTO_TCP, seg.encode(src, dst), df=True, ident=random.getrandbits(16))
     sender.send(packet.encode(), dst)
 

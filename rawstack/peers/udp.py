@@ -33,7 +33,7 @@ class UdpEchoServer:
 
     name = "udp"
 
-    def __init__(self, bind: str = "0.0.0.0", port: int = 8080, *, verbose: bool = False) -> None:
+    def __init__(self, bind: str = "::", port: int = 8080, *, verbose: bool = False) -> None:
         self.bind = bind
         self.port = port
         self.verbose = verbose

@@ -11,6 +11,9 @@ one table (``_table``), records those facts with their sources (shared/QUIRKS.md
 would refuse a write (its EINVAL length check and EMSGSIZE oversize rule); ``_host`` picks
 this host's row.
 
+The IPv6 section (``_ipv6``) is a table of its own: raw IPv6 sockets never show the
+IPv6 header on read, and only Linux lets a program write it (RFC 3542; see the module).
+
 This is the raw-socket format, which may differ from the wire format.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 from rawstack.quirks._checks import WriteVerdict, write_verdict
 from rawstack.quirks._convert import raw_to_wire, wire_to_raw, wire_to_read
 from rawstack.quirks._host import ENV_OS, ENV_OSREL, host_quirks, read_osreldate
+from rawstack.quirks._ipv6 import TABLE6, Ipv6Quirks, host_ipv6_quirks, ipv6_quirks_for
 from rawstack.quirks._table import (
     CHECKSUM,
     FREEBSD_10_0,
@@ -61,10 +65,14 @@ __all__ = [
     "OVERSIZE_MTU",
     "SOURCE",
     "TABLE",
+    "TABLE6",
     "TOTAL_LENGTH",
+    "Ipv6Quirks",
     "KernelQuirks",
     "WriteVerdict",
+    "host_ipv6_quirks",
     "host_quirks",
+    "ipv6_quirks_for",
     "normalize_os",
     "quirks_for",
     "raw_to_wire",

@@ -48,7 +48,7 @@ def _set_checksum(buf: bytearray, hlen: int) -> None:
 def wire_to_raw(packet: bytes, quirks: KernelQuirks, byteorder: str = sys.byteorder) -> bytes:
     """The bytes to write to an IP_HDRINCL socket on ``quirks``'s kernel for a wire packet.
 
-    The header checksum is recomputed over the bytes as written (seed 004: macOS's
+    The header checksum is recomputed over the bytes as written (the README's macOS packet:
     ``1c 00`` length gives ``60 f0`` where the wire's ``00 1c`` gives ``7c d4``), so a
     deliberately wrong checksum must be patched in after the conversion.
     """

@@ -3,6 +3,8 @@
 Modules, by kind of socket:
 
 - ``inet``: plain TCP listeners/connections and UDP sockets (HTTP and UDP peers).
+- ``raw6``: raw IPv6 sockets (RFC 3542 ancillary data, ICMP6_FILTER per kernel, IPV6_CHECKSUM,
+  hand-built headers through IPPROTO_RAW where the kernel takes them) and ICMPv6 ping sockets.
 - ``raw``: raw IPv4 sockets (IPPROTO_RAW with IP_HDRINCL per the quirk model, raw ICMP
   receivers with ICMP_FILTER on Linux, unprivileged SOCK_DGRAM ICMP sockets, raw TCP).
 - ``packet``: Linux AF_PACKET sockets bound to an interface and an EtherType.

@@ -1,6 +1,6 @@
 """Plain TCP and UDP sockets for the HTTP and UDP peers.
 
-Each socket is made the way seed 003 makes them: ``socket(family, type, proto)`` with the
+Each socket is made on bare system calls: ``socket(family, type, proto)`` with the
 protocol spelled out (IPPROTO_TCP / IPPROTO_UDP), then options, bind, listen or connect.
 All of them are non-blocking: the peers drive them from the one
 :class:`rawstack.peers.loop.Loop`. Kernel refusals become one-line errors via
@@ -18,6 +18,9 @@ from rawstack.errors import ExchangeFailed, UsageError
 from rawstack.sockets import translated
 
 Sockaddr = tuple[Any, ...]  # (host, port) or (host, port, flowinfo, scope_id)
+# The servers' default bind: one IPv6 socket with IPV6_V6ONLY off takes IPv4 too (as
+# IPv4-mapped addresses, RFC 4291 2.5.5.2; RFC 3493 5.3), so a server listens dual-stack.
+DUAL_STACK = "::"
 LISTEN_BACKLOG = 4096  # the kernel clamps it to net.core.somaxconn
 
 
@@ -46,7 +49,13 @@ def _bound(kind: int, bind: str, port: int, what: str) -> socket.socket:
     family = family_of(bind)
     check_port(port)
     proto = socket.IPPROTO_TCP if kind == socket.SOCK_STREAM else socket.IPPROTO_UDP
-    sock = socket.socket(family, kind, proto)
+    try:
+        sock = socket.socket(family, kind, proto)
+    except OSError:
+        if bind != DUAL_STACK:
+            raise
+        # A kernel without IPv6 (EAFNOSUPPORT): dual-stack is IPv4 alone there.
+        return _bound(kind, "0.0.0.0", port, what.replace(f"[{DUAL_STACK}]", "0.0.0.0"))
     try:
         with translated(what, "CAP_NET_BIND_SERVICE"):
             sock.setblocking(False)
@@ -55,7 +64,8 @@ def _bound(kind: int, bind: str, port: int, what: str) -> socket.socket:
                 # TIME_WAIT; this does not allow two live listeners on one port on Linux.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                # "::" listens for both families; any other IPv6 address for IPv6 only.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(bind != DUAL_STACK))
             sock.bind((bind, port))
             if kind == socket.SOCK_STREAM:
                 sock.listen(LISTEN_BACKLOG)
@@ -67,12 +77,12 @@ def _bound(kind: int, bind: str, port: int, what: str) -> socket.socket:
 
 def open_tcp_listener(bind: str, port: int) -> socket.socket:
     """A non-blocking listening TCP socket on ``bind:port`` (port 0: the kernel picks)."""
-    return _bound(socket.SOCK_STREAM, bind, port, f"tcp listen on {bind}:{port}")
+    return _bound(socket.SOCK_STREAM, bind, port, f"tcp listen on {format_addr((bind, port))}")
 
 
 def open_udp_server(bind: str, port: int) -> socket.socket:
     """A non-blocking UDP socket bound to ``bind:port`` for recvfrom/sendto."""
-    return _bound(socket.SOCK_DGRAM, bind, port, f"udp bind on {bind}:{port}")
+    return _bound(socket.SOCK_DGRAM, bind, port, f"udp bind on {format_addr((bind, port))}")
 
 
 def resolve(host: str, port: int, kind: int) -> tuple[int, Sockaddr]:

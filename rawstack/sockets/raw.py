@@ -366,8 +366,8 @@ def open_raw_icmp_receiver(
     """AF_INET/SOCK_RAW/IPPROTO_ICMP that only reads ``accept_types``.
 
     On Linux a raw ICMP socket also sees every echo *request* delivered locally, our own
-    included (seed 004's sidenote; ``ip_local_deliver_finish``), so ICMP_FILTER drops the
-    other types in the kernel when ``quirks.has_icmp_filter``. The BSDs have no
+    included (``ip_local_deliver_finish`` hands a copy to every raw socket), so ICMP_FILTER
+    drops the other types in the kernel when ``quirks.has_icmp_filter``. The BSDs have no
     ICMP_FILTER, but they do not pass echo requests to raw sockets either; callers still
     check the type. ``iface`` limits
     reads to packets arriving on that interface (SO_BINDTODEVICE, Linux). ``timestamps``

@@ -20,7 +20,11 @@ def test_quick_run_writes_a_report(tmp_path: Path) -> None:
     out = tmp_path / "benchmarks.md"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--only", "setup,udp", "-o", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     text = out.read_text(encoding="utf-8")

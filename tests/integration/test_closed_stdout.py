@@ -18,6 +18,7 @@ import pytest
 from rawstack_harness.clients import PROTOCOLS, client_argv, rawstack_argv
 
 pytestmark = pytest.mark.netns
+CLI = [sys.executable, "-m", "rawstack_harness.cli"]
 
 
 def closed_stdout(run: Any, argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -55,17 +56,50 @@ def test_ping_with_human_output(net: Any) -> None:
     assert (out.returncode, out.stderr) == (-signal.SIGPIPE, "")
 
 
-def test_a_server_whose_ready_line_cannot_be_read(net: Any) -> None:
-    out = closed_stdout(net["b"].run, rawstack_argv("serve-all", "--iface", "eth0"))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["serve-all", "--iface", "eth0"],
+        ["http", "serve", "--port", "0"],
+        ["udp", "serve", "--port", "0"],
+        ["chao", "serve", "--iface", "eth0"],
+        ["icmp", "respond"],
+    ],
+    ids=lambda args: " ".join(args[:2]),
+)
+def test_a_server_whose_ready_line_cannot_be_read(net: Any, args: list[str]) -> None:
+    """It stops as it would on SIGTERM (its own "stopped" log lines), then dies of SIGPIPE."""
+    out = closed_stdout(net["b"].run, rawstack_argv(*args))
     assert out.returncode == -signal.SIGPIPE
     assert "Traceback" not in out.stderr
+    assert "Error" not in out.stderr
+
+
+def test_syn_probe(net: Any) -> None:
+    """Port 9 on b: the kernel answers RST (closed), and the verdict line cannot be written."""
+    out = closed_stdout(net["a"].run, rawstack_argv("syn-probe", net["b"].addr(), "9", "-W", "2"))
+    assert (out.returncode, out.stderr) == (-signal.SIGPIPE, "")
 
 
 @pytest.mark.parametrize("command", [["status", "--json"], ["clean", "--json"], ["demo"]])
 def test_netns_harness(tmp_path: Path, command: list[str]) -> None:
     root = tmp_path / "runs"
-    argv = [sys.executable, "-m", "rawstack_harness.cli", "--run-dir", str(root), *command]
-    out = closed_stdout(subprocess.run, argv)
+    out = closed_stdout(subprocess.run, [*CLI, "--run-dir", str(root), *command])
     assert (out.returncode, out.stderr) == (-signal.SIGPIPE, "")
     left = [p for p in root.iterdir() if p.is_dir()] if root.exists() else []
     assert not left, "a run directory was left behind"
+
+
+def test_netns_harness_up_and_down(tmp_path: Path) -> None:
+    """``up`` whose report cannot be written still keeps the topology; ``down`` removes it."""
+    root, name = tmp_path / "runs", f"closed{os.getpid()}"
+    up = closed_stdout(subprocess.run, [*CLI, "--run-dir", str(root), "up", "pair", "--name", name])
+    down = closed_stdout(subprocess.run, [*CLI, "--run-dir", str(root), "down", name])
+    status = subprocess.run(
+        [*CLI, "--run-dir", str(root), "status", "--json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert (up.stderr, down.stderr) == ("", "")
+    assert up.returncode in (0, -signal.SIGPIPE)
+    assert down.returncode in (0, -signal.SIGPIPE)
+    assert name not in status.stdout

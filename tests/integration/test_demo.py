@@ -17,6 +17,12 @@ EXPECTED = {
     ("icmp", "b->a", "kernel"),
     *((p, d, "rawstack") for p in ("chao", "icmp", "http", "udp") for d in ("a->b", "b->a")),
     *((p, d, "rawstack") for p in ("icmp", "http") for d in ("a->r->b", "b->r->a")),
+    # IPv6, on the pair and through r: icmp6, http6 and udp6 both ways.
+    *(
+        (f"{p}6", d, "rawstack")
+        for p in ("icmp", "http", "udp")
+        for d in ("a->b", "b->a", "a->r->b", "b->r->a")
+    ),
 }
 
 

@@ -52,13 +52,15 @@ def test_triangle_and_a_link_inside_one_node(netns_topology: Callable[..., Any])
 def test_refused_request_is_named_and_nothing_is_left(netns_run: Run) -> None:
     from rawstack_harness.backends.linux.nodes import build
 
+    # A valid spec the kernel refuses: the gateway is on none of a's subnets. (The same
+    # address twice is refused by the spec's validation already, before anything exists.)
     spec = from_dict(
         {
-            "nodes": [{"name": "a"}, {"name": "b"}],
+            "nodes": [{"name": "a", "routes": [{"dst": "10.9.0.0/24", "via": "192.168.99.1"}]}],
             "links": [
                 {
-                    "a": {"node": "a", "addresses": ["10.0.0.1/24", "10.0.0.1/24"]},
-                    "b": {"node": "b", "addresses": ["10.0.0.2/24"]},
+                    "a": {"node": "a", "addresses": ["10.0.0.1/24"]},
+                    "b": {"node": "a", "ifname": "eth1", "addresses": ["10.0.0.2/24"]},
                 }
             ],
         }
@@ -67,7 +69,9 @@ def test_refused_request_is_named_and_nothing_is_left(netns_run: Run) -> None:
     with pytest.raises(HarnessError) as info:
         build(spec, netns_run)
     # Newer kernels add their extended-ack text in parentheses.
-    assert str(info.value).startswith("netlink: add 10.0.0.1/24 to eth0 in node a: File exists")
+    assert str(info.value).startswith(
+        "netlink: add route 10.9.0.0/24 via 192.168.99.1 in node a: Network is unreachable"
+    ), info.value
     assert set(os.listdir("/run/netns")) - before == set()
     assert [e for e in netns_run.manifest.live() if e["kind"] == "netns"] == []
 

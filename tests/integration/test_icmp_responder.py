@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from _loopback import TCPDUMP_ROOTLESS, skip_if_rootless
@@ -310,3 +310,80 @@ def test_tshark_sees_a_reply_in_two_fragments_it_reassembles(net: Any, tmp_path:
     assert (mf1, off1, mf2, off2) == ("1", "0", "0", "185")  # 185 units of 8: 1480 bytes
     # tshark reassembles: the ICMP echo reply (type 0, seq 1) shows on the last fragment.
     assert (type1, type2, seq2) == ("", "0", "1")
+
+
+def iputils_ping6(net: Any, count: int = 3) -> str:
+    if shutil.which("ping") is None:
+        pytest.skip("needs iputils ping")
+    argv = ["ping", "-6", "-n", "-c", str(count), "-i", "0.2", "-W", "2", net["b"].addr(6)]
+    out: str = net["a"].run(argv, capture_output=True, text=True).stdout
+    return out
+
+
+def test_iputils_ping6_gets_exactly_our_replies(net: Any) -> None:
+    b = net["b"]
+    b.sysctl("net.ipv6.icmp.echo_ignore_all", "1")
+    b.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    assert " 0 received" in iputils_ping6(net, count=1)  # kernel echo off: nobody answers
+    server, _ = start_responder(b)
+    out = iputils_ping6(net)
+    assert "3 packets transmitted, 3 received, 0% packet loss" in out, out
+    assert "DUP!" not in out
+    assert re.search(rf"64 bytes from {re.escape(b.addr(6))}: icmp_seq=1 ttl=64 time=", out)
+    big = (
+        net["a"]
+        .run(
+            ["ping", "-6", "-n", "-c", "1", "-s", "3000", b.addr(6)], capture_output=True, text=True
+        )
+        .stdout
+    )
+    assert "3008 bytes from" in big, big  # answered past the MTU: our reply, fragmented
+    code, err = stop(server)
+    assert code == 0
+    assert "net.ipv6.icmp.echo_ignore_all is 0" not in err
+    assert '"answered": 4' in err
+
+
+def test_kernel_icmpv6_echo_on_warns_and_duplicates(net: Any) -> None:
+    net["b"].sysctl("net.ipv6.icmp.echo_ignore_all", "0")
+    net["b"].sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    server, _ = start_responder(net["b"])
+    out = iputils_ping6(net, count=3)
+    dups = re.search(r"\+(\d+) duplicates", out)
+    assert dups is not None, out
+    assert int(dups.group(1)) >= 2
+    code, err = stop(server)
+    assert code == 0
+    assert "net.ipv6.icmp.echo_ignore_all is 0" in err
+
+
+def test_iputils_ping6_to_a_link_local_address_gets_our_reply(
+    netns_topology: Callable[..., Any],
+) -> None:
+    """r has a link-local address on each of its two links: a reply finds its way back only
+    through the interface the request came in on (its zone, RFC 4007 11)."""
+    if shutil.which("ping") is None:
+        pytest.skip("needs iputils ping")
+    from rawstack_harness.topology import line3
+
+    net = netns_topology(line3())
+    r = net["r"]
+    r.sysctl("net.ipv6.icmp.echo_ignore_all", "1")
+    r.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
+    server, _ = start_responder(r)
+    for client, ifname in (("a", "eth0"), ("b", "eth1")):
+        link = (
+            r.run(
+                ["ip", "-6", "-o", "addr", "show", "dev", ifname, "scope", "link"],
+                capture_output=True,
+                text=True,
+            )
+            .stdout.split()[3]
+            .split("/")[0]
+        )
+        argv = ["ping", "-6", "-n", "-c", "2", "-i", "0.2", "-W", "2", f"{link}%eth0"]
+        out = net[client].run(argv, capture_output=True, text=True).stdout
+        assert "2 packets transmitted, 2 received, 0% packet loss" in out, (client, out)
+    code, err = stop(server)
+    assert code == 0
+    assert '"answered": 4' in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 from typing import Any
@@ -47,8 +48,8 @@ def test_four_ready_lines_then_clean_exit(net: Any, sig: signal.Signals) -> None
     proc = serve_all(b, "--http-port", "8081", "--udp-port", "8082")
     ready = {r["peer"]: r for r in read_ready(proc, 4, READY_TIMEOUT)}
     assert set(ready) == {"http", "udp", "chao", "icmp"}
-    assert ready["http"]["addr"] == "0.0.0.0:8081"
-    assert ready["udp"]["addr"] == "0.0.0.0:8082"
+    assert ready["http"]["addr"] == "[::]:8081"  # dual-stack by default
+    assert ready["udp"]["addr"] == "[::]:8082"
     assert ready["chao"]["mac"] == mac_b
     assert ready["icmp"]["iface"] == "eth0"
 
@@ -88,7 +89,7 @@ def test_one_failing_peer_closes_the_others(net: Any) -> None:
     assert second.returncode == 2
     assert second.stdout == ""
     assert second.stderr.strip().splitlines() == [
-        "rawstack: error: tcp listen on 0.0.0.0:8083: address already in use"
+        "rawstack: error: tcp listen on [::]:8083: address already in use"
     ]
     # The UDP port the failed run never reached, and chao/icmp it never opened: all free.
     third = serve_all(b, "--http-port", "8086", "--udp-port", "8085", "--peers", "udp")
@@ -107,3 +108,28 @@ def test_unknown_interface_is_exit_2(net: Any) -> None:
     bad = rawstack(b, "serve-all", "--iface", "eth0", "--peers", "chao,gopher")
     assert bad.returncode == 2
     assert "bad --peers" in bad.stderr
+
+
+def test_http_and_udp_listen_dual_stack_by_default(net: Any) -> None:
+    a, b = net["a"], net["b"]
+    proc = serve_all(b, "--http-port", "8087", "--udp-port", "8088", "--peers", "http,udp")
+    read_ready(proc, 2, READY_TIMEOUT)
+    for addr in (b.addr(), b.addr(6)):
+        udp = rawstack(a, "udp", "send", addr, "8088", "--json")
+        assert udp.returncode == 0, (addr, udp.stderr)
+        if shutil.which("curl") is not None:
+            host = f"[{addr}]" if ":" in addr else addr
+            curl = a.run(
+                ["curl", "-sS", "-g", "-o", "/dev/null", "-w", "%{http_code}",
+                 f"http://{host}:8087/"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )  # fmt: skip
+            assert curl.stdout == "200", (addr, curl.stderr)
+    assert stop(proc) == 0
+    only4 = serve_all(b, "--udp-port", "8089", "--peers", "udp", "--bind", "0.0.0.0")
+    read_ready(only4, 1, READY_TIMEOUT)
+    refused = rawstack(a, "udp", "send", b.addr(6), "8089", "-W", "0.3")
+    assert refused.returncode != 0  # --bind 0.0.0.0 is IPv4 only
+    assert stop(only4) == 0

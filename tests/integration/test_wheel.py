@@ -10,8 +10,8 @@ this checkout stays out and only the wheel's code is importable.
 
 from __future__ import annotations
 
-import fcntl
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -22,21 +22,22 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+NOT_SOURCE = (".git", ".venv", ".tox", "*_cache", ".hypothesis", ".ci-artifacts", "build", "dist",
+              "*.egg-info", "__pycache__")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``python -m build`` of this checkout: the sdist, and the wheel built from it."""
     out = tmp_path_factory.mktemp("dist")
-    # One build at a time in the checkout: xdist workers each build this fixture, and two
-    # builds racing on its egg-info fail with ENOENT. The lock sits where workers share.
-    lock = tmp_path_factory.getbasetemp().parent / "rawstack-build.lock"
-    with open(lock, "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
-        done = subprocess.run(
-            [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(REPO)],
-            capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
+    # From a copy: building writes rawstack.egg-info into the source tree, and each xdist
+    # worker that runs this module builds at the same time.
+    src = tmp_path_factory.mktemp("src") / "rawstack"
+    shutil.copytree(REPO, src, symlinks=True, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out
 
@@ -82,7 +83,7 @@ def test_sdist_carries_docs_tests_and_examples(dist: Path) -> None:
     assert not any(n.startswith("ci/mypy_path") for n in names)
 
 
-USER_TESTS = '''
+USER_TESTS = """
 from harness.util import ANSWER
 
 
@@ -101,7 +102,7 @@ def test_pair_with_peers(netns_pair):
 
     ready = netns_pair.peers["b"].ready
     assert clients.run_client("udp", netns_pair["a"], netns_pair["b"], ready=ready) > 0
-'''
+"""
 
 
 def test_user_project_with_its_own_harness_package(venv: Path, tmp_path: Path) -> None:

@@ -6,12 +6,19 @@ package import would make repo-wide mypy see this file twice.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from hypothesis import strategies as st
 
 from rawstack.codec import (
+    DestOptions,
+    Fragment,
+    HopByHop,
+    Ip6Option,
     IPv4,
+    IPv6,
+    Routing,
     TcpMss,
     TcpNop,
     TcpOption,
@@ -128,3 +135,66 @@ def ipv4_packets(
         options=options,
         reserved_flag=st.booleans(),
     )
+
+
+def _one_text_form(packed: bytes) -> bool:
+    """False for the two ranges whose text forms differ between implementations: glibc's
+    inet_ntop (scapy) and Wireshark print an embedded dotted quad for IPv4-compatible
+    (``::1.2.3.4``) and IPv4-mapped (``::ffff:1.2.3.4``) addresses, Python's ipaddress
+    does not. Every other address has the one RFC 5952 form."""
+    return packed[:10] != bytes(10) or packed[10:12] not in (b"\x00\x00", b"\xff\xff")
+
+
+# Any 16 bytes but those two ranges, as the RFC 5952 text the codec prints.
+ipv6_addresses = (
+    st.binary(min_size=16, max_size=16)
+    .filter(_one_text_form)
+    .map(lambda packed: str(ipaddress.IPv6Address(packed)))
+)
+
+# TLV options other than the pads; their data fills at most one 8-octet unit or two.
+ip6_options = (
+    st.builds(Ip6Option, st.integers(2, 255), st.binary(max_size=12))
+    | st.just(Ip6Option(0))
+    | st.builds(lambda n: Ip6Option(1, bytes(n)), st.integers(0, 5))
+)
+extension_headers = st.one_of(
+    st.builds(HopByHop, st.lists(ip6_options, max_size=3).map(tuple)),
+    st.builds(DestOptions, st.lists(ip6_options, max_size=3).map(tuple)),
+    st.builds(
+        Routing,
+        st.integers(0, 255),
+        st.integers(0, 255),
+        st.integers(0, 3).map(lambda n: bytes(4 + 8 * n)),
+    ),
+    st.builds(
+        Fragment, st.integers(0, 0x1FFF), st.booleans(), u32, st.integers(0, 255), st.integers(0, 3)
+    ),
+)
+# Upper-layer numbers that are not extension headers this codec walks.
+upper_layers = st.integers(0, 255).filter(lambda n: n not in (0, 43, 44, 60))
+
+
+def ipv6_packets(
+    max_payload: int, upper: st.SearchStrategy[int] = upper_layers
+) -> st.SearchStrategy[IPv6]:
+    """Packets with every header field drawn and up to three extension headers."""
+    return st.builds(
+        IPv6,
+        src=ipv6_addresses,
+        dst=ipv6_addresses,
+        next_header=upper,
+        payload=st.binary(max_size=max_payload),
+        hop_limit=st.integers(0, 255),
+        traffic_class=st.integers(0, 255),
+        flow_label=st.integers(0, 0xFFFFF),
+        extensions=st.lists(extension_headers, max_size=3).map(_cut_after_later_fragment),
+    )
+
+
+def _cut_after_later_fragment(chain: list[Any]) -> tuple[Any, ...]:
+    """The chain up to a non-first fragment: what follows one is data (RFC 8200 4.5)."""
+    for n, header in enumerate(chain):
+        if isinstance(header, Fragment) and header.offset:
+            return tuple(chain[: n + 1])
+    return tuple(chain)

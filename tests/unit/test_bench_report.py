@@ -66,17 +66,27 @@ def test_summarize_counts_each_kind() -> None:
 
 def test_render_report_states_machine_command_and_rows() -> None:
     sections = [
-        Section("Harness thing", "Harness", [Row("setup", 20.0, "ms", "ip 100 ms", "<= 50 ms",
-                                                  passed=True)], notes=["method X"]),
+        Section(
+            "Harness thing",
+            "Harness",
+            [Row("setup", 20.0, "ms", "ip 100 ms", "<= 50 ms", passed=True)],
+            notes=["method X"],
+        ),
         Section("Peer thing", "Peers", [not_measured("http", "wrk missing", goal=">= 0.5x")]),
     ]
     machine = {"CPU": "Test CPU", "kernel": "Linux 6.1", "Python": "3.11", "date (UTC)": "today"}
     text = render_report(machine, "sudo .venv/bin/python -m bench --quick", sections, 12.3)
     assert text.startswith("# Benchmarks\n")
     assert INTRO.splitlines()[0] in text
-    for needle in ("| CPU | Test CPU |", "| kernel | Linux 6.1 |", "python -m bench --quick",
-                   "| setup | 20 ms | ip 100 ms | <= 50 ms | PASS |", "- method X",
-                   "not measured: wrk missing", "1 PASS, 0 MISS, 1 not measured"):
+    for needle in (
+        "| CPU | Test CPU |",
+        "| kernel | Linux 6.1 |",
+        "python -m bench --quick",
+        "| setup | 20 ms | ip 100 ms | <= 50 ms | PASS |",
+        "- method X",
+        "not measured: wrk missing",
+        "1 PASS, 0 MISS, 1 not measured",
+    ):
         assert needle in text
     # Peers come before Harness whatever order the sections ran in.
     assert text.index("### Peers") < text.index("### Harness")

@@ -57,12 +57,16 @@ def test_dies_of_sigpipe_without_a_traceback(argv: list[str], buffered: bool) ->
     [[*RAWSTACK, "--help"], [*RAWSTACK, "ping", "--help"], [*HARNESS, "--help"]],
     ids=lambda argv: " ".join(argv[2:]),
 )
-@pytest.mark.parametrize(("buffered", "status"), [(True, -signal.SIGPIPE), (False, 0)])
-def test_help_ends_quietly(argv: list[str], buffered: bool, status: int) -> None:
-    """Buffered, the failed write comes at our flush and ends the process by SIGPIPE;
-    unbuffered, argparse's own write fails, argparse swallows it and exits 0."""
+@pytest.mark.parametrize(
+    ("buffered", "statuses"), [(True, {-signal.SIGPIPE}), (False, {0, -signal.SIGPIPE})]
+)
+def test_help_ends_quietly(argv: list[str], buffered: bool, statuses: set[int]) -> None:
+    """Buffered, the failed write comes at our flush and ends the process by SIGPIPE.
+    Unbuffered, argparse's own write fails first: newer 3.11 and later swallow that and exit
+    0 (as documented for --help), older ones raise it into our handler (SIGPIPE)."""
     out = run_with_closed_stdout(argv, buffered=buffered)
-    assert (out.returncode, out.stderr) == (status, "")
+    assert out.stderr == ""
+    assert out.returncode in statuses
 
 
 def test_a_broken_socket_is_not_mistaken_for_stdout() -> None:

@@ -79,6 +79,18 @@ class StubNet:
     def destroy(self) -> None:
         pass
 
+    def set_link(self, a: str, b: str | None = None, *, up: bool) -> None:
+        pass
+
+    def impair(self, a: str, b: str | None = None, impair: object = None) -> str:
+        return ""
+
+    def set_member(self, segment: str, node: str, *, up: bool) -> None:
+        pass
+
+    def mechanisms(self) -> list[str]:
+        return []
+
 
 @pytest.fixture
 def node() -> FreeBSDNode:

@@ -131,7 +131,10 @@ def test_linux_supervision_turns_kernel_echo_off_and_needs_the_icmp_line(tmp_pat
     pp = supervise.PeerProcess(node, "eth0", supervise.ALL_PEERS, tmp_path, LINUX)
     pp.start()
     try:
-        assert node.sysctls == [("net.ipv4.icmp_echo_ignore_all", "1")]
+        assert node.sysctls == [
+            ("net.ipv4.icmp_echo_ignore_all", "1"),
+            ("net.ipv6.icmp.echo_ignore_all", "1"),
+        ]
         assert "--peers" not in node.argv
         with pytest.raises(supervise.PeerDied, match="no ready line from icmp"):
             pp.wait_ready_lines(time.monotonic() + 1.5)
@@ -234,7 +237,10 @@ def test_cli_keep_commands_unsupported_on_freebsd(
 
 
 def _rows(plan: list[cli.DemoExchange]) -> list[tuple[str, str, str]]:
-    return [(x.protocol, x.direction, x.server) for x in plan]
+    return [(x.label, x.direction, x.server) for x in plan]
+
+
+IPV6_ROWS = [(f"{p}6", d, RAWSTACK) for d in ("a->b", "b->a") for p in ("icmp", "http", "udp")]
 
 
 def test_demo_plan_where_the_kernel_is_the_icmp_peer() -> None:
@@ -245,12 +251,19 @@ def test_demo_plan_where_the_kernel_is_the_icmp_peer() -> None:
         ("icmp", "a->b", KERNEL),
         ("icmp", "b->a", KERNEL),
     ]
-    assert {r[2] for r in _rows(with_peers) if r[0] != "icmp"} == {RAWSTACK}
+    assert {r[2] for r in _rows(with_peers) if r[0] not in ("icmp", "icmp6")} == {RAWSTACK}
+    assert {r[2] for r in _rows(with_peers) if r[0] == "icmp6"} == {KERNEL}
     assert _rows(routed) == [
         ("http", "a->r->b", RAWSTACK),
         ("icmp", "a->r->b", KERNEL),
         ("http", "b->r->a", RAWSTACK),
         ("icmp", "b->r->a", KERNEL),
+        ("icmp6", "a->r->b", KERNEL),
+        ("http6", "a->r->b", RAWSTACK),
+        ("udp6", "a->r->b", RAWSTACK),
+        ("icmp6", "b->r->a", KERNEL),
+        ("http6", "b->r->a", RAWSTACK),
+        ("udp6", "b->r->a", RAWSTACK),
     ]
 
 
@@ -259,7 +272,12 @@ def test_demo_plan_where_rawstack_answers_icmp() -> None:
     assert _rows(before) == [("icmp", "a->b", KERNEL), ("icmp", "b->a", KERNEL)]
     assert {r[2] for r in _rows(with_peers)} == {RAWSTACK}
     assert sorted(_rows(with_peers)) == sorted(
-        (p, d, RAWSTACK) for p in ("http", "udp", "chao", "icmp") for d in ("a->b", "b->a")
+        [(p, d, RAWSTACK) for p in ("http", "udp", "chao", "icmp") for d in ("a->b", "b->a")]
+        + IPV6_ROWS
     )
     assert {r[2] for r in _rows(routed)} == {RAWSTACK}
-    assert len(before + with_peers + routed) == 14  # the demo's "14/14 exchanges ok"
+    assert [r for r in _rows(routed) if r[0].endswith("6")] == [
+        (p, d.replace("->", "->r->"), s) for p, d, s in IPV6_ROWS
+    ]
+    assert {x.version for x in with_peers + routed if x.label.endswith("6")} == {6}
+    assert len(before + with_peers + routed) == 26  # the demo's "26/26 exchanges ok"

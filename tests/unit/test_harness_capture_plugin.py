@@ -91,6 +91,9 @@ class _FakeNet:
     def destroy(self) -> None:
         self.log.append(f"destroy {self.topology.name}")
 
+    def mechanisms(self) -> list[str]:
+        return []
+
 
 class _FakeRun:
     def close(self) -> None:

@@ -166,6 +166,31 @@ def test_write_gives_one_pcap_per_tap_that_reads_back(
     ]  # no temporary file left
 
 
+def test_a_write_while_running_holds_every_frame_queued_before_it(
+    pairs: list[tuple[socket.socket, socket.socket]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failing test's report is written while the capture runs: a reader thread slow to
+    get a core (a loaded CI machine) must not leave queued frames out of it."""
+    real = Capture._drain
+
+    def slow(self: Capture, tap: Tap) -> int:
+        time.sleep(0.2)
+        return real(self, tap)
+
+    monkeypatch.setattr(Capture, "_drain", slow)
+    tap = _tap(pairs, "a:eth0")
+    cap = Capture([tap]).start()
+    try:
+        pairs[0][0].send(b"queued just before the report")
+        cap.write(tmp_path)
+        records = read_pcap((tmp_path / "a-eth0.pcap").read_bytes())[1]
+        assert [r.data for r in records] == [b"queued just before the report"]
+    finally:
+        cap.stop()
+
+
 class _BrokenSocket(socket.socket):
     """Readable (its peer sent something) but every read fails like a removed interface."""
 

@@ -151,6 +151,12 @@ class FreeBSDBackend:
     def exec_in(self, name: str, node: str, argv: Sequence[str], root: str) -> int:
         raise Unsupported("FreeBSD jails cannot be kept: there is no topology to exec in")
 
+    def change_kept(self, name: str, root: str, what: str, args: list[str]) -> str:
+        raise Unsupported(_NO_KEEPER)
+
+    def impairment(self) -> str:
+        return "link impairment and segments: Linux backend only"
+
     def open_run(self, root: str, label: str) -> FreeBSDRun:
         return FreeBSDRun(root, label=label)
 

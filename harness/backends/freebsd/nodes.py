@@ -49,6 +49,8 @@ def parse_ether(ifconfig_output: str) -> str | None:
 class FreeBSDNode(SpecNode, ProcessNode):
     """One jail, with the node surface of :class:`rawstack_harness.backends.base.Node`."""
 
+    rawstack_icmp = False  # the kernel's echo answers pings in a jail
+
     def __init__(self, net: Network, name: str, jail: str) -> None:
         self.net = net
         self.name = name
@@ -112,6 +114,8 @@ class FreeBSDNetwork:
             raise NotPrivileged(reason)
         root = run.root if run is not None else root
         validate(topology)  # before anything exists
+        if topology.segments or any(link.impair for link in topology.links):
+            raise Unsupported("segments and link impairment need the Linux backend")
         runs.reap_dead_runs(root)
         self.topology = topology
         self.root = root
@@ -195,6 +199,19 @@ class FreeBSDNetwork:
                 self.run.networks.remove(self)
         if problems:
             raise HarnessError(f"teardown of run {self.plan.run_id}: {'; '.join(problems)}")
+
+    # Link events, impairment and segments are Linux-only (the constructor refuses them).
+    def set_link(self, a: str, b: str | None = None, *, up: bool) -> None:
+        raise Unsupported("link events need the Linux backend")
+
+    def impair(self, a: str, b: str | None = None, impair: object = None) -> str:
+        raise Unsupported("link impairment needs the Linux backend")
+
+    def set_member(self, segment: str, node: str, *, up: bool) -> None:
+        raise Unsupported("segments need the Linux backend")
+
+    def mechanisms(self) -> list[str]:
+        return []
 
     def destroy(self) -> None:
         """Stop the processes started in the nodes, then :meth:`remove` the jails."""

@@ -75,6 +75,21 @@ class LinuxBackend:
 
         return env.missing_requirement()
 
+    def change_kept(self, name: str, root: str, what: str, args: list[str]) -> str:
+        from rawstack_harness.backends.linux import events
+
+        return events.change(name, root, what, args)
+
+    def impairment(self) -> str:
+        from rawstack_harness.backends.linux.impair import plan, probe
+
+        if self.missing_requirement():
+            return "link impairment: not probed (no topologies can be built here)"
+        try:
+            return plan.describe_features(probe.probe())
+        except Exception as exc:  # the header must never break a run: say why instead
+            return f"link impairment: not probed ({type(exc).__name__}: {exc})"
+
     def open_run(self, root: str, label: str) -> LinuxRun:
         from rawstack_harness.backends.linux.runs import LinuxRun
 

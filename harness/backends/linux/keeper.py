@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rawstack_harness.backends.base import RAWSTACK
 from rawstack_harness.backends.linux.runs import (
     DEFAULT_ROOT,
     KEEPER_FILE,
@@ -112,8 +113,12 @@ def main(argv: list[str]) -> int:
 
             net = build(from_dict(data), run)
             return _serve(run, name, net.describe(), net, outer)
-        for node in data["nodes"].values():
+        for node in (*data["nodes"].values(), *data.get("hubs", {}).values()):
             run.manifest.add("netns", node["path"], dev_ino=node["dev_ino"])
+            if node.get("hosts"):  # its names file (see names.py) is ours to remove now
+                run.manifest.add("dir", os.path.dirname(os.path.dirname(node["hosts"])))
+                run.manifest.add("dir", os.path.dirname(node["hosts"]))
+                run.manifest.add("file", node["hosts"])
         return _serve(run, name, data, None)
     except BaseException as exc:
         sys.stdout.write(json.dumps({"event": "error", "error": str(exc)}) + "\n")
@@ -237,10 +242,16 @@ def hand_over(net: LinuxNetwork, name: str) -> str:
         name = f"{base}-{n}"
     for node in net.nodes.values():
         node.stop_processes()
+        if node.peers.get("icmp") == RAWSTACK:
+            # Its responder is gone with serve-all: the kept node answers pings again, as
+            # the kernel's echo (the test's rawstack peers do not outlive it).
+            node.sysctl("net.ipv4.icmp_echo_ignore_all", "0")
+            node.sysctl("net.ipv6.icmp.echo_ignore_all", "0")
     described = net.describe()
-    for node_name, node in net.nodes.items():
-        st = os.stat(node.path)
-        described["nodes"][node_name]["dev_ino"] = [st.st_dev, st.st_ino]
+    for key, held in (("nodes", net.nodes), ("hubs", net.hubs)):
+        for node_name, node in held.items():
+            st = os.stat(node.path)
+            described[key][node_name]["dev_ino"] = [st.st_dev, st.st_ino]
     start(name, "adopt", described, net.run.root)
     net.release()
     return name

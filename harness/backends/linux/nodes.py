@@ -25,7 +25,8 @@ from typing import Any
 
 from rawstack_harness.backends.base import NodeProcess, Peer
 from rawstack_harness.backends.common import STOP_TIMEOUT, ProcessNode, SpecNode
-from rawstack_harness.backends.linux import nsutil, rtnl
+from rawstack_harness.backends.linux import fabric, names, nsutil, rtnl
+from rawstack_harness.backends.linux.fabric import Fabric
 from rawstack_harness.backends.linux.runs import NETNS_DIR, LinuxRun, remove_namespaces
 from rawstack_harness.errors import HarnessError
 from rawstack_harness.topology.spec import Topology, validate
@@ -91,6 +92,7 @@ class LinuxNode(SpecNode, ProcessNode):
         self._ipr: Any = None
         self._ipr_sock: socket.socket | None = None
         self.procs: list[NodeProcess] = []
+        self.hosts: str | None = None  # its /etc/netns/<netns>/hosts (see names.py)
 
     def _topology(self) -> Topology:
         return self.net.topology
@@ -163,8 +165,9 @@ class LinuxNode(SpecNode, ProcessNode):
 
     # -- processes (ProcessNode): setns in the child, recorded in the run's manifest ------
     def _enter(self, argv: Sequence[str]) -> tuple[list[str], Callable[[], None] | None]:
-        # The child dies with the thread that forked it (PR_SET_PDEATHSIG).
-        return list(argv), nsutil.child_preexec(self.fd)
+        # The child dies with the thread that forked it (PR_SET_PDEATHSIG); node names
+        # resolve in it through the node's hosts file.
+        return list(argv), nsutil.child_preexec(self.fd, hosts=self.hosts)
 
     def _started(self, proc: NodeProcess) -> None:
         self.net.run.manifest.add(
@@ -206,6 +209,8 @@ class LinuxNetwork:
         self.run = run
         self.prefix = run.next_prefix()
         self.nodes: dict[str, LinuxNode] = {}
+        self.hubs: dict[str, LinuxNode] = {}  # segment name -> its bridge's namespace
+        self.fabric: Fabric | None = None  # impaired links and segments, if any
         self.peers: dict[str, Peer] = {}  # node name -> its supervised serve-all
         self.destroyed = False
 
@@ -219,6 +224,11 @@ class LinuxNetwork:
                 for node in self.topology.nodes
             ]
             self.nodes = {n.name: n for n in nodes}
+            self.hubs = {
+                seg.name: LinuxNode(self, seg.name, fabric.hub_netns(self.prefix, seg.name))
+                for seg in self.topology.segments
+            }
+            nodes += self.hubs.values()
             self.run.manifest.write([{"op": "add", "kind": "netns", "key": n.path} for n in nodes])
             _create_namespaces(nodes)
             self.run.manifest.write(
@@ -228,6 +238,9 @@ class LinuxNetwork:
                     for ino in [nsutil.netns_inode(n.path)]
                 ]
             )
+            paths = names.write(self.run.manifest, self.topology, [n.netns for n in nodes])
+            for node in self.nodes.values():
+                node.hosts = paths[node.netns]
             self._configure()
             with_sysctls = [(self.nodes[n.name], n.sysctls) for n in self.topology.nodes]
             with_sysctls = [(ln, items) for ln, items in with_sysctls if items]
@@ -258,7 +271,9 @@ class LinuxNetwork:
         for name in order:
             batches[name].link_set(1, "lo")
         indexes: dict[tuple[str, str], int] = {}
-        for link in self.topology.links:
+        relayed = fabric.relayed_links(self.topology)  # built by the fabric, through a relay
+        plain = [link for i, link in enumerate(self.topology.links) if i not in relayed]
+        for link in plain:
             a, b = link.a, link.b
             if rank[b.node] < rank[a.node]:
                 a, b = b, a  # the earlier node creates it: the later one's batch finds it
@@ -275,13 +290,20 @@ class LinuxNetwork:
                 peer_mac=b.mac,
                 what=f"add veth {a.node}:{a.ifname} <-> {b.node}:{b.ifname}",
             )
-        for link in self.topology.links:
+        for link in plain:
             for ep in (link.a, link.b):
                 index = indexes[(ep.node, ep.ifname)]
                 for iface in ep.interfaces():
                     batches[ep.node].addr(index, ep.ifname, iface)
                 batches[ep.node].link_set(index, ep.ifname, mtu=ep.mtu)
         pending = [rtnl.send(self.nodes[n].netlink(), batches[n]) for n in order]
+        if fabric.needs_fabric(self.topology):
+            rtnl.collect(pending)
+            pending = []
+            nsfds = {name: node.fd for name, node in self.nodes.items()}
+            hubs = {name: hub.fd for name, hub in self.hubs.items()}
+            self.fabric = fabric.Fabric(self.topology, nsfds, hubs, self.run.manifest)
+            self.fabric.build(relayed)
         # Routes last, once every link of every node is up (IPv6 gateways need that).
         for node in self.topology.nodes:
             if node.routes:
@@ -291,24 +313,71 @@ class LinuxNetwork:
                 pending.append(rtnl.send(self.nodes[node.name].netlink(), batch))
         rtnl.collect(pending)
 
+    # -- run-time events (see fabric.py) -----------------------------------------------
+    def _fabric(self) -> Fabric:
+        if self.fabric is None:
+            self.fabric = fabric.Fabric(
+                self.topology,
+                {name: node.fd for name, node in self.nodes.items()},
+                {},
+                self.run.manifest,
+            )
+        return self.fabric
+
+    def set_link(self, a: str, b: str | None = None, *, up: bool) -> None:
+        """Take the link ``a``-``b`` (``node`` or ``node:ifname``) down, both ends, or up."""
+        link = self._fabric().link(self._fabric().find_link(a, b))
+        for side in ("a", "b"):
+            link.set_up(side, up)
+
+    def impair(self, a: str, b: str | None = None, impair: object = None) -> str:
+        """Change (``None``: clear) the link's impairment (spec form); return its mechanism."""
+        from rawstack_harness.topology.impair import LinkImpairment, parse_link_impair
+
+        parsed = LinkImpairment() if impair is None else parse_link_impair("impair", impair)
+        link = self._fabric().link(self._fabric().find_link(a, b))
+        link.set(parsed)
+        return link.describe()
+
+    def set_member(self, segment: str, node: str, *, up: bool) -> None:
+        """Take a segment member's interface down or up (``node`` or ``node:ifname``)."""
+        name, _, ifname = node.partition(":")
+        self._fabric().segment(segment).set_member_up(name, up, ifname or None)
+
+    def mechanisms(self) -> list[str]:
+        """One line per impaired link and segment: which mechanism serves it."""
+        return [] if self.fabric is None else self.fabric.describe()
+
     def release(self) -> None:
         """Forget every resource without removing it (another run took ownership)."""
         stop_processes(self.nodes.values())
-        for node in self.nodes.values():
+        every = [*self.nodes.values(), *self.hubs.values()]
+        for node in every:
             node.close()
-        self.run.manifest.write(
-            [{"op": "del", "kind": "netns", "key": n.path} for n in self.nodes.values()]
-        )
+        self.run.manifest.write([{"op": "del", "kind": "netns", "key": n.path} for n in every])
+        names.forget(self.run.manifest, self._hosts_files())
         self.destroyed = True
+
+    def _hosts_files(self) -> list[str]:
+        return [n.hosts for n in self.nodes.values() if n.hosts]
 
     def describe(self) -> dict[str, Any]:
         """Nodes, namespaces and addresses, as ``status --json`` shows them (JSON data)."""
+        from rawstack_harness.topology import to_dict
+
         return {
             "name": self.topology.name,
             "nodes": {
-                n.name: {"netns": n.netns, "path": n.path, "addresses": n.addresses()}
+                n.name: {
+                    "netns": n.netns,
+                    "path": n.path,
+                    "addresses": n.addresses(),
+                    "hosts": n.hosts,
+                }
                 for n in self.nodes.values()
             },
+            "hubs": {h.name: {"netns": h.netns, "path": h.path} for h in self.hubs.values()},
+            "spec": to_dict(self.topology),  # for link events on a kept topology
         }
 
     def destroy(self) -> None:
@@ -316,12 +385,15 @@ class LinuxNetwork:
         if self.destroyed:
             return
         self.destroyed = True
-        nodes = list(reversed(self.nodes.values()))
+        nodes = [*reversed(self.nodes.values()), *self.hubs.values()]
         try:
             stop_processes(nodes)
+            if self.fabric is not None:
+                self.fabric.close()  # the relays: their namespaces and veths go with them
         finally:
             items = [(n.path, n.close()) for n in nodes]
             remove_namespaces(items)
+            names.remove(self.run.manifest, self._hosts_files())
             self.run.manifest.write(
                 [{"op": "del", "kind": "netns", "key": path} for path, _ in items]
             )

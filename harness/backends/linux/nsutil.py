@@ -27,6 +27,8 @@ MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 MS_SHARED = 1 << 20
+MS_SLAVE = 1 << 19
+CLONE_NEWNS = 0x00020000
 MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
 
@@ -106,16 +108,26 @@ def in_new_netns(fn: Callable[[], T]) -> T:
     return in_thread(body, "netns-create")
 
 
-def child_preexec(nsfd: int, deathsig: bool = True) -> Callable[[], None]:
-    """A ``preexec_fn`` entering namespace ``nsfd`` and dying with the forking thread."""
+def child_preexec(nsfd: int, deathsig: bool = True, hosts: str | None = None) -> Callable[[], None]:
+    """A ``preexec_fn`` entering namespace ``nsfd`` and dying with the forking thread.
+
+    With ``hosts``, the child also gets a mount namespace of its own in which that file is
+    bind-mounted on ``/etc/hosts`` (as ``ip netns exec`` does with ``/etc/netns/NAME/hosts``),
+    so node names resolve in it; nothing changes outside the child.
+    """
 
     lib = libc()  # loaded before fork: the child only calls into it
+    hosts_b = hosts.encode() if hosts else None
 
     def preexec() -> None:
         if deathsig:
             lib.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         if lib.setns(nsfd, CLONE_NEWNET) != 0:
             os._exit(126)
+        if hosts_b is not None and lib.unshare(CLONE_NEWNS) == 0:
+            # Slave, so our bind mount never propagates back to the parent's namespace.
+            lib.mount(None, b"/", None, MS_REC | MS_SLAVE, None)
+            lib.mount(hosts_b, b"/etc/hosts", b"none", MS_BIND, None)
 
     return preexec
 

@@ -304,6 +304,10 @@ def reap_dir(run_dir: Path) -> None:
         if entry["kind"] == "file":
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry["key"])
+    for entry in reversed(entries):
+        if entry["kind"] == "dir":  # only if empty: another run may use it too
+            with contextlib.suppress(OSError):
+                os.rmdir(entry["key"])
     shutil.rmtree(run_dir, ignore_errors=True)
 
 

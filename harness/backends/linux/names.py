@@ -1,0 +1,108 @@
+"""Node names that resolve inside every node: one hosts file per node, as iproute2 reads it.
+
+Theory of operation: ``ip netns exec NAME`` bind-mounts ``/etc/netns/NAME/hosts`` (if it
+exists) on ``/etc/hosts`` in a mount namespace of the command's own. The harness writes that
+file for each node's namespace (``/etc/netns/<prefix>-<node>/hosts``: unique to the run),
+listing every node's addresses under the node's name, and ``node.run``/``node.popen`` do the
+same bind mount in their child (:func:`~.nsutil.child_preexec`), so ``ping b`` from ``a``
+works there, in ``ip netns exec`` on a kept topology, and nowhere else: the machine's own
+``/etc/hosts`` is never touched. The files and directories are in the run's manifest
+(recorded before they exist), so the reaper removes them after a crash; ``/etc/netns``
+itself only if this run created it and it is empty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from rawstack_harness.topology.spec import Topology
+
+ETC_NETNS = "/etc/netns"
+_LOCAL = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
+def hosts_text(topology: Topology) -> str:
+    """``/etc/hosts`` lines: every address of every node, under the node's name."""
+    lines = [_LOCAL]
+    for node in topology.nodes:
+        for ep in topology.endpoints(node.name):
+            lines += [f"{iface.ip}\t{node.name}\n" for iface in ep.interfaces()]
+    return "".join(lines)
+
+
+def sweep(prefix: str = "rsh") -> None:
+    """Remove empty ``/etc/netns/<prefix>...`` folders whose namespace is gone.
+
+    A reaper that predates the ``dir`` manifest kind removes a dead run's hosts files but
+    not their folders; an empty folder named like ours with no namespace of that name is
+    such a leftover (a folder with anything in it is never touched).
+    """
+    try:
+        names = os.listdir(ETC_NETNS)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(prefix) and not os.path.exists(os.path.join("/run/netns", name)):
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(ETC_NETNS, name))
+
+
+def write(manifest: Any, topology: Topology, netns: Iterable[str]) -> dict[str, str]:
+    """Write each namespace's hosts file; return netns -> its path."""
+    sweep()
+    text = hosts_text(topology)
+    if not os.path.isdir(ETC_NETNS):
+        manifest.add("dir", ETC_NETNS)  # ours to remove, once empty
+    paths = {}
+    for name in netns:
+        folder = os.path.join(ETC_NETNS, name)
+        path = os.path.join(folder, "hosts")
+        manifest.write(
+            [
+                {"op": "add", "kind": "dir", "key": folder},
+                {"op": "add", "kind": "file", "key": path},
+            ]
+        )
+        os.makedirs(folder, exist_ok=True)
+        with open(path, "w", encoding="ascii") as fh:
+            fh.write(text)
+        paths[name] = path
+    return paths
+
+
+def remove(manifest: Any, paths: Iterable[str]) -> None:
+    """Remove the hosts files and their folders (and ``/etc/netns`` if this run made it
+    and it is left empty)."""
+    entries = []
+    for path in paths:
+        folder = os.path.dirname(path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+        entries += [
+            {"op": "del", "kind": "file", "key": path},
+            {"op": "del", "kind": "dir", "key": folder},
+        ]
+    if any(e["kind"] == "dir" and e["key"] == ETC_NETNS for e in manifest.live()):
+        try:
+            os.rmdir(ETC_NETNS)  # only if empty: another network's files keep it (and
+        except OSError:  # the entry, so the last one out, or the reaper, removes it)
+            pass
+        else:
+            entries.append({"op": "del", "kind": "dir", "key": ETC_NETNS})
+    manifest.write(entries)
+
+
+def forget(manifest: Any, paths: Iterable[str]) -> None:
+    """Drop the manifest entries without removing anything (a keeper took them over)."""
+    entries = []
+    for path in paths:
+        entries += [
+            {"op": "del", "kind": "file", "key": path},
+            {"op": "del", "kind": "dir", "key": os.path.dirname(path)},
+        ]
+    manifest.write(entries)
