@@ -11,8 +11,10 @@ namespace, where the run has no capability, so the run's loopback tests and ever
 thread live in one of the run's own, and the host namespace is never touched. Then it
 mounts a private tmpfs on ``/run`` so the harness's ``/run/netns`` and
 ``/run/rawstack-harness`` exist only in this run's mount namespace (the host's ``/run/user``
-is bound back so ``$XDG_RUNTIME_DIR`` still works). Every mount made here lives and dies with
-the mount namespace: when the run's last process exits, the kernel frees the tmpfs, the
+is bound back so ``$XDG_RUNTIME_DIR`` still works) and gives the run a writable
+``/etc/netns`` (:func:`_private_etc_netns`) for the nodes' hosts files. Every mount made
+here lives and dies with the mount namespace: when the run's last process exits, the kernel
+frees the tmpfs, the
 namespace bind mounts on it, the network namespaces and the user namespace, so nothing can
 be left behind. Mounts copied from the host arrive as slaves (a less privileged mount
 namespace never propagates back, mount_namespaces(7)); ``/`` is made a recursive slave anyway.
@@ -36,6 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rawstack_harness.backends.linux import nsutil
+from rawstack_harness.backends.linux.names import ETC_NETNS
 from rawstack_harness.backends.linux.runs import NETNS_DIR
 from rawstack_harness.errors import NotPrivileged
 
@@ -225,8 +228,55 @@ def enter() -> None:
         nsutil.make_shared(NETNS_DIR)
     except OSError as exc:
         raise _refuse(f"mount tmpfs on {RUN_TMPFS}", exc) from None
+    _private_etc_netns()
     _loopback_up()
     os.environ[ENV_MARK] = str(userns_inode())
+
+
+def _private_etc_netns() -> None:
+    """A writable ``/etc/netns`` of the run's own, for the nodes' hosts files (names.py).
+
+    A tmpfs on it where the host has one; else ``/etc`` becomes an overlay whose upper layer
+    is in the run's ``/run`` (the host's ``/etc`` is its lower layer, read-only to us, and
+    whatever was mounted under ``/etc``, e.g. a container's ``/etc/hosts``, is bound back).
+    Where the kernel allows neither (no unprivileged overlayfs before 5.11), node names are
+    what fails, saying ``/etc/netns``."""
+    if os.path.isdir(ETC_NETNS):
+        with contextlib.suppress(OSError):
+            _mount("rawstack-harness", ETC_NETNS, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
+        return
+    subs = _mounts_below("/etc")
+    held = [(m, os.open(m, os.O_PATH | os.O_CLOEXEC)) for m in subs]
+    try:
+        upper, work = f"{RUN_TMPFS}/.etc-upper", f"{RUN_TMPFS}/.etc-work"
+        os.makedirs(upper, mode=0o755)
+        os.makedirs(work, mode=0o700)
+        options = f"lowerdir=/etc,upperdir={upper},workdir={work}"
+        try:
+            _mount("overlay", "/etc", "overlay", 0, options)
+        except OSError:
+            return
+        for path, fd in held:
+            with contextlib.suppress(OSError):
+                _mount(f"/proc/self/fd/{fd}", path, None, nsutil.MS_BIND | MS_REC, None)
+        os.makedirs(ETC_NETNS, mode=0o755, exist_ok=True)
+    finally:
+        for _, fd in held:
+            os.close(fd)
+
+
+def _mounts_below(top: str) -> list[str]:
+    """Mount points strictly below ``top`` in this mount namespace, outermost first."""
+    found = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+        for line in fh:
+            fields = line.split()
+            if len(fields) > 4:
+                # mountinfo escapes space, tab, newline and backslash as octal.
+                point = fields[4].encode().decode("unicode_escape")
+                if point.startswith(top.rstrip("/") + "/"):
+                    found.append(point)
+    return found
 
 
 def _loopback_up() -> None:
