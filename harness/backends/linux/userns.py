@@ -236,15 +236,12 @@ def enter() -> None:
 def _private_etc_netns() -> None:
     """A writable ``/etc/netns`` of the run's own, for the nodes' hosts files (names.py).
 
-    A tmpfs on it where the host has one; else ``/etc`` becomes an overlay whose upper layer
-    is in the run's ``/run`` (the host's ``/etc`` is its lower layer, read-only to us, and
-    whatever was mounted under ``/etc``, e.g. a container's ``/etc/hosts``, is bound back).
-    Where the kernel allows neither (no unprivileged overlayfs before 5.11), node names are
-    what fails, saying ``/etc/netns``."""
-    if os.path.isdir(ETC_NETNS):
-        with contextlib.suppress(OSError):
-            _mount("rawstack-harness", ETC_NETNS, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
-        return
+    ``/etc`` becomes an overlay whose upper layer is in the run's ``/run`` (the host's
+    ``/etc`` is its read-only lower layer; what was mounted under ``/etc``, e.g. a container's
+    ``/etc/hosts``, is bound back), and a tmpfs goes on its ``/etc/netns``. Not a tmpfs on the
+    host's own ``/etc/netns`` directory: a root run removing that directory on the host would
+    detach the mount from under this run. Where the kernel has no unprivileged overlayfs
+    (before 5.11), node names are what fails, saying ``/etc/netns``."""
     subs = _mounts_below("/etc")
     held = [(m, os.open(m, os.O_PATH | os.O_CLOEXEC)) for m in subs]
     try:
@@ -260,6 +257,8 @@ def _private_etc_netns() -> None:
             with contextlib.suppress(OSError):
                 _mount(f"/proc/self/fd/{fd}", path, None, nsutil.MS_BIND | MS_REC, None)
         os.makedirs(ETC_NETNS, mode=0o755, exist_ok=True)
+        with contextlib.suppress(OSError):
+            _mount("rawstack-harness", ETC_NETNS, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
     finally:
         for _, fd in held:
             os.close(fd)
