@@ -44,6 +44,8 @@ step actionlint .venv/bin/actionlint ci/workflows/*.yml .github/workflows/*.yml
 step shellcheck shellcheck ci/*.sh .ci/run
 step vagrant sh ci/vagrant-validate.sh  # no hypervisor needed
 step shaped .venv/bin/python ci/shaped.py -q  # the bsd/darwin lists, shaped like those OSes
+# The rootless subset as a freshly created plain user (deleted afterwards): CI is root here.
+step rootless sh ci/rootless.sh
 # Through ci/shard.py (one shard: all tests) for its failure_logs plugin: each failed
 # test's peer logs land in $ART/failures/.
 step pytest .venv/bin/python ci/shard.py -n auto \

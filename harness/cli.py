@@ -1,4 +1,4 @@
-"""``netns-harness demo|up|down|status|clean``: the harness from a shell.
+"""``netns-harness demo|up|down|exec|status|clean``: the harness from a shell.
 
 Exit status as in :mod:`rawstack.errors`: 0 ok, 1 failed, 2 bad input (a bad spec names the
 field, or an OS with no backend), 77 not root.
@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from rawstack.errors import EXIT_FAILED, EXIT_USAGE, RawstackError
+from rawstack.errors import EXIT_FAILED, EXIT_USAGE, RawstackError, UsageError
 
 if TYPE_CHECKING:
     from rawstack_harness.backends import Backend, Capabilities, Network, Peer, Run
@@ -164,7 +165,13 @@ def _demo_rows(run: Run) -> tuple[list[Exchange], dict[str, float]]:
     return rows, timings
 
 
+def _enter_mode(args: argparse.Namespace) -> None:
+    """Enter ``--netns-mode`` (rootless: this process's own namespaces) before any thread."""
+    _backend().enter_mode(args.netns_mode)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    _enter_mode(args)
     _need_root()
     run = _backend().open_run(_root(args), "demo")
     try:
@@ -203,9 +210,20 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(json.dumps({"name": name, "run": kept.get("run"), "topology": kept.get("topology")}))
     else:
         print(f"{name}: up (remove with `{PROG} down {name}`)")
+        print(f"  run a command in a node: `{PROG} exec {name} NODE -- COMMAND...`")
         for node, d in (kept.get("topology") or {}).get("nodes", {}).items():
             print(f"  {node}: {backend.enter_hint(node, d)}  {' '.join(d['addresses'])}")
     return 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    argv = list(args.argv)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        raise UsageError("exec: no command given (netns-harness exec NAME NODE -- COMMAND...)")
+    _need_keep("netns-harness exec")
+    return _backend().exec_in(args.name, args.node, argv, _root(args))
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -275,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # Default: the backend's (known only once a command runs, so --help works anywhere).
     parser.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--netns-mode",
+        choices=("auto", "root", "rootless"),
+        default="auto",
+        help="root: the host's namespaces (needs root); rootless: user namespaces of the "
+        "command's own (demo) or of the keeper's (up); auto (default): root when root",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     demo = sub.add_parser(
@@ -288,6 +313,17 @@ def build_parser() -> argparse.ArgumentParser:
     down = sub.add_parser("down", help="remove a kept topology")
     down.add_argument("name")
     down.set_defaults(func=cmd_down)
+    ex = sub.add_parser(
+        "exec",
+        help="run a command in a node of a kept topology (root or rootless)",
+        description="Run COMMAND in node NODE of the topology kept as NAME (by `up` or "
+        "--netns-keep-failed); exit with its status. Rootless, the command joins the "
+        "keeper's user namespace and dies with it.",
+    )
+    ex.add_argument("name")
+    ex.add_argument("node")
+    ex.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND...")
+    ex.set_defaults(func=cmd_exec)
     status = sub.add_parser("status", help="list runs and kept topologies")
     status.set_defaults(func=cmd_status)
     clean = sub.add_parser("clean", help="remove what dead runs left behind")
@@ -318,6 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    # The keeper `up` starts, and any run a command starts, inherit the mode asked for.
+    os.environ["RAWSTACK_HARNESS_NETNS_MODE"] = args.netns_mode
     try:
         code = _args_call(args)
     except RawstackError as exc:  # every harness error too (rawstack_harness.errors)

@@ -70,6 +70,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "/var/run/rawstack-harness on FreeBSD)",
     )
     group.addoption(
+        "--netns-mode",
+        default="auto",
+        choices=("auto", "root", "rootless"),
+        help="root: the host's namespaces (needs root); rootless: a user namespace of the "
+        "run's own, per pytest process, in which the harness is root; auto (default): root "
+        "when root, else rootless",
+    )
+    group.addoption(
         "--netns-capture",
         default="failed",
         metavar="WHEN",
@@ -97,7 +105,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "netns: builds network namespaces (Linux) or VNET jails (FreeBSD); needs root "
-        "(CAP_NET_ADMIN), skipped otherwise",
+        "(CAP_NET_ADMIN) or, on Linux, user namespaces (rootless mode); skipped otherwise",
     )
     config.stash[KEPT] = []
     _CONFIG["config"] = config
@@ -106,6 +114,32 @@ def pytest_configure(config: pytest.Config) -> None:
     if run_dir is not None and not Path(run_dir).is_absolute():
         raise pytest.UsageError(f"--netns-run-dir: {run_dir!r} is not an absolute path")
     _configure_capture(config)
+    _enter_mode(config)
+
+
+def _enter_mode(config: pytest.Config) -> None:
+    """Enter the namespace mode now, while pytest is single-threaded (before xdist's workers,
+    which inherit it). Global capture is suspended so that the process the user started,
+    which only waits for the run in rootless mode, keeps the real stdout and stderr."""
+    from rawstack_harness.errors import Unsupported, UnsupportedPlatform
+
+    try:
+        backend = _backend()
+    except UnsupportedPlatform:
+        return  # the fixtures skip, naming the platform
+    mode = config.getoption("--netns-mode")
+    capman = config.pluginmanager.getplugin("capturemanager")
+    # Only around a real entry: an inline (pytester) run inside a run must keep capturing.
+    suspend = capman is not None and backend.will_enter(mode)
+    if suspend:
+        capman.suspend_global_capture(in_=True)
+    try:
+        backend.enter_mode(mode)
+    except Unsupported as exc:
+        raise pytest.UsageError(f"--netns-mode: {exc}") from None
+    finally:
+        if suspend:
+            capman.resume_global_capture()
 
 
 def _configure_capture(config: pytest.Config) -> None:
@@ -324,10 +358,12 @@ def netns_topology(
     keep = failed and request.config.getoption("--netns-keep-failed")
     for net in reversed(built):
         if keep and not backend.capabilities.keep:
+            why = backend.capabilities.no_keep or (
+                f"--netns-keep-failed is not supported on the {backend.name} backend yet"
+            )
             _note_kept(
                 request,
-                f"{request.node.nodeid}: not kept: --netns-keep-failed is not supported on "
-                f"the {backend.name} backend yet (the topology was removed)",
+                f"{request.node.nodeid}: not kept: {why} (the topology was removed)",
             )
             net.destroy()
         elif keep:

@@ -54,6 +54,7 @@ class Capabilities:
     node_sockets: bool = True
     no_node_sockets: str = ""  # why not, when ``node_sockets`` is False
     keep: bool = True
+    no_keep: str = ""  # why not, when ``keep`` is False
 
     def servers(self, peers: Sequence[str]) -> dict[str, str]:
         """Who answers each peer: :data:`RAWSTACK` (serve-all) or :data:`KERNEL`."""
@@ -303,6 +304,20 @@ class Backend(Protocol):
 
     def missing_requirement(self) -> str | None:
         """None when topologies can be built here, else what is missing."""
+        ...
+
+    def will_enter(self, mode: str) -> bool:
+        """Whether :meth:`enter_mode` would move this process into namespaces of its own
+        (it forks: the process the user started only waits, with the original stdout)."""
+        ...
+
+    def enter_mode(self, mode: str) -> str:
+        """Enter ``mode`` (``auto|root|rootless``) while still single-threaded; return the
+        mode in use. A refusal is reported by :meth:`missing_requirement`, not raised."""
+        ...
+
+    def exec_in(self, name: str, node: str, argv: Sequence[str], root: str) -> int:
+        """Run ``argv`` in node ``node`` of the kept topology ``name``; its exit status."""
         ...
 
     def open_run(self, root: str, label: str) -> Run:

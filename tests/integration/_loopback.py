@@ -1,4 +1,4 @@
-"""Helpers the loopback tests share: start a ``rawstack`` server, read a line, stop."""
+"""Helpers the integration tests share: start a ``rawstack`` server, read a line, stop, wait."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import IO
 
@@ -69,3 +70,35 @@ def need(tool: str) -> str:
     if path is None:
         pytest.skip(f"{tool} is not installed")
     return path
+
+
+def wait_for(predicate: Callable[[], object], timeout: float) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` passes; whether it held at the end."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+def rootless() -> bool:
+    """True inside a rootless run: a user namespace that maps one uid, not the host's all."""
+    try:
+        with open("/proc/self/uid_map", encoding="ascii") as fh:
+            fields = fh.read().split()
+    except OSError:
+        return False
+    return fields[:3] != ["0", "0", "4294967295"]
+
+
+def skip_if_rootless(why: str) -> None:
+    """Skip a test that truly needs the host's root, saying why, in a rootless run."""
+    if rootless():
+        pytest.skip(f"needs the host's root, not a rootless run: {why}")
+
+
+TCPDUMP_ROOTLESS = (
+    "tcpdump switches to its own user (setgroups, setuid), which a user namespace mapping "
+    "one uid and no groups refuses"
+)

@@ -6,11 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _loopback import wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -25,15 +24,6 @@ def test_hang(netns_topology, tmp_path):
         fh.write(" ".join([net["a"].path, net["b"].path, str(child.pid), str(net.run.dir)]))
     time.sleep(300)
 """
-
-
-def _wait_for(predicate: Callable[[], object], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
 
 
 def _mounts() -> str:
@@ -60,7 +50,7 @@ def test_killed_pytest_leaves_nothing(tmp_path: Path, sig: int) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        assert _wait_for(lambda: out.exists() and out.read_text(), 30), "inner test never built"
+        assert wait_for(lambda: out.exists() and out.read_text(), 30), "inner test never built"
         ns_a, ns_b, pid, run_dir = out.read_text().split()
         assert os.path.exists(ns_a)
         assert os.path.exists(run_dir)
@@ -79,4 +69,4 @@ def test_killed_pytest_leaves_nothing(tmp_path: Path, sig: int) -> None:
             and ns_a not in _mounts()
         )
 
-    assert _wait_for(gone, 10), "resources outlived the killed run"
+    assert wait_for(gone, 10), "resources outlived the killed run"

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _loopback import skip_if_rootless
 
 pytestmark = pytest.mark.netns
 
@@ -38,6 +39,10 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def kept(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """A topology kept by ``up`` (its relay belongs to the keeper); ``down`` at the end."""
+    skip_if_rootless(
+        "these tests enter the kept namespaces with `ip netns exec`, which cannot see a "
+        "rootless keeper's (`netns-harness exec` can)"
+    )
     spec = tmp_path / "ev.yaml"
     spec.write_text(SPEC)
     name = f"ev{os.getpid()}"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _loopback import skip_if_rootless
 from rawstack_harness import Network, Run
 from rawstack_harness.topology import SpecError, SpecLike, pair, to_dict
 
@@ -137,6 +138,10 @@ def test_bad_spec_creates_nothing(
 
 
 def test_cli_up_status_down(tmp_path: Path) -> None:
+    skip_if_rootless(
+        "a rootless keeper's namespace files are in its own mount namespace, where `exec` "
+        "reaches them (test_rootless_namespaces.py tests that)"
+    )
     spec = tmp_path / "t.yaml"
     spec.write_text(json.dumps(to_dict(pair("kept"))))
     name = f"t{os.getpid()}"

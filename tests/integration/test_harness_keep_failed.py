@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _loopback import skip_if_rootless
 
 pytestmark = pytest.mark.netns
 CLI = [sys.executable, "-m", "rawstack_harness.cli"]
@@ -44,6 +45,7 @@ def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_failed_topology_is_kept_and_down_removes_it(
     pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    skip_if_rootless("a rootless run's namespaces end with its pid namespace: nothing to keep")
     root = tmp_path / "runs"
     out = tmp_path / "paths"
     monkeypatch.setenv("RSH_TEST_OUT", str(out))
@@ -60,6 +62,7 @@ def test_failed_topology_is_kept_and_down_removes_it(
             [
                 "*netns: kept topologies*",
                 f"*test_inner.py::test_breaks: kept as 'test_breaks'; enter a node with "
+                f"`netns-harness --run-dir {root} exec test_breaks <node> -- COMMAND` (or "
                 f"`nsenter --net=/run/netns/{prefix}-<node>`*"
                 f"remove with `netns-harness --run-dir {root} down test_breaks`",
             ]
@@ -77,6 +80,11 @@ def test_failed_topology_is_kept_and_down_removes_it(
             check=False,
         )
         assert ping.returncode == 0, ping.stdout + ping.stderr
+        # The same through `exec`, which rootless mode relies on; the command's status is its.
+        ran = _cli(root, "exec", "test_breaks", "a", "--", "ping", "-c1", "-W2", "10.0.0.2")
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert "1 received" in ran.stdout
+        assert _cli(root, "exec", "test_breaks", "b", "--", "sh", "-c", "exit 7").returncode == 7
         status = json.loads(_cli(root, "status", "--json").stdout)
         (kept,) = [r for r in status["runs"] if r["name"] == "test_breaks"]
         assert kept["alive"]

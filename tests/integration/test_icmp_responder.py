@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from _loopback import TCPDUMP_ROOTLESS, skip_if_rootless
 from _peer_logs import assert_drops_rate_limited
 from rawstack_harness import Node
 from rawstack_harness.clients import rawstack, rawstack_argv
@@ -278,6 +279,7 @@ def test_our_ping_and_responder_fragment_both_ways(net: Any) -> None:
 def test_tshark_sees_a_reply_in_two_fragments_it_reassembles(net: Any, tmp_path: Path) -> None:
     if shutil.which("tshark") is None or shutil.which("tcpdump") is None:
         pytest.skip("needs tcpdump to capture and tshark to decode the fragments")
+    skip_if_rootless(TCPDUMP_ROOTLESS)
     from rawstack_harness.supervise import read_lines
 
     a, b = net["a"], net["b"]

@@ -7,6 +7,7 @@ import statistics
 from typing import Any
 
 import pytest
+from _loopback import rootless
 
 pytestmark = pytest.mark.netns
 
@@ -62,6 +63,13 @@ def test_a_link_down_and_up(netns_topology: Any) -> None:
 
 
 def test_a_plain_link_gets_tc_impairment_at_run_time(netns_topology: Any) -> None:
+    from rawstack_harness.backends.linux.impair.probe import probe
+
+    if rootless() and not probe().netem:
+        pytest.skip(
+            "needs the host's root, not a rootless run: sch_netem is not loaded, and a user "
+            "namespace cannot load a module (`modprobe sch_netem` as root first)"
+        )
     net = netns_topology(two())
     assert net.mechanisms() == []
     net.impair("a", "b", {"a": {"loss": "100%"}})

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+from _loopback import TCPDUMP_ROOTLESS, skip_if_rootless
 from rawstack_harness.clients import rawstack
 from rawstack_harness.supervise import read_lines, read_ready
 
@@ -58,6 +59,7 @@ def test_open_port_reports_handshake_and_leaves_nothing_half_open(net: Any) -> N
 def test_our_rst_follows_the_syn_ack(net: Any) -> None:
     if shutil.which("tcpdump") is None:
         pytest.skip("needs tcpdump to watch the RSTs on the wire")
+    skip_if_rootless(TCPDUMP_ROOTLESS)
     dump = net["b"].popen(
         ["tcpdump", "-i", "eth0", "-nn", "-l", "-c", "2",
          f"tcp[tcpflags] & tcp-rst != 0 and src host {net['a'].addr()}"],

@@ -15,6 +15,7 @@ import sys
 from typing import Any, Callable
 
 import pytest
+from _loopback import TCPDUMP_ROOTLESS, skip_if_rootless
 from rawstack_harness.clients import rawstack
 from rawstack_harness.supervise import read_lines, read_ready
 from rawstack_harness.topology import line3
@@ -89,6 +90,7 @@ def test_ipv4_only_refuses_an_ipv6_literal(net: Any) -> None:
 def test_our_rst_follows_the_syn_ack(net: Any) -> None:
     if shutil.which("tcpdump") is None:
         pytest.skip("needs tcpdump to watch the RSTs on the wire")
+    skip_if_rootless(TCPDUMP_ROOTLESS)
     dump = net["b"].popen(
         [
             "tcpdump",

@@ -19,7 +19,7 @@ returns on FreeBSD.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rawstack_harness.backends.base import (
@@ -139,6 +139,17 @@ class FreeBSDBackend:
 
     def missing_requirement(self) -> str | None:
         return missing_requirement()
+
+    def will_enter(self, mode: str) -> bool:
+        return False
+
+    def enter_mode(self, mode: str) -> str:
+        if mode == "rootless":
+            raise Unsupported("rootless mode needs Linux user namespaces (FreeBSD: run as root)")
+        return "root"
+
+    def exec_in(self, name: str, node: str, argv: Sequence[str], root: str) -> int:
+        raise Unsupported("FreeBSD jails cannot be kept: there is no topology to exec in")
 
     def change_kept(self, name: str, root: str, what: str, args: list[str]) -> str:
         raise Unsupported(_NO_KEEPER)

@@ -11,6 +11,9 @@ Split by responsibility, as the FreeBSD backend is:
   removes a dead run's namespaces and processes (a SIGKILLed pytest leaves nothing).
 * :mod:`.keeper` -- ``python -m rawstack_harness.backends.linux.keeper``: owns a kept topology.
 * :mod:`.env` -- what this machine lacks to build topologies.
+* :mod:`.rootless` -- ``--netns-mode``: root, or a run of its own in user namespaces, entered
+  through :mod:`.userns` (user, mount and network namespaces; the kernel's refusals named) and
+  :mod:`.pidinit` (a pid namespace whose init dies with the process the user started).
 
 :data:`BACKEND` is what :func:`rawstack_harness.backends.select_backend` returns on Linux. The
 submodules are imported only when used: importing this package costs nothing (the plugin
@@ -19,7 +22,7 @@ loads it to answer the report header) and needs no pyroute2.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rawstack_harness.backends.base import Capabilities, Kept, Network, ProbeNode, ReadyEvent, Run
@@ -34,8 +37,32 @@ class LinuxBackend:
     """Network namespaces joined by veth pairs; see :mod:`rawstack_harness.backends.base`."""
 
     name = "linux"
-    description = "network namespaces joined by veth pairs (netlink)"
     capabilities = Capabilities()
+
+    @property
+    def description(self) -> str:
+        from rawstack_harness.backends.linux import rootless
+
+        where = " in a user namespace of the run's own (rootless)" if rootless.active() else ""
+        return f"network namespaces joined by veth pairs (netlink){where}"
+
+    def will_enter(self, mode: str) -> bool:
+        from rawstack_harness.backends.linux import rootless
+
+        return rootless.resolve(mode) == rootless.ROOTLESS and not rootless.active()
+
+    def enter_mode(self, mode: str) -> str:
+        from rawstack_harness.backends.linux import rootless
+
+        resolved = rootless.begin(mode)
+        if rootless.active():
+            self.capabilities = _ROOTLESS_CAPS
+        return resolved
+
+    def exec_in(self, name: str, node: str, argv: Sequence[str], root: str) -> int:
+        from rawstack_harness.backends.linux import keeper
+
+        return keeper.exec_in(name, node, argv, root)
 
     @property
     def default_root(self) -> str:
@@ -74,16 +101,39 @@ class LinuxBackend:
         return build(topology, _own_run(run))
 
     def reap_dead_runs(self, root: str) -> list[str]:
+        from rawstack_harness.backends.linux import env
+        from rawstack_harness.backends.linux.keeper import rootless_kept
         from rawstack_harness.backends.linux.runs import global_cleanup, reap_dead_runs
 
+        if not env.has_admin_caps():
+            # A rootless run leaves nothing to reap (its namespaces die with it); reading the
+            # listings removes those of killed keepers.
+            rootless_kept()
+            return []
         reaped = reap_dead_runs(root)
         global_cleanup(root)
         return reaped
 
     def describe_runs(self, root: str) -> list[dict[str, Any]]:
+        from rawstack_harness.backends.linux import env
+        from rawstack_harness.backends.linux.keeper import rootless_kept
         from rawstack_harness.backends.linux.runs import describe_runs
 
-        return describe_runs(root)
+        # Root's runs (0600 manifests) are not a plain user's to read; its own are listed.
+        runs = describe_runs(root) if env.has_admin_caps() else []
+        for info in rootless_kept():  # their run dirs live in their own mount namespaces
+            nodes = info.get("topology", {}).get("nodes", {}).values()
+            runs.append(
+                {
+                    "run": "rootless",
+                    "label": f"keeper:{info['name']}",
+                    "pid": info["pid"],
+                    "alive": True,
+                    "name": info["name"],
+                    "netns": [n["path"] for n in nodes],
+                }
+            )
+        return runs
 
     def keep(self, net: Network, name: str) -> Kept:
         from rawstack_harness.backends.linux.keeper import hand_over
@@ -93,9 +143,13 @@ class LinuxBackend:
             raise TypeError(f"{net!r} was not built by the Linux backend")
         kept = hand_over(net, name)
         pattern = f"{net.prefix}-<node>"
+        from rawstack_harness.backends.linux.runs import DEFAULT_ROOT
+
+        run_dir = "" if net.run.root == DEFAULT_ROOT else f" --run-dir {net.run.root}"
         return Kept(
             kept,
-            f"`nsenter --net={_netns_path(pattern)}` (or `ip netns exec {pattern}`)",
+            f"`netns-harness{run_dir} exec {kept} <node> -- COMMAND` (or `nsenter "
+            f"--net={_netns_path(pattern)}`, `ip netns exec {pattern}`)",
         )
 
     def keep_spec(self, name: str, topology: Topology, root: str) -> dict[str, Any]:
@@ -129,10 +183,22 @@ class LinuxBackend:
         )
 
     def enter_hint(self, node: str, info: Mapping[str, Any]) -> str:
+        from rawstack_harness.backends.linux import env
+
+        if not env.has_admin_caps():
+            return f"{info['path']} (in the keeper's own namespaces: use exec)"
         return f"nsenter --net={info['path']}"
 
     def __repr__(self) -> str:
         return "<LinuxBackend linux>"
+
+
+# A rootless run's namespaces end with its pid namespace: no keeper can adopt them.
+_ROOTLESS_CAPS = Capabilities(
+    keep=False,
+    no_keep="a rootless run's namespaces end with the run (its pid namespace); "
+    "`netns-harness up` keeps a topology rootless",
+)
 
 
 def _netns_path(netns: str) -> str:

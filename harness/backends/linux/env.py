@@ -21,6 +21,11 @@ def _has_cap(bit: int) -> bool:
     return False
 
 
+def has_admin_caps() -> bool:
+    """CAP_NET_ADMIN and CAP_SYS_ADMIN: what root mode needs (root has them)."""
+    return _has_cap(CAP_NET_ADMIN) and _has_cap(CAP_SYS_ADMIN)
+
+
 def _probe_kernel() -> str | None:
     """Create a throwaway namespace with a veth pair in a helper thread."""
     from rawstack_harness.backends.linux import nsutil
@@ -53,8 +58,18 @@ def missing_requirement() -> str | None:
     """None when topologies can be built here, else what is missing (cached)."""
     if not os.path.exists("/proc/self/ns/net"):
         return "network namespaces are not available (no /proc/self/ns/net; Linux only)"
-    if not (_has_cap(CAP_NET_ADMIN) and _has_cap(CAP_SYS_ADMIN)):
-        return "needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN to create namespaces and mounts)"
+    from rawstack_harness.backends.linux import rootless
+
+    refused = rootless.refusal()
+    if refused is not None:
+        return refused
+    if not has_admin_caps():
+        if rootless.resolve() == rootless.ROOTLESS:
+            return None  # the run (or the keeper `up` starts) enters its own namespaces
+        return (
+            "needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN to create namespaces and mounts), "
+            "or rootless mode (--netns-mode=auto|rootless)"
+        )
     if not os.access("/run", os.W_OK):
         return "/run is not writable (needed for /run/netns and /run/rawstack-harness)"
     if os.path.isdir("/run/netns") and not os.access("/run/netns", os.W_OK):

@@ -4,18 +4,27 @@
 ``spec`` (build this topology dict) or ``adopt`` (take over namespaces another run built:
 ``--netns-keep-failed``). The keeper is a normal run owner (lock, manifest, reaper), so
 SIGKILL of the keeper still cleans up; SIGTERM or SIGINT makes it remove everything and
-exit 0. It prints one JSON
-ready line on stdout once it owns the topology.
+exit 0. It prints one JSON ready line on stdout once it owns the topology.
+
+In rootless mode (``RAWSTACK_HARNESS_NETNS_MODE``, as ``netns-harness --netns-mode`` sets it)
+the keeper first enters a run of its own (:mod:`.rootless`); its run directory then lives in
+that run's private ``/run``, so it also lists itself in :func:`.rootless.registry` as
+``NAME.json`` (the pid and start time of the process ``up`` started, whose ``/proc/PID/ns/*``
+are the run's namespaces). ``down`` SIGTERMs that process, which forwards it to the keeper;
+a SIGKILL ends the whole run, and the stale listing is removed when next read.
+:func:`exec_in` reaches a node in both modes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +36,7 @@ from rawstack_harness.backends.linux.runs import (
     owner_alive,
     run_dirs,
 )
-from rawstack_harness.errors import HarnessError
+from rawstack_harness.errors import HarnessError, NotPrivileged
 
 if TYPE_CHECKING:
     from rawstack_harness.backends.linux.nodes import LinuxNetwork
@@ -35,10 +44,17 @@ if TYPE_CHECKING:
 MODULE = "rawstack_harness.backends.linux.keeper"  # run with python -m
 
 
-def _serve(run: LinuxRun, name: str, described: dict[str, Any], net: LinuxNetwork | None) -> int:
+def _serve(
+    run: LinuxRun,
+    name: str,
+    described: dict[str, Any],
+    net: LinuxNetwork | None,
+    outer: tuple[int | None, Path] | None = None,
+) -> int:
     (run.dir / KEEPER_FILE).write_text(
         json.dumps({"name": name, "pid": os.getpid(), "topology": described}), encoding="utf-8"
     )
+    listed = _list_rootless(name, described, outer) if outer is not None else None
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
     sys.stdout.write(json.dumps({"event": "ready", "name": name, "run": run.id}) + "\n")
     sys.stdout.flush()
@@ -50,12 +66,45 @@ def _serve(run: LinuxRun, name: str, described: dict[str, Any], net: LinuxNetwor
     if net is not None:
         net.destroy()
     run.close()
+    if listed is not None:
+        listed.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            listed.parent.rmdir()  # the last one out leaves no directory either
     return 0
+
+
+def _list_rootless(
+    name: str, described: dict[str, Any], outer: tuple[int | None, Path]
+) -> Path | None:
+    """In rootless mode, list this keeper where the host can find it (see the module doc)."""
+    from rawstack_harness.backends.linux import rootless
+
+    pid = rootless.outer_pid()
+    if pid is None:
+        return None
+    start, where = outer
+    path = rootless.registry(where, create=True) / f"{name}.json"
+    info = {"name": name, "pid": pid, "start": start, "topology": described}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**info, "rootless": True}), encoding="utf-8")
+    tmp.rename(path)
+    return path
 
 
 def main(argv: list[str]) -> int:
     root, name, mode, payload = argv
     data = json.loads(payload)
+    from rawstack_harness.backends.linux import nsutil, rootless
+
+    # Read before entering: this pid becomes the outer process, and the listing's directory
+    # is named as the process that runs `netns-harness` sees it.
+    outer = (nsutil.proc_start_time(os.getpid()), rootless.registry_dir())
+    rootless.begin(rootless.requested(), own=True)  # first, while single-threaded
+    refused = rootless.refusal()
+    if refused is not None:
+        sys.stdout.write(json.dumps({"event": "error", "error": refused, "code": 77}) + "\n")
+        sys.stdout.flush()
+        return 77
     run = LinuxRun(root, label=f"keeper:{name}")
     try:
         if mode == "spec":
@@ -63,7 +112,7 @@ def main(argv: list[str]) -> int:
             from rawstack_harness.topology import from_dict
 
             net = build(from_dict(data), run)
-            return _serve(run, name, net.describe(), net)
+            return _serve(run, name, net.describe(), net, outer)
         for node in (*data["nodes"].values(), *data.get("hubs", {}).values()):
             run.manifest.add("netns", node["path"], dev_ino=node["dev_ino"])
             if node.get("hosts"):  # its names file (see names.py) is ours to remove now
@@ -79,7 +128,11 @@ def main(argv: list[str]) -> int:
 
 
 def find(name: str, root: str = DEFAULT_ROOT) -> tuple[Path, dict[str, Any]] | None:
-    """The live keeper named ``name``: (run dir, keeper.json)."""
+    """The live keeper named ``name``: (run dir, keeper.json), or for a rootless keeper
+    (its run dir is in its own mount namespace) (its listing, the listing)."""
+    listed = _find_rootless(name)
+    if listed is not None:
+        return listed
     for run_dir in run_dirs(root):
         try:
             info = json.loads((run_dir / KEEPER_FILE).read_text(encoding="utf-8"))
@@ -88,6 +141,67 @@ def find(name: str, root: str = DEFAULT_ROOT) -> tuple[Path, dict[str, Any]] | N
         if info.get("name") == name and owner_alive(run_dir):
             return run_dir, info
     return None
+
+
+def rootless_kept() -> list[dict[str, Any]]:
+    """This user's live rootless keepers (stale listings of killed ones are removed)."""
+    from rawstack_harness.backends.linux import rootless
+
+    try:
+        paths = sorted(rootless.registry().glob("*.json"))
+    except (OSError, HarnessError):
+        return []
+    found = []
+    for path in paths:
+        info = _find_rootless(path.stem)
+        if info is not None:
+            found.append(info[1])
+    return found
+
+
+def _find_rootless(name: str) -> tuple[Path, dict[str, Any]] | None:
+    from rawstack_harness.backends.linux import nsutil, rootless
+
+    try:
+        path = rootless.registry() / f"{name}.json"
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, HarnessError):
+        return None
+    if nsutil.proc_start_time(int(info["pid"])) != info.get("start"):
+        path.unlink(missing_ok=True)  # its keeper was killed: the run and all it held are gone
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
+        return None
+    return path, info
+
+
+def exec_in(name: str, node: str, argv: Sequence[str], root: str = DEFAULT_ROOT) -> int:
+    """Run ``argv`` in node ``node`` of kept topology ``name``, return its exit status.
+
+    Root mode: enter the node's namespace file. Rootless: first join the keeper's user, mount
+    and pid namespaces (``/proc/PID/ns/*``), where that file lives; the command then belongs
+    to the keeper's run and dies with it. Call from a single-threaded process."""
+    from rawstack_harness.backends.linux import nsutil, userns
+
+    from rawstack.errors import UsageError
+
+    found = find(name, root)
+    if found is None:
+        raise UsageError(f"no kept topology named {name!r} (see `netns-harness status`)")
+    info = found[1]
+    nodes = info.get("topology", {}).get("nodes", {})
+    if node not in nodes:
+        raise UsageError(f"{name} has no node {node!r} (nodes: {', '.join(nodes)})")
+    if info.get("rootless"):
+        userns.join(int(info["pid"]))
+    fd = os.open(nodes[node]["path"], os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        done = subprocess.run(list(argv), preexec_fn=nsutil.child_preexec(fd), check=False)
+    except FileNotFoundError:
+        raise UsageError(f"{argv[0]}: command not found") from None
+    finally:
+        os.close(fd)
+    return done.returncode if done.returncode >= 0 else 128 - done.returncode
 
 
 def start(
@@ -114,6 +228,8 @@ def start(
         raise HarnessError(f"keeper for {name!r} exited with status {proc.returncode}") from None
     if msg.get("event") != "ready":
         proc.wait()
+        if msg.get("code") == 77:
+            raise NotPrivileged(str(msg.get("error")))
         raise HarnessError(f"keeper for {name!r}: {msg.get('error')}")
     return dict(msg)
 
