@@ -49,6 +49,17 @@ def at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def add_family_flags(parser: argparse.ArgumentParser) -> None:
+    """``-4``/``-6`` as iputils has them: ``args.family`` is 4, 6 or None (what HOST gives)."""
+    version = parser.add_mutually_exclusive_group()
+    version.add_argument(
+        "-4", dest="family", action="store_const", const=4, help="IPv4 only (resolve HOST so)"
+    )
+    version.add_argument(
+        "-6", dest="family", action="store_const", const=6, help="IPv6 only (resolve HOST so)"
+    )
+
+
 def add_json_flag(parser: argparse.ArgumentParser, help: str = "print one JSON object") -> None:
     parser.add_argument("--json", action="store_true", help=help)
 

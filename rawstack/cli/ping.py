@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from rawstack.cli._options import add_json_flag, print_json, say
+from rawstack.cli._options import add_family_flags, add_json_flag, print_json, say
 from rawstack.errors import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
@@ -27,13 +27,7 @@ def register(subparsers: Any) -> None:
         "RFC 3542 ancillary data where it does not, with iputils' ping -6 output.",
     )
     parser.add_argument("host", metavar="HOST", help="IPv4 or IPv6 address, or a name")
-    version = parser.add_mutually_exclusive_group()
-    version.add_argument(
-        "-4", dest="family", action="store_const", const=4, help="IPv4 only (resolve HOST so)"
-    )
-    version.add_argument(
-        "-6", dest="family", action="store_const", const=6, help="IPv6 only (resolve HOST so)"
-    )
+    add_family_flags(parser)
     parser.add_argument("-c", "--count", type=int, default=4, help="requests to send (default 4)")
     parser.add_argument(
         "-i", "--interval", type=float, default=1.0, help="seconds between requests (default 1)"

@@ -257,6 +257,16 @@ def classify_icmp6(
     return reason, received.src
 
 
+def _record(
+    result: SynProbeResult,
+    probe: Probe,
+    on_probe: Callable[[SynProbeResult, Probe], None] | None,
+) -> None:
+    result.probes.append(probe)
+    if on_probe is not None:
+        on_probe(result, probe)
+
+
 def syn_probe(
     host: str,
     port: int,
@@ -308,9 +318,7 @@ def syn_probe(
                     dport=port,
                     timeout=timeout,
                 )
-                result.probes.append(probe)
-                if on_probe is not None:
-                    on_probe(result, probe)
+                _record(result, probe, on_probe)
         finally:
             reserved.close()
             sender.close()
@@ -358,9 +366,7 @@ def _syn_probe6(
                     dport=port,
                     timeout=timeout,
                 )
-                result.probes.append(probe)
-                if on_probe is not None:
-                    on_probe(result, probe)
+                _record(result, probe, on_probe)
         finally:
             reserved.close()
             sender.close()
