@@ -40,9 +40,13 @@ chmod -R a+rX "$wheels"
 
 useradd -m -s /bin/sh "$user"
 home=$(getent passwd "$user" | cut -d: -f6)
-# The checkout as the user sees it: tracked and new files, no venv, caches or artifacts.
+# The checkout as the user sees it, without the venv, caches or artifacts (.gitignore's
+# list). tar, not `git ls-files`: a fresh machine or an unpacked sdist has no git.
 mkdir "$home/rawstack"
-git ls-files -co --exclude-standard -z | xargs -0 cp -P --parents -t "$home/rawstack"
+tar -cf - --exclude=./.git --exclude=./.venv --exclude=./.tox --exclude=./.ci-artifacts \
+    --exclude=./build --exclude=./dist --exclude=./.vagrant --exclude='*_cache' \
+    --exclude=.hypothesis --exclude=__pycache__ --exclude='*.egg-info' --exclude='.coverage*' \
+    --exclude='junit*.xml' . | tar -xf - -C "$home/rawstack"
 chown -R "$user:" "$home/rawstack"
 
 as_user() {

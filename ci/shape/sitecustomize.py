@@ -112,6 +112,10 @@ def _shape() -> None:
         # sysconfig names its build-time data module after sys.platform: load it while
         # that is still true (it describes this interpreter's build, not the target's).
         sysconfig.get_config_vars()
+        # ctypes.util picks how to find libraries by sys.platform at import (darwin: the
+        # stdlib's ctypes.macholib, which Debian's python3 does not ship): it finds this
+        # interpreter's C library, which a shape cannot change either.
+        import ctypes.util  # noqa: F401
         sys.platform = platform
 
 
