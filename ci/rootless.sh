@@ -33,7 +33,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # Wheels of exactly what .venv holds: the user's venv installs them with no index.
-.venv/bin/pip freeze --all --exclude-editable >"$wheels/requirements.txt"
+# stderr: pip asks git about the editable checkout, which a fresh machine may lack.
+.venv/bin/pip freeze --all --exclude-editable >"$wheels/requirements.txt" 2>/dev/null
 .venv/bin/pip wheel -q --disable-pip-version-check --no-deps -w "$wheels" \
     -r "$wheels/requirements.txt" 2>/dev/null
 chmod -R a+rX "$wheels"
