@@ -30,6 +30,9 @@ step() {
     else
         rc=$?
     fi
+    if [ "$name" = rootless ] && [ "$rc" = 77 ]; then
+        return 0  # the kernel refuses user namespaces here; ci/rootless.sh said why
+    fi
     if [ "$name" = pytest ] && [ "$rc" = 5 ]; then
         echo "ci/test.sh: pytest collected no tests (exit 5); the suite should never be empty" >&2
     else

@@ -71,7 +71,13 @@ def test_root_is_not_told_about_unprivileged_only_sysctls() -> None:
     """unprivileged_userns_clone and the AppArmor restriction exempt CAP_SYS_ADMIN."""
     line = explain_refusal(UNSHARE, errno.EPERM, settings(clone="0", privileged=True))
     assert "unprivileged_userns_clone" not in line
-    assert line.endswith(f"{UNSHARE}: {os.strerror(errno.EPERM)}")
+    assert f"{UNSHARE}: {os.strerror(errno.EPERM)} (a chroot or a security module" in line
+
+
+def test_an_unexplained_eperm_names_the_other_refusers() -> None:
+    """Nothing in the settings explains it (as in a chroot): say what else refuses."""
+    line = explain_refusal(UNSHARE, errno.EPERM, settings())
+    assert line.endswith("(a chroot or a security module refuses it)")
 
 
 def test_an_unknown_refusal_says_what_failed() -> None:

@@ -140,6 +140,10 @@ def explain_refusal(step: str, err: int, settings: Settings) -> str:
             f"container's default profile does this: run it with unshare allowed) "
             f"({step}: {os.strerror(err)})"
         )
+    if err == errno.EPERM:
+        # No setting explains it; the kernel also refuses a chrooted process (create_user_ns:
+        # current_chrooted()), and a security module may.
+        return f"{head}: {step}: {os.strerror(err)} (a chroot or a security module refuses it)"
     return f"{head}: {step}: {os.strerror(err)}"
 
 
