@@ -350,8 +350,8 @@ def test_kernel_icmpv6_echo_on_warns_and_duplicates(net: Any) -> None:
     # Neighbour discovery first: on a loaded machine a lost solicitation held the requests
     # for a second, and ping (-c) ended on the kernel's three replies before ours arrived.
     warm = ["ping", "-6", "-n", "-c", "1", "-w", "10", net["b"].addr(6)]  # retried until answered
-    warmed = net["a"].run(warm, capture_output=True, text=True).stdout
-    assert " 1 received" in warmed, warmed
+    warmed = net["a"].run(warm, capture_output=True, text=True)
+    assert warmed.returncode == 0, warmed.stdout  # a reply came (maybe to a retry)
     server, _ = start_responder(net["b"])
     out = iputils_ping6(net, count=3)
     dups = re.search(r"\+(\d+) duplicates", out)
