@@ -47,7 +47,7 @@ from typing import IO, Any, Literal, Protocol, runtime_checkable
 
 from rawstack_harness.backends import RAWSTACK, Backend, ReadyEvent, select_backend
 from rawstack_harness.backends.base import NodeProcess, ProbeNode, ProcFile
-from rawstack_harness.errors import HarnessError, ProbeFailed
+from rawstack_harness.errors import HarnessError
 from rawstack_harness.topology.spec import Topology
 
 from rawstack.peers.registry import ALL_PEERS, ready_event, ready_port
@@ -470,52 +470,29 @@ class PeerProcess:
     def probe_from(self, other: ProbeNode, other_ifname: str, deadline: float) -> None:
         """Probe every peer from ``other`` until each answered once (or the deadline).
 
-        The peers are probed at once, one thread each (the first in this one): serve-all
-        answers one while the harness prepares the next. The first failure is raised once
-        every probe ended. A peer the kernel answers (``servers``) is probed too: the
-        fixture promises it works.
+        All at once, through the backend (the Linux one drives every exchange from this
+        thread on one selector). A failed attempt is retried while this process lives and
+        time is left. A peer the kernel answers (``servers``) is probed too: the fixture
+        promises it works.
         """
-        failures: list[BaseException] = []
 
-        def probe(peer: str) -> None:
-            try:
-                self._probe(peer, other, other_ifname, deadline)
-            except BaseException as exc:
-                failures.append(exc)
-
-        threads = [
-            threading.Thread(target=probe, args=(peer,), name=f"probe-{peer}", daemon=True)
-            for peer in self.peers[1:]
-        ]
-        for thread in threads:
-            thread.start()
-        if self.peers:
-            probe(self.peers[0])
-        for thread in threads:
-            # A probe in flight past the deadline ends by its own timeout; a killed peer
-            # fails the liveness check at once.
-            thread.join(max(deadline - time.monotonic(), 0.0) + PROBE_GRACE)
-        if failures:
-            raise failures[0]
-        self.ready_after = time.monotonic() - self.started_at
-
-    def _probe(self, peer: str, other: ProbeNode, other_ifname: str, deadline: float) -> None:
-        last = "not tried"
-        while peer not in self.rtts:
+        def on_failure(peer: str, exc: BaseException) -> None:
             self.check_alive()
             if time.monotonic() > deadline:
-                raise PeerDied(f"{self.describe()}: {peer} probe never succeeded ({last})")
-            try:
-                self.rtts[peer] = self.backend.probe_peer(
-                    peer,
-                    src=other,
-                    src_ifname=other_ifname,
-                    dst=self.node,
-                    dst_ifname=self.ifname,
-                    ready=self.ready,
-                )
-            except (ProbeFailed, OSError) as exc:
-                last = str(exc)
+                raise PeerDied(f"{self.describe()}: {peer} probe never succeeded ({exc})")
+
+        self.rtts.update(
+            self.backend.probe_peers(
+                [p for p in self.peers if p not in self.rtts],
+                src=other,
+                src_ifname=other_ifname,
+                dst=self.node,
+                dst_ifname=self.ifname,
+                ready=self.ready,
+                on_failure=on_failure,
+            )
+        )
+        self.ready_after = time.monotonic() - self.started_at
 
     def describe(self) -> str:
         return f"serve-all on node {self.node.name} ({self.ifname})"

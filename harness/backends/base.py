@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, Union, overload
@@ -348,17 +348,22 @@ class Backend(Protocol):
         """Stop the keeper named ``name`` (its topology goes); False if there is none."""
         ...
 
-    def probe_peer(
+    def probe_peers(
         self,
-        peer: str,
+        peers: Sequence[str],
         *,
         src: ProbeNode,
         src_ifname: str,
         dst: ProbeNode,
         dst_ifname: str,
         ready: Mapping[str, ReadyEvent],
-    ) -> float:
-        """One independent exchange with ``dst``'s ``peer`` from ``src``; RTT in seconds."""
+        on_failure: Callable[[str, BaseException], None],
+    ) -> dict[str, float]:
+        """Independent exchanges with each of ``dst``'s ``peers`` from ``src``: peer -> RTT.
+
+        Until every peer answered once; after each failed attempt ``on_failure(peer,
+        error)`` returns (try again) or raises (give up: the exception propagates).
+        """
         ...
 
     def enter_hint(self, node: str, info: Mapping[str, Any]) -> str:

@@ -66,6 +66,23 @@ def test_socket_lives_in_the_node(net: Network) -> None:
             assert server.recvfrom(10) == (b"hi", ("10.0.0.1", client.getsockname()[1]))
 
 
+def test_opening_a_node_socket_leaves_this_thread_in_its_own_namespace(net: Network) -> None:
+    # The socket is opened from this thread (setns there and back): it must come back, also
+    # when socket() fails inside the node.
+    home = os.readlink("/proc/thread-self/ns/net")
+    with net["a"].socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("10.0.0.1", 0))  # only node a has this address
+    assert os.readlink("/proc/thread-self/ns/net") == home
+    with pytest.raises(OSError, match="Protocol not supported"):
+        net["a"].socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_UDP)
+    assert os.readlink("/proc/thread-self/ns/net") == home
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as mine,
+        pytest.raises(OSError, match="Cannot assign requested address"),
+    ):
+        mine.bind(("10.0.0.1", 0))  # and this thread's own sockets are not in the node
+
+
 def test_run_text_and_bytes(net: Network) -> None:
     text = net["a"].run(["ip", "-o", "addr", "show", "eth0"], capture_output=True, text=True)
     assert "10.0.0.1/24" in text.stdout

@@ -121,6 +121,25 @@ def test_signal_death_status_and_manifest(
     assert f"pid:{pid}" not in live
 
 
+def test_the_host_and_its_spares_live_in_a_namespace_of_their_own(host: PeerHost) -> None:
+    # Its spares rehearse a peer's start on loopback there, never where the harness runs.
+    host.wait_warm()
+    mine = os.readlink("/proc/self/ns/net")
+    theirs = os.readlink(f"/proc/{host.pid}/ns/net")
+    assert theirs != mine
+    assert _wait_for(lambda: len(_children(host.pid)) == 2, 10)  # the spares, rehearsed
+    for spare in _children(host.pid):
+        assert os.readlink(f"/proc/{spare}/ns/net") == theirs
+        # The rehearsal closed what it opened: the spare holds 0-2 and its socket to the host.
+        fds = f"/proc/{spare}/fd"
+        assert _wait_for(lambda: sorted(os.listdir(fds)) == list("0123"), 5)  # noqa: B023
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fh:
+        return [int(x) for x in fh.read().split()]
+
+
 def test_children_die_with_the_host(host: PeerHost, net: Any, tmp_path: Path) -> None:
     procs = [_serve_all(host, net[n], tmp_path, "--peers", "udp") for n in ("a", "b")]
     for proc in procs:

@@ -77,7 +77,7 @@ def test_both_backends_satisfy_the_protocol() -> None:
     backends: list[Backend] = [LINUX, FREEBSD]
     members = {"name", "description", "capabilities", "default_root", "missing_requirement",
                "open_run", "build", "reap_dead_runs", "describe_runs", "keep", "keep_spec",
-               "unkeep", "probe_peer", "enter_hint"}  # fmt: skip
+               "unkeep", "probe_peers", "enter_hint"}  # fmt: skip
     for backend in backends:
         assert members - set(dir(backend)) == set()
 

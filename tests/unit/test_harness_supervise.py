@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,17 +116,18 @@ class FakeNode(StandIn):
 
 
 class AlwaysAnswers(LinuxBackend):
-    def probe_peer(
+    def probe_peers(
         self,
-        peer: str,
+        peers: Sequence[str],
         *,
         src: ProbeNode,
         src_ifname: str,
         dst: ProbeNode,
         dst_ifname: str,
         ready: Mapping[str, ReadyEvent],
-    ) -> float:
-        return 0.001
+        on_failure: Callable[[str, BaseException], None],
+    ) -> dict[str, float]:
+        return dict.fromkeys(peers, 0.001)
 
 
 ALL_READY = [PY, "-c", PRINT_THEN_SLEEP, "".join(_ready(p) + "\n" for p in supervise.ALL_PEERS)]

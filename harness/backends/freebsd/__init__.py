@@ -19,7 +19,7 @@ returns on FreeBSD.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rawstack_harness.backends.base import (
@@ -75,7 +75,7 @@ from rawstack_harness.backends.freebsd.runs import (
     run_teardown,
     save_state,
 )
-from rawstack_harness.errors import Unsupported
+from rawstack_harness.errors import ProbeFailed, Unsupported
 
 if TYPE_CHECKING:
     from rawstack_harness.topology.spec import Topology
@@ -180,6 +180,31 @@ class FreeBSDBackend:
     def unkeep(self, name: str, root: str) -> bool:
         raise Unsupported(f"kept topologies are not supported on FreeBSD yet: {_NO_KEEPER}")
 
+    def probe_peers(
+        self,
+        peers: Sequence[str],
+        *,
+        src: ProbeNode,
+        src_ifname: str,
+        dst: ProbeNode,
+        dst_ifname: str,
+        ready: Mapping[str, ReadyEvent],
+        on_failure: Callable[[str, BaseException], None],
+    ) -> dict[str, float]:
+        # A jail has no setns: each probe is a short process inside ``src``'s jail, one
+        # after the other.
+        rtts: dict[str, float] = {}
+        for peer in peers:
+            while peer not in rtts:
+                try:
+                    rtts[peer] = self.probe_peer(
+                        peer, src=src, src_ifname=src_ifname, dst=dst, dst_ifname=dst_ifname,
+                        ready=ready,
+                    )  # fmt: skip
+                except (ProbeFailed, OSError) as exc:
+                    on_failure(peer, exc)
+        return rtts
+
     def probe_peer(
         self,
         peer: str,
@@ -190,7 +215,7 @@ class FreeBSDBackend:
         dst_ifname: str,
         ready: Mapping[str, ReadyEvent],
     ) -> float:
-        # A jail has no setns: the probe is a short process inside ``src``'s jail.
+        """One probe process in ``src``'s jail (see :mod:`.probes`): the RTT."""
         return probe_peer(
             peer, src=src, src_ifname=src_ifname, dst=dst, dst_ifname=dst_ifname, ready=ready
         )

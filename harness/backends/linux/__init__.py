@@ -22,7 +22,7 @@ loads it to answer the report header) and needs no pyroute2.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rawstack_harness.backends.base import Capabilities, Kept, Network, ProbeNode, ReadyEvent, Run
@@ -165,21 +165,29 @@ class LinuxBackend:
 
         return keeper.stop(name, root)
 
-    def probe_peer(
+    def probe_peers(
         self,
-        peer: str,
+        peers: Sequence[str],
         *,
         src: ProbeNode,
         src_ifname: str,
         dst: ProbeNode,
         dst_ifname: str,
         ready: Mapping[str, ReadyEvent],
-    ) -> float:
-        # The plain-socket probes open their sockets in ``src`` from here (setns).
-        from rawstack_harness.probes import probe_peer
+        on_failure: Callable[[str, BaseException], None],
+    ) -> dict[str, float]:
+        # The plain-socket probes open their sockets in ``src`` from here (setns), all of
+        # them in flight at once on one selector.
+        from rawstack_harness.probes import probe_peers
 
-        return probe_peer(
-            peer, src=src, src_ifname=src_ifname, dst=dst, dst_ifname=dst_ifname, ready=ready
+        return probe_peers(
+            peers,
+            src=src,
+            src_ifname=src_ifname,
+            dst=dst,
+            dst_ifname=dst_ifname,
+            ready=ready,
+            on_failure=on_failure,
         )
 
     def enter_hint(self, node: str, info: Mapping[str, Any]) -> str:

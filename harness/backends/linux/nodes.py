@@ -158,7 +158,7 @@ class LinuxNode(SpecNode, ProcessNode):
         self, family: int = socket.AF_INET, type: int = socket.SOCK_DGRAM, proto: int = 0
     ) -> socket.socket:
         """A socket opened inside this node's namespace, usable from the test process."""
-        return nsutil.in_netns(self.fd, lambda: socket.socket(family, type, proto))
+        return nsutil.socket_in(self.fd, family, type, proto)
 
     def sysctl(self, key: str, value: str | None = None) -> str:
         """Read (and with ``value``, first write) a ``net.*`` sysctl inside the node."""

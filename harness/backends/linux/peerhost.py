@@ -1,19 +1,20 @@
 """The warm peer host: one already-imported interpreter per run that forks a node's peers.
 
-Theory of operation: starting ``python -m rawstack serve-all`` costs an interpreter start and
-rawstack's imports on every spawn (~100 ms, ~18 MB PSS). This process pays that once: it
+Theory of operation: starting ``python -m rawstack serve-all`` costs an interpreter start
+and rawstack's imports on every spawn (~100 ms, ~18 MB PSS). This process pays that once: it
 imports every rawstack command, freezes what it has allocated (``gc.freeze()``, so a child's
 collector never writes to, and so never copies, the host's pages), then waits on its control
 socket. While idle it forks :data:`SPARES` children ahead: each does the setup no request
 changes (its own session and process group, the death signal, default signal handlers, no
-inherited descriptors; the copy-on-write faults of a fresh fork) and waits on a socket of its
-own. A ``spawn`` request carries the node's namespace fd, the stdout and stderr files and
-optionally a *ready pipe*; the host passes them to a spare, which enters the namespace
-(``setns``), takes those fds as 0/1/2, writes the requested ``net.*`` sysctls and runs the
-``rawstack`` command line in-process: the same parser, errors and exit statuses as
-``python -m rawstack ARGS``. The first ``ready_lines`` lines it writes to stdout are copied to
-the ready pipe, which is then closed, so the harness reads ready lines without a copier
-thread and the log file has everything.
+inherited descriptors; the copy-on-write faults of a fresh fork and of a peer's first start,
+by a rehearsal on loopback: :mod:`.rehearsal`, in the host's own network namespace) and
+waits on a socket of its own. A ``spawn`` request carries the node's namespace fd, the
+stdout and stderr files and optionally a *ready pipe*; the host passes them to a spare,
+which enters the namespace (``setns``), takes those fds as 0/1/2, writes the requested
+``net.*`` sysctls and runs the ``rawstack`` command line in-process: the same parser, errors
+and exit statuses as ``python -m rawstack ARGS``. The first ``ready_lines`` lines it writes
+to stdout are copied to the ready pipe, which is then closed, so the harness reads ready
+lines without a copier thread and the log file has everything.
 
 Exit statuses: the host is every child's parent; it reaps on SIGCHLD and reports
 ``{"op": "exit", "pid", "code"}`` (``code`` as ``Popen.returncode``: negative for a signal).
@@ -33,6 +34,7 @@ Wire format: ``AF_UNIX``/``SOCK_SEQPACKET``, one JSON object per message, descri
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import ctypes
 import gc
@@ -49,13 +51,14 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from rawstack_harness.backends.linux import nsutil
+from rawstack_harness.backends.linux import nsutil, rehearsal
 
 MAX_MESSAGE = 65536
 MAX_FDS = 4
 READY_FD = 3  # where the child keeps the ready pipe while it copies lines into it
 SPARE_FD = 3  # where a spare keeps its socket to the host until it is assigned
 SPARES = 2  # forked ahead: a pair's two peers both start from one
+HOST_REHEARSALS = 2
 
 
 def send_msg(sock: socket.socket, msg: dict[str, Any], fds: Sequence[int] = ()) -> None:
@@ -143,6 +146,8 @@ def _become_spare(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> None
         # The object must never close its number later: after this it may name another file.
         os.dup2(sock.detach(), SPARE_FD)
         os.closerange(SPARE_FD + 1, 1 << 20)  # the host's sockets, other spares' ends
+        # Take the first-touch costs of a peer's start now, while nobody waits on us.
+        rehearsal.rehearse()
         assignment = socket.socket(fileno=SPARE_FD)
         msg, fds = recv_msg(assignment)
     except BaseException:
@@ -212,6 +217,7 @@ def warm_up() -> None:
         with contextlib.suppress(ImportError):  # another OS's module
             importlib.import_module(info.name)
     platform.uname()  # cached: the BPF layout asks for platform.machine()
+    codecs.lookup("ascii")  # a child's sysctl writes would import the codec from disk
     for argv in WARM_COMMANDS:
         rawstack.cli._cached_parser(argv[0]).parse_args(argv)
 
@@ -335,6 +341,11 @@ def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     warm_up()
+    # A namespace of our own (children setns into their node's anyway) for the rehearsals;
+    # two of them here, so that what they run is imported, looked up and specialised once.
+    if rehearsal.enter_private_netns():
+        for _ in range(HOST_REHEARSALS):
+            rehearsal.rehearse()
     gc.freeze()
     Host(ctl).serve()
     return 0
