@@ -211,3 +211,48 @@ def test_requests_differing_in_one_field_are_encoded_apart() -> None:
         assert info.get_attr("VETH_INFO_PEER").get_attr("IFLA_NET_NS_FD") == fd
     assert (a24["prefixlen"], a25["prefixlen"]) == (24, 25)
     assert a25.get_attr("IFA_BROADCAST") == "10.0.0.127"
+
+
+def _newlink(seq: int, index: int, name: str, oper: int) -> bytes:
+    """One RTM_NEWLINK of a dump as the kernel writes it: ifinfomsg, IFLA_IFNAME, OPERSTATE."""
+
+    def attr(kind: int, value: bytes) -> bytes:
+        raw = struct.pack("=HH", 4 + len(value), kind) + value
+        return raw + bytes(-len(raw) % 4)
+
+    body = struct.pack("=BxHiII", 0, 1, index, 0, 0)
+    body += attr(rtnl.IFLA_IFNAME, name.encode() + b"\0") + attr(rtnl.IFLA_OPERSTATE, bytes([oper]))
+    return HDR.pack(HDR.size + len(body), rtnl.RTM_NEWLINK, 0x2, seq, 0) + body
+
+
+def test_links_up_reads_a_dump_and_keeps_the_up_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rtnl, "_seq", iter([40]))
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with ours, kernel:
+        # An unrelated reply first (another request's), then the dump in two datagrams.
+        kernel.send(_newlink(39, 9, "stale", rtnl.IF_OPER_UP))
+        kernel.send(_newlink(40, 2, "eth0", rtnl.IF_OPER_UP) + _newlink(40, 3, "eth1", 2))
+        kernel.send(_newlink(40, 4, "eth2", 0) + HDR.pack(20, rtnl.NLMSG_DONE, 2, 40, 0) + bytes(4))
+        assert rtnl.links_up(ours) == {"eth0"}
+        request = kernel.recv(100)
+    length, mtype, flags, seq, _ = HDR.unpack_from(request)
+    assert (length, mtype, seq) == (len(request), rtnl.RTM_GETLINK, 40)
+    assert flags & rtnl.NLM_F_DUMP == rtnl.NLM_F_DUMP
+
+
+def test_links_up_turns_a_refusal_into_one_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rtnl, "_seq", iter([7]))
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with ours, kernel:
+        kernel.send(
+            HDR.pack(36, rtnl.NLMSG_ERROR, 0, 7, 0) + struct.pack("=i", -errno.EPERM) + bytes(16)
+        )
+        with pytest.raises(rtnl.NetlinkError, match="dump links: Operation not permitted"):
+            rtnl.links_up(ours)
+
+
+def test_ipv6_addresses_are_added_without_dad_and_ipv4_ones_as_before() -> None:
+    v6 = _decode(ifaddrmsg, rtnl._addr_msg(2, ipaddress.ip_interface("fd00::1/64")))
+    v4 = _decode(ifaddrmsg, rtnl._addr_msg(2, ipaddress.ip_interface("10.0.0.1/24")))
+    assert v6["flags"] & rtnl.IFA_F_NODAD
+    assert not v4["flags"] & rtnl.IFA_F_NODAD

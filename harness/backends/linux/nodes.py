@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ _NODE_DEFAULT_SYSCTLS = (
     ("net/ipv6/conf/default/accept_dad", "0"),
     ("net/ipv6/conf/all/accept_dad", "0"),
 )
+LINK_READY_TIMEOUT = 0.5  # seconds build() waits for the kernel to report links up
 
 
 def _write_sysctls(items: Sequence[tuple[str, str]]) -> None:
@@ -249,6 +251,7 @@ class LinuxNetwork:
         self.fabric: Fabric | None = None  # impaired links and segments, if any
         self.peers: dict[str, Peer] = {}  # node name -> its supervised serve-all
         self.destroyed = False
+        self._plain_ends: list[tuple[LinuxNode, str]] = []  # veth ends _configure made
 
     def __getitem__(self, name: str) -> LinuxNode:
         return self.nodes[name]
@@ -278,6 +281,7 @@ class LinuxNetwork:
             for node in self.nodes.values():
                 node.hosts = paths[node.netns]
             self._configure()
+            self._await_links()
             with_sysctls = [(self.nodes[n.name], n.sysctls) for n in self.topology.nodes]
             with_sysctls = [(ln, items) for ln, items in with_sysctls if items]
             if with_sysctls:
@@ -299,6 +303,27 @@ class LinuxNetwork:
             raise
         return self
 
+    def _await_links(self) -> None:
+        """Wait until the kernel reports every veth end built here up (~0.3 ms).
+
+        A link brought up is usable only once the kernel's link watcher has handled its
+        carrier (it activates the transmit queues then, and reports the operational state
+        UP): until then what a node sends is dropped, and the first packet to a neighbour
+        waits for the 1 s retransmission of its ARP request or neighbour solicitation.
+        For at most :data:`LINK_READY_TIMEOUT`; then the network is handed out as it is.
+        """
+        wanted: dict[LinuxNode, set[str]] = {}
+        for node, ifname in self._plain_ends:
+            wanted.setdefault(node, set()).add(ifname)
+        deadline = time.monotonic() + LINK_READY_TIMEOUT
+        while wanted and time.monotonic() < deadline:
+            for node in list(wanted):
+                wanted[node] -= rtnl.links_up(node.netlink())
+                if not wanted[node]:
+                    del wanted[node]
+            if wanted:
+                time.sleep(0.0002)
+
     def _configure(self) -> None:
         """Links, addresses and routes: one netlink batch per node, all sent, then ACKs read."""
         order = list(self.nodes)
@@ -315,7 +340,13 @@ class LinuxNetwork:
                 a, b = b, a  # the earlier node creates it: the later one's batch finds it
             na, nb = self.nodes[a.node], self.nodes[b.node]
             ia, ib = na.alloc_index(), nb.alloc_index()
+            if ib == ia:
+                # The kernel takes a carrier change as urgent when an interface's index is
+                # not its peer's (linkwatch_urgent_event, net/core/link_watch.c); else it
+                # may report the link up only ~1 s later, which _await_links waits for.
+                ib = nb.alloc_index()
             indexes[(a.node, a.ifname)], indexes[(b.node, b.ifname)] = ia, ib
+            self._plain_ends.extend([(na, a.ifname), (nb, b.ifname)])
             batches[a.node].veth(
                 ia,
                 a.ifname,

@@ -59,6 +59,7 @@ READY_FD = 3  # where the child keeps the ready pipe while it copies lines into 
 SPARE_FD = 3  # where a spare keeps its socket to the host until it is assigned
 SPARES = 2  # forked ahead: a pair's two peers both start from one
 HOST_REHEARSALS = 2
+REHEARSAL_DELAY = 0.05  # seconds a new spare waits before its rehearsal
 
 
 def send_msg(sock: socket.socket, msg: dict[str, Any], fds: Sequence[int] = ()) -> None:
@@ -146,9 +147,12 @@ def _become_spare(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> None
         # The object must never close its number later: after this it may name another file.
         os.dup2(sock.detach(), SPARE_FD)
         os.closerange(SPARE_FD + 1, 1 << 20)  # the host's sockets, other spares' ends
-        # Take the first-touch costs of a peer's start now, while nobody waits on us.
-        rehearsal.rehearse()
         assignment = socket.socket(fileno=SPARE_FD)
+        # Take the first-touch costs of a peer's start while nobody waits on us, but not at
+        # once: a spare is forked right after a spawn, when that spawn's peer is starting
+        # and being probed, and must not take its CPU. Assigned before then: no rehearsal.
+        if not select.select([assignment], [], [], REHEARSAL_DELAY)[0]:
+            rehearsal.rehearse()
         msg, fds = recv_msg(assignment)
     except BaseException:
         os._exit(1)

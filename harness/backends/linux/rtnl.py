@@ -31,6 +31,7 @@ from rawstack_harness.errors import HarnessError
 IfAddress = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
+IFA_F_NODAD = 0x02  # linux/if_addr.h
 NLM_F_ACK_TLVS = 0x200  # in an ACK's flags: extended-ack attributes follow
 NLMSG_ERROR = 2
 NLMSGERR_ATTR_MSG = 1
@@ -177,6 +178,12 @@ def _addr_msg(index: int, iface: IfAddress) -> bytes:
     msg["family"] = socket.AF_INET if iface.version == 4 else socket.AF_INET6
     msg["prefixlen"] = iface.network.prefixlen
     msg["index"] = index
+    if iface.version == 6:
+        # As `ip addr add ... nodad`. accept_dad=0 alone still leaves a new address
+        # tentative until the kernel's DAD work runs, after a random delay of up to
+        # rtr_solicit_delay (1 s); a neighbour solicitation for a packet from a tentative
+        # source is not sent, so the first packet then waits a 1 s retransmission.
+        msg["flags"] = IFA_F_NODAD
     attrs: list[tuple[str, Any]] = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)]
     if iface.version == 4 and iface.network.prefixlen < 31:
         # As `ip addr add ... brd +`: subnet broadcasts reach the node.
@@ -277,6 +284,58 @@ def _ext_ack_text(msg: bytes, flags: int) -> str:
             return msg[off + 4 : off + alen].rstrip(b"\0").decode(errors="replace")
         off += (alen + 3) & ~3
     return ""
+
+
+IF_OPER_UP = 6  # linux/if.h, RFC 2863
+IFLA_IFNAME, IFLA_OPERSTATE = 3, 16
+NLM_F_DUMP, NLMSG_DONE = 0x300, 3
+_IFINFO = struct.Struct("=BxHiII")
+
+
+def links_up(sock: socket.socket) -> set[str]:
+    """Names of the interfaces in the socket's namespace whose operational state is UP.
+
+    One ``RTM_GETLINK`` dump, parsed here (two attributes: pyroute2's decoder would cost
+    more than the dump) so that :func:`~.nodes` can poll it while a topology comes up.
+    """
+    seq = next(_seq)
+    sock.settimeout(5.0)
+    sock.send(_HDR.pack(_HDR.size + _IFINFO.size, RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
+              + _IFINFO.pack(0, 0, 0, 0, 0))  # fmt: skip
+    up: set[str] = set()
+    while True:
+        data = sock.recv(65536)
+        off = 0
+        while off + _HDR.size <= len(data):
+            length, mtype, _, rseq, _ = _HDR.unpack_from(data, off)
+            if length < _HDR.size:
+                return up
+            if rseq == seq:
+                if mtype == NLMSG_DONE:
+                    return up
+                if mtype == NLMSG_ERROR:
+                    (err,) = struct.unpack_from("=i", data, off + 16)
+                    raise NetlinkError(f"netlink: dump links: {os.strerror(-err)}")
+                if mtype == RTM_NEWLINK:
+                    name, oper = _link_name_and_state(data, off, length)
+                    if oper == IF_OPER_UP:
+                        up.add(name)
+            off += (length + 3) & ~3
+
+
+def _link_name_and_state(data: bytes, off: int, length: int) -> tuple[str, int]:
+    name, oper = "", -1
+    at = off + _HDR.size + _IFINFO.size
+    while at + 4 <= off + length:
+        alen, atype = struct.unpack_from("=HH", data, at)
+        if alen < 4:
+            break
+        if atype == IFLA_IFNAME:
+            name = data[at + 4 : at + alen].rstrip(b"\0").decode(errors="replace")
+        elif atype == IFLA_OPERSTATE:
+            oper = data[at + 4]
+        at += (alen + 3) & ~3
+    return name, oper
 
 
 def get_link(sock: socket.socket, *, index: int = 0, name: str | None = None) -> Any:
