@@ -369,6 +369,15 @@ class _Latched:
         return exc
 
 
+def _copy(request: Request | None, _new: Callable[..., Request] = object.__new__) -> Request:
+    """An equal but distinct Request, without ``__init__``'s eight frozen-field setattrs: a
+    connection tells which request an answer is for by identity (``respond``)."""
+    assert request is not None
+    clone = _new(Request)
+    clone.__dict__.update(request.__dict__)
+    return clone
+
+
 class RequestParser(_Latched):
     """Server side: bytes in, :class:`Request` out, :class:`HttpError` on a broken request."""
 
@@ -388,6 +397,12 @@ class RequestParser(_Latched):
         self._request: tuple[str, str, str, Headers] | None = None
         self._body: _Body | None = None
         self._valid_host: str | None = None
+        # The last bodiless request parsed from a head that arrived whole, with the head's
+        # exact octets (leading empty lines excluded, its empty line included). A Request
+        # is a pure function of those octets and this parser's limits, so the same octets
+        # at the start of the next head give the same (immutable) Request without parsing.
+        self._memo_head = b"\r\n\r\n"  # never matches: a head starts after empty lines
+        self._memo_request: Request | None = None
 
     def _new_head(self) -> HeadReader:
         self._start = None
@@ -455,6 +470,9 @@ class RequestParser(_Latched):
         """The next complete request, or None until more bytes arrive."""
         if self._error is not None:
             raise self._error
+        buf = self._buf
+        if buf.pos >= len(buf.data) and self._body is None:
+            return None  # nothing buffered: no verdict can change
         try:
             return self._next()
         except HttpError as exc:
@@ -463,10 +481,15 @@ class RequestParser(_Latched):
     def _next(self) -> Request | None:
         buf = self._buf
         if self._body is None:
-            if not self._head.started:
+            whole = not self._head.started
+            if whole:
                 # RFC 9112 §2.2: ignore empty lines received before the request-line.
                 while buf.data.startswith(b"\r\n", buf.pos):
                     buf.pos += 2
+                if buf.data.startswith(self._memo_head, buf.pos):
+                    buf.pos += len(self._memo_head)
+                    return _copy(self._memo_request)
+            first = buf.pos
             if not self._head.read(buf):
                 return None
             assert self._start is not None
@@ -483,10 +506,14 @@ class RequestParser(_Latched):
             framing, length = request_framing(version, headers)
             if not length and framing is not Framing.CHUNKED:  # no body: done (the common case)
                 self._next_head()
-                return Request(
+                request = Request(
                     method, target, version, headers, framing=framing,
                     keep_alive=keep_alive(version, headers),
                 )  # fmt: skip
+                if whole:  # the head came in one piece: remember its octets
+                    self._memo_head = bytes(buf.data[first : buf.pos])
+                    self._memo_request = request
+                return request
             self._request = (method, target, version, headers)
             self._body = _Body(framing, length, self.max_body_bytes, self.max_header_bytes)
         body = self._body

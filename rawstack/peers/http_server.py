@@ -33,6 +33,7 @@ import json
 import socket
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, Callable
 
 from rawstack.engines.http import (
@@ -70,13 +71,18 @@ LINGER_SECONDS = 2.0
 ACCEPT_BATCH = 128
 
 
+Answer = tuple[int, tuple[tuple[str, str], ...], bytes]
+# The page's answer is one immutable value, so the engine can reuse its serialized octets.
+_HELLO: Answer = (200, (("Content-Type", HTML),), HELLO_PAGE)
+
+
 def _no_status() -> bytes:
     return b"{}"
 
 
 def route(
     request: Request, status_json: Callable[[], bytes] = _no_status
-) -> tuple[int, list[tuple[str, str]], bytes]:
+) -> tuple[int, Sequence[tuple[str, str]], bytes]:
     """The application: (status, header fields, body) for one request. Pure, for tests;
     ``status_json`` is only called for /status."""
     path = request.target
@@ -98,7 +104,7 @@ def route(
             b"method not allowed\n",
         )
     if path == "/":
-        return 200, [("Content-Type", HTML)], HELLO_PAGE
+        return _HELLO
     if path == "/status":
         return 200, [("Content-Type", "application/json")], status_json()
     if request.framing is Framing.NONE:
@@ -110,16 +116,25 @@ def route(
 class _Date:
     """RFC 9110 §6.6.1: an origin server with a clock sends Date; formatted once a second."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._second = -1
         self._value = ""
+        self._fields: tuple[tuple[str, str], ...] = ()
 
     def now(self) -> str:
-        second = int(time.time())
+        second = int(self._clock())
         if second != self._second:
             self._second = second
             self._value = http_date(second)
+            self._fields = (("Date", self._value), ("Server", "rawstack"))
         return self._value
+
+    def fields(self) -> tuple[tuple[str, str], ...]:
+        """The fields every response starts with: one tuple per second, so a response's
+        serialized octets can be reused until the Date changes."""
+        self.now()
+        return self._fields
 
 
 # email.utils.formatdate would do, but importing it costs serve-all's start-up ~8 ms.
@@ -281,7 +296,7 @@ class HttpServer:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             now = loop.time()
-            engine = ServerConnection(self.limits, now, self._fields)
+            engine = ServerConnection(self.limits, now, self._date.fields)
             conn = _Conn(sock, format_addr(peer), engine, now)
             self._total += 1
             if len(self._conns) >= self.max_connections:
@@ -299,9 +314,6 @@ class HttpServer:
     def _resume_accept(self) -> None:
         if self._listener is not None and self._loop is not None:
             self._loop.add_reader(self._listener, self._accept)
-
-    def _fields(self) -> tuple[tuple[str, str], ...]:
-        return (("Date", self._date.now()), ("Server", "rawstack"))
 
     # -- reading and answering ---------------------------------------------------------
     def _set_reading(self, conn: _Conn, on: bool) -> None:
