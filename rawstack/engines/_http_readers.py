@@ -369,10 +369,9 @@ class _Latched:
         return exc
 
 
-def _copy(request: Request | None, _new: Callable[..., Request] = object.__new__) -> Request:
+def _copy(request: Request, _new: Callable[..., Request] = object.__new__) -> Request:
     """An equal but distinct Request, without ``__init__``'s eight frozen-field setattrs: a
     connection tells which request an answer is for by identity (``respond``)."""
-    assert request is not None
     clone = _new(Request)
     clone.__dict__.update(request.__dict__)
     return clone
@@ -401,8 +400,8 @@ class RequestParser(_Latched):
         # exact octets (leading empty lines excluded, its empty line included). A Request
         # is a pure function of those octets and this parser's limits, so the same octets
         # at the start of the next head give the same (immutable) Request without parsing.
-        self._memo_head = b"\r\n\r\n"  # never matches: a head starts after empty lines
-        self._memo_request: Request | None = None
+        self._memo_head = b""
+        self._memo_request: Request | None = None  # None: nothing remembered yet
 
     def _new_head(self) -> HeadReader:
         self._start = None
@@ -471,8 +470,13 @@ class RequestParser(_Latched):
         if self._error is not None:
             raise self._error
         buf = self._buf
-        if buf.pos >= len(buf.data) and self._body is None:
-            return None  # nothing buffered: no verdict can change
+        if self._body is None and not self._head.started:
+            if buf.pos >= len(buf.data):
+                return None  # nothing buffered: no verdict can change
+            memo = self._memo_request
+            if memo is not None and buf.data.startswith(self._memo_head, buf.pos):
+                buf.pos += len(self._memo_head)  # see _next: the same test, before empty lines
+                return _copy(memo)
         try:
             return self._next()
         except HttpError as exc:
@@ -486,9 +490,10 @@ class RequestParser(_Latched):
                 # RFC 9112 §2.2: ignore empty lines received before the request-line.
                 while buf.data.startswith(b"\r\n", buf.pos):
                     buf.pos += 2
-                if buf.data.startswith(self._memo_head, buf.pos):
+                memo = self._memo_request
+                if memo is not None and buf.data.startswith(self._memo_head, buf.pos):
                     buf.pos += len(self._memo_head)
-                    return _copy(self._memo_request)
+                    return _copy(memo)
             first = buf.pos
             if not self._head.read(buf):
                 return None

@@ -34,6 +34,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Callable
 
 from rawstack.engines.http import (
@@ -68,6 +69,7 @@ DEFAULT_MAX_OUTPUT_BYTES = 1 << 20  # per connection: stop reading while more is
 DEFAULT_MAX_BUFFER_BYTES = 256 << 20  # all connections: input held plus unsent output
 DEFAULT_MAX_CONNECTIONS = 4096
 LINGER_SECONDS = 2.0
+_monotonic = time.monotonic  # Loop.time(), one call cheaper on the hot path
 ACCEPT_BATCH = 128
 
 
@@ -151,6 +153,10 @@ def http_date(seconds: float) -> str:
     )
 
 
+def _nothing() -> None:
+    pass
+
+
 class _Conn:
     """One connection's socket-side state; every HTTP decision is in ``engine``."""
 
@@ -159,6 +165,8 @@ class _Conn:
         "engine",
         "last_sent",
         "linger_since",
+        "on_read",
+        "on_writable",
         "peer",
         "reading",
         "sock",
@@ -167,6 +175,8 @@ class _Conn:
     )
 
     def __init__(self, sock: socket.socket, peer: str, engine: ServerConnection, now: float):
+        self.on_read: Callable[[], None] = _nothing  # the loop's callbacks, made once
+        self.on_writable: Callable[[], None] = _nothing
         self.sock = sock
         self.peer = peer
         self.engine = engine
@@ -298,6 +308,8 @@ class HttpServer:
             now = loop.time()
             engine = ServerConnection(self.limits, now, self._date.fields)
             conn = _Conn(sock, format_addr(peer), engine, now)
+            conn.on_read = partial(self._on_read, conn)
+            conn.on_writable = partial(self._on_writable, conn)
             self._total += 1
             if len(self._conns) >= self.max_connections:
                 self._refused += 1
@@ -320,7 +332,7 @@ class HttpServer:
         if on != conn.reading and self._loop is not None:
             conn.reading = on
             if on:
-                self._loop.add_reader(conn.sock, lambda: self._on_read(conn))
+                self._loop.add_reader(conn.sock, conn.on_read)
             else:
                 self._loop.remove_reader(conn.sock)
 
@@ -332,22 +344,22 @@ class HttpServer:
         except OSError:
             self._destroy(conn)
             return
-        assert self._loop is not None
         if conn.linger_since:
             if not data:
                 self._destroy(conn)
             return  # read and dropped: the answer is out, nothing more is read
-        conn.engine.receive_data(data, self._loop.time())
+        conn.engine.receive_data(data, _monotonic())
         self._answer(conn)
 
     def _answer(self, conn: _Conn) -> None:
         engine = conn.engine
+        wbuf = conn.wbuf
         # Answer while this connection's output and the total held stay under their limits;
         # one answer is always allowed when nothing is waiting, so every connection whose
         # client reads makes progress even when the total is over.
         limit = min(self.max_output_bytes, self.max_buffer_bytes - (self._held - conn.accounted))
         try:
-            while not conn.wbuf or len(conn.wbuf) < limit:
+            while not wbuf or len(wbuf) < limit:
                 request = engine.next_request()
                 if request is None:
                     break
@@ -355,9 +367,9 @@ class HttpServer:
                 status, headers, body = route(request, self._status_json)
                 if status >= 400 or self.verbose:
                     self._note(conn, status, request.method, request.target)
-                conn.wbuf += engine.respond(request, status, headers, body)
-            if not conn.wbuf and engine.expects_continue:
-                conn.wbuf += engine.respond_continue()
+                wbuf += engine.respond(request, status, headers, body)
+            if not wbuf and engine.expects_continue:
+                wbuf += engine.respond_continue()
         except HttpError as exc:
             self._reject(conn, exc)
         self._flush(conn)
@@ -377,25 +389,28 @@ class HttpServer:
 
     # -- writing, accounting and closing -----------------------------------------------
     def _flush(self, conn: _Conn) -> None:
-        loop = self._loop
-        assert loop is not None
-        if conn.wbuf:
+        """Send what the socket takes, in one send for every answer so far."""
+        wbuf = conn.wbuf
+        if wbuf:
             try:
-                sent = conn.sock.send(conn.wbuf)
+                sent = conn.sock.send(wbuf)
             except BlockingIOError:
                 sent = 0
             except OSError:
                 self._destroy(conn)
                 return
             if sent:
-                del conn.wbuf[:sent]
-                conn.last_sent = loop.time()
-        if conn.wbuf and not conn.writing:
-            conn.writing = True
-            loop.add_writer(conn.sock, lambda: self._on_writable(conn))
-        elif not conn.wbuf and conn.writing:
+                del wbuf[:sent]
+                conn.last_sent = _monotonic()
+        if wbuf:
+            if not conn.writing:
+                conn.writing = True
+                assert self._loop is not None
+                self._loop.add_writer(conn.sock, conn.on_writable)
+        elif conn.writing:
             conn.writing = False
-            loop.remove_writer(conn.sock)
+            assert self._loop is not None
+            self._loop.remove_writer(conn.sock)
         self._account(conn)
 
     def _on_writable(self, conn: _Conn) -> None:
@@ -410,15 +425,17 @@ class HttpServer:
         engine = conn.engine
         unsent = len(conn.wbuf)
         held = unsent + engine.buffered
-        total = self._held = self._held + held - conn.accounted
-        conn.accounted = held
-        if total > self._held_peak:  # noqa: PLR1730 - the hot path; max() is a call
-            self._held_peak = total
-        if held > self.max_conn_bytes:
-            log("http", f"{conn.peer}: dropped, holding {held} bytes")
-            self._dropped += 1
-            self._destroy(conn)
-            return
+        total = self._held
+        if held != conn.accounted:
+            total = self._held = total + held - conn.accounted
+            conn.accounted = held
+            if total > self._held_peak:  # noqa: PLR1730 - the hot path; max() is a call
+                self._held_peak = total
+            if held > self.max_conn_bytes:
+                log("http", f"{conn.peer}: dropped, holding {held} bytes")
+                self._dropped += 1
+                self._destroy(conn)
+                return
         if engine.must_close:
             if not unsent:
                 self._linger(conn)
