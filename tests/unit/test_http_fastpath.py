@@ -47,6 +47,9 @@ BURST = (
 )
 # The same, broken half way (a bare LF): the answers before it, then 400 and nothing more.
 BROKEN = GET * 2 + b"GET / HTTP/1.1\nHost: x\r\n\r\n" + GET
+# A head whose request line is followed by the remembered head: a field line that is not
+# one (400). Split after that line, the rest looks like the remembered head from its start.
+NESTED = GET * 2 + b"GET / HTTP/1.1\r\n" + GET
 
 
 def fields() -> tuple[tuple[str, str], ...]:
@@ -92,7 +95,7 @@ def requests_of(raw: bytes) -> list[bytes]:
     return out
 
 
-@pytest.mark.parametrize("burst", [BURST, BROKEN], ids=["burst", "broken"])
+@pytest.mark.parametrize("burst", [BURST, BROKEN, NESTED], ids=["burst", "broken", "nested"])
 def test_one_buffer_answers_as_fresh_connections_would(burst: bytes) -> None:
     expected = b""
     for raw in requests_of(burst):
@@ -110,7 +113,7 @@ def test_one_buffer_answers_as_fresh_connections_would(burst: bytes) -> None:
         assert statuses == [200, 200, 400]
 
 
-@pytest.mark.parametrize("burst", [BURST, BROKEN], ids=["burst", "broken"])
+@pytest.mark.parametrize("burst", [BURST, BROKEN, NESTED], ids=["burst", "broken", "nested"])
 def test_a_burst_split_at_every_byte_gives_the_same_answers(burst: bytes) -> None:
     whole = serve(burst)
     for cut in range(1, len(burst)):
