@@ -88,6 +88,8 @@ def route(
     """The application: (status, header fields, body) for one request. Pure, for tests;
     ``status_json`` is only called for /status."""
     path = request.target
+    if path == "/" and request.method in ROUTES["/"]:
+        return _HELLO  # the page, what the rules below give for it, without walking them
     if path.startswith(("http://", "https://")):  # absolute-form, RFC 9112 §3.2.2
         slash = path.find("/", path.find("//") + 2)
         path = path[slash:] if slash >= 0 else "/"
@@ -135,7 +137,8 @@ class _Date:
     def fields(self) -> tuple[tuple[str, str], ...]:
         """The fields every response starts with: one tuple per second, so a response's
         serialized octets can be reused until the Date changes."""
-        self.now()
+        if int(self._clock()) != self._second:
+            self.now()
         return self._fields
 
 
