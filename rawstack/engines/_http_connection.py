@@ -27,6 +27,10 @@ The rules, each in one place below:
   408 and a close;
 - after the client's EOF the requests already complete are answered, then the connection
   closes; what follows a closing response is never read.
+
+An answer whose inputs (status, the leading fields with their Date, the fields, the body,
+HEAD or not, the Connection field) equal the previous answer's reuses its octets: the
+serializer is a pure function of them, and only immutable inputs are remembered.
 """
 
 from __future__ import annotations

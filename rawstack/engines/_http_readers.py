@@ -12,7 +12,10 @@ too-long request-target (414, RFC 9112 §3) at its first byte past the limit, a 
 line (400/505) at the LF that ends it. A parser reports the rule that fires first, so the
 same bytes give the same status however they arrive: fed whole or one byte at a time
 (a property test holds this). The common case, a whole head that fits and has no bare
-LF, takes a fast path of one ``find`` and one ``split`` that gives the same answer.
+LF, takes a fast path of one ``find`` and one ``split`` that gives the same answer; and a
+head byte-identical to the last bodiless one that took it gives an equal Request without
+being parsed again (a keep-alive client repeats its head), since a Request is a pure function
+of those octets and the parser's limits.
 
 A parser that raised :class:`HttpError` stays failed (the error latch): the framing of what
 follows is unknown. Nothing blocks and nothing here knows about sockets.

@@ -7,7 +7,10 @@ output buffer. Bytes read go to the engine; each complete request is routed and 
 engine's answer appended to the buffer (pipelining, RFC 9112 §9.3.2), written as far as the
 socket takes it; the rest waits for writability. Once the engine says ``must_close`` and the
 buffer is empty, the write side is shut first with a short linger, so the client reads the
-answer instead of a reset (RFC 9112 §9.6).
+answer instead of a reset (RFC 9112 §9.6). Every ready connection is served in one loop
+wakeup, every answer a read produced goes out in one send, and the Date/Server fields are one
+tuple per second, so the engine can reuse the page's serialized octets (docs/http.md, "What
+a request costs").
 
 Memory is bounded, with backpressure rather than buffering (docs/architecture.md):
 a connection is read only while its unsent output is under ``max_output_bytes`` (so a
