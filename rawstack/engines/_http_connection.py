@@ -50,7 +50,9 @@ from rawstack.engines._http_writers import serialize_response
 
 Fields = Sequence[tuple[str, str]]
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-MEMO_MAX_BODY = 4096  # a larger body is not kept for the next response's comparison
+# A remembered answer is at most this many octets: what a connection keeps beyond its
+# accounted buffers stays small (a larger answer is serialized every time).
+MEMO_MAX_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,7 @@ class ServerConnection:
                 type(fields) is tuple
                 and type(headers) is tuple
                 and type(body) is bytes
-                and len(body) <= MEMO_MAX_BODY
+                and len(out) <= MEMO_MAX_BYTES
             ):
                 self._memo_key, self._memo_out = key, out
         if close:

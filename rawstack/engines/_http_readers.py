@@ -53,6 +53,9 @@ DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # nginx's large_client_header_buffers (8 KiB) bounds its request line the same way.
 DEFAULT_MAX_TARGET_BYTES = 8 * 1024
+# A head remembered for the next one is at most this long, so what a connection keeps beyond
+# its accounted input stays small (a longer head is parsed every time).
+MEMO_MAX_HEAD = 2048
 _MAX_CHUNK_LINE = 4096  # a chunk-size line with extensions; longer is an attack, not data
 
 
@@ -518,7 +521,7 @@ class RequestParser(_Latched):
                     method, target, version, headers, framing=framing,
                     keep_alive=keep_alive(version, headers),
                 )  # fmt: skip
-                if whole:  # the head came in one piece: remember its octets
+                if whole and buf.pos - first <= MEMO_MAX_HEAD:  # it came whole: remember it
                     self._memo_head = bytes(buf.data[first : buf.pos])
                     self._memo_request = request
                 return request

@@ -11,6 +11,8 @@ from typing import cast
 
 import pytest
 
+from rawstack.engines._http_connection import MEMO_MAX_BYTES
+from rawstack.engines._http_readers import MEMO_MAX_HEAD
 from rawstack.engines.http import (
     HttpError,
     Request,
@@ -235,3 +237,21 @@ def test_a_mutable_body_is_serialized_every_time() -> None:
     assert outs[0].endswith(b"one")
     assert outs[1].endswith(b"two")
     assert outs[2] == outs[1]
+
+
+def test_what_is_remembered_stays_small() -> None:
+    """A long head or a large answer is not kept beyond the accounted buffers."""
+    long_head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * MEMO_MAX_HEAD + b"\r\n\r\n"
+    parser = RequestParser()
+    parser.feed(GET + long_head * 2)
+    requests = [parser.next_request() for _ in range(3)]
+    assert requests[1] == requests[2]
+    assert parser._memo_head == GET  # the short head is still the one remembered
+    conn = ServerConnection(LIMITS, 0.0, fields)
+    conn.receive_data(GET * 2, 0.0)
+    for body in (b"small", b"b" * MEMO_MAX_BYTES):
+        request = conn.next_request()
+        assert request is not None
+        out = conn.respond(request, 200, (), body)
+    assert out.endswith(b"b" * MEMO_MAX_BYTES)
+    assert conn._memo_out.endswith(b"small")
