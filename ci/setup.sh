@@ -22,7 +22,8 @@ venv=.venv
 # check: what ci/test.sh runs besides pytest (vagrant-libvirt lets ci/vagrant-validate.sh
 #   check the Vagrantfile's libvirt block without libvirtd).
 # bench: the HTTP benchmark's reference server and load generator, and (from pip, the bench
-#   extra) matplotlib for the report's plots.
+#   extra) matplotlib for the report's plots plus the Python HTTP servers it is measured
+#   against (uvicorn, httptools, uvloop, gunicorn).
 pkgs_core="python3-venv iproute2 procps util-linux iputils-ping curl socat tcpdump tshark nmap gcc libc6-dev"
 pkgs_check="shellcheck vagrant vagrant-libvirt"
 pkgs_bench="nginx-light wrk"

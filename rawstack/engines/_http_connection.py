@@ -27,6 +27,10 @@ The rules, each in one place below:
   408 and a close;
 - after the client's EOF the requests already complete are answered, then the connection
   closes; what follows a closing response is never read.
+
+An answer whose inputs (status, the leading fields with their Date, the fields, the body,
+HEAD or not, the Connection field) equal the previous answer's reuses its octets: the
+serializer is a pure function of them, and only immutable inputs are remembered.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ from rawstack.engines._http_writers import serialize_response
 
 Fields = Sequence[tuple[str, str]]
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# A remembered answer is at most this many octets: what a connection keeps beyond its
+# accounted buffers stays small (a larger answer is serialized every time).
+MEMO_MAX_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,10 @@ class ServerConnection:
         self._since = now  # start of the current request, or of the idle period
         self._last_receive = now
         self.served = 0
+        # The last response serialized, keyed by everything serialize_response reads. Only
+        # immutable inputs make a key (a tuple of fields, bytes): equal inputs, equal octets.
+        self._memo_key: tuple[object, ...] = ()
+        self._memo_out = b""
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -185,13 +196,22 @@ class ServerConnection:
             connection = "keep-alive"  # RFC 9112 §9.3: confirm what the 1.0 client asked
         else:
             connection = ""
-        out = serialize_response(
-            status,
-            [*self._fields(), *headers],
-            body,
-            send_body=request.method != "HEAD",
-            connection=connection,
-        )
+        fields = self._fields()
+        send_body = request.method != "HEAD"
+        key = (status, fields, headers, body, send_body, connection)
+        if key == self._memo_key:
+            out = self._memo_out  # the same response as the last one, Date included
+        else:
+            out = serialize_response(
+                status, [*fields, *headers], body, send_body=send_body, connection=connection
+            )
+            if (
+                type(fields) is tuple
+                and type(headers) is tuple
+                and type(body) is bytes
+                and len(out) <= MEMO_MAX_BYTES
+            ):
+                self._memo_key, self._memo_out = key, out
         if close:
             self._closing = True
         else:

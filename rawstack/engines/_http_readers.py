@@ -12,7 +12,10 @@ too-long request-target (414, RFC 9112 §3) at its first byte past the limit, a 
 line (400/505) at the LF that ends it. A parser reports the rule that fires first, so the
 same bytes give the same status however they arrive: fed whole or one byte at a time
 (a property test holds this). The common case, a whole head that fits and has no bare
-LF, takes a fast path of one ``find`` and one ``split`` that gives the same answer.
+LF, takes a fast path of one ``find`` and one ``split`` that gives the same answer; and a
+head byte-identical to the last bodiless one that took it gives an equal Request without
+being parsed again (a keep-alive client repeats its head), since a Request is a pure function
+of those octets and the parser's limits.
 
 A parser that raised :class:`HttpError` stays failed (the error latch): the framing of what
 follows is unknown. Nothing blocks and nothing here knows about sockets.
@@ -50,6 +53,9 @@ DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # nginx's large_client_header_buffers (8 KiB) bounds its request line the same way.
 DEFAULT_MAX_TARGET_BYTES = 8 * 1024
+# A head remembered for the next one is at most this long, so what a connection keeps beyond
+# its accounted input stays small (a longer head is parsed every time).
+MEMO_MAX_HEAD = 2048
 _MAX_CHUNK_LINE = 4096  # a chunk-size line with extensions; longer is an attack, not data
 
 
@@ -369,6 +375,14 @@ class _Latched:
         return exc
 
 
+def _copy(request: Request, _new: Callable[..., Request] = object.__new__) -> Request:
+    """An equal but distinct Request, without ``__init__``'s eight frozen-field setattrs: a
+    connection tells which request an answer is for by identity (``respond``)."""
+    clone = _new(Request)
+    clone.__dict__.update(request.__dict__)
+    return clone
+
+
 class RequestParser(_Latched):
     """Server side: bytes in, :class:`Request` out, :class:`HttpError` on a broken request."""
 
@@ -388,6 +402,12 @@ class RequestParser(_Latched):
         self._request: tuple[str, str, str, Headers] | None = None
         self._body: _Body | None = None
         self._valid_host: str | None = None
+        # The last bodiless request parsed from a head that arrived whole, with the head's
+        # exact octets (leading empty lines excluded, its empty line included). A Request
+        # is a pure function of those octets and this parser's limits, so the same octets
+        # at the start of the next head give the same (immutable) Request without parsing.
+        self._memo_head = b""
+        self._memo_request: Request | None = None  # None: nothing remembered yet
 
     def _new_head(self) -> HeadReader:
         self._start = None
@@ -455,6 +475,14 @@ class RequestParser(_Latched):
         """The next complete request, or None until more bytes arrive."""
         if self._error is not None:
             raise self._error
+        buf = self._buf
+        if self._body is None and not self._head.started:
+            if buf.pos >= len(buf.data):
+                return None  # nothing buffered: no verdict can change
+            memo = self._memo_request
+            if memo is not None and buf.data.startswith(self._memo_head, buf.pos):
+                buf.pos += len(self._memo_head)  # see _next: the same test, before empty lines
+                return _copy(memo)
         try:
             return self._next()
         except HttpError as exc:
@@ -463,10 +491,16 @@ class RequestParser(_Latched):
     def _next(self) -> Request | None:
         buf = self._buf
         if self._body is None:
-            if not self._head.started:
+            whole = not self._head.started
+            if whole:
                 # RFC 9112 §2.2: ignore empty lines received before the request-line.
                 while buf.data.startswith(b"\r\n", buf.pos):
                     buf.pos += 2
+                memo = self._memo_request
+                if memo is not None and buf.data.startswith(self._memo_head, buf.pos):
+                    buf.pos += len(self._memo_head)
+                    return _copy(memo)
+            first = buf.pos
             if not self._head.read(buf):
                 return None
             assert self._start is not None
@@ -483,10 +517,14 @@ class RequestParser(_Latched):
             framing, length = request_framing(version, headers)
             if not length and framing is not Framing.CHUNKED:  # no body: done (the common case)
                 self._next_head()
-                return Request(
+                request = Request(
                     method, target, version, headers, framing=framing,
                     keep_alive=keep_alive(version, headers),
                 )  # fmt: skip
+                if whole and buf.pos - first <= MEMO_MAX_HEAD:  # it came whole: remember it
+                    self._memo_head = bytes(buf.data[first : buf.pos])
+                    self._memo_request = request
+                return request
             self._request = (method, target, version, headers)
             self._body = _Body(framing, length, self.max_body_bytes, self.max_header_bytes)
         body = self._body

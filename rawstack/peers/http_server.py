@@ -7,7 +7,10 @@ output buffer. Bytes read go to the engine; each complete request is routed and 
 engine's answer appended to the buffer (pipelining, RFC 9112 §9.3.2), written as far as the
 socket takes it; the rest waits for writability. Once the engine says ``must_close`` and the
 buffer is empty, the write side is shut first with a short linger, so the client reads the
-answer instead of a reset (RFC 9112 §9.6).
+answer instead of a reset (RFC 9112 §9.6). Every ready connection is served in one loop
+wakeup, every answer a read produced goes out in one send, and the Date/Server fields are one
+tuple per second, so the engine can reuse the page's serialized octets (docs/http.md, "What
+a request costs").
 
 Memory is bounded, with backpressure rather than buffering (docs/architecture.md):
 a connection is read only while its unsent output is under ``max_output_bytes`` (so a
@@ -33,6 +36,8 @@ import json
 import socket
 import time
 from collections import Counter
+from collections.abc import Sequence
+from functools import partial
 from typing import Any, Callable
 
 from rawstack.engines.http import (
@@ -67,7 +72,13 @@ DEFAULT_MAX_OUTPUT_BYTES = 1 << 20  # per connection: stop reading while more is
 DEFAULT_MAX_BUFFER_BYTES = 256 << 20  # all connections: input held plus unsent output
 DEFAULT_MAX_CONNECTIONS = 4096
 LINGER_SECONDS = 2.0
+_monotonic = time.monotonic  # Loop.time(), one call cheaper on the hot path
 ACCEPT_BATCH = 128
+
+
+Answer = tuple[int, tuple[tuple[str, str], ...], bytes]
+# The page's answer is one immutable value, so the engine can reuse its serialized octets.
+_HELLO: Answer = (200, (("Content-Type", HTML),), HELLO_PAGE)
 
 
 def _no_status() -> bytes:
@@ -76,10 +87,12 @@ def _no_status() -> bytes:
 
 def route(
     request: Request, status_json: Callable[[], bytes] = _no_status
-) -> tuple[int, list[tuple[str, str]], bytes]:
+) -> tuple[int, Sequence[tuple[str, str]], bytes]:
     """The application: (status, header fields, body) for one request. Pure, for tests;
     ``status_json`` is only called for /status."""
     path = request.target
+    if path == "/" and request.method in ROUTES["/"]:
+        return _HELLO  # the page, what the rules below give for it, without walking them
     if path.startswith(("http://", "https://")):  # absolute-form, RFC 9112 §3.2.2
         slash = path.find("/", path.find("//") + 2)
         path = path[slash:] if slash >= 0 else "/"
@@ -98,7 +111,7 @@ def route(
             b"method not allowed\n",
         )
     if path == "/":
-        return 200, [("Content-Type", HTML)], HELLO_PAGE
+        return _HELLO
     if path == "/status":
         return 200, [("Content-Type", "application/json")], status_json()
     if request.framing is Framing.NONE:
@@ -110,16 +123,26 @@ def route(
 class _Date:
     """RFC 9110 §6.6.1: an origin server with a clock sends Date; formatted once a second."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._second = -1
         self._value = ""
+        self._fields: tuple[tuple[str, str], ...] = ()
 
     def now(self) -> str:
-        second = int(time.time())
+        second = int(self._clock())
         if second != self._second:
             self._second = second
             self._value = http_date(second)
+            self._fields = (("Date", self._value), ("Server", "rawstack"))
         return self._value
+
+    def fields(self) -> tuple[tuple[str, str], ...]:
+        """The fields every response starts with: one tuple per second, so a response's
+        serialized octets can be reused until the Date changes."""
+        if int(self._clock()) != self._second:
+            self.now()
+        return self._fields
 
 
 # email.utils.formatdate would do, but importing it costs serve-all's start-up ~8 ms.
@@ -136,6 +159,10 @@ def http_date(seconds: float) -> str:
     )
 
 
+def _nothing() -> None:
+    pass
+
+
 class _Conn:
     """One connection's socket-side state; every HTTP decision is in ``engine``."""
 
@@ -144,6 +171,8 @@ class _Conn:
         "engine",
         "last_sent",
         "linger_since",
+        "on_read",
+        "on_writable",
         "peer",
         "reading",
         "sock",
@@ -152,6 +181,8 @@ class _Conn:
     )
 
     def __init__(self, sock: socket.socket, peer: str, engine: ServerConnection, now: float):
+        self.on_read: Callable[[], None] = _nothing  # the loop's callbacks, made once
+        self.on_writable: Callable[[], None] = _nothing
         self.sock = sock
         self.peer = peer
         self.engine = engine
@@ -281,8 +312,10 @@ class HttpServer:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             now = loop.time()
-            engine = ServerConnection(self.limits, now, self._fields)
+            engine = ServerConnection(self.limits, now, self._date.fields)
             conn = _Conn(sock, format_addr(peer), engine, now)
+            conn.on_read = partial(self._on_read, conn)
+            conn.on_writable = partial(self._on_writable, conn)
             self._total += 1
             if len(self._conns) >= self.max_connections:
                 self._refused += 1
@@ -300,15 +333,12 @@ class HttpServer:
         if self._listener is not None and self._loop is not None:
             self._loop.add_reader(self._listener, self._accept)
 
-    def _fields(self) -> tuple[tuple[str, str], ...]:
-        return (("Date", self._date.now()), ("Server", "rawstack"))
-
     # -- reading and answering ---------------------------------------------------------
     def _set_reading(self, conn: _Conn, on: bool) -> None:
         if on != conn.reading and self._loop is not None:
             conn.reading = on
             if on:
-                self._loop.add_reader(conn.sock, lambda: self._on_read(conn))
+                self._loop.add_reader(conn.sock, conn.on_read)
             else:
                 self._loop.remove_reader(conn.sock)
 
@@ -320,22 +350,22 @@ class HttpServer:
         except OSError:
             self._destroy(conn)
             return
-        assert self._loop is not None
         if conn.linger_since:
             if not data:
                 self._destroy(conn)
             return  # read and dropped: the answer is out, nothing more is read
-        conn.engine.receive_data(data, self._loop.time())
+        conn.engine.receive_data(data, _monotonic())
         self._answer(conn)
 
     def _answer(self, conn: _Conn) -> None:
         engine = conn.engine
+        wbuf = conn.wbuf
         # Answer while this connection's output and the total held stay under their limits;
         # one answer is always allowed when nothing is waiting, so every connection whose
         # client reads makes progress even when the total is over.
         limit = min(self.max_output_bytes, self.max_buffer_bytes - (self._held - conn.accounted))
         try:
-            while not conn.wbuf or len(conn.wbuf) < limit:
+            while not wbuf or len(wbuf) < limit:
                 request = engine.next_request()
                 if request is None:
                     break
@@ -343,9 +373,9 @@ class HttpServer:
                 status, headers, body = route(request, self._status_json)
                 if status >= 400 or self.verbose:
                     self._note(conn, status, request.method, request.target)
-                conn.wbuf += engine.respond(request, status, headers, body)
-            if not conn.wbuf and engine.expects_continue:
-                conn.wbuf += engine.respond_continue()
+                wbuf += engine.respond(request, status, headers, body)
+            if not wbuf and engine.expects_continue:
+                wbuf += engine.respond_continue()
         except HttpError as exc:
             self._reject(conn, exc)
         self._flush(conn)
@@ -365,25 +395,28 @@ class HttpServer:
 
     # -- writing, accounting and closing -----------------------------------------------
     def _flush(self, conn: _Conn) -> None:
-        loop = self._loop
-        assert loop is not None
-        if conn.wbuf:
+        """Send what the socket takes, in one send for every answer so far."""
+        wbuf = conn.wbuf
+        if wbuf:
             try:
-                sent = conn.sock.send(conn.wbuf)
+                sent = conn.sock.send(wbuf)
             except BlockingIOError:
                 sent = 0
             except OSError:
                 self._destroy(conn)
                 return
             if sent:
-                del conn.wbuf[:sent]
-                conn.last_sent = loop.time()
-        if conn.wbuf and not conn.writing:
-            conn.writing = True
-            loop.add_writer(conn.sock, lambda: self._on_writable(conn))
-        elif not conn.wbuf and conn.writing:
+                del wbuf[:sent]
+                conn.last_sent = _monotonic()
+        if wbuf:
+            if not conn.writing:
+                conn.writing = True
+                assert self._loop is not None
+                self._loop.add_writer(conn.sock, conn.on_writable)
+        elif conn.writing:
             conn.writing = False
-            loop.remove_writer(conn.sock)
+            assert self._loop is not None
+            self._loop.remove_writer(conn.sock)
         self._account(conn)
 
     def _on_writable(self, conn: _Conn) -> None:
@@ -398,15 +431,17 @@ class HttpServer:
         engine = conn.engine
         unsent = len(conn.wbuf)
         held = unsent + engine.buffered
-        total = self._held = self._held + held - conn.accounted
-        conn.accounted = held
-        if total > self._held_peak:  # noqa: PLR1730 - the hot path; max() is a call
-            self._held_peak = total
-        if held > self.max_conn_bytes:
-            log("http", f"{conn.peer}: dropped, holding {held} bytes")
-            self._dropped += 1
-            self._destroy(conn)
-            return
+        total = self._held
+        if held != conn.accounted:
+            total = self._held = total + held - conn.accounted
+            conn.accounted = held
+            if total > self._held_peak:  # noqa: PLR1730 - the hot path; max() is a call
+                self._held_peak = total
+            if held > self.max_conn_bytes:
+                log("http", f"{conn.peer}: dropped, holding {held} bytes")
+                self._dropped += 1
+                self._destroy(conn)
+                return
         if engine.must_close:
             if not unsent:
                 self._linger(conn)
