@@ -341,8 +341,7 @@ def stop_all(captures: Iterable[Capture]) -> None:
             capture._closed = True
             capture._halt()
     finally:
-        for sock in socks:
-            close_soon(sock)
+        close_soon(*socks)
 
 
 def _timestamp(ancdata: list[tuple[int, int, bytes]]) -> int:

@@ -68,17 +68,22 @@ class NodeLike(Protocol):
     def addr(self, version: int = 4, ifname: str | None = None) -> str: ...
 
 
-def close_soon(sock: socket.socket) -> None:
-    """Close ``sock`` from a thread of its own and return at once.
+def close_soon(*socks: socket.socket) -> None:
+    """Close the sockets from one thread of their own and return at once.
 
     Closing an ``AF_PACKET`` socket waits for an RCU grace period (``synchronize_net()`` in
     ``packet_release``, 5-30 ms): nobody needs to wait for it, and an open socket only
     delays the kernel's own deletion of a namespace that is already unmounted. The socket
-    object is closed (detached) before this returns; only the descriptor's close waits.
+    objects are closed (detached) before this returns; only the descriptors' close waits.
     """
-    fd = sock.detach()
-    if fd >= 0:
-        threading.Thread(target=os.close, args=(fd,), name="netns-close", daemon=True).start()
+    fds = [fd for fd in (sock.detach() for sock in socks) if fd >= 0]
+    if fds:
+        threading.Thread(target=_close_all, args=(fds,), name="netns-close", daemon=True).start()
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 def run_exchange(start: Callable[[], Exchange], timeout: float) -> float:

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,9 +127,17 @@ def global_cleanup(root: str) -> None:
 
 @dataclass
 class Manifest:
-    """The intent log of one run directory."""
+    """The intent log of one run directory.
+
+    Only the run's own process writes it (its directory is locked), through this object, so
+    :meth:`live` reads the file once and then follows its own writes: a test's teardown asks
+    it, and reading the whole log every time grew with the session (O(n) a call).
+    """
 
     path: Path
+    _live: dict[tuple[str, str], dict[str, Any]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def add(self, kind: str, key: str, **fields: Any) -> None:
         self.write([{"op": "add", "kind": kind, "key": key, **fields}])
@@ -148,25 +156,31 @@ class Manifest:
             os.write(fd, data)
         finally:
             os.close(fd)
+        if self._live is not None:
+            _apply(self._live, entries)
 
     def live(self) -> list[dict[str, Any]]:
         """Entries added and not removed, in creation order."""
-        entries: dict[tuple[str, str], dict[str, Any]] = {}
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []
-        for line in text.splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a torn last line from a crash mid-write
-            key = (entry["kind"], entry["key"])
-            if entry["op"] == "add":
-                entries[key] = entry
-            else:
-                entries.pop(key, None)
-        return list(entries.values())
+        if self._live is None:
+            entries: list[dict[str, Any]] = []
+            with contextlib.suppress(FileNotFoundError):
+                for line in self.path.read_text(encoding="utf-8").splitlines():
+                    try:
+                        entries.append(json.loads(line))
+                    except ValueError:
+                        continue  # a torn last line from a crash mid-write
+            self._live = {}
+            _apply(self._live, entries)
+        return list(self._live.values())
+
+
+def _apply(live: dict[tuple[str, str], dict[str, Any]], entries: list[dict[str, Any]]) -> None:
+    for entry in entries:
+        key = (entry["kind"], entry["key"])
+        if entry["op"] == "add":
+            live[key] = entry
+        else:
+            live.pop(key, None)
 
 
 class LinuxRun:
