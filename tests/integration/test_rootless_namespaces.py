@@ -216,7 +216,6 @@ def test_sigkill_leaves_no_process_and_no_mount(victim: str) -> None:
             subprocess.Popen(["ip", "netns", "exec", "rootlesskill", "sleep", "300"],
                              start_new_session=True)
             subprocess.Popen(["sh", "-c", "setsid sleep 301 & sleep 302 &"])
-            time.sleep(0.5)
             say(userns=os.stat("/proc/self/ns/user").st_ino)
             time.sleep(300)
             """
@@ -228,7 +227,8 @@ def test_sigkill_leaves_no_process_and_no_mount(victim: str) -> None:
     try:
         assert proc.stdout is not None
         ino = int(json.loads(proc.stdout.readline())["userns"])
-        assert len(_in_userns(ino)) >= 6  # outer, init, run, three sleeps (and their shells)
+        # outer, init, run, three sleeps (and their shells), once the shells have forked
+        assert wait_for(lambda: len(_in_userns(ino)) >= 6, 10), _in_userns(ino)
         target = proc.pid if victim == "outer" else _host_pid(ino, 2)
         os.kill(target, signal.SIGKILL)
         proc.wait(timeout=20)
