@@ -72,17 +72,20 @@ def exchange(net: Any, *parts: bytes, each_read: bool = False) -> bytes:
         return read_all(sock)
 
 
-def wait_until_read(net: Any, sock: socket.socket, timeout: float = 20.0) -> None:
-    """Until the server's end of ``sock``'s connection has nothing unread (``ss`` in b), or
-    has left ESTABLISHED: the server answered and closed it early, which is also an outcome."""
+def server_end(net: Any, sock: socket.socket) -> list[int]:
+    """The unread bytes of the server's end of ``sock``'s connection, as ``ss`` in b shows
+    it while ESTABLISHED: ``[n]``, or ``[]`` once the server has closed it."""
     port = sock.getsockname()[1]
     argv = ["ss", "-Htn", "state", "established", f"( sport = :{PORT} and dport = :{port} )"]
+    rows = net["b"].run(argv, capture_output=True, text=True).stdout.split("\n")
+    return [int(row.split()[0]) for row in rows if row.strip()]
+
+
+def wait_until_read(net: Any, sock: socket.socket, timeout: float = 20.0) -> None:
+    """Until the server's end of ``sock``'s connection has nothing unread, or has left
+    ESTABLISHED: the server answered and closed it early, which is also an outcome."""
     deadline = time.monotonic() + timeout
-    while True:
-        rows = net["b"].run(argv, capture_output=True, text=True).stdout.split("\n")
-        queues = [int(row.split()[0]) for row in rows if row.strip()]
-        if queues in ([0], []):
-            return
+    while (queues := server_end(net, sock)) not in ([0], []):
         assert time.monotonic() < deadline, f"the server left {queues} bytes unread"
         time.sleep(0.005)
 
@@ -205,11 +208,16 @@ def test_a_client_that_never_reads_its_answers_is_dropped(net: Any) -> None:
                 while chunk := sock.recv(65536):  # read now: the stream ends early
                     got += len(chunk)
                     if got == len(chunk):
-                        time.sleep(1.5)  # stall once more, well past the 0.4 s write timeout
+                        # Stall once more, until the server lets go of the connection (its
+                        # 0.4 s write timeout); one that never does fails here.
+                        deadline = time.monotonic() + 15
+                        while server_end(net, sock):
+                            assert time.monotonic() < deadline, "the stalled client was kept"
+                            time.sleep(0.01)
         finally:
             sock.close()
         assert got < 3000 * 100, "every answer arrived: the stalled client was never dropped"
-        assert time.monotonic() - start < 15
+        assert time.monotonic() - start < 20
 
 
 # -- the connection rules, on the wire (the engine's unit tests pin them too) ------------
