@@ -9,7 +9,6 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from _loopback import skip_if_rootless
@@ -38,14 +37,19 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
-@pytest.fixture
-def kept(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """A topology kept by ``up`` (its relay belongs to the keeper); ``down`` at the end."""
+@pytest.fixture(scope="module")
+def kept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """A topology kept by ``up`` (its relay belongs to the keeper); ``down`` at the end.
+
+    One for the module: each test changes only its own part of it and puts it back (the
+    link a-b; the segment lan; nothing), so none sees another's changes, even one left
+    half-done by a failure.
+    """
     skip_if_rootless(
         "these tests enter the kept namespaces with `ip netns exec`, which cannot see a "
         "rootless keeper's (`netns-harness exec` can)"
     )
-    spec = tmp_path / "ev.yaml"
+    spec = tmp_path_factory.mktemp("ev") / "ev.yaml"
     spec.write_text(SPEC)
     name = f"ev{os.getpid()}"
     up = cli("up", str(spec), "--name", name, "--json")
