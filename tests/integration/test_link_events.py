@@ -77,6 +77,12 @@ def test_a_plain_link_gets_tc_impairment_at_run_time(netns_topology: Any) -> Non
         )
     net = netns_topology(two())
     assert net.mechanisms() == []
+    # Neighbours made permanent first: ARP requests lost to the impairment would leave b's
+    # entry INCOMPLETE, and the check after clearing would wait for ARP's next try.
+    for node, peer in (("a", "b"), ("b", "a")):
+        argv = ["ip", "neigh", "replace", net[peer].addr(), "lladdr", net[peer].mac("eth0"),
+                "dev", "eth0", "nud", "permanent"]  # fmt: skip
+        assert net[node].run(argv).returncode == 0
     net.impair("a", "b", {"a": {"loss": "100%"}})
     assert unreachable(net)
     net.impair("a", "b", None)
