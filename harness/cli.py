@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -112,8 +112,11 @@ def demo_plan(caps: Capabilities) -> tuple[list[DemoExchange], ...]:
     return before, with_peers, routed
 
 
-def _demo_rows(run: Run) -> tuple[list[Exchange], dict[str, float]]:
-    """Build a pair and a line3, run every rawstack client both ways; tear both down."""
+def _demo_rows(
+    run: Run, on_row: Callable[[Exchange], None] = lambda row: None
+) -> tuple[list[Exchange], dict[str, float]]:
+    """Build a pair and a line3, run every rawstack client both ways (``on_row`` sees each
+    row as it is done); tear both down."""
     from rawstack_harness.clients import try_client
     from rawstack_harness.supervise import start_peers
     from rawstack_harness.topology import line3, pair
@@ -135,6 +138,7 @@ def _demo_rows(run: Run) -> tuple[list[Exchange], dict[str, float]]:
                 host=net[x.dst].addr(x.version, "eth0"),
             )
             rows.append(replace(row, protocol=x.label))
+            on_row(rows[-1])
 
     t0 = time.monotonic()
     net = backend.build(pair("demo"), run)
@@ -174,8 +178,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _enter_mode(args)
     _need_root()
     run = _backend().open_run(_root(args), "demo")
+
+    def show(r: Exchange) -> None:
+        rtt = f"{r.rtt_ms:.3f} ms" if r.ok else (r.error or "")
+        result = "ok" if r.ok else "FAILED"
+        print(f"{r.protocol:<9}{r.direction:<11}{r.server:<10}{result:<8}{rtt}", flush=True)
+
     try:
-        rows, timings = _demo_rows(run)
+        if args.json:
+            rows, timings = _demo_rows(run)
+        else:
+            # Row by row as the exchanges are done, as ping prints its replies (so
+            # `demo | head -1` ends, and cleans up, at once).
+            print(f"{'protocol':<9}{'direction':<11}{'server':<10}{'result':<8}rtt", flush=True)
+            rows, timings = _demo_rows(run, show)
     finally:
         run.close()
     ok = all(r.ok for r in rows)
@@ -184,11 +200,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         out.update({k: round(v, 4) for k, v in timings.items()})
         print(json.dumps(out))
     else:
-        print(f"{'protocol':<9}{'direction':<11}{'server':<10}{'result':<8}rtt")
-        for r in rows:
-            rtt = f"{r.rtt_ms:.3f} ms" if r.ok else (r.error or "")
-            result = "ok" if r.ok else "FAILED"
-            print(f"{r.protocol:<9}{r.direction:<11}{r.server:<10}{result:<8}{rtt}")
         print(
             f"pair built in {timings['setup_s'] * 1000:.1f} ms, "
             f"its peers ready in {timings.get('ready_s', 0) * 1000:.1f} ms; "

@@ -46,7 +46,8 @@ def register(subparsers: Any) -> None:
         "--timeout",
         type=float,
         default=1.0,
-        help="seconds to wait for replies after the last request (default 1)",
+        help="seconds to wait for replies after the last request (default 1); as iputils, "
+        "the run ends sooner once every request got a reply or an ICMP error",
     )
     parser.add_argument(
         "--ttl", type=int, default=64, help="IP time to live, or IPv6 hop limit (default 64)"

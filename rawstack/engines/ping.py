@@ -385,6 +385,13 @@ class PingSession:
         """Sequence numbers still waiting for a reply."""
         return [seq for seq, s in self._sent.items() if not s.replied]
 
+    def finished(self, count: int) -> bool:
+        """Whether a ``-c count`` run ends now, as iputils' ``main_loop`` decides: every
+        request sent and as many answers in, replies and errors together (``nreceived +
+        nerrors >= npackets``). So a run whose requests all ran into ICMP errors (a hop
+        limit, an unreachable host) ends without waiting out ``-W`` for replies."""
+        return self.transmitted >= count and self.received + self.errors >= count
+
     def stats(self) -> PingStats:
         """Statistics so far. The elapsed time is iputils': from the first request to the
         last one sent (``cur_time`` moves only in ``pinger()``), so neither the wait for the

@@ -344,7 +344,7 @@ class _Run:
             elif isinstance(event, EchoError):
                 self.result.errors.append(event)
                 self._emit(event)
-        if self.session.transmitted >= self.count and not self.session.outstanding():
+        if self.session.finished(self.count):
             self.loop.stop()
 
     def _emit(self, event: EchoReply | EchoError | str) -> None:

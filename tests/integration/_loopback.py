@@ -82,6 +82,22 @@ def wait_for(predicate: Callable[[], object], timeout: float) -> bool:
     return bool(predicate())
 
 
+def exited(pid: int | str) -> bool:
+    """Whether process ``pid`` has ended: gone from ``/proc``, or a zombie.
+
+    A zombie has exited and let go of its memory, files, mounts and network namespace; only
+    its parent's wait(2) is left, and when that parent died first it is the machine's init,
+    which may take a second or more to reap it (this VM's does). Waiting for the ``/proc``
+    entry to go would time that init, not the process.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            state = fh.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
 def rootless() -> bool:
     """True inside a rootless run: a user namespace that maps one uid, not the host's all."""
     try:

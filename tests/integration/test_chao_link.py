@@ -18,11 +18,17 @@ pytestmark = pytest.mark.netns
 PYTHON = sys.executable
 IFACE = "eth0"  # pair()'s interface on both nodes
 
+# How long a listener stays once the replies it expects are in, for one that should not
+# come: the server answers in the order it reads, within milliseconds.
+SETTLE = "0.3"
+
 # Runs in node a: send the frames given as hex arguments on IFACE (EtherType 0x88B5
-# only, like any CHAO peer), then print the CHAO frames that arrive within WAIT seconds.
+# only, like any CHAO peer), then print the CHAO frames that arrive within WAIT seconds
+# (or, once EXPECT of them are in, SETTLE seconds more; EXPECT 0: always WAIT).
 INJECT = r"""
 import json, select, socket, sys, time
-iface, wait, frames = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+iface, wait, expect, settle = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+frames = sys.argv[5:]
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
 s.bind((iface, 0x88B5))
 for f in frames:
@@ -33,6 +39,8 @@ while time.monotonic() < end:
         data, addr = s.recvfrom(65536)
         if addr[2] != socket.PACKET_OUTGOING:
             got.append(data.hex())
+            if expect and len(got) == expect:
+                end = min(end, time.monotonic() + settle)
 print(json.dumps(got))
 """
 
@@ -74,8 +82,9 @@ def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, err
 
 
-def inject(net: Any, wait: str, frames: list[str]) -> list[str]:
-    out = net["a"].run([PYTHON, "-c", INJECT, IFACE, wait, *frames], capture_output=True, text=True)
+def inject(net: Any, wait: str, frames: list[str], expect: int = 0) -> list[str]:
+    argv = [PYTHON, "-c", INJECT, IFACE, wait, str(expect), SETTLE, *frames]
+    out = net["a"].run(argv, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     got: list[str] = json.loads(out.stdout)
     return got
@@ -164,7 +173,7 @@ def test_scapy_frames_only_valid_requests_answered(net: Any) -> None:
         chao(6, b"valid too"),
     ]
     server, _ = serve(net["b"])
-    replies = [bytes.fromhex(h) for h in inject(net, "1.0", frames)]
+    replies = [bytes.fromhex(h) for h in inject(net, "10", frames, expect=2)]
 
     decoded = [ether(r) for r in replies]
     assert [(p.src, p.dst, p.type) for p in decoded] == [(mac_b, mac_a, 0x88B5)] * 2
@@ -218,13 +227,15 @@ def test_a_flood_of_bad_frames_is_logged_rate_limited_with_counts(net: Any) -> N
     assert_drops_rate_limited(err, "[chao] dropped ")
 
 
-# Runs in node a: like INJECT, but the replies come back with the 802.1Q tag the kernel took
-# out of the data and handed over as PACKET_AUXDATA (packet(7)), put back where it was on the
-# wire. Written here from packet(7), independently of rawstack's socket layer. Bound to
-# ETH_P_ALL: a socket bound to 0x88B5 gets tagged frames with the tag metadata already cleared.
+# Runs in node a: like INJECT (with an EXPECT), but the replies come back with the 802.1Q tag
+# the kernel took out of the data and handed over as PACKET_AUXDATA (packet(7)), put back
+# where it was on the wire. Written here from packet(7), independently of rawstack's socket
+# layer. Bound to ETH_P_ALL: a socket bound to 0x88B5 gets tagged frames with the tag
+# metadata already cleared.
 INJECT_TAGGED = r"""
 import json, select, socket, struct, sys, time
-iface, wait, frames = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+iface, wait, expect, settle = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+frames = sys.argv[5:]
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
 s.setsockopt(263, 8, 1)  # SOL_PACKET, PACKET_AUXDATA
 s.bind((iface, 3))  # ETH_P_ALL
@@ -242,6 +253,8 @@ while time.monotonic() < end:
                 if status & 0x10:  # TP_STATUS_VLAN_VALID
                     data = data[:12] + struct.pack("!HH", tpid or 0x8100, tci) + data[12:]
         got.append(data.hex())
+        if len(got) == expect:
+            end = min(end, time.monotonic() + settle)
 print(json.dumps(got))
 """
 
@@ -264,7 +277,7 @@ def test_replies_keep_the_requests_vlan_tag(net: Any) -> None:
     ]
     server, _ = serve(net["b"])
     out = net["a"].run(
-        [PYTHON, "-c", INJECT_TAGGED, IFACE, "1.0", *(bytes(f).hex() for f in frames)],
+        [PYTHON, "-c", INJECT_TAGGED, IFACE, "10", "3", SETTLE, *(bytes(f).hex() for f in frames)],
         capture_output=True,
         text=True,
     )

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _loopback import wait_for
+from _loopback import exited, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -65,7 +65,7 @@ def test_killed_pytest_leaves_nothing(tmp_path: Path, sig: int) -> None:
             not os.path.exists(ns_a)
             and not os.path.exists(ns_b)
             and not os.path.exists(run_dir)
-            and not os.path.exists(f"/proc/{pid}")
+            and exited(pid)
             and ns_a not in _mounts()
         )
 

@@ -24,7 +24,9 @@ def test_symptom(netns_pair):
     proc = netns_pair.peers["b"].proc
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    clients.run_client("udp", netns_pair["a"], netns_pair["b"],
+    # HTTP: the dead server's closed port answers with a RST at once (a UDP client would
+    # wait out its reply timeout).
+    clients.run_client("http", netns_pair["a"], netns_pair["b"],
                        ready=netns_pair.peers["b"].ready)
 
 def test_healthy(netns_pair):
@@ -55,7 +57,7 @@ def test_dead_peer_fails_the_test_with_status_and_log_tail(pytester: pytest.Pyte
     result.stdout.fnmatch_lines(
         [
             "*_ test_symptom _*",
-            "*'rawstack udp send 10.0.0.2 8080 * in node a: exit status 1: *",
+            "*'rawstack http get http://10.0.0.2:*/ * in node a: exit status 1: *",
             "During handling of the above exception, another exception occurred:",
             "serve-all on node b (eth0) was killed by signal 9 (SIGKILL); stderr tail:",
         ]

@@ -60,15 +60,51 @@ def read_all(sock: socket.socket) -> bytes:
     return out
 
 
-def exchange(net: Any, *parts: bytes, pause: float = 0.0) -> bytes:
-    """Send ``parts`` (``pause`` seconds apart), half-close, return all the server sends."""
+def exchange(net: Any, *parts: bytes, each_read: bool = False) -> bytes:
+    """Send ``parts``, half-close, return all the server sends. With ``each_read``, a part
+    goes only once the server has read all before it, so it really sees them apart."""
     with connect(net) as sock:
         for i, part in enumerate(parts):
-            if i and pause:
-                time.sleep(pause)
+            if i and each_read:
+                wait_until_read(net, sock)
             sock.sendall(part)
         sock.shutdown(socket.SHUT_WR)
         return read_all(sock)
+
+
+def server_end(net: Any, sock: socket.socket) -> list[int]:
+    """The unread bytes of the server's end of ``sock``'s connection, as ``ss`` in b shows
+    it while ESTABLISHED: ``[n]``, or ``[]`` once the server has closed it."""
+    port = sock.getsockname()[1]
+    argv = ["ss", "-Htn", "state", "established", f"( sport = :{PORT} and dport = :{port} )"]
+    rows = net["b"].run(argv, capture_output=True, text=True).stdout.split("\n")
+    return [int(row.split()[0]) for row in rows if row.strip()]
+
+
+def wait_until_read(net: Any, sock: socket.socket, timeout: float = 20.0) -> None:
+    """Until the server's end of ``sock``'s connection has nothing unread, or has left
+    ESTABLISHED: the server answered and closed it early, which is also an outcome."""
+    deadline = time.monotonic() + timeout
+    while (queues := server_end(net, sock)) not in ([0], []):
+        assert time.monotonic() < deadline, f"the server left {queues} bytes unread"
+        time.sleep(0.005)
+
+
+def push_until_refused(sock: socket.socket, data: bytes, limit: int, stall: float) -> int:
+    """Send ``data`` over and over on non-blocking ``sock`` (always resuming where the last
+    send stopped), up to ``limit`` bytes, until ``stall`` seconds pass without a byte taken;
+    the last try comes after that time, so a pusher the scheduler held up cannot stop early.
+    Returns the bytes taken."""
+    pushed, last_progress = 0, time.monotonic()
+    while pushed < limit:
+        try:
+            pushed += sock.send(data[pushed % len(data) :])
+            last_progress = time.monotonic()
+        except BlockingIOError:
+            if time.monotonic() - last_progress > stall:
+                break
+            time.sleep(0.01)
+    return pushed
 
 
 def status_line(reply: bytes) -> bytes:
@@ -85,6 +121,11 @@ def rss_kib(pid: int) -> int:
 
 # -- item 1: memory is bounded, with backpressure --------------------------------------
 
+# A server that reads takes a client's bytes at hundreds of MB/s; one that has stopped takes
+# none. A second without a byte taken, checked by one more send after it, tells them apart
+# even when the scheduler holds one of the two up for a while.
+STALL = 1.0
+
 
 def test_a_client_that_pipelines_without_reading_cannot_grow_the_server(net: Any) -> None:
     with serving(net) as proc:
@@ -94,15 +135,7 @@ def test_a_client_that_pipelines_without_reading_cannot_grow_the_server(net: Any
             sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * 3000)
             sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
             sock.setblocking(False)
-            junk = b"x" * 65536
-            pushed, last_progress = 0, time.monotonic()
-            target = 200 << 20
-            while pushed < target and time.monotonic() - last_progress < 2.0:
-                try:
-                    pushed += sock.send(junk)
-                    last_progress = time.monotonic()
-                except BlockingIOError:
-                    time.sleep(0.01)
+            pushed = push_until_refused(sock, b"x" * 65536, 200 << 20, STALL)
             grown_mib = (rss_kib(proc.pid) - before) / 1024
         finally:
             sock.close()
@@ -122,13 +155,7 @@ def test_a_client_that_pipelines_without_end_is_not_read_while_its_answers_wait(
         try:
             sock.setblocking(False)
             requests = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * 2400  # 64 KiB of GETs
-            pushed, last_progress = 0, time.monotonic()
-            while pushed < (100 << 20) and time.monotonic() - last_progress < 2.0:
-                try:  # the stream stays whole requests: resume where the last send stopped
-                    pushed += sock.send(requests[pushed % len(requests) :])
-                    last_progress = time.monotonic()
-                except BlockingIOError:
-                    time.sleep(0.01)
+            pushed = push_until_refused(sock, requests, 100 << 20, STALL)  # whole requests
             grown_mib = (rss_kib(proc.pid) - before) / 1024
             stats = rawstack(net["a"], "http", "get", f"http://{B}:{PORT}/status", "--json")
         finally:
@@ -169,11 +196,11 @@ def test_the_total_held_across_connections_is_bounded(net: Any) -> None:
 
 
 def test_a_client_that_never_reads_its_answers_is_dropped(net: Any) -> None:
-    with serving(net, "--idle-timeout", "1") as _:
+    with serving(net, "--idle-timeout", "0.4") as _:
         sock = connect(net, rcvbuf=4096)
         try:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * 3000)  # ~450 KB of answers
-            time.sleep(0.5)
+            time.sleep(0.2)
             start = time.monotonic()
             sock.settimeout(15)
             got = 0
@@ -181,11 +208,16 @@ def test_a_client_that_never_reads_its_answers_is_dropped(net: Any) -> None:
                 while chunk := sock.recv(65536):  # read now: the stream ends early
                     got += len(chunk)
                     if got == len(chunk):
-                        time.sleep(3)  # stall once more, well past the 1 s write timeout
+                        # Stall once more, until the server lets go of the connection (its
+                        # 0.4 s write timeout); one that never does fails here.
+                        deadline = time.monotonic() + 15
+                        while server_end(net, sock):
+                            assert time.monotonic() < deadline, "the stalled client was kept"
+                            time.sleep(0.01)
         finally:
             sock.close()
         assert got < 3000 * 100, "every answer arrived: the stalled client was never dropped"
-        assert time.monotonic() - start < 15
+        assert time.monotonic() - start < 20
 
 
 # -- the connection rules, on the wire (the engine's unit tests pin them too) ------------
@@ -229,7 +261,7 @@ def test_connection_close_is_the_last_answer(net: Any) -> None:
 
 
 def test_a_body_sent_one_byte_at_a_time_gets_408_at_the_request_deadline(net: Any) -> None:
-    with serving(net, "--request-timeout", "1", "--idle-timeout", "30") as _:
+    with serving(net, "--request-timeout", "0.3", "--idle-timeout", "30") as _:
         socks = [connect(net) for _ in range(5)]
         try:
             for sock in socks:
@@ -337,13 +369,13 @@ def test_statuses_on_the_wire(net: Any, raw: bytes, code: bytes) -> None:
 def test_the_status_does_not_depend_on_how_the_bytes_arrive(net: Any, raw: bytes) -> None:
     with serving(net) as _:
         whole = status_line(exchange(net, raw))
-        split = status_line(exchange(net, raw[:-2], raw[-2:], pause=0.3))
+        split = status_line(exchange(net, raw[:-2], raw[-2:], each_read=True))
         trickled = status_line(exchange(net, *(raw[i : i + 1] for i in range(len(raw)))))
     assert whole == split == trickled, (whole, split, trickled)
 
 
 def test_a_connection_that_never_sends_a_byte_is_closed_without_a_reply(net: Any) -> None:
-    with serving(net, "--header-timeout", "0.5") as _, connect(net) as sock:
+    with serving(net, "--header-timeout", "0.2") as _, connect(net) as sock:
         start = time.monotonic()
         assert read_all(sock) == b""  # no 408: nothing was asked
         assert time.monotonic() - start < 8

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,10 +42,35 @@ def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, err
 
 
-def iputils_ping(net: Any, count: int = 3) -> str:
+# How long ping waits past its last request when nothing answered: where silence is the
+# expected outcome, that whole wait is spent, and a reply across the veth takes well under a
+# millisecond; so half a second is ample to see one that should not be there.
+SILENCE_WAIT = "0.5"
+
+
+def silent_ping(net: Any, version: int = 4) -> str:
+    """One iputils ping to b that nobody should answer; returns once its request has left.
+
+    A request waits in a's neighbour queue until ARP/ND resolves b (a lost solicitation is
+    retried a second later): ping may end first, and the request would then reach a
+    responder started after it. So this waits until a knows b's link-layer address.
+    """
+    if version == 4:
+        out = iputils_ping(net, count=1, wait=SILENCE_WAIT)
+    else:
+        out = iputils_ping6(net, count=1, wait=SILENCE_WAIT)
+    show = ["ip", f"-{version}", "neigh", "show", "to", net["b"].addr(version), "dev", "eth0"]
+    deadline = time.monotonic() + 20
+    while "lladdr" not in net["a"].run(show, capture_output=True, text=True).stdout:
+        assert time.monotonic() < deadline, f"a never resolved b over IPv{version}"
+        time.sleep(0.01)
+    return out
+
+
+def iputils_ping(net: Any, count: int = 3, wait: str = "2", interval: str = "0.05") -> str:
     if shutil.which("ping") is None:
         pytest.skip("needs iputils ping")
-    argv = ["ping", "-n", "-c", str(count), "-i", "0.2", "-W", "2", net["b"].addr()]
+    argv = ["ping", "-n", "-c", str(count), "-i", interval, "-W", wait, net["b"].addr()]
     out: str = net["a"].run(argv, capture_output=True, text=True).stdout
     return out
 
@@ -52,7 +78,7 @@ def iputils_ping(net: Any, count: int = 3) -> str:
 def test_iputils_ping_gets_exactly_our_replies(net: Any) -> None:
     net["b"].sysctl("net.ipv4.icmp_echo_ignore_all", "1")
     # Kernel echo off: without our responder nobody answers.
-    assert " 0 received" in iputils_ping(net, count=1)
+    assert " 0 received" in silent_ping(net)
     server, _ = start_responder(net["b"])
     out = iputils_ping(net)
     assert "3 packets transmitted, 3 received, 0% packet loss" in out, out
@@ -67,7 +93,7 @@ def test_iputils_ping_gets_exactly_our_replies(net: Any) -> None:
 def test_kernel_echo_on_warns_and_duplicates(net: Any) -> None:
     net["b"].sysctl("net.ipv4.icmp_echo_ignore_all", "0")
     server, _ = start_responder(net["b"])
-    out = iputils_ping(net, count=3)
+    out = iputils_ping(net, count=3, interval="0.2")  # time for our duplicate before the next
     # The warning is true: the kernel and we both answer each request (iputils stops at
     # the last first reply, so the final duplicate may not be counted).
     dups = re.search(r"\+(\d+) duplicates", out)
@@ -83,7 +109,7 @@ def test_iface_limits_answers_to_that_interface(net: Any) -> None:
     b.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
     server, ready = start_responder(b, "--iface", "lo")
     assert ready["iface"] == "lo"
-    assert " 0 received" in iputils_ping(net, count=1)  # arrives on eth0, not lo
+    assert " 0 received" in silent_ping(net)  # arrives on eth0, not lo
     local = b.run(["ping", "-n", "-c", "1", "-W", "2", "127.0.0.1"], capture_output=True, text=True)
     assert " 1 received" in local.stdout
     stop(server)
@@ -148,10 +174,10 @@ for i in range(300):
     assert_drops_rate_limited(err, "[icmp] dropped")
 
 
-def ping_argv(*args: str) -> list[str]:
+def ping_argv(*args: str, wait: str = "2") -> list[str]:
     if shutil.which("ping") is None:
         pytest.skip("needs iputils ping")
-    return ["ping", "-n", "-W", "2", *args]
+    return ["ping", "-n", "-W", wait, *args]
 
 
 @pytest.mark.parametrize(("size", "count"), [(1473, 3), (65000, 2), (65507, 1)])
@@ -161,7 +187,7 @@ def test_requests_larger_than_the_mtu_get_fragmented_replies(
     b = net["b"]
     b.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
     server, _ = start_responder(b)
-    argv = ping_argv("-c", str(count), "-i", "0.2", "-s", str(size), b.addr())
+    argv = ping_argv("-c", str(count), "-i", "0.05", "-s", str(size), b.addr())
     out = net["a"].run(argv, capture_output=True, text=True).stdout
     assert f"{count} packets transmitted, {count} received, 0% packet loss" in out, out
     assert f"{size + 8} bytes from {b.addr()}: icmp_seq=1 ttl=64" in out
@@ -176,9 +202,10 @@ def test_directed_broadcast_follows_icmp_echo_ignore_broadcasts(net: Any) -> Non
     a, b = net["a"], net["b"]
     b.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
     server, _ = start_responder(b)
-    argv = ping_argv("-b", "-c", "2", "-i", "0.2", "10.0.0.255")
+    argv = ping_argv("-b", "-c", "2", "-i", "0.05", "10.0.0.255")
     b.sysctl("net.ipv4.icmp_echo_ignore_broadcasts", "1")
-    quiet = a.run(argv, capture_output=True, text=True).stdout
+    silent = ping_argv("-b", "-c", "2", "-i", "0.05", "10.0.0.255", wait=SILENCE_WAIT)
+    quiet = a.run(silent, capture_output=True, text=True).stdout
     assert "2 packets transmitted, 0 received" in quiet, quiet  # as the kernel: silent
     b.sysctl("net.ipv4.icmp_echo_ignore_broadcasts", "0")
     loud = a.run(argv, capture_output=True, text=True).stdout
@@ -312,10 +339,10 @@ def test_tshark_sees_a_reply_in_two_fragments_it_reassembles(net: Any, tmp_path:
     assert (type1, type2, seq2) == ("", "0", "1")
 
 
-def iputils_ping6(net: Any, count: int = 3) -> str:
+def iputils_ping6(net: Any, count: int = 3, wait: str = "2", interval: str = "0.05") -> str:
     if shutil.which("ping") is None:
         pytest.skip("needs iputils ping")
-    argv = ["ping", "-6", "-n", "-c", str(count), "-i", "0.2", "-W", "2", net["b"].addr(6)]
+    argv = ["ping", "-6", "-n", "-c", str(count), "-i", interval, "-W", wait, net["b"].addr(6)]
     out: str = net["a"].run(argv, capture_output=True, text=True).stdout
     return out
 
@@ -324,7 +351,7 @@ def test_iputils_ping6_gets_exactly_our_replies(net: Any) -> None:
     b = net["b"]
     b.sysctl("net.ipv6.icmp.echo_ignore_all", "1")
     b.sysctl("net.ipv4.icmp_echo_ignore_all", "1")
-    assert " 0 received" in iputils_ping6(net, count=1)  # kernel echo off: nobody answers
+    assert " 0 received" in silent_ping(net, 6)  # kernel echo off: nobody answers
     server, _ = start_responder(b)
     out = iputils_ping6(net)
     assert "3 packets transmitted, 3 received, 0% packet loss" in out, out
@@ -353,7 +380,7 @@ def test_kernel_icmpv6_echo_on_warns_and_duplicates(net: Any) -> None:
     warmed = net["a"].run(warm, capture_output=True, text=True)
     assert warmed.returncode == 0, warmed.stdout  # a reply came (maybe to a retry)
     server, _ = start_responder(net["b"])
-    out = iputils_ping6(net, count=3)
+    out = iputils_ping6(net, count=3, interval="0.2")  # time for our duplicate before the next
     dups = re.search(r"\+(\d+) duplicates", out)
     assert dups is not None, out
     assert int(dups.group(1)) >= 2
@@ -386,7 +413,7 @@ def test_iputils_ping6_to_a_link_local_address_gets_our_reply(
             .stdout.split()[3]
             .split("/")[0]
         )
-        argv = ["ping", "-6", "-n", "-c", "2", "-i", "0.2", "-W", "2", f"{link}%eth0"]
+        argv = ["ping", "-6", "-n", "-c", "2", "-i", "0.05", "-W", "2", f"{link}%eth0"]
         out = net[client].run(argv, capture_output=True, text=True).stdout
         assert "2 packets transmitted, 2 received, 0% packet loss" in out, (client, out)
     code, err = stop(server)

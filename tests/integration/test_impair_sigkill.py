@@ -6,11 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _loopback import exited, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -36,15 +35,6 @@ def test_hang(netns_topology):
 """
 
 
-def _wait_for(predicate: Callable[[], object], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
-
-
 @pytest.mark.parametrize("reaper", ["with reaper", "relay alone"])
 def test_sigkilled_pytest_mid_impairment_leaves_nothing(tmp_path: Path, reaper: str) -> None:
     (tmp_path / "test_inner.py").write_text(INNER)
@@ -58,7 +48,7 @@ def test_sigkilled_pytest_mid_impairment_leaves_nothing(tmp_path: Path, reaper: 
     )
     reaper_pids: list[int] = []
     try:
-        assert _wait_for(lambda: out.exists() and out.read_text(), 60), "inner test never built"
+        assert wait_for(lambda: out.exists() and out.read_text(), 60), "inner test never built"
         ns_a, relay, ping, run_dir = out.read_text().split()
         assert os.path.exists(f"/proc/{relay}")
         if reaper == "relay alone":
@@ -72,23 +62,26 @@ def test_sigkilled_pytest_mid_impairment_leaves_nothing(tmp_path: Path, reaper: 
                 os.kill(pid, signal.SIGSTOP)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-        assert _wait_for(lambda: not os.path.exists(f"/proc/{relay}"), 10), "relay outlived"
+        assert wait_for(lambda: exited(relay), 10), "relay outlived"
     finally:
         for pid in reaper_pids:
             os.kill(pid, signal.SIGCONT)
         if proc.poll() is None:
             proc.kill()
 
-    paths = [ns_a, run_dir, f"/proc/{relay}", f"/proc/{ping}"]
+    paths = [ns_a, run_dir]
     if reaper == "with reaper":
         # With ours stopped, another run's reaper may reap this dead run first; one that
         # predates the manifest's "dir" kind leaves the (empty) names folder behind.
         paths.append(_names_dir(ns_a))
 
     def gone() -> bool:
-        return not any(os.path.exists(p) for p in paths)
+        return exited(relay) and exited(ping) and not any(os.path.exists(p) for p in paths)
 
-    assert _wait_for(gone, 60), [p for p in paths if os.path.exists(p)]
+    assert wait_for(gone, 60), (
+        [p for p in paths if os.path.exists(p)],
+        [p for p in (relay, ping) if not exited(p)],
+    )
 
 
 def _cmdline(pid: int) -> str:

@@ -74,8 +74,10 @@ def test_a_missing_server_is_a_failure_with_the_client_status(netns_topology: An
     from rawstack_harness.topology import pair
 
     net = netns_topology(pair())
-    ready = {"udp": {"addr": "0.0.0.0:9"}}  # nothing listens there
+    # Nothing listens there: b's kernel refuses the connection at once (a UDP client would
+    # instead wait out its reply timeout; the failure and its report are the same).
+    ready = {"http": {"addr": "0.0.0.0:9"}}
     with pytest.raises(
-        clients.ClientFailed, match=r"'rawstack udp send 10\.0\.0\.2 9 .*exit status 1"
+        clients.ClientFailed, match=r"'rawstack http get http://10\.0\.0\.2:9/ .*exit status 1"
     ):
-        clients.run_client("udp", net["a"], net["b"], ready=ready)
+        clients.run_client("http", net["a"], net["b"], ready=ready)

@@ -80,8 +80,8 @@ def test_statistics_match_iputils_against_the_kernel(net: Any) -> None:
 def test_hop_limit_exceeded_at_the_router(netns_topology: Callable[..., Any]) -> None:
     net = netns_topology(line3())
     a, b = net["a"], net["b"].addr(6)
-    theirs = iputils6(a, "-t", "1", "-c", "2", "-i", "0.2", b)
-    ours = rawstack(a, "ping", "-6", "--ttl", "1", "-c", "2", "-i", "0.2", b)
+    theirs = iputils6(a, "-t", "1", "-c", "2", "-i", "0.05", b)
+    ours = rawstack(a, "ping", "-6", "--ttl", "1", "-c", "2", "-i", "0.05", b)
     assert (ours.returncode, theirs.returncode) == (1, 1)
     assert f"From {net['r'].addr(6, 'eth0')} icmp_seq=1 Time exceeded: Hop limit" in ours.stdout
     assert timeless(ours.stdout) == timeless(theirs.stdout)

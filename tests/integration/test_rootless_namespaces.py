@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _loopback import RAWSTACK, rootless, wait_for
+from _loopback import RAWSTACK, exited, rootless, wait_for
 
 PLAIN_USER = pytest.mark.skipif(
     os.geteuid() == 0, reason="needs a plain user (sh ci/rootless.sh runs this as one)"
@@ -57,6 +57,11 @@ def _in_userns(ino: int) -> list[int]:
             except OSError:
                 continue
     return pids
+
+
+def _alive_in_userns(ino: int) -> list[int]:
+    """:func:`_in_userns`, less the processes that have exited (see ``exited``)."""
+    return [pid for pid in _in_userns(ino) if not exited(pid)]
 
 
 def _kill_run(ino: int) -> None:
@@ -101,7 +106,7 @@ def _user_procs() -> set[int]:
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                if os.stat(f"/proc/{name}").st_uid == uid:
+                if os.stat(f"/proc/{name}").st_uid == uid and not exited(name):
                     found.add(int(name))
             except OSError:
                 continue
@@ -211,7 +216,6 @@ def test_sigkill_leaves_no_process_and_no_mount(victim: str) -> None:
             subprocess.Popen(["ip", "netns", "exec", "rootlesskill", "sleep", "300"],
                              start_new_session=True)
             subprocess.Popen(["sh", "-c", "setsid sleep 301 & sleep 302 &"])
-            time.sleep(0.5)
             say(userns=os.stat("/proc/self/ns/user").st_ino)
             time.sleep(300)
             """
@@ -223,11 +227,12 @@ def test_sigkill_leaves_no_process_and_no_mount(victim: str) -> None:
     try:
         assert proc.stdout is not None
         ino = int(json.loads(proc.stdout.readline())["userns"])
-        assert len(_in_userns(ino)) >= 6  # outer, init, run, three sleeps (and their shells)
+        # outer, init, run, three sleeps (and their shells), once the shells have forked
+        assert wait_for(lambda: len(_in_userns(ino)) >= 6, 10), _in_userns(ino)
         target = proc.pid if victim == "outer" else _host_pid(ino, 2)
         os.kill(target, signal.SIGKILL)
         proc.wait(timeout=20)
-        assert wait_for(lambda: not _in_userns(ino), 10), _in_userns(ino)
+        assert wait_for(lambda: not _alive_in_userns(ino), 10), _alive_in_userns(ino)
     finally:
         _kill_run(ino)
         proc.kill()
@@ -416,7 +421,7 @@ def test_up_exec_down_rootless() -> None:
         assert _cli("exec", name, "c", "--", "true").stderr.endswith("(nodes: a, b)\n")
         down = _cli("down", name)
         assert down.returncode == 0, down.stderr
-        assert wait_for(lambda: not _in_userns(ino), 10), _in_userns(ino)
+        assert wait_for(lambda: not _alive_in_userns(ino), 10), _alive_in_userns(ino)
     finally:
         _cli("down", name)
     gone = _cli("exec", name, "a", "--", "true")
@@ -433,7 +438,7 @@ def test_killed_rootless_keeper_leaves_nothing() -> None:
     outer = int(kept["pid"])
     ino = os.stat(f"/proc/{outer}/ns/user").st_ino
     os.kill(outer, signal.SIGKILL)
-    assert wait_for(lambda: not _in_userns(ino), 10), _in_userns(ino)
+    assert wait_for(lambda: not _alive_in_userns(ino), 10), _alive_in_userns(ino)
     status = json.loads(_cli("status", "--json").stdout)
     assert name not in [r["name"] for r in status["runs"]]
     assert _cli("down", name).returncode == 2
@@ -474,7 +479,7 @@ def test_sigkill_of_a_rootless_pytest_leaves_nothing(tmp_path: Path, workers: li
         assert len(_in_userns(ino)) >= 4  # outer, init, pytest, the node's sleep (+ workers)
         proc.kill()
         proc.wait(timeout=20)
-        assert wait_for(lambda: not _in_userns(ino), 10), _in_userns(ino)
+        assert wait_for(lambda: not _alive_in_userns(ino), 10), _alive_in_userns(ino)
     finally:
         _kill_run(ino)
         proc.kill()

@@ -10,6 +10,7 @@ this checkout stays out and only the wheel's code is importable.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import site
@@ -28,18 +29,33 @@ NOT_SOURCE = (".git", ".venv", ".tox", "*_cache", ".hypothesis", ".ci-artifacts"
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``python -m build`` of this checkout: the sdist, and the wheel built from it."""
-    out = tmp_path_factory.mktemp("dist")
-    # From a copy: building writes rawstack.egg-info into the source tree, and each xdist
-    # worker that runs this module builds at the same time.
-    src = tmp_path_factory.mktemp("src") / "rawstack"
+    """``python -m build`` of this checkout: the sdist, and the wheel built from it.
+
+    Built once for the session, xdist workers included: the first worker to take the lock
+    in the session's shared temporary folder builds, the others wait for it and read what
+    it built (nothing writes there after).
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    out = shared / "rawstack-dist"
+    with open(shared / "rawstack-dist.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "built").exists():
+            shutil.rmtree(out, ignore_errors=True)  # what a failed build left
+            _build(out, shared / "rawstack-src")
+            (out / "built").touch()
+    return out
+
+
+def _build(out: Path, src: Path) -> None:
+    # From a copy: building writes rawstack.egg-info into the source tree.
+    shutil.rmtree(src, ignore_errors=True)
     shutil.copytree(REPO, src, symlinks=True, ignore=shutil.ignore_patterns(*NOT_SOURCE))
     done = subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return out
 
 
 def only(pattern: str, where: Path) -> Path:

@@ -43,8 +43,19 @@ def stubbed(monkeypatch: pytest.MonkeyPatch, linux: None) -> None:
 
     monkeypatch.setattr(cli, "_need_root", lambda: None)
     monkeypatch.setattr(rawstack_harness.backends.linux.runs, "LinuxRun", FakeRun)
-    monkeypatch.setattr(cli, "_demo_rows", lambda run: (ROWS, {"setup_s": 0.01, "ready_s": 0.5}))
+    monkeypatch.setattr(cli, "_demo_rows", fake_rows(ROWS, {"setup_s": 0.01, "ready_s": 0.5}))
     FakeRun.closed = False
+
+
+def fake_rows(rows: list[Exchange], timings: dict[str, float]) -> Any:
+    """A stand-in for ``cli._demo_rows``: hands each row to ``on_row``, as the real one."""
+
+    def demo_rows(run: Any, on_row: Any = lambda row: None) -> Any:
+        for row in rows:
+            on_row(row)
+        return rows, timings
+
+    return demo_rows
 
 
 @pytest.mark.usefixtures("stubbed")
@@ -58,6 +69,29 @@ def test_table_marks_the_failure_and_exits_1(capsys: pytest.CaptureFixture[str])
     assert lines[3].endswith("exit status 1")
     assert lines[4] == "pair built in 10.0 ms, its peers ready in 500.0 ms; 2/3 exchanges ok"
     assert FakeRun.closed
+
+
+@pytest.mark.usefixtures("stubbed")
+def test_each_row_is_out_before_the_next_exchange(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[str] = []  # what was written when each exchange was done
+
+    def demo_rows(run: Any, on_row: Any = lambda row: None) -> Any:
+        for row in ROWS:
+            seen.append(capsys.readouterr().out)
+            on_row(row)
+        seen.append(capsys.readouterr().out)
+        return ROWS, {"setup_s": 0.01}
+
+    monkeypatch.setattr(cli, "_demo_rows", demo_rows)
+    assert cli.main(["demo"]) == 1
+    assert seen[0].split() == ["protocol", "direction", "server", "result", "rtt"]
+    assert [out.split()[:2] for out in seen[1:]] == [
+        ["icmp", "a->b"],
+        ["http", "a->b"],
+        ["udp", "b->a"],
+    ]
 
 
 @pytest.mark.usefixtures("stubbed")
@@ -75,7 +109,7 @@ def test_json_rows(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_all_ok_exits_0(monkeypatch: pytest.MonkeyPatch, stubbed: None) -> None:
-    monkeypatch.setattr(cli, "_demo_rows", lambda run: (ROWS[:2], {"setup_s": 0.01}))
+    monkeypatch.setattr(cli, "_demo_rows", fake_rows(ROWS[:2], {"setup_s": 0.01}))
     assert cli.main(["demo", "--json"]) == 0
 
 

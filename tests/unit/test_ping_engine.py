@@ -122,6 +122,24 @@ def test_icmp_error_quoting_our_request_is_an_error_event() -> None:
     assert session.feed_ip(IPv4(SRC, SRC, PROTO_ICMP, foreign.encode()).encode(), 3.0) is None
 
 
+def test_a_run_is_finished_once_every_request_got_a_reply_or_an_error() -> None:
+    def error_for(request: bytes) -> bytes:
+        original = IPv4(SRC, DST, PROTO_ICMP, request).encode()
+        error = IcmpError(DEST_UNREACH, HOST_UNREACH, original[:28])
+        return IPv4(SRC, SRC, PROTO_ICMP, error.encode()).encode()
+
+    session = PingSession(DST, ident=7)
+    first, second = (session.next_request(now=float(i), wall=0.0)[1] for i in range(2))
+    session.feed_ip(error_for(first), now=2.0)
+    session.feed_ip(reply_packet(second), now=2.1)
+    assert not session.finished(3)  # both answered, but a third is still to be sent
+    _, third = session.next_request(now=2.0, wall=0.0)
+    session.feed_ip(reply_packet(second), now=2.2)  # a duplicate answers nothing new
+    assert not session.finished(3)
+    session.feed_ip(error_for(third), now=3.0)
+    assert session.finished(3)  # one reply and two errors: no -W wait for the errored two
+
+
 def test_dgram_socket_path_feeds_icmp_alone() -> None:
     session = PingSession(DST, ident=40000)
     _, req = session.next_request(now=1.0, wall=0.0)

@@ -167,7 +167,7 @@ def _find_rootless(name: str) -> tuple[Path, dict[str, Any]] | None:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, HarnessError):
         return None
-    if nsutil.proc_start_time(int(info["pid"])) != info.get("start"):
+    if nsutil.running_start_time(int(info["pid"])) != info.get("start"):
         path.unlink(missing_ok=True)  # its keeper was killed: the run and all it held are gone
         with contextlib.suppress(OSError):
             path.parent.rmdir()

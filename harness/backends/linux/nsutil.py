@@ -173,16 +173,32 @@ def netns_inode(path: str) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def proc_start_time(pid: int) -> int | None:
-    """The process start time in clock ticks (field 22), or None if it is gone."""
+def _stat_after_comm(pid: int) -> list[bytes] | None:
+    """``/proc/PID/stat`` from field 3 (the state) on, or None if the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             data = fh.read()
     except OSError:
         return None
     # The command name may contain spaces and parentheses; fields resume after the last ')'.
-    rest = data[data.rindex(b")") + 2 :].split()
-    return int(rest[19])
+    return data[data.rindex(b")") + 2 :].split()
+
+
+def proc_start_time(pid: int) -> int | None:
+    """The process start time in clock ticks (field 22), or None if it is gone."""
+    rest = _stat_after_comm(pid)
+    return None if rest is None else int(rest[19])
+
+
+def running_start_time(pid: int) -> int | None:
+    """:func:`proc_start_time` of a process that has not exited: None for a zombie too.
+
+    A zombie has ended; only its parent's wait(2) is left, and when that parent is gone it is
+    the machine's init, which may reap it only a second or more later. Liveness checks (is a
+    keeper still there?) use this; records of a process just started keep the plain one.
+    """
+    rest = _stat_after_comm(pid)
+    return None if rest is None or rest[0] in (b"Z", b"X") else int(rest[19])
 
 
 def is_mountpoint(path: str) -> bool:
