@@ -346,7 +346,8 @@ def owner_alive(run_dir: Path) -> bool:
         owner = json.loads((run_dir / "owner.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    start = nsutil.proc_start_time(int(owner["pid"]))
+    # A zombie owner has ended (its parent, or an init that reaps late, has not waited yet).
+    start = nsutil.running_start_time(int(owner["pid"]))
     return start is not None and start == owner.get("start")
 
 
