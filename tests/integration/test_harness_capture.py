@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from _loopback import wait_for
 
 from rawstack.codec import ECHO_REPLY, ECHO_REQUEST, ETH_P_IP, PROTO_ICMP, Ethernet, IPv4
 from rawstack.codec import decode_icmp as icmp_decode
@@ -166,6 +167,7 @@ def test_a_failed_test_gets_its_pcaps_and_leaves_nothing_behind(
     assert ("10.0.0.2", "10.0.0.1", ECHO_REPLY) in echoes
     # Nothing left: threads, sockets (they would pin the namespaces), namespaces.
     assert _capture_threads() == []
-    assert _socket_fds() <= sockets_before
+    # Packet sockets close in the background (close_soon: each waits an RCU grace period).
+    assert wait_for(lambda: _socket_fds() <= sockets_before, 5)
     for path in out.read_text().split():
         assert not os.path.exists(path)
