@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -143,3 +144,30 @@ def test_a_fresh_pair_answers_its_first_packets_at_once() -> None:
     finally:
         run.close()
     assert slow == []
+
+
+def test_etc_netns_made_by_the_first_of_two_overlapping_runs_goes_with_the_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Run A creates the hosts-file folder; run B, started while A lives, puts its files in
+    # it too, so when A ends the folder is not empty yet; the last run out removes it. A
+    # folder and a state root of this test's own: other runs (xdist workers) share the
+    # real ones.
+    from rawstack_harness.backends.linux import names
+    from rawstack_harness.backends.linux.nodes import build
+
+    etc = tmp_path / "etc-netns"
+    monkeypatch.setattr(names, "ETC_NETNS", str(etc))
+    root = str(tmp_path / "state")
+    run_a = Run(root=root, label="first")
+    net_a = build(pair("first"), run_a)
+    assert etc.is_dir()
+    run_b = Run(root=root, label="second")
+    net_b = build(pair("second"), run_b)
+    net_a.destroy()
+    run_a.close()
+    assert sorted(p.name for p in etc.iterdir()) == [net_b["a"].netns, net_b["b"].netns]
+    net_b.destroy()
+    run_b.close()
+    assert not etc.exists()
+    assert not os.path.exists(root)

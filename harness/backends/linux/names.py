@@ -50,12 +50,26 @@ def sweep(prefix: str = "rsh") -> None:
                 os.rmdir(os.path.join(ETC_NETNS, name))
 
 
-def write(manifest: Any, topology: Topology, netns: Iterable[str]) -> dict[str, str]:
-    """Write each namespace's hosts file; return netns -> its path."""
+CREATED_MARK = ".etc-netns-created"  # in the state root: a run made /etc/netns
+
+
+def write(
+    manifest: Any, topology: Topology, netns: Iterable[str], root: str | None = None
+) -> dict[str, str]:
+    """Write each namespace's hosts file; return netns -> its path.
+
+    A run that creates ``/etc/netns`` records it in its manifest (it removes the folder
+    once empty) and, with ``root``, marks it in the state root too: when runs overlap, the
+    folder may still hold another run's files when its creator ends, and the last run out
+    (:func:`~.runs.global_cleanup`) removes it then.
+    """
     sweep()
     text = hosts_text(topology)
     if not os.path.isdir(ETC_NETNS):
         manifest.add("dir", ETC_NETNS)  # ours to remove, once empty
+        if root is not None:
+            with open(os.path.join(root, CREATED_MARK), "w", encoding="ascii"):
+                pass
     paths = {}
     for name in netns:
         folder = os.path.join(ETC_NETNS, name)

@@ -277,7 +277,9 @@ class LinuxNetwork:
                     for ino in [nsutil.netns_inode(n.path)]
                 ]
             )
-            paths = names.write(self.run.manifest, self.topology, [n.netns for n in nodes])
+            paths = names.write(
+                self.run.manifest, self.topology, [n.netns for n in nodes], self.run.root
+            )
             for node in self.nodes.values():
                 node.hosts = paths[node.netns]
             self._configure()

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rawstack_harness.backends.common import locked_run_dir
-from rawstack_harness.backends.linux import nsutil
+from rawstack_harness.backends.linux import names, nsutil
 
 if TYPE_CHECKING:
     from rawstack_harness.backends.linux.forked import PeerHost
@@ -116,6 +116,11 @@ def global_cleanup(root: str) -> None:
                         with contextlib.suppress(OSError):
                             os.rmdir(NETNS_DIR)
                     os.unlink(marker)
+        created = os.path.join(root, names.CREATED_MARK)
+        if os.path.exists(created):
+            with contextlib.suppress(OSError):
+                os.rmdir(names.ETC_NETNS)  # only if empty: what is in it is not ours
+            os.unlink(created)
         for name in (".mount.lock", ".lock"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(root, name))
