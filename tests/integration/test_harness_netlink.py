@@ -115,14 +115,21 @@ def _netns_of(pid: int) -> str | None:
         return None
 
 
+def _read(path: str) -> str:
+    with open(path, encoding="ascii") as fh:
+        return fh.read()
+
+
 def test_a_fresh_pair_answers_its_first_packets_at_once() -> None:
     # A link is usable once the kernel has handled its carrier; build() waits for that, so
     # the first ARP request / neighbour solicitation is sent, not dropped (which costs the
-    # first packet a 1 s retransmission). Before build() waited, ~3% of fresh pairs (of 200)
+    # first packet a 1 s retransmission), and until each IPv6 address's solicited-node group
+    # is joined (else a solicitation for it goes unanswered until its retransmission).
+    # Before build() waited, ~3% of fresh pairs (of 200)
     # missed their first IPv4 echo and ~3% their first IPv6 one: over 100 pairs, this fails
     # then with a probability above 99%. The kernel answers the echoes (no peers here).
     from rawstack_harness import probes
-    from rawstack_harness.backends.linux import rtnl
+    from rawstack_harness.backends.linux import nsutil, rtnl
     from rawstack_harness.backends.linux.nodes import build
 
     run = Run(label="first-packet")
@@ -132,8 +139,12 @@ def test_a_fresh_pair_answers_its_first_packets_at_once() -> None:
             net = build(pair(f"first{k}"), run)
             try:
                 a, b = net["a"], net["b"]
-                for node in (a, b):
+                for node, mine in ((a, "01"), (b, "02")):
                     assert "eth0" in rtnl.links_up(node.netlink()), f"pair {k}: {node.name}"
+                    # fd00::1 / fd00::2: their solicited-node groups, where solicitations go.
+                    igmp6 = nsutil.in_netns(node.fd, lambda: _read("/proc/thread-self/net/igmp6"))
+                    group = f"ff0200000000000000000001ff0000{mine}"
+                    assert f"eth0 {group}" in " ".join(igmp6.split()), f"pair {k}: {node.name}"
                 for host, echo in (("10.0.0.2", probes.icmp_echo), ("fd00::2", probes.icmp6_echo)):
                     try:
                         echo(a, host, timeout=0.5)  # under the 1 s retransmission

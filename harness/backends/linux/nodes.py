@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from rawstack_harness.backends.base import NodeProcess, Peer
 from rawstack_harness.backends.common import STOP_TIMEOUT, ProcessNode, SpecNode
@@ -239,6 +239,23 @@ class LinuxNode(SpecNode, ProcessNode):
         return f"<LinuxNode {self.name} netns={self.netns}>"
 
 
+def _solicited_groups(node: LinuxNode) -> set[tuple[str, str]]:
+    """``(ifname, group)`` for each IPv6 address of the node, as ``/proc/net/igmp6`` spells
+    them: the solicited-node group ``ff02::1:ffXX:XXXX`` (RFC 4291 2.7.1), in hex."""
+    return {
+        (ep.ifname, "ff0200000000000000000001ff" + iface.ip.packed[-3:].hex())
+        for ep in node.endpoints()
+        for iface in ep.interfaces()
+        if iface.version == 6
+    }
+
+
+def _joined(fh: IO[str]) -> set[tuple[str, str]]:
+    """``(ifname, group)`` of every group joined, read afresh from an igmp6 file."""
+    fh.seek(0)
+    return {(f[1], f[2]) for f in (line.split() for line in fh) if len(f) >= 3}
+
+
 class LinuxNetwork:
     """A built topology: ``net["a"]`` is a :class:`LinuxNode`. Call :meth:`destroy`."""
 
@@ -325,6 +342,36 @@ class LinuxNetwork:
                     del wanted[node]
             if wanted:
                 time.sleep(0.0002)
+        self._await_ipv6(deadline)
+
+    def _await_ipv6(self, deadline: float) -> None:
+        """Then until every IPv6 address's solicited-node group is joined (~0 ms).
+
+        Neighbour solicitations for an address go to that group (RFC 4291 2.7.1, RFC 4861
+        7.2.2), and the kernel joins it from a work queue after the address is added, even
+        without DAD; while the machine is busy (namespaces being torn down) that can take
+        longer than a test waits, and a solicitation before then goes unanswered until its
+        1 s retransmission. Each node's ``/proc/net/igmp6`` is opened inside it and re-read.
+        """
+        pending: list[tuple[set[tuple[str, str]], IO[str]]] = []
+        try:
+            for node in self.nodes.values():
+                groups = _solicited_groups(node)
+                if groups:
+                    pending.append((groups, nsutil.open_in(node.fd, "/proc/thread-self/net/igmp6")))
+            while pending and time.monotonic() < deadline:
+                left = []
+                for groups, fh in pending:
+                    if groups <= _joined(fh):
+                        fh.close()
+                    else:
+                        left.append((groups, fh))
+                pending = left
+                if pending:
+                    time.sleep(0.0002)
+        finally:
+            for _, fh in pending:
+                fh.close()
 
     def _configure(self) -> None:
         """Links, addresses and routes: one netlink batch per node, all sent, then ACKs read."""

@@ -22,7 +22,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import IO, TypeVar
 
 T = TypeVar("T")
 
@@ -90,6 +90,19 @@ def socket_in(nsfd: int, family: int, type: int, proto: int = 0) -> socket.socke
     :class:`NamespaceLost` is raised: the thread stays in a namespace the harness made,
     never in one it must not touch.
     """
+    return _briefly_in(nsfd, lambda: socket.socket(family, type, proto))
+
+
+def open_in(nsfd: int, path: str) -> IO[str]:
+    """``path`` opened for reading from namespace ``nsfd`` (as :func:`socket_in`).
+
+    For per-namespace ``/proc`` files (``/proc/thread-self/net/...``): the open file stays
+    that namespace's view whichever thread reads it later.
+    """
+    return _briefly_in(nsfd, lambda: open(path, encoding="ascii"))
+
+
+def _briefly_in(nsfd: int, fn: Callable[[], T]) -> T:
     home: int | None = getattr(_home, "fd", None)
     if home is None:
         home = _home.fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -98,7 +111,7 @@ def socket_in(nsfd: int, family: int, type: int, proto: int = 0) -> socket.socke
         err = ctypes.get_errno()
         raise OSError(err, f"setns: {os.strerror(err)}")
     try:
-        return socket.socket(family, type, proto)
+        return fn()
     finally:
         if lib.setns(home, CLONE_NEWNET) != 0:
             err = ctypes.get_errno()
