@@ -168,10 +168,7 @@ def run(ctx: Context) -> Section:
                     failures[name] = str(exc)
                 finally:
                     server.stop_processes()
-    section = Section(
-        TITLE, GROUP, _rows(runs, failures, modes), _notes(runs, rounds, count, budget)
-    )
-    return section
+    return Section(TITLE, GROUP, _rows(runs, failures, modes), _notes(runs, rounds, count, budget))
 
 
 def paired_ratio(ours: list[EchoRun], theirs: list[EchoRun]) -> float:

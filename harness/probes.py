@@ -10,7 +10,7 @@ the same functions inside a jail instead.
 Theory of operation: every probe is an *exchange*, a generator that opens its socket
 (non-blocking), sends, and yields ``(socket, events)`` each time it must wait, until it
 returns the RTT. :func:`exchange_all` drives any number of them from one thread on one
-selector, each attempt under its own timeout, retrying a failed one while its caller says
+poll set, each attempt under its own timeout, retrying a failed one while its caller says
 so. A node's whole set of probes (every peer, IPv4 and IPv6) is therefore in flight at
 once, and costs about the slowest exchange rather than the sum, with no thread per probe
 (a thread's start-up and the GIL handoffs cost more than a probe on a veth). The blocking
@@ -23,7 +23,6 @@ import errno
 import functools
 import os
 import select
-import selectors
 import socket
 import struct
 import threading
@@ -43,8 +42,8 @@ __all__ = ["EXCHANGES", "EXCHANGES6", "Exchange", "NodeLike", "ProbeFailed", "Ta
            "probe_peer", "probe_peers", "run_exchange", "udp_echo",
            "udp_exchange"]  # fmt: skip
 
-READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
-# What an exchange yields to wait on: its socket and the selector events it needs.
+READ, WRITE = select.POLLIN, select.POLLOUT
+# What an exchange yields to wait on: its socket and the poll events it needs.
 Wait = tuple[socket.socket, int]
 Exchange = Generator[Wait, None, float]
 K = TypeVar("K", bound=Hashable)
@@ -152,8 +151,7 @@ def exchange_all(
             by_fd: dict[int, K] = {}
             for key, (_, _, (sock, events)) in running.items():
                 by_fd[sock.fileno()] = key
-                poller.register(sock, (select.POLLIN if events & READ else 0)
-                                | (select.POLLOUT if events & WRITE else 0))  # fmt: skip
+                poller.register(sock, events)
             first = min([d for _, d, _ in running.values()] + list(again.values()))
             wait_ms = max(0.0, first - time.monotonic()) * 1000
             woken = {by_fd[fd] for fd, _ in poller.poll(wait_ms) if fd in by_fd}

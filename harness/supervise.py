@@ -471,7 +471,7 @@ class PeerProcess:
         """Probe every peer from ``other`` until each answered once (or the deadline).
 
         All at once, through the backend (the Linux one drives every exchange from this
-        thread on one selector). A failed attempt is retried while this process lives and
+        thread on one poll set). A failed attempt is retried while this process lives and
         time is left. A peer the kernel answers (``servers``) is probed too: the fixture
         promises it works.
         """

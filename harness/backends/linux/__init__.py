@@ -177,7 +177,7 @@ class LinuxBackend:
         on_failure: Callable[[str, BaseException], None],
     ) -> dict[str, float]:
         # The plain-socket probes open their sockets in ``src`` from here (setns), all of
-        # them in flight at once on one selector.
+        # them in flight at once on one poll set.
         from rawstack_harness.probes import probe_peers
 
         return probe_peers(

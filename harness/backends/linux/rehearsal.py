@@ -28,7 +28,6 @@ import io
 import os
 import socket
 import struct
-import sys
 import time
 from collections.abc import Callable
 
@@ -43,7 +42,6 @@ from rawstack.peers.serve_all import default_servers
 # What runs here: every peer serve-all starts except CHAO (see the module docstring).
 PEERS = ("http", "udp", "icmp")
 TIMEOUT = 0.5  # per exchange; on loopback each takes well under a millisecond
-
 
 
 class _State:
@@ -175,8 +173,3 @@ def _port(peer: str) -> int:
     port = BY_NAME[peer].default_port
     assert port is not None
     return port
-
-
-if __name__ == "__main__":  # a manual check: python -m ... (as root)
-    print("private netns:", enter_private_netns(), "rehearsal ok:", rehearse())
-    sys.exit(0)
