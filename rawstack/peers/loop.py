@@ -214,11 +214,16 @@ class LoopView:
         self.loop = loop
         self._scope = scope
         self._on_error = on_error
-        self._files: dict[int, Any] = {}  # fd -> file object, registered through the view
+        # What the view registered, by fd: the loop holds these very wrappers while they
+        # are ours (a closed socket's number may be another tenant's by now).
+        self._readers: dict[int, Callback] = {}
+        self._writers: dict[int, Callback] = {}
         self._timers: list[Timer] = []
         self.closed = False
 
     def _wrap(self, callback: Callback) -> Callback:
+        if self.closed:
+            raise RuntimeError("registering with a closed LoopView")
         scope, on_error = self._scope, self._on_error
 
         def run() -> None:
@@ -231,28 +236,27 @@ class LoopView:
         return run
 
     def add_reader(self, fileobj: Any, callback: Callback) -> None:
-        if self.closed:
-            raise RuntimeError("add_reader on a closed LoopView")
-        self._files[_fd(fileobj)] = fileobj
-        self.loop.add_reader(fileobj, self._wrap(callback))
+        wrapped = self._wrap(callback)
+        self._readers[_fd(fileobj)] = wrapped
+        self.loop.add_reader(fileobj, wrapped)
 
     def remove_reader(self, fileobj: Any) -> None:
+        self._readers.pop(_fd(fileobj), None)
         self.loop.remove_reader(fileobj)
 
     def add_writer(self, fileobj: Any, callback: Callback) -> None:
-        if self.closed:
-            raise RuntimeError("add_writer on a closed LoopView")
-        self._files[_fd(fileobj)] = fileobj
-        self.loop.add_writer(fileobj, self._wrap(callback))
+        wrapped = self._wrap(callback)
+        self._writers[_fd(fileobj)] = wrapped
+        self.loop.add_writer(fileobj, wrapped)
 
     def remove_writer(self, fileobj: Any) -> None:
+        self._writers.pop(_fd(fileobj), None)
         self.loop.remove_writer(fileobj)
 
     def call_later(self, delay: float, callback: Callback) -> Timer:
-        if self.closed:
-            raise RuntimeError("call_later on a closed LoopView")
-        self._timers = [t for t in self._timers if not t.cancelled and t.deadline > self.time()]
         timer = self.loop.call_later(delay, self._wrap(callback))
+        now = self.time()
+        self._timers = [t for t in self._timers if not t.cancelled and t.deadline > now]
         self._timers.append(timer)
         return timer
 
@@ -262,19 +266,14 @@ class LoopView:
     def close(self) -> None:
         """Unregister what the tenant left (its servers' ``close`` should have) and its timers."""
         self.closed = True
-        for fd, fileobj in self._files.items():
-            # Only what is still ours: a closed socket's number may be another tenant's now.
-            if _registered(self.loop, fd, fileobj):
+        for fd, wrapped in self._readers.items():
+            if self.loop._readers.get(fd) is wrapped:
                 self.loop.remove_reader(fd)
+        for fd, wrapped in self._writers.items():
+            if self.loop._writers.get(fd) is wrapped:
                 self.loop.remove_writer(fd)
-        self._files.clear()
+        self._readers.clear()
+        self._writers.clear()
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
-
-
-def _registered(loop: Loop, fd: int, fileobj: Any) -> bool:
-    try:
-        return loop._sel.get_key(fd).fileobj is fileobj
-    except (KeyError, ValueError):
-        return False
