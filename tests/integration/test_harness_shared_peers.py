@@ -150,7 +150,11 @@ def test_killing_a_tenant_closes_its_servers_at_once_and_only_its_own(
 
 @pytest.mark.parametrize(
     "args",
-    [["--iface", "nosuch0"], ["--iface", "eth0", "--bogus"], ["--iface", "eth0", "--bind", "10.9.9.9"]],
+    [
+        ["--iface", "nosuch0"],
+        ["--iface", "eth0", "--bogus"],
+        ["--iface", "eth0", "--bind", "10.9.9.9"],
+    ],
     ids=["unknown-iface", "usage", "cannot-bind"],
 )
 def test_a_tenant_that_cannot_start_fails_as_serve_all_does(
@@ -167,7 +171,8 @@ def test_a_tenant_that_cannot_start_fails_as_serve_all_does(
     assert code == execed.returncode != 0
     shared_err = (tmp_path / "err").read_text().strip().splitlines()
     assert shared_err[-1] == execed.stderr.decode().strip().splitlines()[-1]
-    assert proc.stdout is not None and proc.stdout.read() == b""  # ready pipe closed, empty
+    assert proc.stdout is not None
+    assert proc.stdout.read() == b""
     _probe_all(a, b, ready_b)  # the shared process and its other tenant are unharmed
     assert proc.pid == other.pid
 
@@ -192,7 +197,9 @@ def test_tenants_end_with_the_shared_process_and_the_next_spawn_starts_another(
     assert f"pid:{shared}" in live
     os.kill(shared, signal.SIGKILL)  # the process itself, not a tenant: all of them end
     assert [t.wait(10) for t in tenants] == [-signal.SIGKILL, -signal.SIGKILL]
-    assert _wait_for(lambda: f"pid:{shared}" not in {e["key"] for e in netns_run.manifest.live()}, 5)
+    assert _wait_for(
+        lambda: f"pid:{shared}" not in {e["key"] for e in netns_run.manifest.live()}, 5
+    )
     again = _tenant(host, a, tmp_path)
     ready = _ready(again)
     assert again.pid != shared

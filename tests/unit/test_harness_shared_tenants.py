@@ -68,8 +68,8 @@ def shared(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     monkeypatch.setattr(serve_all, "servers", servers)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    server = sharedpeers.SharedServer(theirs, NoSetns())  # type: ignore[arg-type]
-    server.made = made
+    server: Any = sharedpeers.SharedServer(theirs, NoSetns())  # type: ignore[arg-type]
+    server.made = made  # the test's handles on what it built
     server.host = ours
     yield server
     ours.close()
@@ -102,10 +102,11 @@ def _exits(server: Any) -> list[dict[str, Any]]:
     from rawstack_harness.backends.linux.peerhost import recv_msg
 
     server.host.setblocking(False)
-    found = []
+    found: list[dict[str, Any]] = []
     try:
         while True:
             msg, _ = recv_msg(server.host)
+            assert msg is not None
             found.append(msg)
     except BlockingIOError:
         return found
@@ -129,7 +130,8 @@ def test_each_tenant_logs_to_its_own_files_and_a_raising_callback_ends_it_alone(
     _run(shared)
     assert _exits(shared) == [{"op": "exit", "vid": 1, "code": 1}]
     assert "ValueError: boom" in err1.read_text()
-    assert one.closed and not two.closed
+    assert one.closed
+    assert not two.closed
     assert list(shared.tenants) == [2]
     two.w.send(b"still")
     _run(shared)
@@ -140,8 +142,12 @@ def test_each_tenant_logs_to_its_own_files_and_a_raising_callback_ends_it_alone(
 
 @pytest.mark.parametrize(
     ("sig", "code", "stats"),
-    [(signal.SIGTERM, 0, True), (signal.SIGINT, 0, True), (signal.SIGKILL, -9, False),
-     (signal.SIGHUP, -1, False)],
+    [
+        (signal.SIGTERM, 0, True),
+        (signal.SIGINT, 0, True),
+        (signal.SIGKILL, -9, False),
+        (signal.SIGHUP, -1, False),
+    ],
 )
 def test_a_signal_ends_a_tenant_as_it_would_end_serve_all(
     shared: Any, tmp_path: Path, sig: int, code: int, stats: bool

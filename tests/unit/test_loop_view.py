@@ -49,9 +49,14 @@ def test_a_callback_runs_in_the_scope_and_its_failure_does_not_end_the_loop(
         raise ValueError("boom")
 
     later: list[int] = []
+
+    def end() -> None:
+        later.append(scope.depth)
+        loop.stop()
+
     view.add_reader(r, on_read)
     view.call_later(0.0, lambda: scope.seen.append(f"timer in scope {scope.depth}"))
-    loop.call_later(0.2, lambda: (later.append(scope.depth), loop.stop()))
+    loop.call_later(0.2, end)
     w.send(b"x")
     loop.run(until=loop.time() + 5)
     assert sorted(scope.seen) == ["read in scope 1", "timer in scope 1"]
@@ -71,7 +76,12 @@ def test_close_drops_what_the_tenant_left_and_nothing_else(
     view.add_writer(w, lambda: fired.append("tenant write"))
     view.call_later(0.0, lambda: fired.append("tenant timer"))
     other_r, other_w = socket.socketpair()
-    loop.add_reader(other_r, lambda: (fired.append("other read"), other_r.recv(16)))
+
+    def other_read() -> None:
+        fired.append("other read")
+        other_r.recv(16)
+
+    loop.add_reader(other_r, other_read)
     loop.call_later(0.1, loop.stop)
     view.close()
     w.send(b"x")
