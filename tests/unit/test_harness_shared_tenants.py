@@ -9,6 +9,7 @@ ends one tenant as serve-all would end.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import sys
@@ -117,6 +118,7 @@ def test_each_tenant_logs_to_its_own_files_and_a_raising_callback_ends_it_alone(
 ) -> None:
     err1, ready1 = _spawn(shared, 1, tmp_path)
     err2, ready2 = _spawn(shared, 2, tmp_path)
+    assert select.select([ready1], [], [], 5)[0], "no ready line on the ready pipe"
     assert os.read(ready1, 100).startswith(b'{"event": "ready", "peer": "udp"')
     assert os.read(ready1, 100) == b""  # closed after its one line
     one, two = shared.made
