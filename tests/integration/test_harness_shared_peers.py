@@ -13,13 +13,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from _loopback import exited
+from _loopback import exited, wait_for
 from rawstack_harness import probes
 from rawstack_harness.backends.linux.forked import HOST_DIED, PeerHost, SharedProcess
 from rawstack_harness.supervise import read_ready
@@ -35,15 +34,6 @@ def host(netns_run: Any, tmp_path: Path) -> Iterator[PeerHost]:
     peer_host = PeerHost(tmp_path / "host.log", netns_run.manifest)
     yield peer_host
     peer_host.close()
-
-
-def _wait_for(predicate: Callable[[], object], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 def _tenant(
@@ -197,9 +187,7 @@ def test_tenants_end_with_the_shared_process_and_the_next_spawn_starts_another(
     assert f"pid:{shared}" in live
     os.kill(shared, signal.SIGKILL)  # the process itself, not a tenant: all of them end
     assert [t.wait(10) for t in tenants] == [-signal.SIGKILL, -signal.SIGKILL]
-    assert _wait_for(
-        lambda: f"pid:{shared}" not in {e["key"] for e in netns_run.manifest.live()}, 5
-    )
+    assert wait_for(lambda: f"pid:{shared}" not in {e["key"] for e in netns_run.manifest.live()}, 5)
     again = _tenant(host, a, tmp_path)
     ready = _ready(again)
     assert again.pid != shared
@@ -212,46 +200,8 @@ def test_tenants_end_with_the_host(host: PeerHost, net: Any, tmp_path: Path) -> 
         _ready(t, 1)
     shared = tenants[0].pid
     os.kill(host.pid, signal.SIGKILL)
-    assert _wait_for(lambda: exited(shared), 10)  # its death signal
+    assert wait_for(lambda: exited(shared), 10)  # its death signal
     assert [t.wait(10) for t in tenants] == [HOST_DIED, HOST_DIED]
-
-
-OWNER = """
-import sys, time
-from pathlib import Path
-from rawstack_harness.backends.linux.nodes import build
-from rawstack_harness.backends.linux.runs import LinuxRun
-from rawstack_harness.topology import pair
-
-run = LinuxRun(label="shared-test")
-net = build(pair(), run)
-out = Path(sys.argv[1])
-args = ["serve-all", "--iface", "eth0", "--peers", "udp"]
-child = net["a"].spawn_rawstack(args, out.with_suffix(".o"), out.with_suffix(".e"), 1, shared=True)
-child.stdout.readline()
-out.write_text(" ".join([net["a"].path, str(run.dir), str(run.peer_host().pid), str(child.pid)]))
-time.sleep(300)
-"""
-
-
-def test_sigkilled_owner_leaves_no_shared_process_or_namespace(tmp_path: Path) -> None:
-    out = tmp_path / "pids"
-    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(out)], cwd=tmp_path)
-    try:
-        assert _wait_for(lambda: out.exists() and out.read_text(), 60), "the owner never built"
-        ns, run_dir, host_pid, shared_pid = out.read_text().split()
-        assert os.path.exists(f"/proc/{shared_pid}")
-        owner.kill()
-        owner.wait(30)
-    finally:
-        if owner.poll() is None:
-            owner.kill()
-
-    def gone() -> bool:
-        paths_gone = not any(os.path.exists(p) for p in (ns, run_dir))
-        return paths_gone and exited(host_pid) and exited(shared_pid)
-
-    assert _wait_for(gone, 15), "the killed owner's shared process or namespace outlived it"
 
 
 INNER = """

@@ -48,7 +48,7 @@ import signal
 import socket
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rawstack_harness.backends.linux import nsutil, rehearsal
@@ -299,16 +299,23 @@ class Host:
         finally:
             self.kill_all()
 
-    def add_spare(self) -> None:
-        """Fork a spare: it does the request-independent setup now, off the spawn's path."""
+    def _fork(
+        self, become: Callable[[int, ctypes.CDLL, socket.socket], None]
+    ) -> tuple[int, socket.socket]:
+        """Fork a child that runs ``become`` (it never returns); its pid and our socket to it."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
             mine.close()
-            _become_spare(self.pid, self.libc, theirs)
+            become(self.pid, self.libc, theirs)
         theirs.close()
+        return pid, mine
+
+    def add_spare(self) -> None:
+        """Fork a spare: it does the request-independent setup now, off the spawn's path."""
+        pid, mine = self._fork(_become_spare)
         self.spares.append((pid, os.pidfd_open(pid), mine))
 
     def handle(self, msg: dict[str, Any], fds: list[int]) -> None:
@@ -343,14 +350,7 @@ class Host:
     def share(self, msg: dict[str, Any], fds: list[int]) -> None:
         """Hand a spawn to the shared-peers process (forked on first use): a tenant there."""
         if self.shared is None:
-            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                mine.close()
-                _become_shared(self.pid, self.libc, theirs)
-            theirs.close()
+            pid, mine = self._fork(_become_shared)
             self.children.add(pid)
             self.shared = (pid, mine)
             self.poller.register(mine, select.POLLIN)
