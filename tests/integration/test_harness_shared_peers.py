@@ -243,3 +243,28 @@ def test_fixture_peers_shared(pytester: pytest.Pytester) -> None:
     )
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*shared serve-all on node b*was killed by signal 9*"])
+
+
+def test_spawns_go_on_while_nobody_reads_the_hosts_replies(
+    host: PeerHost, net: Any, tmp_path: Path
+) -> None:
+    # More replies than the host's socket buffer holds (each takes ~1 KiB of it), none of
+    # them asked for: a host that blocked on them would fork nothing more.
+    with open("/proc/sys/net/core/wmem_default", encoding="ascii") as fh:
+        count = int(fh.read()) // 512 + 20
+    a = net["a"]
+    for i in range(count):
+        proc = host.spawn(
+            a.fd,
+            ["serve-all", "--iface", "eth0", "--peers", "udp", "--udp-port", str(20000 + i)],
+            tmp_path / "out",
+            tmp_path / "err",
+            ready_lines=1,
+            shared=True,
+        )
+        assert proc.stdout is not None
+        assert select.select([proc.stdout], [], [], 10)[0], (
+            f"spawn {i + 1} of {count}: no ready line"
+        )
+        assert b'"peer": "udp"' in proc.stdout.readline()
+        proc.stdout.close()

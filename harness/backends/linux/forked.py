@@ -406,6 +406,10 @@ class PeerHost:
         if self.closed:
             raise PeerHostError("the peer host is closed")
         self.wait_warm()
+        # Take what the host has said so far (replies nobody asked for yet, exit reports):
+        # a host whose messages fill its socket blocks there and forks nothing more, and the
+        # caller would then wait on a ready pipe nobody writes to.
+        self._pump(lambda: False, 0.0)
         fds = [
             os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
             for path in (stdout_path, stderr_path)

@@ -49,6 +49,7 @@ from rawstack_harness.backends.linux.peerhost import ReadyTee, recv_msg, send_ms
 from rawstack.errors import EXIT_FAILED, EXIT_USAGE, RawstackError
 from rawstack.peers.base import Server, announce_ready, log
 from rawstack.peers.loop import Loop, LoopView
+from rawstack.sockets.inet import raise_nofile_limit
 
 # serve-all's loop handles these (closes its servers, exits 0); other signals' defaults apply.
 GRACEFUL = frozenset({signal.SIGTERM, signal.SIGINT})
@@ -192,6 +193,9 @@ class SharedServer:
         self.loop = Loop()
         self.home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         self.tenants: dict[int, Tenant] = {}
+        # Every tenant holds its logs and its servers' sockets here: a hundred pairs are
+        # past the usual soft limit of 1,024 descriptors. The loop is epoll: no FD_SETSIZE.
+        raise_nofile_limit()
 
     def serve(self) -> None:
         self.loop.add_reader(self.sock, self._on_request)
