@@ -473,4 +473,4 @@ def _notes(res: ScaleRun) -> list[str]:
 
 
 def _kernel_text(r: PairsRun) -> str:
-    return ", ".join(f"{f} {v:+d}" for f, v in r.kernel.items()) + f" (total {r.kernel_kib:+d})"
+    return ", ".join(f"{f} {v:+d}" for f, v in r.kernel.items()) + f"; total {r.kernel_kib:+d}"
