@@ -196,15 +196,16 @@ def run(ctx: Context) -> Section:
     def p50(table: dict[tuple[str, str], list[float]], kind: str, when: str) -> float:
         return Summary.of(table[(kind, when)]).p50 if table.get((kind, when)) else 0.0
 
-    labels = ["bare pair", "netns_pair (fork)"]
+    # Two-line names: four bars' one-line names run into each other under the bars.
+    labels = ["bare pair", "netns_pair\n(fork)"]
     setups = [p50(phases, "bare", "setup"), p50(phases, "pair", "setup")]
     teardowns = [p50(phases, "bare", "teardown"), p50(phases, "pair", "teardown")]
     if exec_costs:
-        labels.append("netns_pair (exec)")
+        labels.append("netns_pair\n(exec)")
         setups.append(p50(exec_phases, "pair", "setup"))
         teardowns.append(p50(exec_phases, "pair", "teardown"))
     if shared_costs.get("pair"):
-        labels.append("netns_pair (shared)")
+        labels.append("netns_pair\n(shared)")
         setups.append(p50(shared_phases, "pair", "setup"))
         teardowns.append(p50(shared_phases, "pair", "teardown"))
     plot = Plot(
