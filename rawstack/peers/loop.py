@@ -263,6 +263,12 @@ class LoopView:
     def time(self) -> float:
         return self.loop.time()
 
+    def fds(self) -> list[int]:
+        """The descriptors registered through the view that the loop still holds from it."""
+        mine = {fd for fd, cb in self._readers.items() if self.loop._readers.get(fd) is cb}
+        mine |= {fd for fd, cb in self._writers.items() if self.loop._writers.get(fd) is cb}
+        return sorted(mine)
+
     def close(self) -> None:
         """Unregister what the tenant left (its servers' ``close`` should have) and its timers."""
         self.closed = True

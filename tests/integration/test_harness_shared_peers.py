@@ -123,12 +123,17 @@ def test_killing_a_tenant_closes_its_servers_at_once_and_only_its_own(
     host: PeerHost, net: Any, tmp_path: Path
 ) -> None:
     a, b = net["a"], net["b"]
-    ta, tb = _tenant(host, a, tmp_path), _tenant(host, b, tmp_path)
-    _ready(ta)
+    tb = _tenant(host, b, tmp_path)
     ready_b = _ready(tb)
+    fds = f"/proc/{tb.pid}/fd"
+    before = len(os.listdir(fds))
+    ta = _tenant(host, a, tmp_path)
+    _ready(ta)
     ta.kill()
     assert ta.wait(10) == -signal.SIGKILL
     assert "stopped" not in (tmp_path / "a.err").read_text()  # no graceful close
+    # Everything it held is closed, the packet sockets too (by the closer thread).
+    assert wait_for(lambda: len(os.listdir(fds)) == before, 5), os.listdir(fds)
     ta.kill()  # once it exited, a no-op
     assert _http_refused(b, a)
     assert not exited(tb.pid)

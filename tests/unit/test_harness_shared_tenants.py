@@ -68,10 +68,19 @@ def shared(monkeypatch: pytest.MonkeyPatch) -> Any:
         return [made[-1]]
 
     monkeypatch.setattr(serve_all, "servers", servers)
+    ready_fds: list[int] = []
+
+    class RecordingTee(sharedpeers.ReadyTee):
+        def __init__(self, out: Any, ready_fd: int, lines: int) -> None:
+            ready_fds.append(ready_fd)
+            super().__init__(out, ready_fd, lines)
+
+    monkeypatch.setattr(sharedpeers, "ReadyTee", RecordingTee)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     server: Any = sharedpeers.SharedServer(theirs, NoSetns())  # type: ignore[arg-type]
     server.made = made  # the test's handles on what it built
     server.host = ours
+    server.ready_fds = ready_fds
     yield server
     ours.close()
     theirs.close()
@@ -157,6 +166,13 @@ def test_a_signal_ends_a_tenant_as_it_would_end_serve_all(
     from rawstack_harness.backends.linux.peerhost import send_msg
 
     err, ready = _spawn(shared, 7, tmp_path)
+    # The tenant closed its end of the ready pipe after its line; that number is free now
+    # and taken here: ending the tenant must not close it again.
+    bystander = os.open(os.devnull, os.O_RDONLY)
+    (number,) = shared.ready_fds
+    os.dup2(bystander, number)
+    os.close(bystander)
+    bystander = number
     send_msg(shared.host, {"op": "signal", "vid": 7, "sig": int(signal.SIGCONT)})
     shared._on_request()
     assert list(shared.tenants) == [7]  # SIGCONT: no effect
@@ -166,4 +182,6 @@ def test_a_signal_ends_a_tenant_as_it_would_end_serve_all(
     assert ('[udp] stopped {"datagrams": 1}' in err.read_text()) is stats
     assert shared.made[0].closed
     assert shared.tenants == {}
+    os.fstat(bystander)  # still open
+    os.close(bystander)
     os.close(ready)

@@ -36,9 +36,11 @@ import contextlib
 import ctypes
 import json
 import os
+import queue
 import signal
 import socket
 import sys
+import threading
 import traceback
 from types import TracebackType
 from typing import Any, TextIO
@@ -70,8 +72,7 @@ class Tenant:
         self._out = out
         self._ready: ReadyTee | None = None
         self.stdout: TextIO = out
-        if len(fds) > 3:
-            self._fds.append(fds[3])
+        if len(fds) > 3:  # the tee owns it: closed after the ready lines, or at the end
             self._ready = ReadyTee(out, fds[3], ready_lines)
             self.stdout = self._ready  # type: ignore[assignment]  # a text stream by duck typing
         self.stderr: TextIO = open(  # noqa: SIM115
@@ -156,6 +157,11 @@ class Tenant:
         if self.code is not None:
             return
         self.code = code
+        # The last close of a packet socket waits for an RCU grace period (5-30 ms): a
+        # copy of each goes to the closer thread, so the servers' own closes are not the
+        # last and this loop, serving every other node, does not wait. Only those: a port
+        # must be free again when the call returns, for a tenant started next.
+        held = [os.dup(fd) for fd in self.view.fds() if _family(fd) == socket.AF_PACKET]
         for srv in reversed(self.servers):
             try:
                 srv.close()
@@ -164,6 +170,7 @@ class Tenant:
             if graceful:
                 log(srv.name, "stopped " + json.dumps(srv.stats(), sort_keys=True))
         self.view.close()
+        self.server.closer.put(held)
         with contextlib.suppress(OSError, ValueError):
             sys.stdout.flush()
             sys.stderr.flush()
@@ -175,6 +182,18 @@ class Tenant:
         self.server.ended(self)
 
 
+def _family(fd: int) -> int:
+    """The address family of a socket descriptor (-1 if it is not a socket)."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return -1
+    try:
+        return int(sock.family)
+    finally:
+        sock.detach()
+
+
 def _write_sysctl(key: str, value: str) -> None:
     path = "/proc/sys/" + key.replace(".", "/")
     try:
@@ -182,6 +201,28 @@ def _write_sysctl(key: str, value: str) -> None:
             fh.write(value)
     except OSError as exc:
         raise RawstackError(f"sysctl {key}={value}: {exc.strerror}") from None
+
+
+class Closer:
+    """A thread that closes descriptors (``os.close`` lets go of the GIL while it waits)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def put(self, fds: list[int]) -> None:
+        if not fds:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="closer", daemon=True)
+            self._thread.start()
+        self._queue.put(fds)
+
+    def _run(self) -> None:
+        while True:
+            for fd in self._queue.get():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 class SharedServer:
@@ -193,6 +234,7 @@ class SharedServer:
         self.loop = Loop()
         self.home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         self.tenants: dict[int, Tenant] = {}
+        self.closer = Closer()
         # Every tenant holds its logs and its servers' sockets here: a hundred pairs are
         # past the usual soft limit of 1,024 descriptors. The loop is epoll: no FD_SETSIZE.
         raise_nofile_limit()
