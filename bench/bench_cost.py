@@ -7,10 +7,14 @@ conftest that records every setup and teardown duration pytest reports. Three fi
 * ``pair``: ``netns_pair``, serve-all on both nodes with all four peers probed, forked from
   the run's warm peer host (the default);
 * ``pair-exec``: the same with ``--netns-peer-start=exec`` (a fresh interpreter per node, as
-  before the peer host), in a second pytest run: the baseline.
+  before the peer host), in a second pytest run: the baseline;
+* ``pair-shared``: the same with ``--netns-peer-start=shared`` (every node's serve-all a
+  tenant of one process per run), in a third pytest run of the whole file (bare and pair
+  alternating, as many tests as the first), so its "above a bare pair" compares tests of
+  that run only.
 
-Tests of the first run alternate bare/pair, so both see the same machine load. Each test
-does nothing itself: its cost is its fixture's.
+Tests of the first and third runs alternate bare/pair, so both fixtures see the same
+machine load. Each test does nothing itself: its cost is its fixture's.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 
 from bench.context import Context
 from bench.plots import BARS, Plot, Series
-from bench.report import Row, Section
+from bench.report import Row, Section, not_measured
 from bench.stats import Summary
 
 TITLE = "Per-test cost"
@@ -33,6 +37,8 @@ METRICS = (
     "netns_pair (4 peers probed): setup + teardown, p50",
     "netns_pair above a bare pair, p50",
     "bare netns_topology(pair()): setup + teardown, p50",
+    "netns_pair, shared peers: setup + teardown, p50",
+    "netns_pair, shared peers, above a bare pair, p50",
 )
 GOAL_PAIR_MS = 20.0
 GOAL_ABOVE_MS = 15.0
@@ -133,6 +139,15 @@ def run(ctx: Context) -> Section:
         exec_phases = read_phases(exec_out)
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         why_exec = str(exc)
+    shared_costs: dict[str, list[float]] = {}
+    shared_phases: dict[tuple[str, str], list[float]] = {}
+    why_shared = ""
+    try:
+        shared_out = _run(ctx, "shared", n, "--netns-peer-start=shared")
+        shared_costs = read_costs(shared_out)
+        shared_phases = read_phases(shared_out)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        why_shared = str(exc)
     pair, bare = Summary.of(costs["pair"]), Summary.of(costs["bare"])
     above = pair.p50 - bare.p50
     execed = Summary.of(exec_costs) if exec_costs else None
@@ -176,17 +191,23 @@ def run(ctx: Context) -> Section:
                 f"{len(exec_costs)} tests, a second pytest run",
             )
         )
+    rows += shared_rows(shared_costs, pair.p50, why_shared)
 
     def p50(table: dict[tuple[str, str], list[float]], kind: str, when: str) -> float:
         return Summary.of(table[(kind, when)]).p50 if table.get((kind, when)) else 0.0
 
-    labels = ["bare pair", "netns_pair (fork)"]
+    # Two-line names: four bars' one-line names run into each other under the bars.
+    labels = ["bare pair", "netns_pair\n(fork)"]
     setups = [p50(phases, "bare", "setup"), p50(phases, "pair", "setup")]
     teardowns = [p50(phases, "bare", "teardown"), p50(phases, "pair", "teardown")]
     if exec_costs:
-        labels.append("netns_pair (exec)")
+        labels.append("netns_pair\n(exec)")
         setups.append(p50(exec_phases, "pair", "setup"))
         teardowns.append(p50(exec_phases, "pair", "teardown"))
+    if shared_costs.get("pair"):
+        labels.append("netns_pair\n(shared)")
+        setups.append(p50(shared_phases, "pair", "setup"))
+        teardowns.append(p50(shared_phases, "pair", "teardown"))
     plot = Plot(
         "cost-by-fixture",
         "Per-test cost by fixture (p50 of each phase)",
@@ -213,4 +234,47 @@ def run(ctx: Context) -> Section:
         "populated test, whose cost includes it); the exec baseline is a second pytest run "
         "with `--netns-peer-start=exec -k pair`.",
     ]
+    if shared_costs:
+        notes.append(
+            "Shared peers: a third pytest run of the same file with "
+            f"`--netns-peer-start=shared` ({n} tests per fixture, alternating bare/pair; the "
+            "first netns_pair's cost includes forking the shared process). Setup p50: bare "
+            f"{p50(shared_phases, 'bare', 'setup'):.1f} ms, netns_pair "
+            f"{p50(shared_phases, 'pair', 'setup'):.1f} ms; teardown p50: bare "
+            f"{p50(shared_phases, 'bare', 'teardown'):.1f} ms, netns_pair "
+            f"{p50(shared_phases, 'pair', 'teardown'):.1f} ms."
+        )
     return Section(TITLE, GROUP, rows, notes, plots=[plot])
+
+
+def shared_rows(costs: dict[str, list[float]], fork_p50: float, why: str) -> list[Row]:
+    """The shared run's rows: its netns_pair, and that above its own bare pairs.
+
+    ``costs`` is that run's :func:`read_costs`; ``fork_p50`` the first run's netns_pair p50
+    (the same-run baseline); ``why`` says why there are no costs, if so.
+    """
+    goal_pair, goal_above = f"<= {GOAL_PAIR_MS:.0f} ms", f"<= {GOAL_ABOVE_MS:.0f} ms"
+    if not costs.get("pair") or not costs.get("bare"):
+        why = why or "the shared run recorded no netns_pair or no bare test"
+        return [not_measured(METRICS[3], why, goal_pair), not_measured(METRICS[4], why, goal_above)]
+    pair, bare = Summary.of(costs["pair"]), Summary.of(costs["bare"])
+    above = pair.p50 - bare.p50
+    ratio = f" ({pair.p50 / fork_p50:.2f}x)" if fork_p50 > 0 else ""
+    return [
+        Row(
+            METRICS[3],
+            pair.p50,
+            "ms",
+            f"p99 {pair.p99:.1f} ms; forked peers {fork_p50:.1f} ms{ratio}, the first run",
+            goal_pair,
+            passed=pair.p50 <= GOAL_PAIR_MS,
+        ),
+        Row(
+            METRICS[4],
+            above,
+            "ms",
+            f"bare pair {bare.p50:.1f} ms in the same (shared) run",
+            goal_above,
+            passed=above <= GOAL_ABOVE_MS,
+        ),
+    ]

@@ -54,6 +54,13 @@ step rootless sh ci/rootless.sh
 step pytest .venv/bin/python ci/shard.py -n auto \
     --junitxml="$ART/junit.xml" -o junit_logging=all -o junit_log_passing_tests=false \
     tests examples "$@"
+# The fixtures with --netns-peer-start=shared (every node's peers in one process): the
+# suites that start, probe and use fixture peers in every topology, in that mode (the
+# mechanism itself is tested in tests/integration/test_harness_shared_peers.py).
+step shared .venv/bin/python -m pytest -q -p no:cacheprovider -n auto \
+    --netns-peer-start=shared tests/integration/test_harness_backend.py \
+    tests/integration/test_declared_peers.py tests/integration/test_matrix_peers.py \
+    tests/integration/test_serve_all.py
 
 elapsed=$(($(date +%s) - start))
 if [ -n "$failed" ]; then

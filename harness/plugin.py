@@ -58,9 +58,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--netns-peer-start",
         default="fork",
-        choices=("fork", "exec"),
+        choices=("fork", "exec", "shared"),
         help="how the fixtures start serve-all: fork it from the run's warm peer host "
-        "(default, Linux) or exec a fresh interpreter per node (slower; FreeBSD always does)",
+        "(default, Linux), exec a fresh interpreter per node (slower; FreeBSD always does), "
+        "or serve every node from one shared process per run (Linux; least memory, but one "
+        "process: a crash of it ends every node's peers)",
     )
     group.addoption(
         "--netns-run-dir",
@@ -404,13 +406,14 @@ def _start_declared_peers(net: Network, request: pytest.FixtureRequest, run: Run
         return
     awaited = parse_peers(request.config.getoption("--netns-peers"))
     served = {n.name: n.peers for n in net.topology.nodes if n.peers}
-    fork = request.config.getoption("--netns-peer-start") == "fork"
+    start = request.config.getoption("--netns-peer-start")
     procs = start_peers(
         [(net[n], i, net[p], pi) for n, i, p, pi in plan],
         awaited,
         log_dir=run.dir,
         served=served,
-        fork=fork,
+        fork=start != "exec",
+        shared=start == "shared",
     )
     for (node, _, _, _), proc in zip(plan, procs):
         net.peers[node] = proc

@@ -46,7 +46,7 @@ from types import TracebackType
 from typing import IO, Any, Literal, Protocol, runtime_checkable
 
 from rawstack_harness.backends import RAWSTACK, Backend, ReadyEvent, select_backend
-from rawstack_harness.backends.base import NodeProcess, ProbeNode, ProcFile
+from rawstack_harness.backends.base import NodeProcess, ProbeNode, ProcFile, signal_group
 from rawstack_harness.errors import HarnessError
 from rawstack_harness.topology.spec import Topology
 
@@ -241,6 +241,8 @@ class Forking(Protocol):
         stderr_path: Path,
         ready_lines: int = 0,
         sysctls: Sequence[tuple[str, str]] = (),
+        *,
+        shared: bool = False,
     ) -> subprocess.Popen[bytes]: ...
 
 
@@ -359,9 +361,11 @@ class PeerProcess:
         *,
         served: Sequence[str] | None = None,
         fork: bool = True,
+        shared: bool = False,
     ) -> None:
         self.node = node
-        self.fork = fork and isinstance(node, Forking)
+        self.fork = (fork or shared) and isinstance(node, Forking)
+        self.shared = shared and self.fork
         self.ifname = ifname
         self.peers = tuple(peers)
         self.backend = backend or select_backend()
@@ -402,6 +406,7 @@ class PeerProcess:
                 self.err_path,
                 ready_lines=self._ready_count(),
                 sysctls=echo_sysctls,
+                shared=self.shared,
             )
             return
         for key, value in echo_sysctls:
@@ -495,7 +500,8 @@ class PeerProcess:
         self.ready_after = time.monotonic() - self.started_at
 
     def describe(self) -> str:
-        return f"serve-all on node {self.node.name} ({self.ifname})"
+        where = "shared serve-all" if self.shared else "serve-all"
+        return f"{where} on node {self.node.name} ({self.ifname})"
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -545,7 +551,7 @@ class PeerProcess:
         """SIGKILL this process's group now: whatever waits on it or probes it returns."""
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                signal_group(self.proc, signal.SIGKILL)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """SIGTERM this serve-all (its group, nothing else), SIGKILL after ``timeout``."""
@@ -607,6 +613,7 @@ def start_peers(
     *,
     served: Mapping[str, Sequence[str]] | None = None,
     fork: bool = True,
+    shared: bool = False,
 ) -> list[PeerProcess]:
     """Start serve-all on each ``(node, ifname, prober, prober_ifname)``; wait until ready.
 
@@ -616,7 +623,9 @@ def start_peers(
     Every process is started before any is awaited; then each is awaited and probed in its
     own task of one :class:`Nursery` (see the module docstring). The first failure stops
     them all and is raised. Logs go to ``log_dir`` (the run's directory, say). ``fork``
-    False spawns fresh interpreters even where the node could fork them.
+    False spawns fresh interpreters even where the node could fork them; ``shared`` serves
+    every node from the run's one shared-peers process where the node can (see
+    :mod:`rawstack_harness.backends.linux.sharedpeers`), a process per node elsewhere.
     """
     if log_dir is None:
         raise ValueError("start_peers needs log_dir (the run directory, for the peer logs)")
@@ -627,7 +636,9 @@ def start_peers(
         for node, ifname, _, _ in pairs:
             mine = None if served is None else served.get(node.name)
             awaited = peers if mine is None else [p for p in peers if p in mine]
-            pp = PeerProcess(node, ifname, awaited, log_dir, backend, served=mine, fork=fork)
+            pp = PeerProcess(
+                node, ifname, awaited, log_dir, backend, served=mine, fork=fork, shared=shared
+            )
             started.append(pp)
             pp.start()
 

@@ -28,7 +28,7 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, Union, overload
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, Union, overload, runtime_checkable
 
 from rawstack.peers.registry import ALL_PEERS
 
@@ -42,6 +42,24 @@ KERNEL = "kernel"  # the peer is the kernel's own (FreeBSD's ICMP echo)
 ProcFile = Union[int, IO[bytes], IO[str], None]
 # A process a node started (text or binary pipes).
 NodeProcess = Union["subprocess.Popen[str]", "subprocess.Popen[bytes]"]
+
+
+@runtime_checkable
+class GroupSignalled(Protocol):
+    """A process handle that is not a process group of its own (a shared-peers tenant):
+    ``signal_group`` is what ``os.killpg(proc.pid, sig)`` would be for one that is."""
+
+    def signal_group(self, sig: int) -> None: ...
+
+
+def signal_group(proc: NodeProcess, sig: int) -> None:
+    """``sig`` to ``proc``'s process group (a shared-peers tenant: to the tenant alone)."""
+    if isinstance(proc, GroupSignalled):
+        proc.signal_group(sig)
+    else:
+        os.killpg(proc.pid, sig)
+
+
 # A serve-all ready line, decoded (JSON: its values are whatever the peer announced).
 ReadyEvent = Mapping[str, object]
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from rawstack_harness.backends.base import NodeProcess, ProcFile
+from rawstack_harness.backends.base import NodeProcess, ProcFile, signal_group
 
 if TYPE_CHECKING:
     from rawstack_harness.topology.spec import Endpoint, Topology
@@ -80,16 +80,16 @@ def stop_group(proc: NodeProcess, timeout: float = STOP_TIMEOUT) -> int | None:
     """SIGTERM ``proc``'s process group, SIGKILL after ``timeout``; return its status."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            signal_group(proc, signal.SIGTERM)
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+            signal_group(proc, signal.SIGKILL)
         proc.wait()
     # The group may hold grandchildren even after its leader exited.
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        signal_group(proc, signal.SIGKILL)
     return proc.returncode
 
 
@@ -238,7 +238,7 @@ class ProcessNode:
         for proc in self.procs:
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, sig)
+                    signal_group(proc, sig)
 
     def stop_processes(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM every process :meth:`popen` started, SIGKILL what outlives ``timeout``."""

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # The registry imports no peer, so building the parser stays cheap.
 from rawstack.peers.registry import ALL_PEERS, BY_NAME
 
-__all__ = ["ALL_PEERS", "register", "run"]
+if TYPE_CHECKING:
+    from rawstack.peers.base import Server
+
+__all__ = ["ALL_PEERS", "register", "run", "servers"]
 
 
 def register(subparsers: Any) -> None:
@@ -37,8 +40,15 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from rawstack.peers.serve_all import default_servers, parse_peers, serve
+def servers(args: argparse.Namespace) -> list[Server]:
+    """The servers a parsed ``serve-all`` command line asks for, not started."""
+    from rawstack.peers.serve_all import default_servers, parse_peers
 
     peers = parse_peers(args.peers)
-    return serve(default_servers(args.iface, args.http_port, args.udp_port, args.bind, peers))
+    return default_servers(args.iface, args.http_port, args.udp_port, args.bind, peers)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rawstack.peers.serve_all import serve
+
+    return serve(servers(args))

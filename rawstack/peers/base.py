@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any, Protocol
 
-from rawstack.peers.loop import Loop
+from rawstack.peers.loop import Reactor
 
 
 class Server(Protocol):
@@ -14,7 +14,7 @@ class Server(Protocol):
 
     name: str  # "http", "udp", "chao", "icmp"
 
-    def start(self, loop: Loop) -> dict[str, Any]:
+    def start(self, loop: Reactor) -> dict[str, Any]:
         """Open sockets, register with ``loop``; return the ready fields (``addr``, ``iface``...).
 
         Raises :class:`rawstack.errors.RawstackError` subclasses on failure (port in use,

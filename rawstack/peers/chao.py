@@ -20,7 +20,7 @@ from rawstack.codec.ethernet import BROADCAST_MAC, ETH_P_CHAO, mac_to_bytes, mac
 from rawstack.engines.chao import DROP, REPLY, ChaoClient, ChaoReply, server_verdict
 from rawstack.errors import RawstackError, UsageError
 from rawstack.peers.base import log
-from rawstack.peers.loop import Loop, Timer
+from rawstack.peers.loop import Loop, Reactor, Timer
 from rawstack.peers.ratelimit import LimitedLog
 from rawstack.sockets.link import LinkSocket, open_link
 
@@ -35,13 +35,13 @@ class ChaoServer:
     def __init__(self, iface: str) -> None:
         self.iface = iface
         self._link: LinkSocket | None = None
-        self._loop: Loop | None = None
+        self._loop: Reactor | None = None
         self.counts: Counter[str] = Counter()
         # Anything on the link can make us complain once per frame: rate-limit it.
         self._drop_log = LimitedLog(self.name)
         self._send_log = LimitedLog(self.name)
 
-    def start(self, loop: Loop) -> dict[str, Any]:
+    def start(self, loop: Reactor) -> dict[str, Any]:
         link = open_link(self.iface, ETH_P_CHAO)
         self._link, self._loop = link, loop
         loop.add_reader(link, self._on_readable)

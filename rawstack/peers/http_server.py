@@ -52,7 +52,7 @@ from rawstack.engines.http import (
     ServerLimits,
 )
 from rawstack.peers.base import log
-from rawstack.peers.loop import Loop, Timer
+from rawstack.peers.loop import Reactor, Timer
 from rawstack.sockets.inet import format_addr, open_tcp_listener, raise_nofile_limit
 
 HELLO_PAGE = b"<h1>hello world</h1>"
@@ -232,7 +232,7 @@ class HttpServer:
         # limit plus one answer; past this something is wrong and it is dropped.
         self.max_conn_bytes = max_output_bytes + 3 * (max_header_bytes + max_body_bytes + READ_SIZE)
         self.verbose = verbose
-        self._loop: Loop | None = None
+        self._loop: Reactor | None = None
         self._listener: socket.socket | None = None
         self._conns: dict[int, _Conn] = {}
         self._starved: dict[int, _Conn] = {}  # paused while the total is over the limit
@@ -249,7 +249,7 @@ class HttpServer:
         self.addr = ""
 
     # -- Server protocol ---------------------------------------------------------------
-    def start(self, loop: Loop) -> dict[str, Any]:
+    def start(self, loop: Reactor) -> dict[str, Any]:
         raise_nofile_limit()
         self._listener = open_tcp_listener(self.bind, self.port)
         self._loop = loop

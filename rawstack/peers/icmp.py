@@ -46,7 +46,7 @@ from rawstack.codec.ipv4_options import echo_reply_options
 from rawstack.codec.ipv6 import PROTO_ICMPV6, IPv6, ip6_to_bytes
 from rawstack.errors import RawstackError
 from rawstack.peers.base import log
-from rawstack.peers.loop import Loop
+from rawstack.peers.loop import Reactor
 from rawstack.peers.ratelimit import LimitedLog
 from rawstack.quirks import KernelQuirks, host_ipv6_quirks, host_quirks
 from rawstack.sockets.raw import (
@@ -208,7 +208,7 @@ class IcmpResponder:
     def __init__(self, iface: str | None = None, quirks: KernelQuirks | None = None) -> None:
         self.iface = iface
         self.quirks = quirks
-        self._loop: Loop | None = None
+        self._loop: Reactor | None = None
         self._rx: RawIpReceiver | None = None
         self._tx: RawIpSender | None = None
         self._rx6: Raw6Socket | None = None
@@ -220,7 +220,7 @@ class IcmpResponder:
         self._ignore_log = LimitedLog(self.name)
         self._send_log = LimitedLog(self.name)
 
-    def start(self, loop: Loop) -> dict[str, Any]:
+    def start(self, loop: Reactor) -> dict[str, Any]:
         quirks = self.quirks or host_quirks()
         iface = self.iface
         if iface is not None and not CAN_BIND_TO_DEVICE:

@@ -8,6 +8,7 @@ SIGINT) are delivered through ``signal.set_wakeup_fd`` on a socketpair so a bloc
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import selectors
@@ -15,7 +16,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 Callback = Callable[[], object]  # return values are ignored
 
@@ -32,6 +33,22 @@ class Timer:
 
     def cancel(self) -> None:
         self.cancelled = True
+
+
+class Reactor(Protocol):
+    """What a server registers with: a :class:`Loop`, or a :class:`LoopView` of one."""
+
+    def add_reader(self, fileobj: Any, callback: Callback) -> None: ...
+
+    def remove_reader(self, fileobj: Any) -> None: ...
+
+    def add_writer(self, fileobj: Any, callback: Callback) -> None: ...
+
+    def remove_writer(self, fileobj: Any) -> None: ...
+
+    def call_later(self, delay: float, callback: Callback) -> Timer: ...
+
+    def time(self) -> float: ...
 
 
 class Loop:
@@ -175,3 +192,94 @@ class Loop:
 
 def _fd(fileobj: Any) -> int:
     return fileobj if isinstance(fileobj, int) else int(fileobj.fileno())
+
+
+class LoopView:
+    """One tenant's share of a :class:`Loop` that serves several (``netns-harness``'s shared
+    peers: every node's servers on one loop).
+
+    Every callback registered through the view runs inside ``scope()`` (the tenant's
+    stdout/stderr, say); one that raises is handed to ``on_error`` instead of ending the
+    loop, so one tenant's failure is that tenant's alone. :meth:`close` drops whatever the
+    tenant left registered, timers included. The wrapping is done once per registration,
+    so the loop's dispatch is the same as without a view.
+    """
+
+    def __init__(
+        self,
+        loop: Loop,
+        scope: Callable[[], contextlib.AbstractContextManager[object]],
+        on_error: Callable[[Exception], None],
+    ) -> None:
+        self.loop = loop
+        self._scope = scope
+        self._on_error = on_error
+        # What the view registered, by fd: the loop holds these very wrappers while they
+        # are ours (a closed socket's number may be another tenant's by now).
+        self._readers: dict[int, Callback] = {}
+        self._writers: dict[int, Callback] = {}
+        self._timers: list[Timer] = []
+        self.closed = False
+
+    def _wrap(self, callback: Callback) -> Callback:
+        if self.closed:
+            raise RuntimeError("registering with a closed LoopView")
+        scope, on_error = self._scope, self._on_error
+
+        def run() -> None:
+            with scope():
+                try:
+                    callback()
+                except Exception as exc:  # the tenant's failure, not the loop's
+                    on_error(exc)
+
+        return run
+
+    def add_reader(self, fileobj: Any, callback: Callback) -> None:
+        wrapped = self._wrap(callback)
+        self._readers[_fd(fileobj)] = wrapped
+        self.loop.add_reader(fileobj, wrapped)
+
+    def remove_reader(self, fileobj: Any) -> None:
+        self._readers.pop(_fd(fileobj), None)
+        self.loop.remove_reader(fileobj)
+
+    def add_writer(self, fileobj: Any, callback: Callback) -> None:
+        wrapped = self._wrap(callback)
+        self._writers[_fd(fileobj)] = wrapped
+        self.loop.add_writer(fileobj, wrapped)
+
+    def remove_writer(self, fileobj: Any) -> None:
+        self._writers.pop(_fd(fileobj), None)
+        self.loop.remove_writer(fileobj)
+
+    def call_later(self, delay: float, callback: Callback) -> Timer:
+        timer = self.loop.call_later(delay, self._wrap(callback))
+        now = self.time()
+        self._timers = [t for t in self._timers if not t.cancelled and t.deadline > now]
+        self._timers.append(timer)
+        return timer
+
+    def time(self) -> float:
+        return self.loop.time()
+
+    def fds(self) -> list[int]:
+        """The descriptors registered through the view that the loop still holds from it."""
+        mine = {fd for fd, cb in self._readers.items() if self.loop._readers.get(fd) is cb}
+        mine |= {fd for fd, cb in self._writers.items() if self.loop._writers.get(fd) is cb}
+        return sorted(mine)
+
+    def close(self) -> None:
+        """Unregister what the tenant left (its servers' ``close`` should have) and its timers."""
+        self.closed = True
+        for fd, wrapped in self._readers.items():
+            if self.loop._readers.get(fd) is wrapped:
+                self.loop.remove_reader(fd)
+        for fd, wrapped in self._writers.items():
+            if self.loop._writers.get(fd) is wrapped:
+                self.loop.remove_writer(fd)
+        self._readers.clear()
+        self._writers.clear()
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()

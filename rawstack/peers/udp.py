@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from rawstack.errors import ExchangeFailed, UsageError
 from rawstack.peers.base import log
-from rawstack.peers.loop import Loop
+from rawstack.peers.loop import Loop, Reactor
 from rawstack.sockets.inet import format_addr, open_udp_client, open_udp_server, resolve
 
 MAX_DATAGRAM = 65507  # IPv4: 65535 - 20 (IP header) - 8 (UDP header)
@@ -44,14 +44,14 @@ class UdpEchoServer:
         self.port = port
         self.verbose = verbose
         self._sock: socket.socket | None = None
-        self._loop: Loop | None = None
+        self._loop: Reactor | None = None
         self.datagrams = 0
         self.bytes = 0
         self.send_errors = 0
         self.addr = ""
         self._buf = memoryview(bytearray(0))
 
-    def start(self, loop: Loop) -> dict[str, Any]:
+    def start(self, loop: Reactor) -> dict[str, Any]:
         self._sock = open_udp_server(self.bind, self.port)
         self._loop = loop
         self._buf = memoryview(bytearray(RECV_SIZE))

@@ -163,7 +163,10 @@ from rawstack_harness.topology import pair
 run = LinuxRun(label="peerhost-test")
 net = build(pair(), run)
 out = Path(sys.argv[1])
-child = net["a"].spawn_rawstack(["udp", "serve"], out.with_suffix(".o"), out.with_suffix(".e"), 1)
+shared = sys.argv[2] == "shared"  # a tenant of the shared-peers process, not a child
+args = ["serve-all", "--iface", "eth0", "--peers", "udp"] if shared else ["udp", "serve"]
+o, e = out.with_suffix(".o"), out.with_suffix(".e")
+child = net["a"].spawn_rawstack(args, o, e, 1, shared=shared)
 child.stdout.readline()
 host = run.peer_host()
 out.write_text(" ".join([net["a"].path, str(run.dir), str(host.pid), str(child.pid)]))
@@ -171,9 +174,10 @@ time.sleep(300)
 """
 
 
-def test_sigkilled_owner_leaves_no_host_child_or_namespace(tmp_path: Path) -> None:
+@pytest.mark.parametrize("start", ["fork", "shared"])
+def test_sigkilled_owner_leaves_no_host_child_or_namespace(tmp_path: Path, start: str) -> None:
     out = tmp_path / "pids"
-    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(out)], cwd=tmp_path)
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(out), start], cwd=tmp_path)
     try:
         assert _wait_for(lambda: out.exists() and out.read_text(), 60), "the owner never built"
         ns, run_dir, host_pid, child_pid = out.read_text().split()

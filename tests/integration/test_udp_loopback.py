@@ -152,7 +152,6 @@ def test_sigterm_exits_0_and_port_in_use_exits_2() -> None:
         assert proc.wait(10) == 0
 
 
-
 def test_sigterm_ends_serve_with_status_0_and_its_counters() -> None:
     with udp_server() as (proc, port):
         result = udp_round_trips("127.0.0.1", port, b"abcd", count=5, timeout=2.0)

@@ -6,7 +6,7 @@ import io
 import os
 import socket
 
-from rawstack_harness.backends.linux.peerhost import _ReadyTee, recv_msg, send_msg
+from rawstack_harness.backends.linux.peerhost import ReadyTee, recv_msg, send_msg
 
 
 def _drain(fd: int) -> bytes:
@@ -19,7 +19,7 @@ def _drain(fd: int) -> bytes:
 def test_tee_copies_the_first_lines_then_closes_the_pipe() -> None:
     r, w = os.pipe()
     log = io.StringIO()
-    tee = _ReadyTee(log, w, 2)  # type: ignore[arg-type]
+    tee = ReadyTee(log, w, 2)  # type: ignore[arg-type]
     tee.write('{"event": "ready", "peer": "http"}\n')
     tee.write('{"event": "ready", "peer": "udp"}\nmore')  # the second line ends mid-write
     tee.write(" after\n")
@@ -34,7 +34,7 @@ def test_tee_survives_a_reader_that_went_away() -> None:
     r, w = os.pipe()
     os.close(r)
     log = io.StringIO()
-    tee = _ReadyTee(log, w, 1)  # type: ignore[arg-type]
+    tee = ReadyTee(log, w, 1)  # type: ignore[arg-type]
     assert tee.write("line\n") == 5  # EPIPE on the copy; the log still has it
     assert log.getvalue() == "line\n"
 

@@ -258,9 +258,11 @@ _chain = st.lists(
 ).filter(
     # RFC 8200 4.1: hop-by-hop options first, each header at most once; a fragment header
     # last, since tshark leaves what follows a fragment header to reassembly.
-    lambda chain: all(not isinstance(h, HopByHop) for h in chain[1:])
-    and all(not isinstance(h, Fragment) for h in chain[:-1])
-    and len({type(h) for h in chain}) == len(chain)
+    lambda chain: (
+        all(not isinstance(h, HopByHop) for h in chain[1:])
+        and all(not isinstance(h, Fragment) for h in chain[:-1])
+        and len({type(h) for h in chain}) == len(chain)
+    )
 )
 ipv6_cases = st.builds(
     lambda packet, chain: _ipv6_case(IPv6(**{**packet.__dict__, "extensions": tuple(chain)})),

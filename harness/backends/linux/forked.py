@@ -148,6 +148,39 @@ class ForkedProcess(subprocess.Popen[bytes]):
         return f"<ForkedProcess pid={self._pid} returncode={self.returncode}>"
 
 
+class SharedProcess(ForkedProcess):
+    """A node's servers in the run's shared-peers process (:mod:`.sharedpeers`): a tenant.
+
+    ``pid`` is the shared process's (every tenant has the same); a signal is not sent to it
+    but to the tenant, which acts as serve-all would on it, so stopping or killing one
+    node's peers leaves the other nodes' serving.
+    """
+
+    def __init__(
+        self, host: PeerHost, rid: int, args: Sequence[str], stdout: IO[bytes] | None
+    ) -> None:
+        super().__init__(host, rid, args, stdout)
+        self.vid = rid
+
+    def send_signal(self, sig: int) -> None:
+        self.host._resolve(self)
+        if self.returncode is None:
+            self.host._signal_tenant(self.vid, sig)
+
+    def killpg(self, sig: int) -> None:
+        self.send_signal(sig)
+
+    def signal_group(self, sig: int) -> None:
+        """What ``os.killpg(pid, sig)`` is for a process of its own (see backends.common)."""
+        self.send_signal(sig)
+
+    def _exit(self, code: int) -> None:
+        self.returncode = code
+
+    def __repr__(self) -> str:
+        return f"<SharedProcess pid={self._pid} tenant={self.vid} returncode={self.returncode}>"
+
+
 class PeerHost:
     """One warm host process and the children it forked; :meth:`close` ends them all."""
 
@@ -181,6 +214,9 @@ class PeerHost:
         self._gone = False
         self._children: dict[int, ForkedProcess] = {}
         self._early_exits: dict[int, int] = {}
+        self._tenants: dict[int, SharedProcess] = {}  # by tenant id, not exited
+        self._early_tenant_exits: dict[int, int] = {}
+        self._shared_pid = 0  # the shared-peers process, once a tenant's reply named it
         self.closed = False
 
     # -- reading the host's messages (leader/follower) -------------------------------------
@@ -230,13 +266,14 @@ class PeerHost:
     def _dispatch(self, msg: dict[str, Any] | None, fds: list[int]) -> None:
         """Called with ``_cond`` held."""
         if self._gone and msg is None:
-            for child in list(self._children.values()):
-                self._exited(child._pid, HOST_DIED)
+            self._all_exited(HOST_DIED)
             return
         assert msg is not None
         op = msg.get("op")
         if op == "hello":
             self._hello = True
+        elif op == "exit" and "vid" in msg:
+            self._tenant_exited(int(msg["vid"]), int(msg["code"]))
         elif op == "exit":
             self._exited(int(msg["pid"]), int(msg["code"]))
         elif op in ("spawned", "error"):
@@ -245,7 +282,28 @@ class PeerHost:
         for fd in fds:
             os.close(fd)
 
+    def _all_exited(self, code: int) -> None:
+        for child in list(self._children.values()):
+            self._exited(child._pid, code)
+        if self._shared_pid:
+            self._exited(self._shared_pid, code)
+
+    def _tenant_exited(self, vid: int, code: int) -> None:
+        tenant = self._tenants.pop(vid, None)
+        if tenant is None:  # reported before the spawn's reply was taken
+            self._early_tenant_exits[vid] = code
+        else:
+            tenant._exit(code)
+
     def _exited(self, pid: int, code: int) -> None:
+        if pid and pid == self._shared_pid:  # every tenant still served ends with it
+            self._shared_pid = 0
+            if self.manifest is not None:
+                self.manifest.remove("proc", f"pid:{pid}")
+            for vid in list(self._tenants):
+                self._tenant_exited(vid, code)
+            self._early_exits[pid] = code  # for tenants whose reply is not taken yet
+            return
         child = self._children.pop(pid, None)
         if child is None:  # reported before the spawn's reply was taken
             self._early_exits[pid] = code
@@ -275,6 +333,9 @@ class PeerHost:
                 return
             reply, fds = found
             child._pid = int(reply["pid"])
+            if isinstance(child, SharedProcess):
+                self._resolved_tenant(child, reply)
+                return
             child.pidfd = fds[0] if fds else -1
             if self.manifest is not None:
                 key = f"pid:{child._pid}"
@@ -286,6 +347,26 @@ class PeerHost:
                 if self.manifest is not None:
                     self.manifest.remove("proc", f"pid:{child._pid}")
                 child._exit(early)
+
+    def _resolved_tenant(self, tenant: SharedProcess, reply: dict[str, Any]) -> None:
+        """Called with ``_cond`` held, the tenant's spawn reply just taken."""
+        pid = tenant._pid
+        if pid in self._early_exits:  # the shared process died before we knew it
+            tenant._exit(self._early_exits[pid])
+            return
+        if pid != self._shared_pid:
+            self._shared_pid = pid
+            if self.manifest is not None:
+                self.manifest.add("proc", f"pid:{pid}", pid=pid, start=reply.get("start"))
+        early = self._early_tenant_exits.pop(tenant.vid, None)
+        if early is None:
+            self._tenants[tenant.vid] = tenant
+        else:
+            tenant._exit(early)
+
+    def _signal_tenant(self, vid: int, sig: int) -> None:
+        with contextlib.suppress(OSError), self._send_lock:
+            send_msg(self._ctl, {"op": "signal", "vid": vid, "sig": int(sig)})
 
     def _why_gone(self) -> str:
         code = self.proc.poll()
@@ -309,8 +390,12 @@ class PeerHost:
         *,
         ready_lines: int = 0,
         sysctls: Sequence[tuple[str, str]] = (),
+        shared: bool = False,
     ) -> ForkedProcess:
         """Fork ``rawstack ARGS`` into the namespace ``netns_fd``, logs appended to the paths.
+
+        With ``shared``, nothing is forked: ``ARGS`` (``serve-all ...``) become a tenant of
+        the run's shared-peers process (:class:`SharedProcess`, :mod:`.sharedpeers`).
 
         The child writes ``sysctls`` (``net.*`` keys, in its namespace) before running; one
         it cannot write is an error on its stderr and exit status 1.
@@ -321,6 +406,10 @@ class PeerHost:
         if self.closed:
             raise PeerHostError("the peer host is closed")
         self.wait_warm()
+        # Take what the host has said so far (replies nobody asked for yet, exit reports):
+        # a host whose messages fill its socket blocks there and forks nothing more, and the
+        # caller would then wait on a ready pipe nobody writes to.
+        self._pump(lambda: False, 0.0)
         fds = [
             os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
             for path in (stdout_path, stderr_path)
@@ -339,6 +428,7 @@ class PeerHost:
                     "args": list(args),
                     "ready_lines": ready_lines,
                     "sysctls": [list(item) for item in sysctls],
+                    "shared": shared,
                 }
                 send_msg(self._ctl, request, [netns_fd, *fds])
         except BaseException as exc:
@@ -350,6 +440,8 @@ class PeerHost:
         finally:
             for fd in fds:
                 os.close(fd)
+        if shared:
+            return SharedProcess(self, rid, args, reader)
         return ForkedProcess(self, rid, args, reader)
 
     def children(self) -> list[ForkedProcess]:
@@ -374,8 +466,7 @@ class PeerHost:
             self.proc.wait()
         self._pump(lambda: self._gone, 1.0)  # its last exit reports, then EOF
         with self._cond:
-            for child in list(self._children.values()):
-                self._exited(child._pid, HOST_DIED)
+            self._all_exited(HOST_DIED)
             for fds in [f for _, f in self._replies.values()]:
                 for fd in fds:
                     os.close(fd)

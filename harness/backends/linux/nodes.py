@@ -187,16 +187,25 @@ class LinuxNode(SpecNode, ProcessNode):
         stderr_path: Path,
         ready_lines: int = 0,
         sysctls: Sequence[tuple[str, str]] = (),
+        *,
+        shared: bool = False,
     ) -> ForkedProcess:
         """``rawstack ARGS`` forked into this node by the run's warm peer host, recorded.
 
         Its stdout and stderr are appended to the two files; with ``ready_lines`` its first
         lines can also be read from ``stdout`` (see :mod:`.forked`). ``sysctls`` (``net.*``)
-        are written by the child in the node before the command runs.
+        are written by the child in the node before the command runs. ``shared``: not a
+        process of its own but a tenant of the run's shared-peers process (serve-all only).
         """
         host = self.net.run.peer_host()
         proc = host.spawn(
-            self.fd, args, stdout_path, stderr_path, ready_lines=ready_lines, sysctls=sysctls
+            self.fd,
+            args,
+            stdout_path,
+            stderr_path,
+            ready_lines=ready_lines,
+            sysctls=sysctls,
+            shared=shared,
         )
         self.procs.append(proc)
         return proc

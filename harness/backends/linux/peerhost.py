@@ -48,7 +48,7 @@ import signal
 import socket
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rawstack_harness.backends.linux import nsutil, rehearsal
@@ -82,7 +82,7 @@ def recv_msg(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
     return msg, fds
 
 
-class _ReadyTee(io.TextIOBase):
+class ReadyTee(io.TextIOBase):
     """``sys.stdout`` of a child: everything to the log, the first lines to the ready pipe too."""
 
     def __init__(self, out: io.TextIOWrapper, ready_fd: int, lines: int) -> None:
@@ -101,9 +101,14 @@ class _ReadyTee(io.TextIOBase):
                     data = data[os.write(self._ready, data) :]
             self._left -= text.count("\n")
             if self._left <= 0:
-                os.close(self._ready)
-                self._ready = -1
+                self.close_pipe()
         return n
+
+    def close_pipe(self) -> None:
+        """Close the ready pipe (the harness reads EOF there): after the lines, or early."""
+        if self._ready >= 0:
+            os.close(self._ready)
+            self._ready = -1
 
     def flush(self) -> None:
         self._out.flush()
@@ -130,24 +135,30 @@ def _write_sysctls(items: Sequence[Sequence[str]]) -> None:
             os._exit(1)
 
 
+def _detach(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> socket.socket:
+    """In a freshly forked child: its own session, death with the host, default signal
+    handling, no inherited descriptor but ``sock`` (moved to :data:`SPARE_FD`, returned)."""
+    os.setsid()
+    libc.prctl(nsutil.PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != host_pid:  # the host died before prctl took effect
+        os._exit(1)
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # The object must never close its number later: after this it may name another file.
+    os.dup2(sock.detach(), SPARE_FD)
+    os.closerange(SPARE_FD + 1, 1 << 20)  # the host's sockets, other spares' ends
+    return socket.socket(fileno=SPARE_FD)
+
+
 def _become_spare(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> None:
     """In a freshly forked spare: the setup no spawn request changes, then wait for one.
 
     Never returns: the assignment (:func:`_run_assigned`) ends in ``os._exit``.
     """
     try:
-        os.setsid()
-        libc.prctl(nsutil.PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        if os.getppid() != host_pid:  # the host died before prctl took effect
-            os._exit(1)
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        # The object must never close its number later: after this it may name another file.
-        os.dup2(sock.detach(), SPARE_FD)
-        os.closerange(SPARE_FD + 1, 1 << 20)  # the host's sockets, other spares' ends
-        assignment = socket.socket(fileno=SPARE_FD)
+        assignment = _detach(host_pid, libc, sock)
         # Take the first-touch costs of a peer's start while nobody waits on us, but not at
         # once: a spare is forked right after a spawn, when that spawn's peer is starting
         # and being probed, and must not take its CPU. Assigned before then: no rehearsal.
@@ -161,6 +172,21 @@ def _become_spare(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> None
     assignment.detach()
     os.close(SPARE_FD)
     _run_assigned(libc, msg, fds)
+
+
+def _become_shared(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> None:
+    """In the freshly forked shared-peers process: serve tenants until the host is gone."""
+    code = 1
+    try:
+        from rawstack_harness.backends.linux.sharedpeers import SharedServer
+
+        SharedServer(_detach(host_pid, libc, sock), libc).serve()
+        code = 0
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            traceback.print_exc()
+    finally:
+        os._exit(code)
 
 
 def _run_assigned(libc: ctypes.CDLL, msg: dict[str, Any], fds: list[int]) -> None:
@@ -182,7 +208,7 @@ def _run_assigned(libc: ctypes.CDLL, msg: dict[str, Any], fds: list[int]) -> Non
         # The host's stream objects point at its own 0/1/2 and buffers: new ones, unshared.
         sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
         out = open(1, "w", encoding="utf-8", buffering=1, closefd=False)  # noqa: SIM115
-        sys.stdout = _ReadyTee(out, READY_FD, lines) if len(fds) > 3 else out
+        sys.stdout = ReadyTee(out, READY_FD, lines) if len(fds) > 3 else out
         sys.stderr = open(  # noqa: SIM115
             2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False
         )
@@ -235,6 +261,8 @@ class Host:
         self.libc = nsutil.libc()
         self.children: set[int] = set()  # assigned: their exits are reported
         self.spares: list[tuple[int, int, socket.socket]] = []  # (pid, pidfd, socket)
+        self.shared: tuple[int, socket.socket] | None = None  # the shared-peers process
+        self.poller = select.poll()
         self._wake_r, self._wake_w = socket.socketpair()
         for s in (self._wake_r, self._wake_w):
             s.setblocking(False)
@@ -242,7 +270,7 @@ class Host:
     def serve(self) -> None:
         signal.set_wakeup_fd(self._wake_w.fileno())
         signal.signal(signal.SIGCHLD, lambda *_: None)  # the wakeup fd does the work
-        poller = select.poll()
+        poller = self.poller
         poller.register(self.ctl, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
         send_msg(self.ctl, {"op": "hello", "pid": self.pid})
@@ -259,6 +287,8 @@ class Host:
                         while self._wake_r.recv(64):
                             pass
                     self.reap()
+                if self.shared is not None and self.shared[1].fileno() in ready:
+                    self.relay_shared()
                 if self.ctl.fileno() in ready:
                     msg, fds = recv_msg(self.ctl)
                     if msg is None:
@@ -269,22 +299,36 @@ class Host:
         finally:
             self.kill_all()
 
-    def add_spare(self) -> None:
-        """Fork a spare: it does the request-independent setup now, off the spawn's path."""
+    def _fork(
+        self, become: Callable[[int, ctypes.CDLL, socket.socket], None]
+    ) -> tuple[int, socket.socket]:
+        """Fork a child that runs ``become`` (it never returns); its pid and our socket to it."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
             mine.close()
-            _become_spare(self.pid, self.libc, theirs)
+            become(self.pid, self.libc, theirs)
         theirs.close()
+        return pid, mine
+
+    def add_spare(self) -> None:
+        """Fork a spare: it does the request-independent setup now, off the spawn's path."""
+        pid, mine = self._fork(_become_spare)
         self.spares.append((pid, os.pidfd_open(pid), mine))
 
     def handle(self, msg: dict[str, Any], fds: list[int]) -> None:
+        if msg.get("op") == "signal":  # for a tenant of the shared process
+            if self.shared is not None:
+                self._send_shared(msg, fds)
+            return
         try:
             if msg.get("op") != "spawn" or len(fds) < 3:
                 send_msg(self.ctl, {"op": "error", "id": msg.get("id"), "message": "bad request"})
+                return
+            if msg.get("shared"):
+                self.share(msg, fds)
                 return
             if not self.spares:
                 self.add_spare()
@@ -303,6 +347,46 @@ class Host:
             for fd in fds:
                 os.close(fd)
 
+    def share(self, msg: dict[str, Any], fds: list[int]) -> None:
+        """Hand a spawn to the shared-peers process (forked on first use): a tenant there."""
+        if self.shared is None:
+            pid, mine = self._fork(_become_shared)
+            self.children.add(pid)
+            self.shared = (pid, mine)
+            self.poller.register(mine, select.POLLIN)
+        pid = self.shared[0]
+        self._send_shared(msg, fds)
+        reply = {"op": "spawned", "id": msg["id"], "pid": pid, "vid": msg["id"]}
+        send_msg(self.ctl, {**reply, "start": nsutil.proc_start_time(pid)})
+
+    def _send_shared(self, msg: dict[str, Any], fds: list[int]) -> None:
+        assert self.shared is not None
+        try:
+            send_msg(self.shared[1], msg, fds)
+        except OSError:  # it died: its exit report (SIGCHLD) ends every tenant
+            self._drop_shared()
+
+    def relay_shared(self) -> None:
+        """A tenant's exit report from the shared process, on to the harness."""
+        assert self.shared is not None
+        try:
+            msg, fds = recv_msg(self.shared[1])
+        except OSError:
+            msg, fds = None, []
+        for fd in fds:
+            os.close(fd)
+        if msg is None:
+            self._drop_shared()
+            return
+        send_msg(self.ctl, msg)
+
+    def _drop_shared(self) -> None:
+        if self.shared is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.poller.unregister(self.shared[1])
+            self.shared[1].close()
+            self.shared = None
+
     def reap(self) -> None:
         while True:
             try:
@@ -318,6 +402,11 @@ class Host:
             if pid not in self.children:
                 continue
             self.children.discard(pid)
+            if self.shared is not None and pid == self.shared[0]:
+                # Its tenants' last reports first (then EOF): the harness ends the rest.
+                while self.shared is not None and select.select([self.shared[1]], [], [], 0)[0]:
+                    self.relay_shared()
+                self._drop_shared()
             send_msg(
                 self.ctl, {"op": "exit", "pid": pid, "code": os.waitstatus_to_exitcode(status)}
             )
