@@ -57,7 +57,7 @@ class NoSetns:
 
 @pytest.fixture
 def shared(monkeypatch: pytest.MonkeyPatch) -> Any:
-    from rawstack_harness.backends.linux import sharedpeers
+    from rawstack_harness.backends.linux import peerhost, sharedpeers
 
     from rawstack.cli import serve_all
 
@@ -70,7 +70,7 @@ def shared(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(serve_all, "servers", servers)
     ready_fds: list[int] = []
 
-    class RecordingTee(sharedpeers.ReadyTee):
+    class RecordingTee(peerhost.ReadyTee):
         def __init__(self, out: Any, ready_fd: int, lines: int) -> None:
             ready_fds.append(ready_fd)
             super().__init__(out, ready_fd, lines)
