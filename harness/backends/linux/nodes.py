@@ -136,11 +136,18 @@ class LinuxNode(SpecNode, ProcessNode):
     # -- access from tests --------------------------------------------------------------
     def mac(self, ifname: str = "eth0") -> str:
         """The interface's MAC address as the kernel reports it."""
-        return str(self._link(ifname).get_attr("IFLA_ADDRESS"))
+        return self._index_and_mac(ifname)[1]
 
     def ifindex(self, ifname: str) -> int:
         """The interface's index in the node's namespace."""
-        return int(self._link(ifname)["index"])
+        return self._index_and_mac(ifname)[0]
+
+    def _index_and_mac(self, ifname: str) -> tuple[int, str]:
+        with self._nl_lock:
+            found = rtnl.link_index_and_mac(self.netlink(), ifname)
+        if found is None:
+            raise LookupError(f"node {self.name} has no interface {ifname!r}")
+        return found
 
     def netlink(self) -> socket.socket:
         """The node's ``NETLINK_ROUTE`` socket (for
@@ -148,13 +155,6 @@ class LinuxNode(SpecNode, ProcessNode):
         if self.nl is None:
             raise HarnessError(f"node {self.name} is not built (or already removed)")
         return self.nl
-
-    def _link(self, ifname: str) -> Any:
-        with self._nl_lock:
-            found = rtnl.get_link(self.netlink(), name=ifname)
-        if found is None:
-            raise LookupError(f"node {self.name} has no interface {ifname!r}")
-        return found
 
     def socket(
         self, family: int = socket.AF_INET, type: int = socket.SOCK_DGRAM, proto: int = 0
