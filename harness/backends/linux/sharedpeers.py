@@ -36,17 +36,16 @@ import contextlib
 import ctypes
 import json
 import os
-import queue
 import signal
 import socket
 import sys
-import threading
 import traceback
 from types import TracebackType
 from typing import Any, TextIO
 
 from rawstack_harness.backends.linux import nsutil
 from rawstack_harness.backends.linux.peerhost import ReadyTee, recv_msg, send_msg
+from rawstack_harness.probes import Closer
 
 from rawstack.errors import EXIT_FAILED, EXIT_USAGE, RawstackError
 from rawstack.peers.base import Server, announce_ready, log
@@ -201,28 +200,6 @@ def _write_sysctl(key: str, value: str) -> None:
             fh.write(value)
     except OSError as exc:
         raise RawstackError(f"sysctl {key}={value}: {exc.strerror}") from None
-
-
-class Closer:
-    """A thread that closes descriptors (``os.close`` lets go of the GIL while it waits)."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-
-    def put(self, fds: list[int]) -> None:
-        if not fds:
-            return
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="closer", daemon=True)
-            self._thread.start()
-        self._queue.put(fds)
-
-    def _run(self) -> None:
-        while True:
-            for fd in self._queue.get():
-                with contextlib.suppress(OSError):
-                    os.close(fd)
 
 
 class SharedServer:
