@@ -31,7 +31,7 @@ import random
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from rawstack.codec import DecodeError
 from rawstack.codec.icmp import DEST_UNREACH, IcmpError, decode_icmp
@@ -295,38 +295,22 @@ def syn_probe(
             return _syn_probe6(host, addr, port, count=count, timeout=timeout, on_probe=on_probe)
     dst = resolve_ipv4(host)
     quirks = quirks or host_quirks()
-    result = SynProbeResult(host, dst, port)
-    receiver = open_raw_tcp(quirks)
-    errors: RawIpReceiver | None = None
-    try:
-        errors = open_raw_icmp_receiver(quirks, {DEST_UNREACH})
-        sender = open_raw_ip_sender(quirks)
-        try:
-            src = route_source(dst)  # after the sockets: a missing privilege is said first
-            reserved, sport = reserve_tcp_port(src)
-        except BaseException:
-            sender.close()
-            raise
-        try:
-            for _ in range(count):
-                probe = _probe_once(
-                    sender=sender,
-                    receivers=(receiver, errors),
-                    src=src,
-                    dst=dst,
-                    sport=sport,
-                    dport=port,
-                    timeout=timeout,
-                )
-                _record(result, probe, on_probe)
-        finally:
-            reserved.close()
-            sender.close()
-    finally:
-        receiver.close()
-        if errors is not None:
-            errors.close()
-    return result
+    q = quirks
+
+    def source() -> tuple[str, socket.socket, int]:
+        src = route_source(dst)
+        return (src, *reserve_tcp_port(src))
+
+    return _probe_all(
+        SynProbeResult(host, dst, port),
+        receiver=lambda: open_raw_tcp(q),
+        errors=lambda: open_raw_icmp_receiver(q, {DEST_UNREACH}),
+        sender=lambda: open_raw_ip_sender(q),
+        source=source,
+        count=count,
+        timeout=timeout,
+        on_probe=on_probe,
+    )
 
 
 def _syn_probe6(
@@ -340,40 +324,76 @@ def _syn_probe6(
 ) -> SynProbeResult:
     """:func:`syn_probe` towards the IPv6 address ``dst``."""
     quirks6 = host_ipv6_quirks()
-    result = SynProbeResult(host, dst, port)
-    receiver = open_raw6(quirks6, PROTO_TCP)
-    errors: Raw6Socket | None = None
+
+    def source() -> tuple[str, socket.socket, int]:
+        src = route_source6(dst)
+        # A link-local source binds only with the zone the destination names.
+        zone = dst.partition("%")[2]
+        link_local = src.startswith("fe80:")
+        return (src, *reserve_tcp_port6(f"{src}%{zone}" if zone and link_local else src))
+
+    return _probe_all(
+        SynProbeResult(host, dst, port),
+        receiver=lambda: open_raw6(quirks6, PROTO_TCP),
+        errors=lambda: open_raw_icmp6(quirks6, {DEST_UNREACH6}),
+        sender=lambda: open_raw_ip6_sender(quirks6),
+        source=source,
+        count=count,
+        timeout=timeout,
+        on_probe=on_probe,
+    )
+
+
+# One IP version's sockets at a time: its receivers and its sender.
+_Receiver = TypeVar("_Receiver", RawIpReceiver, Raw6Socket)
+_Sender = TypeVar("_Sender", RawIpSender, RawIp6Sender)
+
+
+def _probe_all(
+    result: SynProbeResult,
+    *,
+    receiver: Callable[[], _Receiver],
+    errors: Callable[[], _Receiver],
+    sender: Callable[[], _Sender],
+    source: Callable[[], tuple[str, socket.socket, int]],
+    count: int,
+    timeout: float,
+    on_probe: Callable[[SynProbeResult, Probe], None] | None,
+) -> SynProbeResult:
+    """Open the sockets (each closed again on any failure), then probe ``count`` times.
+
+    ``source()`` (the route's source address, a reserved port and its number) is asked
+    after the sockets, so that a missing privilege is what is said first.
+    """
+    tcp_in = receiver()
+    icmp_in: _Receiver | None = None
     try:
-        errors = open_raw_icmp6(quirks6, {DEST_UNREACH6})
-        sender = open_raw_ip6_sender(quirks6)
+        icmp_in = errors()
+        out = sender()
         try:
-            src = route_source6(dst)  # after the sockets: a missing privilege is said first
-            # A link-local source binds only with the zone the destination names.
-            zone = dst.partition("%")[2]
-            link_local = src.startswith("fe80:")
-            reserved, sport = reserve_tcp_port6(f"{src}%{zone}" if zone and link_local else src)
+            src, reserved, sport = source()
         except BaseException:
-            sender.close()
+            out.close()
             raise
         try:
             for _ in range(count):
                 probe = _probe_once(
-                    sender=sender,
-                    receivers=(receiver, errors),
+                    sender=out,
+                    receivers=(tcp_in, icmp_in),
                     src=src,
-                    dst=dst,
+                    dst=result.dst,
                     sport=sport,
-                    dport=port,
+                    dport=result.port,
                     timeout=timeout,
                 )
                 _record(result, probe, on_probe)
         finally:
             reserved.close()
-            sender.close()
+            out.close()
     finally:
-        receiver.close()
-        if errors is not None:
-            errors.close()
+        tcp_in.close()
+        if icmp_in is not None:
+            icmp_in.close()
     return result
 
 
