@@ -125,6 +125,8 @@ def test_killing_a_tenant_closes_its_servers_at_once_and_only_its_own(
     a, b = net["a"], net["b"]
     tb = _tenant(host, b, tmp_path)
     ready_b = _ready(tb)
+    assert tb.stdout is not None
+    assert tb.stdout.read() == b""  # EOF: the tenant has closed its end of the ready pipe
     fds = f"/proc/{tb.pid}/fd"
     before = len(os.listdir(fds))
     ta = _tenant(host, a, tmp_path)

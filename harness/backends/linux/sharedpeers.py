@@ -104,27 +104,32 @@ class Tenant:
     def start(self, argv: list[str], netns: int, sysctls: list[tuple[str, str]]) -> None:
         """Parse ``serve-all ARGS``, start the servers in the node, print the ready lines.
 
-        Any failure ends the tenant with serve-all's status for it.
+        Any failure ends the tenant with serve-all's status for it. ``netns`` is closed
+        before the ready lines: once they are read, this process holds nothing of the node
+        but its servers' sockets and its logs.
         """
         from rawstack.cli import _cached_parser
         from rawstack.cli import serve_all as command
 
         with self:
             try:
-                if not argv or argv[0] != "serve-all":
-                    raise RawstackError("shared peers run serve-all only")
-                args = _cached_parser("serve-all").parse_args(argv)
-                wanted = command.servers(args)
-                self.server.enter(netns)
                 try:
-                    for key, value in sysctls:
-                        _write_sysctl(key, value)
-                    for srv in wanted:
-                        fields = srv.start(self.view)
-                        self.servers.append(srv)
-                        self._announced.append((srv.name, fields))
+                    if not argv or argv[0] != "serve-all":
+                        raise RawstackError("shared peers run serve-all only")
+                    args = _cached_parser("serve-all").parse_args(argv)
+                    wanted = command.servers(args)
+                    self.server.enter(netns)
+                    try:
+                        for key, value in sysctls:
+                            _write_sysctl(key, value)
+                        for srv in wanted:
+                            fields = srv.start(self.view)
+                            self.servers.append(srv)
+                            self._announced.append((srv.name, fields))
+                    finally:
+                        self.server.leave()
                 finally:
-                    self.server.leave()
+                    os.close(netns)
                 for name, fields in self._announced:
                     announce_ready(name, **fields)
             except SystemExit as exc:  # argparse: its usage error is on our stderr
@@ -224,18 +229,16 @@ class SharedServer:
         msg, fds = recv_msg(self.sock)
         if msg is None:  # the host is gone: so is every tenant
             os._exit(0)
-        try:
-            op = msg.get("op")
-            if op == "spawn" and len(fds) >= 3:
-                self._spawn(msg, fds)
-            elif op == "signal":
-                tenant = self.tenants.get(int(msg["vid"]))
-                if tenant is not None:
-                    tenant.signal(int(msg["sig"]))
-        finally:
-            if fds:
-                with contextlib.suppress(OSError):
-                    os.close(fds[0])  # the namespace fd; the tenant owns the others
+        op = msg.get("op")
+        if op == "spawn" and len(fds) >= 3:
+            self._spawn(msg, fds)  # the tenant owns the fds now
+            return
+        for fd in fds:
+            os.close(fd)
+        if op == "signal":
+            tenant = self.tenants.get(int(msg["vid"]))
+            if tenant is not None:
+                tenant.signal(int(msg["sig"]))
 
     def _spawn(self, msg: dict[str, Any], fds: list[int]) -> None:
         vid = int(msg["id"])
