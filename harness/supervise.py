@@ -145,7 +145,7 @@ def read_lines(
     deadline = time.monotonic() + timeout
     while buf.count(b"\n") < count:
         left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
+        if left <= 0 or not _readable(fd, left):
             lines = buf.splitlines(keepends=True)
             whole = [line.rstrip(b"\n") for line in lines if line.endswith(b"\n")]
             raise ReadyTimeout(
@@ -163,6 +163,14 @@ def read_lines(
             copy.write(byte)
         buf += byte
     return buf.splitlines()[:count]
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    """Whether ``fd`` is readable (or at EOF) within ``timeout`` s: poll, not select, so a
+    run that holds over 1,024 descriptors (a large topology) still reads its ready pipes."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))
 
 
 def read_ready(

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import resource
 import subprocess
 import sys
 import threading
@@ -262,3 +264,23 @@ def test_peer_stop_stops_its_own_process_only(tmp_path: Path) -> None:
         assert not pp.died()  # stopped on purpose is not a death
     finally:
         node.stop_process(own)
+
+
+def test_read_lines_reads_a_pipe_numbered_past_1024() -> None:
+    # select() cannot wait on descriptor 1024 or above; a large topology's run holds that many.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"the hard descriptor limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    r, w = os.pipe()
+    high = os.dup2(r, 1500)
+    os.close(r)
+    proc = subprocess.Popen([PY, "-c", "pass"], stdout=subprocess.DEVNULL)
+    proc.wait()
+    try:
+        with open(high, "rb", buffering=0) as pipe:
+            os.write(w, b"one\ntwo\n")
+            assert supervise.read_lines(proc, 2, 5, stream=pipe) == [b"one", b"two"]
+    finally:
+        os.close(w)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

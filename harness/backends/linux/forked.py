@@ -253,7 +253,10 @@ class PeerHost:
     def _read_one(self, timeout: float | None) -> tuple[dict[str, Any] | None, list[int]]:
         """One message, or ``(None, [])`` when none came in ``timeout``; EOF marks the host gone."""
         try:
-            if not select.select([self._ctl], [], [], timeout)[0]:
+            # poll, not select: any descriptor number (a run may hold over 1,024).
+            poller = select.poll()
+            poller.register(self._ctl, select.POLLIN)
+            if not poller.poll(None if timeout is None else timeout * 1000):
                 return None, []
             msg, fds = recv_msg(self._ctl)
         except (OSError, ValueError):  # ValueError: our own socket was closed
