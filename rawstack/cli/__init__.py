@@ -16,7 +16,7 @@ import argparse
 import functools
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rawstack import __version__
 from rawstack.cli.stdout import quiet_on_closed_stdout
@@ -87,8 +87,14 @@ def _main(argv: Sequence[str] | None) -> int:
     known = first in {command_name(m) for m in COMMAND_MODULES}
     parser = _cached_parser(first if known else None)
     args = parser.parse_args(args_list)
+    return reported(lambda: int(args.func(args)))
+
+
+def reported(run: Callable[[], int]) -> int:
+    """``run()``'s status, or a failure's: one ``rawstack: error:`` line on stderr and its
+    exit status (what every command does with the errors it raises)."""
     try:
-        code: int = args.func(args)
+        return run()
     except RawstackError as exc:
         print(f"rawstack: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -97,4 +103,3 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
-    return code

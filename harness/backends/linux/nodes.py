@@ -44,10 +44,8 @@ LINK_READY_TIMEOUT = 0.5  # seconds build() waits for the kernel to report links
 
 def _write_sysctls(items: Sequence[tuple[str, str]]) -> None:
     for key, value in items:
-        path = "/proc/sys/" + key.replace(".", "/") if "/" not in key else "/proc/sys/" + key
         try:
-            with open(path, "w", encoding="ascii") as fh:
-                fh.write(value)
+            nsutil.write_sysctl(key, value)
         except OSError as exc:
             raise HarnessError(f"sysctl {key}={value}: {exc.strerror}") from None
 

@@ -214,6 +214,14 @@ def running_start_time(pid: int) -> int | None:
     return None if rest is None or rest[0] in (b"Z", b"X") else int(rest[19])
 
 
+def write_sysctl(key: str, value: str) -> None:
+    """Write ``/proc/sys`` ``key`` (``net.ipv4.x`` or ``net/ipv4/x``) in the calling
+    thread's namespace; ``OSError`` as the kernel gives it."""
+    path = "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
+    with open(path, "w", encoding="ascii") as fh:
+        fh.write(value)
+
+
 def is_mountpoint(path: str) -> bool:
     target = os.path.realpath(path)
     with open("/proc/self/mountinfo", encoding="utf-8") as fh:

@@ -125,10 +125,8 @@ class ReadyTee(io.TextIOBase):
 
 def _write_sysctls(items: Sequence[Sequence[str]]) -> None:
     for key, value in items:
-        path = "/proc/sys/" + key.replace(".", "/")
         try:
-            with open(path, "w", encoding="ascii") as fh:
-                fh.write(value)
+            nsutil.write_sysctl(key, value)
         except OSError as exc:
             sys.stderr.write(f"peer host: sysctl {key}={value}: {exc.strerror}\n")
             sys.stderr.flush()
@@ -319,11 +317,11 @@ class Host:
         self.spares.append((pid, os.pidfd_open(pid), mine))
 
     def handle(self, msg: dict[str, Any], fds: list[int]) -> None:
-        if msg.get("op") == "signal":  # for a tenant of the shared process
-            if self.shared is not None:
-                self._send_shared(msg, fds)
-            return
         try:
+            if msg.get("op") == "signal":  # for a tenant of the shared process
+                if self.shared is not None:
+                    self._send_shared(msg)
+                return
             if msg.get("op") != "spawn" or len(fds) < 3:
                 send_msg(self.ctl, {"op": "error", "id": msg.get("id"), "message": "bad request"})
                 return
@@ -359,7 +357,7 @@ class Host:
         reply = {"op": "spawned", "id": msg["id"], "pid": pid, "vid": msg["id"]}
         send_msg(self.ctl, {**reply, "start": nsutil.proc_start_time(pid)})
 
-    def _send_shared(self, msg: dict[str, Any], fds: list[int]) -> None:
+    def _send_shared(self, msg: dict[str, Any], fds: Sequence[int] = ()) -> None:
         assert self.shared is not None
         try:
             send_msg(self.shared[1], msg, fds)

@@ -23,7 +23,7 @@ import itertools
 import os
 import socket
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Union
 
 from rawstack_harness.errors import HarnessError
@@ -329,17 +329,33 @@ IFLA_ADDRESS = 1
 def link_index_and_mac(sock: socket.socket, name: str) -> tuple[int, str] | None:
     """``(index, MAC)`` of the interface ``name`` in the socket's namespace, or None.
 
-    One ``RTM_GETLINK`` by name, parsed here: the probes ask for a MAC on every fresh node,
-    and pyroute2's decoder of the whole reply cost ~1 ms of CPU each time.
+    Parsed here: the probes ask for a MAC on every fresh node, and pyroute2's decoder of
+    the whole reply cost ~1 ms of CPU each time.
     """
+    data = _get_link(sock, 0, name)
+    if data is None:
+        return None
+    _, _, index, _, _ = _IFINFO.unpack_from(data, _HDR.size)
+    mac = ""
+    for atype, value in _attrs(data, _HDR.size + _IFINFO.size, len(data)):
+        if atype == IFLA_ADDRESS:
+            mac = value.hex(":")
+    return index, mac
+
+
+def _get_link(sock: socket.socket, index: int, name: str | None) -> bytes | None:
+    """The kernel's ``RTM_NEWLINK`` answer for one interface, by index or name; None if
+    there is no such interface."""
     seq = next(_seq)
-    raw = name.encode() + b"\0"
-    attr = struct.pack("=HH", 4 + len(raw), IFLA_IFNAME) + raw
-    attr += b"\0" * (-len(attr) % 4)
+    attr = b""
+    if name:
+        raw = name.encode() + b"\0"
+        attr = struct.pack("=HH", 4 + len(raw), IFLA_IFNAME) + raw
+        attr += b"\0" * (-len(attr) % 4)
     length = _HDR.size + _IFINFO.size + len(attr)
     sock.settimeout(5.0)
     sock.send(_HDR.pack(length, RTM_GETLINK, NLM_F_REQUEST, seq, 0)
-              + _IFINFO.pack(0, 0, 0, 0, 0) + attr)  # fmt: skip
+              + _IFINFO.pack(0, 0, index, 0, 0) + attr)  # fmt: skip
     while True:
         data = sock.recv(65536)
         length, mtype, _, rseq, _ = _HDR.unpack_from(data, 0)
@@ -349,32 +365,28 @@ def link_index_and_mac(sock: socket.socket, name: str) -> tuple[int, str] | None
             (err,) = struct.unpack_from("=i", data, 16)
             if -err == errno.ENODEV:
                 return None
-            raise NetlinkError(f"netlink: get link {name}: {os.strerror(-err)}")
-        _, _, index, _, _ = _IFINFO.unpack_from(data, _HDR.size)
-        at = _HDR.size + _IFINFO.size
-        mac = ""
-        while at + 4 <= length:
-            alen, atype = struct.unpack_from("=HH", data, at)
-            if alen < 4:
-                break
-            if atype == IFLA_ADDRESS:
-                mac = data[at + 4 : at + alen].hex(":")
-            at += (alen + 3) & ~3
-        return index, mac
+            raise NetlinkError(f"netlink: get link {name or index}: {os.strerror(-err)}")
+        return data[:length]
+
+
+def _attrs(data: bytes, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """``(type, payload)`` of each route attribute in ``data[start:end]``."""
+    at = start
+    while at + 4 <= end:
+        alen, atype = struct.unpack_from("=HH", data, at)
+        if alen < 4:
+            return
+        yield atype, data[at + 4 : at + alen]
+        at += (alen + 3) & ~3
 
 
 def _link_name_and_state(data: bytes, off: int, length: int) -> tuple[str, int]:
     name, oper = "", -1
-    at = off + _HDR.size + _IFINFO.size
-    while at + 4 <= off + length:
-        alen, atype = struct.unpack_from("=HH", data, at)
-        if alen < 4:
-            break
+    for atype, value in _attrs(data, off + _HDR.size + _IFINFO.size, off + length):
         if atype == IFLA_IFNAME:
-            name = data[at + 4 : at + alen].rstrip(b"\0").decode(errors="replace")
+            name = value.rstrip(b"\0").decode(errors="replace")
         elif atype == IFLA_OPERSTATE:
-            oper = data[at + 4]
-        at += (alen + 3) & ~3
+            oper = value[0]
     return name, oper
 
 
@@ -382,26 +394,9 @@ def get_link(sock: socket.socket, *, index: int = 0, name: str | None = None) ->
     """The kernel's ``ifinfmsg`` for one interface (decoded by pyroute2), or None."""
     from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
-    msg = ifinfmsg()
-    msg["index"] = index
-    msg["attrs"] = [("IFLA_IFNAME", name)] if name else []
-    seq = next(_seq)
-    msg["header"]["type"] = RTM_GETLINK
-    msg["header"]["flags"] = NLM_F_REQUEST
-    msg["header"]["sequence_number"] = seq
-    msg.encode()
-    sock.settimeout(5.0)
-    sock.send(bytes(msg.data))
-    while True:
-        data = sock.recv(65536)
-        (length, mtype, _, rseq, _) = _HDR.unpack_from(data, 0)
-        if rseq != seq:
-            continue
-        if mtype == NLMSG_ERROR:
-            (err,) = struct.unpack_from("=i", data, 16)
-            if -err == errno.ENODEV:
-                return None
-            raise NetlinkError(f"netlink: get link {name or index}: {os.strerror(-err)}")
-        reply = ifinfmsg(data[:length])
-        reply.decode()
-        return reply
+    data = _get_link(sock, index, name)
+    if data is None:
+        return None
+    reply = ifinfmsg(data)
+    reply.decode()
+    return reply

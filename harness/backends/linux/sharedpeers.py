@@ -68,7 +68,6 @@ class Tenant:
         out_fd, err_fd = fds[1], fds[2]
         self._fds = [out_fd, err_fd]
         out = open(out_fd, "w", encoding="utf-8", buffering=1, closefd=False)  # noqa: SIM115
-        self._out = out
         self._ready: ReadyTee | None = None
         self.stdout: TextIO = out
         if len(fds) > 3:  # the tee owns it: closed after the ready lines, or at the end
@@ -81,7 +80,6 @@ class Tenant:
         self.servers: list[Server] = []
         self.code: int | None = None
         self._saved: list[tuple[TextIO, TextIO]] = []
-        self._announced: list[tuple[str, dict[str, Any]]] = []
 
     # -- the tenant's streams as sys.stdout/sys.stderr while its code runs ----------------
     def scope(self) -> Tenant:
@@ -104,45 +102,48 @@ class Tenant:
     def start(self, argv: list[str], netns: int, sysctls: list[tuple[str, str]]) -> None:
         """Parse ``serve-all ARGS``, start the servers in the node, print the ready lines.
 
-        Any failure ends the tenant with serve-all's status for it. ``netns`` is closed
-        before the ready lines: once they are read, this process holds nothing of the node
-        but its servers' sockets and its logs.
+        A failure ends the tenant as it ends serve-all: the command line's error line and
+        status (:func:`rawstack.cli.reported`), argparse's usage error, or a traceback and
+        status 1. ``netns`` is closed before the ready lines: once they are read, this
+        process holds nothing of the node but its servers' sockets and its logs.
         """
-        from rawstack.cli import _cached_parser
-        from rawstack.cli import serve_all as command
+        from rawstack.cli import reported
 
         with self:
             try:
-                try:
-                    if not argv or argv[0] != "serve-all":
-                        raise RawstackError("shared peers run serve-all only")
-                    args = _cached_parser("serve-all").parse_args(argv)
-                    wanted = command.servers(args)
-                    self.server.enter(netns)
-                    try:
-                        for key, value in sysctls:
-                            _write_sysctl(key, value)
-                        for srv in wanted:
-                            fields = srv.start(self.view)
-                            self.servers.append(srv)
-                            self._announced.append((srv.name, fields))
-                    finally:
-                        self.server.leave()
-                finally:
-                    os.close(netns)
-                for name, fields in self._announced:
-                    announce_ready(name, **fields)
+                code = reported(lambda: self._start(argv, netns, sysctls))
             except SystemExit as exc:  # argparse: its usage error is on our stderr
-                self.end(exc.code if isinstance(exc.code, int) else EXIT_USAGE, graceful=False)
-            except RawstackError as exc:
-                print(f"rawstack: error: {exc}", file=sys.stderr)
-                self.end(exc.exit_code, graceful=False)
-            except ValueError as exc:
-                print(f"rawstack: error: {exc}", file=sys.stderr)
-                self.end(EXIT_USAGE, graceful=False)
+                code = exc.code if isinstance(exc.code, int) else EXIT_USAGE
             except Exception:
                 traceback.print_exc()
-                self.end(EXIT_FAILED, graceful=False)
+                code = EXIT_FAILED
+            if code != 0:
+                self.end(code, graceful=False)
+
+    def _start(self, argv: list[str], netns: int, sysctls: list[tuple[str, str]]) -> int:
+        from rawstack.cli import _cached_parser
+        from rawstack.cli import serve_all as command
+
+        try:
+            if not argv or argv[0] != "serve-all":
+                raise RawstackError("shared peers run serve-all only")
+            wanted = command.servers(_cached_parser("serve-all").parse_args(argv))
+            ready: list[tuple[str, dict[str, Any]]] = []
+            self.server.enter(netns)
+            try:
+                for key, value in sysctls:
+                    _write_sysctl(key, value)
+                for srv in wanted:
+                    fields = srv.start(self.view)
+                    self.servers.append(srv)
+                    ready.append((srv.name, fields))
+            finally:
+                self.server.leave()
+        finally:
+            os.close(netns)
+        for name, fields in ready:
+            announce_ready(name, **fields)
+        return 0
 
     def signal(self, sig: int) -> None:
         """What serve-all would do on ``sig`` (see the module docstring)."""
@@ -199,10 +200,8 @@ def _family(fd: int) -> int:
 
 
 def _write_sysctl(key: str, value: str) -> None:
-    path = "/proc/sys/" + key.replace(".", "/")
     try:
-        with open(path, "w", encoding="ascii") as fh:
-            fh.write(value)
+        nsutil.write_sysctl(key, value)
     except OSError as exc:
         raise RawstackError(f"sysctl {key}={value}: {exc.strerror}") from None
 
