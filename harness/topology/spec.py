@@ -7,6 +7,7 @@ anything, so a bad spec never leaves half a topology behind.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ class Endpoint:
 
     def interfaces(self) -> list[IfAddress]:
         """The addresses as :mod:`ipaddress` interfaces (call after :func:`validate`)."""
-        return [ipaddress.ip_interface(a) for a in self.addresses]
+        return list(_interfaces(self.addresses))
 
 
 @dataclass(frozen=True)
@@ -209,8 +210,34 @@ def _check_node(path: str, node: Node) -> None:
         seen.add(peer)
 
 
+@functools.lru_cache(maxsize=256)
+def _interfaces(addresses: tuple[str, ...]) -> tuple[IfAddress, ...]:
+    # Parsed once per distinct tuple: a build asks for them a dozen times, every test.
+    return tuple(ipaddress.ip_interface(a) for a in addresses)
+
+
 def validate(topo: Topology) -> Topology:
-    """Check every field; return ``topo`` unchanged or raise :class:`SpecError`."""
+    """Check every field; return ``topo`` unchanged or raise :class:`SpecError`.
+
+    A spec equal to one already found valid is not checked again (the fixtures validate
+    the same preset every test); one that cannot be hashed (a list where a tuple belongs)
+    is checked every time.
+    """
+    try:
+        hash(topo)
+    except TypeError:
+        return _validate(topo)
+    _validated(topo)
+    return topo
+
+
+@functools.lru_cache(maxsize=256)
+def _validated(topo: Topology) -> bool:
+    _validate(topo)
+    return True
+
+
+def _validate(topo: Topology) -> Topology:
     if not topo.nodes:
         raise SpecError("nodes", "a topology needs at least one node")
     seen: set[str] = set()

@@ -172,9 +172,12 @@ def test_etc_netns_made_by_the_first_of_two_overlapping_runs_goes_with_the_last(
     root = str(tmp_path / "state")
     run_a = Run(root=root, label="first")
     net_a = build(pair("first"), run_a)
+    assert not etc.exists()  # written on first use, not at build
+    assert net_a["a"].hosts is not None
     assert etc.is_dir()
     run_b = Run(root=root, label="second")
     net_b = build(pair("second"), run_b)
+    assert net_b["b"].hosts is not None
     net_a.destroy()
     run_a.close()
     assert sorted(p.name for p in etc.iterdir()) == [net_b["a"].netns, net_b["b"].netns]
@@ -182,3 +185,42 @@ def test_etc_netns_made_by_the_first_of_two_overlapping_runs_goes_with_the_last(
     run_b.close()
     assert not etc.exists()
     assert not os.path.exists(root)
+
+
+def _my_netns() -> int:
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+def test_a_build_leaves_the_calling_thread_in_its_own_namespace(
+    netns_topology: Callable[..., Any],
+) -> None:
+    # Namespaces are created and sysctls written from the calling thread (no helper
+    # thread): it must be back home after, and the nodes must have what was asked.
+    before = _my_netns()
+    spec = {
+        "nodes": [{"name": "a", "sysctls": {"net.ipv4.ip_forward": "1"}}, {"name": "b"}],
+        "links": [{"a": _ep("a", "eth0", "10.0.0.1/24"), "b": _ep("b", "eth0", "10.0.0.2/24")}],
+    }
+    net = netns_topology(spec)
+    assert _my_netns() == before
+    assert net["a"].sysctl("net.ipv4.ip_forward") == "1"
+    assert net["b"].sysctl("net.ipv4.ip_forward") == "0"
+    assert net["a"].sysctl("net.ipv6.conf.all.accept_dad") == "0"
+    assert {os.stat(net[n].path).st_ino for n in ("a", "b")}.isdisjoint({before})
+
+
+def test_briefly_returns_home_when_the_work_inside_fails() -> None:
+    from rawstack_harness.backends.linux import nsutil
+
+    before = _my_netns()
+    inside: list[int] = []
+
+    def fail() -> None:
+        inside.append(_my_netns())
+        raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        nsutil.briefly(nsutil.unshare_net, fail)
+    assert len(inside) == 1
+    assert inside[0] != before
+    assert _my_netns() == before

@@ -46,3 +46,11 @@ def test_the_names_files_go_with_the_topology(netns_topology: Any) -> None:
     net.destroy()
     assert not os.path.exists(hosts)
     assert not os.path.exists(os.path.dirname(hosts))
+
+
+def test_the_names_files_are_written_on_first_use_not_at_build(netns_topology: Any) -> None:
+    net = netns_topology("pair")
+    folders = [os.path.join("/etc/netns", net[n].netns) for n in ("a", "b")]
+    assert not any(os.path.exists(f) for f in folders)
+    assert net["b"].run(["true"]).returncode == 0  # a process in one node: every node's file
+    assert all(os.path.exists(os.path.join(f, "hosts")) for f in folders)

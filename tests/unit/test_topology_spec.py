@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from rawstack_harness.topology import SpecError, from_dict, line3, load_yaml, pair, to_dict
+from rawstack_harness.topology.spec import Node, Topology, validate
 
 
 def _pair_dict() -> dict[str, Any]:
@@ -124,3 +125,27 @@ def test_yaml_syntax_error_is_a_spec_error(tmp_path: Path) -> None:
     spec.write_text("nodes: [\n")
     with pytest.raises(SpecError, match="is not valid YAML"):
         load_yaml(spec)
+
+
+def test_a_spec_found_valid_once_is_not_checked_again_but_a_bad_one_always_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rawstack_harness.topology import spec as spec_mod
+
+    calls: list[object] = []
+    real = spec_mod._validate
+    monkeypatch.setattr(spec_mod, "_validate", lambda t: calls.append(t) or real(t))
+    spec_mod._validated.cache_clear()
+    good = Topology(nodes=(Node("a"), Node("b")), name="cachetest")
+    assert validate(good) is good
+    assert validate(Topology(nodes=(Node("a"), Node("b")), name="cachetest")).name == "cachetest"
+    assert len(calls) == 1  # equal specs: checked once
+    bad = Topology(nodes=(Node("a"), Node("a")), name="cachetest")
+    for _ in range(2):
+        with pytest.raises(SpecError, match="duplicate node name"):
+            validate(bad)
+    assert len(calls) == 3
+    unhashable = Topology(nodes=[Node("a")], name="cachetest")  # type: ignore[arg-type]
+    validate(unhashable)
+    validate(unhashable)
+    assert len(calls) == 5

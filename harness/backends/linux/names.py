@@ -6,7 +6,9 @@ file for each node's namespace (``/etc/netns/<prefix>-<node>/hosts``: unique to 
 listing every node's addresses under the node's name, and ``node.run``/``node.popen`` do the
 same bind mount in their child (:func:`~.nsutil.child_preexec`), so ``ping b`` from ``a``
 works there, in ``ip netns exec`` on a kept topology, and nowhere else: the machine's own
-``/etc/hosts`` is never touched. The files and directories are in the run's manifest
+``/etc/hosts`` is never touched. A network writes its nodes' files when first asked for
+one (the first process started in a node, ``describe``, keeping it), not when it is built:
+most tests never resolve a name. The files and directories are in the run's manifest
 (recorded before they exist), so the reaper removes them after a crash; ``/etc/netns``
 itself only if this run created it and it is empty.
 """
@@ -70,20 +72,18 @@ def write(
         if root is not None:
             with open(os.path.join(root, CREATED_MARK), "w", encoding="ascii"):
                 pass
-    paths = {}
-    for name in netns:
-        folder = os.path.join(ETC_NETNS, name)
-        path = os.path.join(folder, "hosts")
-        manifest.write(
-            [
-                {"op": "add", "kind": "dir", "key": folder},
-                {"op": "add", "kind": "file", "key": path},
-            ]
-        )
-        os.makedirs(folder, exist_ok=True)
+    paths = {name: os.path.join(ETC_NETNS, name, "hosts") for name in netns}
+    manifest.write(  # all before any exists: one write, not one per node
+        [
+            {"op": "add", "kind": kind, "key": key}
+            for path in paths.values()
+            for kind, key in (("dir", os.path.dirname(path)), ("file", path))
+        ]
+    )
+    for path in paths.values():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="ascii") as fh:
             fh.write(text)
-        paths[name] = path
     return paths
 
 

@@ -1,8 +1,9 @@
 """The Linux backend: network namespaces and veth pairs over netlink (pyroute2), no ``ip``.
 
-Theory of operation: one helper thread creates every node's namespace in turn (``unshare``,
+Theory of operation: the calling thread creates every node's namespace in turn (``unshare``,
 bind-mount ``/proc/thread-self/ns/net`` on ``/run/netns/<name>``, open a ``NETLINK_ROUTE``
-socket there), so no namespace costs more than its own syscalls. The links, addresses and
+socket there, then ``setns`` back: :func:`~.nsutil.briefly`), so no namespace costs more
+than its own syscalls. The links, addresses and
 routes are then one :class:`~rawstack_harness.backends.linux.rtnl.Batch` per node, sent in
 node order: a link between two nodes is created by the earlier one with its peer placed
 straight into the later one's namespace (``IFLA_NET_NS_FD``), so no interface ever appears
@@ -16,6 +17,7 @@ the run's manifest before it exists (see :mod:`rawstack_harness.backends.linux.r
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -51,21 +53,20 @@ def _write_sysctls(items: Sequence[tuple[str, str]]) -> None:
 
 
 def _create_namespaces(nodes: Sequence[LinuxNode]) -> None:
-    """Create every node's namespace from one helper thread (see the module docstring)."""
+    """Create every node's namespace from the calling thread (see the module docstring)."""
 
-    def inside() -> None:
-        for node in nodes:
-            nsutil.unshare_net()
-            os.close(os.open(node.path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
-            nsutil.bind_mount("/proc/thread-self/ns/net", node.path)
-            node.fd = os.open(node.path, os.O_RDONLY | os.O_CLOEXEC)
-            _write_sysctls(_NODE_DEFAULT_SYSCTLS)
-            node.nl = rtnl.open_socket()
-            # Kernels with tunnel modules loaded put fallback devices (sit0, ...) in every
-            # new namespace: our indexes start after whatever is there.
-            node.next_index = max(i for i, _ in socket.if_nameindex()) + 1
+    def inside(node: LinuxNode) -> None:
+        os.close(os.open(node.path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
+        nsutil.bind_mount("/proc/thread-self/ns/net", node.path)
+        node.fd = os.open(node.path, os.O_RDONLY | os.O_CLOEXEC)
+        _write_sysctls(_NODE_DEFAULT_SYSCTLS)
+        node.nl = rtnl.open_socket()
+        # Kernels with tunnel modules loaded put fallback devices (sit0, ...) in every
+        # new namespace: our indexes start after whatever is there.
+        node.next_index = max(i for i, _ in socket.if_nameindex()) + 1
 
-    nsutil.in_thread(inside, "netns-create")
+    for node in nodes:
+        nsutil.briefly(nsutil.unshare_net, functools.partial(inside, node))
 
 
 def stop_processes(nodes: Iterable[LinuxNode], timeout: float = STOP_TIMEOUT) -> None:
@@ -101,7 +102,12 @@ class LinuxNode(SpecNode, ProcessNode):
         self._ipr: Any = None
         self._ipr_sock: socket.socket | None = None
         self.procs: list[NodeProcess] = []
-        self.hosts: str | None = None  # its /etc/netns/<netns>/hosts (see names.py)
+
+    @property
+    def hosts(self) -> str | None:
+        """Its ``/etc/netns/<netns>/hosts`` (see names.py): every node's is written on first
+        use (a process started in a node, ``describe``, a kept topology), not at build."""
+        return self.net.hosts_file(self.netns)
 
     def _topology(self) -> Topology:
         return self.net.topology
@@ -276,6 +282,8 @@ class LinuxNetwork:
         self.peers: dict[str, Peer] = {}  # node name -> its supervised serve-all
         self.destroyed = False
         self._plain_ends: list[tuple[LinuxNode, str]] = []  # veth ends _configure made
+        self._hosts: dict[str, str] | None = None  # netns -> its hosts file, once written
+        self._hosts_lock = threading.Lock()  # nodes start processes from several threads
 
     def __getitem__(self, name: str) -> LinuxNode:
         return self.nodes[name]
@@ -301,23 +309,12 @@ class LinuxNetwork:
                     for ino in [nsutil.netns_inode(n.path)]
                 ]
             )
-            paths = names.write(
-                self.run.manifest, self.topology, [n.netns for n in nodes], self.run.root
-            )
-            for node in self.nodes.values():
-                node.hosts = paths[node.netns]
             self._configure()
             self._await_links()
-            with_sysctls = [(self.nodes[n.name], n.sysctls) for n in self.topology.nodes]
-            with_sysctls = [(ln, items) for ln, items in with_sysctls if items]
-            if with_sysctls:
-
-                def write_all() -> None:
-                    for ln, items in with_sysctls:
-                        nsutil.setns(ln.fd)
-                        _write_sysctls(items)
-
-                nsutil.in_thread(write_all)
+            for spec in self.topology.nodes:
+                if spec.sysctls:
+                    enter = functools.partial(nsutil.setns, self.nodes[spec.name].fd)
+                    nsutil.briefly(enter, functools.partial(_write_sysctls, spec.sysctls))
         except BaseException as exc:
             self.destroy()
             if isinstance(exc, PermissionError):
@@ -481,8 +478,27 @@ class LinuxNetwork:
         names.forget(self.run.manifest, self._hosts_files())
         self.destroyed = True
 
+    def hosts_file(self, netns: str) -> str | None:
+        """The hosts file of node namespace ``netns``, every node's written on first call.
+
+        Lazily, because most tests never start a process that resolves a name: writing and
+        removing the files was a fifth of a bare pair's cost.
+        """
+        with self._hosts_lock:
+            if self._hosts is None:
+                if self.destroyed:
+                    return None
+                self._hosts = names.write(
+                    self.run.manifest,
+                    self.topology,
+                    [n.netns for n in self.nodes.values()],
+                    self.run.root,
+                )
+            return self._hosts.get(netns)
+
     def _hosts_files(self) -> list[str]:
-        return [n.hosts for n in self.nodes.values() if n.hosts]
+        with self._hosts_lock:
+            return list(self._hosts.values()) if self._hosts else []
 
     def describe(self) -> dict[str, Any]:
         """Nodes, namespaces and addresses, as ``status --json`` shows them (JSON data)."""

@@ -103,17 +103,24 @@ def open_in(nsfd: int, path: str) -> IO[str]:
 
 
 def _briefly_in(nsfd: int, fn: Callable[[], T]) -> T:
+    return briefly(lambda: setns(nsfd), fn)
+
+
+def briefly(enter: Callable[[], None], fn: Callable[[], T]) -> T:
+    """``enter()`` (``setns`` or ``unshare``: another network namespace for the calling
+    thread), then ``fn()``, then back to the thread's own namespace, whatever happened.
+
+    No thread is started (a start and join cost more than the namespace work here). If the
+    way back fails, :class:`NamespaceLost` is raised (see :func:`socket_in`).
+    """
     home: int | None = getattr(_home, "fd", None)
     if home is None:
         home = _home.fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    lib = libc()
-    if lib.setns(nsfd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
+    enter()
     try:
         return fn()
     finally:
-        if lib.setns(home, CLONE_NEWNET) != 0:
+        if libc().setns(home, CLONE_NEWNET) != 0:
             err = ctypes.get_errno()
             raise NamespaceLost(f"setns back to the thread's own namespace: {os.strerror(err)}")
 
