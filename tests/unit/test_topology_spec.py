@@ -134,7 +134,11 @@ def test_a_spec_found_valid_once_is_not_checked_again_but_a_bad_one_always_is(
 
     calls: list[object] = []
     real = spec_mod._validate
-    monkeypatch.setattr(spec_mod, "_validate", lambda t: calls.append(t) or real(t))
+    def counting(topo: Topology) -> Topology:
+        calls.append(topo)
+        return real(topo)
+
+    monkeypatch.setattr(spec_mod, "_validate", counting)
     spec_mod._validated.cache_clear()
     good = Topology(nodes=(Node("a"), Node("b")), name="cachetest")
     assert validate(good) is good
