@@ -136,6 +136,21 @@ def test_the_host_and_its_spares_live_in_a_namespace_of_their_own(host: PeerHost
         assert _wait_for(lambda: sorted(os.listdir(fds)) == list("0123"), 5)  # noqa: B023
 
 
+def test_the_host_learns_which_pages_a_spare_copies_ahead(host: PeerHost) -> None:
+    # prefault.py: a scout's copied pages, which every spare then copies at once. Some,
+    # but not the whole heap (that would be every spare's ~20 MB, for no gain).
+    import platform
+
+    host.wait_warm()
+    release = tuple(int(x) for x in platform.release().split("-")[0].split(".")[:2])
+    if release < (5, 14):
+        assert host.prefault_bytes == 0  # no MADV_POPULATE_WRITE: nothing is claimed
+        return
+    with open(f"/proc/{host.pid}/status", encoding="ascii") as fh:
+        rss_kb = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+    assert 256 * 1024 < host.prefault_bytes < rss_kb * 1024 // 2
+
+
 def _children(pid: int) -> list[int]:
     with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fh:
         return [int(x) for x in fh.read().split()]

@@ -211,6 +211,7 @@ class PeerHost:
         self._reading = False
         self._replies: dict[int, tuple[dict[str, Any], list[int]]] = {}
         self._hello = False
+        self.prefault_bytes = 0  # what each spare copies ahead (peerhost/prefault.py)
         self._gone = False
         self._children: dict[int, ForkedProcess] = {}
         self._early_exits: dict[int, int] = {}
@@ -275,6 +276,7 @@ class PeerHost:
         op = msg.get("op")
         if op == "hello":
             self._hello = True
+            self.prefault_bytes = int(msg.get("prefault_bytes", 0))
         elif op == "exit" and "vid" in msg:
             self._tenant_exited(int(msg["vid"]), int(msg["code"]))
         elif op == "exit":

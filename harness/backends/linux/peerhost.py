@@ -7,7 +7,8 @@ collector never writes to, and so never copies, the host's pages), then waits on
 socket. While idle it forks :data:`SPARES` children ahead: each does the setup no request
 changes (its own session and process group, the death signal, default signal handlers, no
 inherited descriptors; the copy-on-write faults of a fresh fork and of a peer's first start,
-by a rehearsal on loopback: :mod:`.rehearsal`, in the host's own network namespace) and
+by a rehearsal on loopback: :mod:`.rehearsal`, in the host's own network namespace; and at
+once, the pages a peer's start copies, learned by a scout at start-up: :mod:`.prefault`) and
 waits on a socket of its own. A ``spawn`` request carries the node's namespace fd, the
 stdout and stderr files and optionally a *ready pipe*; the host passes them to a spare,
 which enters the namespace (``setns``), takes those fds as 0/1/2, writes the requested
@@ -27,7 +28,8 @@ them too. Nothing here waits for a child's graceful exit: the harness decides th
 
 Wire format: ``AF_UNIX``/``SOCK_SEQPACKET``, one JSON object per message, descriptors as
 ``SCM_RIGHTS``. Requests: ``{"op": "spawn", "id", "args", "ready_lines", "sysctls"}`` with fds
-``[netns, stdout, stderr(, ready)]``. Replies: ``{"op": "hello", "pid"}`` once warm,
+``[netns, stdout, stderr(, ready)]``. Replies: ``{"op": "hello", "pid", "prefault_bytes"}``
+once warm (how much each spare copies ahead: :mod:`.prefault`),
 ``{"op": "spawned", "id", "pid", "start"}`` with the child's pidfd, ``{"op": "error", "id",
 "message"}``, and the exit reports.
 """
@@ -49,9 +51,9 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-from rawstack_harness.backends.linux import nsutil, rehearsal
+from rawstack_harness.backends.linux import nsutil, prefault, rehearsal
 
 MAX_MESSAGE = 65536
 MAX_FDS = 4
@@ -123,6 +125,10 @@ class ReadyTee(io.TextIOBase):
         return False
 
 
+class _Learned:
+    runs: ClassVar[prefault.Ranges] = []  # the pages a spare copies at once (main() learns)
+
+
 def _write_sysctls(items: Sequence[Sequence[str]]) -> None:
     for key, value in items:
         try:
@@ -157,6 +163,7 @@ def _become_spare(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> None
     """
     try:
         assignment = _detach(host_pid, libc, sock)
+        prefault.populate(libc, _Learned.runs)
         # Take the first-touch costs of a peer's start while nobody waits on us, but not at
         # once: a spare is forked right after a spawn, when that spawn's peer is starting
         # and being probed, and must not take its CPU. Assigned before then: no rehearsal.
@@ -271,7 +278,8 @@ class Host:
         poller = self.poller
         poller.register(self.ctl, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
-        send_msg(self.ctl, {"op": "hello", "pid": self.pid})
+        prefaulted = sum(length for _, length in _Learned.runs)
+        send_msg(self.ctl, {"op": "hello", "pid": self.pid, "prefault_bytes": prefaulted})
         try:
             while True:
                 # Idle (nothing asked for): fork the spares the next requests will take.
@@ -438,6 +446,8 @@ def main(argv: Sequence[str]) -> int:
         for _ in range(HOST_REHEARSALS):
             rehearsal.rehearse()
     gc.freeze()
+    # What a spare will copy (see prefault.py): learned from a scout forked in this state.
+    _Learned.runs = prefault.learn(rehearsal.scout)
     Host(ctl).serve()
     return 0
 

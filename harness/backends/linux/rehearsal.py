@@ -173,3 +173,12 @@ def _port(peer: str) -> int:
     port = BY_NAME[peer].default_port
     assert port is not None
     return port
+
+
+def scout() -> None:
+    """What a spare's peer will do first, for :func:`.prefault.learn`: parse serve-all's
+    command line as a spawn would, then a rehearsal."""
+    import rawstack.cli
+
+    rawstack.cli._cached_parser("serve-all").parse_args(["serve-all", "--iface", "eth0"])
+    rehearse()
