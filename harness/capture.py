@@ -3,8 +3,9 @@
 Theory of operation: :func:`start_capture` opens one ``AF_PACKET``/``SOCK_RAW`` socket per
 link endpoint *inside* the endpoint's node (``node.socket()``), bound to that interface with
 ``ETH_P_ALL``, so each socket sees every frame the interface sends and receives, nothing else.
-One daemon thread per network reads all of them through one selector; the kernel stamps each
-frame (``SO_TIMESTAMPNS``) so the times are the kernel's, not when the thread got the GIL.
+One daemon thread per network reads all of them through one selector, in batches (after a
+read it pauses :data:`PAUSE` unless a stop or sync is asked); the kernel stamps each frame
+(``SO_TIMESTAMPNS``) so the times are the kernel's, not when the thread got the GIL.
 Frames go into a per-endpoint ring bounded in bytes: a long test keeps its last few MB, never
 grows without limit. :meth:`Capture.write` turns the rings into classic pcap files
 (:mod:`rawstack.codec.pcap`, Ethernet link type, nanosecond timestamps) that tshark, tcpdump
@@ -25,6 +26,7 @@ import contextlib
 import errno
 import os
 import re
+import select
 import selectors
 import socket
 import struct
@@ -79,6 +81,7 @@ RING_BYTES = 4 << 20  # per endpoint: a few hundred ms of a flood, hours of prob
 SYNC_TIMEOUT = 2.0  # a report waits at most this long for the capture thread to catch up
 RCVBUF = 2 << 20  # bursts while the test thread holds the GIL; charged only when used
 BATCH = 256  # frames read from one socket before the others get a turn
+PAUSE = 0.005  # s after reading frames before the thread looks again (see Capture._run)
 FRAME_OVERHEAD = 96  # bytes a kept frame costs besides its data (objects, deque slot)
 
 ETH_P_ALL = 0x0003
@@ -201,10 +204,17 @@ def open_tap_socket(node: SocketNode, ifname: str) -> socket.socket:
 class Capture:
     """One network's taps, read by one thread from :meth:`start` to :meth:`stop`."""
 
-    def __init__(self, taps: Sequence[Tap], name: str = "capture", batch: int = BATCH) -> None:
+    def __init__(
+        self,
+        taps: Sequence[Tap],
+        name: str = "capture",
+        batch: int = BATCH,
+        pause: float = PAUSE,
+    ) -> None:
         self.taps = list(taps)
         self.name = name
         self.batch = batch
+        self.pause = pause
         self.error: str | None = None
         self._lock = threading.Lock()
         self._buf = bytearray(MAX_SNAPLEN)
@@ -279,8 +289,11 @@ class Capture:
             sel.register(self._wake_r, selectors.EVENT_READ, None)
             for tap in self.taps:
                 sel.register(tap.sock, selectors.EVENT_READ, tap)
+            wake = select.poll()
+            wake.register(self._wake_r, select.POLLIN)
             stopping = False
             while not stopping:
+                read = full = 0
                 for key, _ in sel.select():
                     if key.data is None:
                         asked = self._wake_r.recv(64)
@@ -289,9 +302,16 @@ class Capture:
                             self._drain_all()
                             self._synced.set()
                         continue
-                    self._drain(key.data)
+                    n = self._drain(key.data)
+                    read, full = read + n, full + (n == self.batch)
                     if key.data.error is not None:
                         sel.unregister(key.fileobj)
+                if read and not full and not stopping:
+                    # Frames carry the kernel's timestamps and wait in the socket buffers, so
+                    # they can be read a few at a time: woken per frame, this thread took the
+                    # GIL from the test's threads ~100 times while a pair's peers were probed.
+                    # A stop or sync() ends the pause at once; a flood (a full batch) none.
+                    wake.poll(self.pause * 1000)
             self._drain_all()  # what arrived between the last select and the wake-up
         except Exception as exc:  # never die silently: the summary says why frames stop
             self.error = f"{type(exc).__name__}: {exc}"

@@ -142,6 +142,44 @@ def test_frames_queued_when_stop_is_asked_are_all_kept(
     assert [f.data for f in cap.frames(tap)] == [b"%d" % i for i in range(count)]
 
 
+def test_frames_are_read_in_batches_and_a_sync_or_stop_ends_the_pause(
+    pairs: list[tuple[socket.socket, socket.socket]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After reading, the thread leaves frames queued for `pause` (the test's threads keep
+    # the GIL meanwhile); a sync() or stop() must not wait for it, and nothing is lost.
+    reads: list[int] = []
+    real = Capture._drain
+
+    def counted(self: Capture, tap: Tap) -> int:
+        n = real(self, tap)
+        reads.append(n)
+        return n
+
+    monkeypatch.setattr(Capture, "_drain", counted)
+    tap = _tap(pairs, "a:eth0")
+    cap = Capture([tap], pause=30.0).start()
+    try:
+        pairs[0][0].send(b"first")
+        deadline = time.monotonic() + 5
+        while not cap.frames(tap) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        for i in range(5):  # queued while the thread pauses: not read one by one
+            pairs[0][0].send(b"%d" % i)
+        time.sleep(0.05)
+        assert [f.data for f in cap.frames(tap)] == [b"first"]
+        started = time.monotonic()
+        cap.sync()
+        assert time.monotonic() - started < 5  # not the 30 s pause
+        assert [f.data for f in cap.frames(tap)] == [b"first", b"0", b"1", b"2", b"3", b"4"]
+        assert 5 in reads  # the five together
+        pairs[0][0].send(b"last")
+        started = time.monotonic()
+    finally:
+        cap.stop()
+    assert time.monotonic() - started < 5
+    assert [f.data for f in cap.frames(tap)][-1] == b"last"
+
+
 def test_write_gives_one_pcap_per_tap_that_reads_back(
     pairs: list[tuple[socket.socket, socket.socket]], tmp_path: Path
 ) -> None:
