@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 
-from rawstack.peers.base import Server, announce_ready, log
+from rawstack.peers.base import Server, announce_all, log
 from rawstack.peers.loop import Loop
 from rawstack.peers.registry import ALL_PEERS, BY_NAME, parse_peers
 
@@ -32,8 +32,7 @@ def serve(servers: Sequence[Server], loop: Loop | None = None) -> int:
         serving = True
 
         def announce() -> None:
-            for name, fields in ready:
-                announce_ready(name, **fields)
+            announce_all(ready)
 
         # Announce from inside run(): Loop.run() sets its running flag on entry, so a
         # SIGTERM sent the instant the ready line is read must not arrive before that.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,3 +102,47 @@ def test_peer_names_are_spelled_out_once() -> None:
     }
     assert found == {}
     assert _tuples_naming_every_peer(ast.parse('X = ("icmp", "chao", "udp", "http")')) == [1]
+
+
+class _Fake:
+    """A server that serves nothing: its ready fields, and the loop stopped soon after."""
+
+    def __init__(self, name: str, port: int) -> None:
+        self.name, self.port = name, port
+
+    def start(self, loop: Any) -> dict[str, Any]:
+        loop.call_later(0.05, loop.stop)
+        return {"addr": f"0.0.0.0:{self.port}"}
+
+    def close(self) -> None:
+        pass
+
+    def stats(self) -> dict[str, Any]:
+        return {}
+
+
+def test_serve_prints_every_ready_line_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One write: the harness reading them through a pipe is woken once, not per line.
+    import io
+    import sys
+
+    from rawstack.peers.loop import Loop
+    from rawstack.peers.serve_all import serve
+
+    writes: list[str] = []
+
+    class Recorder(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+    monkeypatch.setattr(sys, "stdout", Recorder())
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    loop = Loop()
+    monkeypatch.setattr(loop, "install_signal_handlers", lambda: None)
+    assert serve([_Fake("http", 8080), _Fake("udp", 9000)], loop) == 0
+    ready = [w for w in writes if '"ready"' in w]
+    assert len(ready) == 1
+    events = [ready_event(line.encode()) for line in ready[0].splitlines()]
+    assert [(e or {}).get("peer") for e in events] == ["http", "udp"]
+    assert ready_port(events[1] or {}) == 9000

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from rawstack_harness.backends.linux import nsutil
 
 from rawstack.codec.icmp import ECHO_REPLY, ECHO_REQUEST, IcmpEcho
-from rawstack.peers.base import announce_ready
+from rawstack.peers.base import announce_all
 from rawstack.peers.loop import Loop
 from rawstack.peers.registry import BY_NAME
 from rawstack.peers.serve_all import default_servers
@@ -97,10 +97,11 @@ def _run() -> bool:
     started = []
     ok = True
     try:
+        ready = []
         for server in servers:
-            fields = server.start(loop)
+            ready.append((server.name, server.start(loop)))
             started.append(server)
-            announce_ready(server.name, **fields)
+        announce_all(ready)  # as serve-all does
         for exchange in (_udp, _http, _icmp):
             ok = exchange(loop) and ok
     finally:

@@ -48,7 +48,7 @@ from rawstack_harness.backends.linux.peerhost import ReadyTee, recv_msg, send_ms
 from rawstack_harness.probes import Closer
 
 from rawstack.errors import EXIT_FAILED, EXIT_USAGE, RawstackError
-from rawstack.peers.base import Server, announce_ready, log
+from rawstack.peers.base import Server, announce_all, log
 from rawstack.peers.loop import Loop, LoopView
 from rawstack.sockets.inet import raise_nofile_limit
 
@@ -141,8 +141,7 @@ class Tenant:
                 self.server.leave()
         finally:
             os.close(netns)
-        for name, fields in ready:
-            announce_ready(name, **fields)
+        announce_all(ready)
         return 0
 
     def signal(self, sig: int) -> None:
