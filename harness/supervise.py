@@ -6,7 +6,8 @@ thread). Ready means two things, both checked without sleeping: serve-all's JSON
 lines on stdout (one per peer it runs, read by :func:`read_ready`, which any test can use on
 its own servers), then one successful probe per expected peer from another node
 (:mod:`rawstack_harness.probes`). :func:`start_peers` spawns every process first, then waits
-for each in its own task of a :class:`Nursery`, so the processes boot in parallel and one
+for each in its own task of a :class:`Nursery` (the last in the calling thread), so the
+processes boot in parallel and one
 side is probed while another still boots; the first failure cancels the others (their
 processes are stopped) and nothing outlives the call. Probes are retried until the deadline
 because the first one may race the peer's socket setup on the far side (ARP, listen
@@ -280,10 +281,12 @@ class Nursery:
     """Tasks in threads that end together: the first failure cancels the rest, and is raised.
 
     As a trio nursery: ``with Nursery(cancel) as n: n.start_soon(fn, name)``; leaving the
-    block waits for every task. When one raises (or ``deadline`` + ``grace`` passes), the
-    block calls ``cancel()`` once, which must make every task return promptly (supervision
-    stops the processes the tasks read from and probe), joins them all and raises that first
-    failure. No task thread outlives the block unless it ignores ``cancel`` past ``grace``.
+    block waits for every task. When one raises (or ``deadline`` + ``grace`` passes),
+    ``cancel()`` is called once, at once, which must make every task return promptly
+    (supervision stops the processes the tasks read from and probe); the block joins them
+    all and raises that first failure. No task thread outlives the block unless it ignores
+    ``cancel`` past ``grace``. :meth:`run_here` runs one more task in the calling thread (a
+    thread's start costs ~0.2 ms here, more on a busy machine: the last task needs none).
     """
 
     def __init__(
@@ -301,14 +304,26 @@ class Nursery:
         self._done = threading.Condition()
         self._failures: list[BaseException] = []
         self._running = 0
+        self._cancelled = False
+
+    def _cancel_once(self) -> None:
+        with self._done:
+            if self._cancelled:
+                return
+            self._cancelled = True
+        self._cancel()
+
+    def _failed(self, exc: BaseException) -> None:
+        with self._done:
+            self._failures.append(exc)
+        self._cancel_once()  # now: a task run_here blocks in must not wait for the block's end
 
     def start_soon(self, fn: Callable[[], None], name: str) -> None:
         def task() -> None:
             try:
                 fn()
             except BaseException as exc:
-                with self._done:
-                    self._failures.append(exc)
+                self._failed(exc)
             finally:
                 with self._done:
                     self._running -= 1
@@ -319,6 +334,16 @@ class Nursery:
             self._running += 1
         self._threads.append(thread)
         thread.start()
+
+    def run_here(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` as one of the tasks, in the calling thread; returns when it ends.
+
+        Its failure counts as a task's (the block cancels the others and raises the first).
+        """
+        try:
+            fn()
+        except BaseException as exc:
+            self._failed(exc)
 
     def __enter__(self) -> Nursery:
         return self
@@ -337,7 +362,7 @@ class Nursery:
                 failure = interrupted
         if failure is None:
             return
-        self._cancel()
+        self._cancel_once()
         for thread in self._threads:
             thread.join(timeout=self._grace)
         if failure is not exc:
@@ -661,8 +686,14 @@ def start_peers(
             return PeerDied(f"not ready in time: {names}")
 
         with Nursery(cancel, deadline, PROBE_GRACE, not_ready) as nursery:
-            for pp, (_, _, prober, prober_if) in zip(started, pairs):
-                nursery.start_soon(_await(pp, prober, prober_if, deadline), f"ready-{pp.node.name}")
+            tasks = [
+                _await(pp, prober, prober_if, deadline)
+                for pp, (_, _, prober, prober_if) in zip(started, pairs)
+            ]
+            for pp, task in zip(started[:-1], tasks):
+                nursery.start_soon(task, f"ready-{pp.node.name}")
+            if tasks:
+                nursery.run_here(tasks[-1])
     except BaseException:
         for pp in started:
             pp.stop()

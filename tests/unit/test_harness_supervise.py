@@ -214,6 +214,57 @@ def test_nursery_raises_the_first_failure_after_cancelling_the_others() -> None:
     assert _no_ready_threads()
 
 
+def test_a_failing_task_cancels_at_once_the_one_run_here() -> None:
+    # run_here's task blocks the calling thread: the failure elsewhere must cancel now, not
+    # when the block ends (which would wait for the blocked task: a hang).
+    cancelled = threading.Event()
+    calls: list[str] = []
+
+    def blocked_here() -> None:
+        assert cancelled.wait(30), "never cancelled"
+        calls.append("unblocked")
+
+    def fails() -> None:
+        time.sleep(0.05)
+        raise ValueError("boom")
+
+    def cancel() -> None:
+        calls.append("cancel")
+        cancelled.set()
+
+    def run() -> None:
+        with supervise.Nursery(cancel) as nursery:
+            nursery.start_soon(fails, "ready-fails")
+            nursery.run_here(blocked_here)
+
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="boom"):
+        run()
+    assert time.monotonic() - started < 10
+    assert calls == ["cancel", "unblocked"]
+    assert _no_ready_threads()
+
+
+def test_a_task_run_here_that_fails_cancels_the_others() -> None:
+    cancelled = threading.Event()
+
+    def blocked() -> None:
+        assert cancelled.wait(30), "never cancelled"
+
+    def fails_here() -> None:
+        raise KeyError("here")
+
+    def run() -> None:
+        with supervise.Nursery(cancelled.set) as nursery:
+            nursery.start_soon(blocked, "ready-blocked")
+            nursery.run_here(fails_here)
+
+    with pytest.raises(KeyError, match="here"):
+        run()
+    assert cancelled.is_set()
+    assert _no_ready_threads()
+
+
 def test_nursery_waits_for_every_task_and_cancels_nothing() -> None:
     done: list[int] = []
 
