@@ -122,6 +122,86 @@ def test_signal_death_status_and_manifest(
     assert f"pid:{pid}" not in live
 
 
+def _offered(host: PeerHost) -> list[int]:
+    """The pids of the spares the host has offered so far (reading its messages)."""
+    host._pump(lambda: False, 0.0)
+    with host._cond:
+        return [spare[0] for spare in host._spares]
+
+
+def test_a_spawn_goes_straight_to_a_spare_the_host_offered(
+    host: PeerHost, net: Any, tmp_path: Path
+) -> None:
+    host.wait_warm()
+    assert _wait_for(lambda: len(_offered(host)) == 2, 10)
+    offered = _offered(host)
+    procs = [_serve_all(host, net[n], tmp_path, "--peers", "udp") for n in ("a", "b")]
+    assert [p._pid for p in procs] == offered  # known at once: no reply from the host
+    for proc in procs:
+        read_lines(_popen(proc), 1, 20)
+    # The host heard of both assignments: it offers two new spares and reports the exits.
+    assert _wait_for(lambda: len(set(_offered(host)) - set(offered)) == 2, 10)
+    for proc in procs:
+        proc.kill()
+        assert proc.wait(10) == -signal.SIGKILL
+
+
+def test_more_spawns_than_spares_start_all_the_same(
+    host: PeerHost, net: Any, tmp_path: Path
+) -> None:
+    # Two go to the offered spares, the rest to the host, which forks one for each.
+    host.wait_warm()
+    assert _wait_for(lambda: len(_offered(host)) == 2, 10)
+
+    def spawn(i: int) -> ForkedProcess:
+        return host.spawn(net["a"].fd, ["udp", "serve", "--port", str(9100 + i)],
+                          tmp_path / f"{i}.out", tmp_path / f"{i}.err", ready_lines=1)  # fmt: skip
+
+    procs = [spawn(i) for i in range(5)]
+    # Then spares offered after those: none may be one the host used for a request itself.
+    assert _wait_for(lambda: len(_offered(host)) == 2, 10)
+    procs += [spawn(i) for i in range(5, 7)]
+    for proc in procs:
+        assert b'"ready"' in read_lines(_popen(proc), 1, 20)[0]
+    assert len({proc.pid for proc in procs}) == 7
+    for proc in procs:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+
+def test_a_request_the_host_gets_never_takes_a_spare_it_offered(
+    host: PeerHost, net: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The harness may be assigning an offered spare while a request reaches the host (the
+    # offer still in flight): the host must fork for the request, never reuse that spare.
+    host.wait_warm()
+    assert _wait_for(lambda: len(_children(host.pid)) == 2, 10)  # offered, not yet read
+    with monkeypatch.context() as m:
+        m.setattr(host, "_assign", lambda request, fds: None)  # as if no offer had come
+        first = _serve_all(host, net["a"], tmp_path, "--peers", "udp", "--udp-port", "9001")
+    others = [_serve_all(host, net[n], tmp_path, "--peers", "udp") for n in ("a", "b")]
+    for proc in (first, *others):
+        read_lines(_popen(proc), 1, 20)
+    assert len({proc.pid for proc in (first, *others)}) == 3
+    for proc in (first, *others):
+        proc.kill()
+
+
+def test_a_spare_that_dies_before_it_is_assigned_is_not_used(
+    host: PeerHost, net: Any, tmp_path: Path
+) -> None:
+    host.wait_warm()
+    assert _wait_for(lambda: len(_offered(host)) == 2, 10)
+    dead = _offered(host)[0]
+    os.kill(dead, signal.SIGKILL)
+    assert _wait_for(lambda: dead not in _offered(host), 10)  # its exit report drops it
+    proc = _serve_all(host, net["a"], tmp_path, "--peers", "udp")
+    read_lines(_popen(proc), 1, 20)
+    assert proc.pid != dead
+    proc.terminate()
+    assert proc.wait(10) == 0
+
+
 def test_the_host_and_its_spares_live_in_a_namespace_of_their_own(host: PeerHost) -> None:
     # Its spares rehearse a peer's start on loopback there, never where the harness runs.
     host.wait_warm()

@@ -2,9 +2,11 @@
 
 Theory of operation: :class:`PeerHost` starts :mod:`~rawstack_harness.backends.linux.peerhost`
 (one interpreter per run, in its own session, started at once but awaited only by the first
-spawn) and talks to it over a ``SOCK_SEQPACKET`` socketpair. :meth:`PeerHost.spawn` sends a
-namespace fd, the log files and a ready pipe; the reply names the child and carries its
-pidfd. There is no reader thread: whichever thread needs a message (a reply, an exit report)
+spawn) and talks to it over a ``SOCK_SEQPACKET`` socketpair. The host offers each spare it
+forks (its pid, pidfd and socket); :meth:`PeerHost.spawn` sends a namespace fd, the log
+files and a ready pipe straight to an offered spare, then tells the host which it took.
+With no spare in hand the request goes to the host, whose reply names the child and carries
+its pidfd. There is no reader thread: whichever thread needs a message (a reply, an exit report)
 reads the socket, one at a time, and hands on what it read for others (leader/follower), so
 no reply crosses a thread before its caller sees it. A spawn does not wait for its reply:
 two spawns in a row are forked while the first child already boots, and the reply is read
@@ -218,6 +220,8 @@ class PeerHost:
         self._tenants: dict[int, SharedProcess] = {}  # by tenant id, not exited
         self._early_tenant_exits: dict[int, int] = {}
         self._shared_pid = 0  # the shared-peers process, once a tenant's reply named it
+        # Spares the host offered: (pid, start time, pidfd, socket to it), oldest first.
+        self._spares: list[tuple[int, int | None, int, socket.socket]] = []
         self.closed = False
 
     # -- reading the host's messages (leader/follower) -------------------------------------
@@ -277,8 +281,14 @@ class PeerHost:
         if op == "hello":
             self._hello = True
             self.prefault_bytes = int(msg.get("prefault_bytes", 0))
+        elif op == "spare" and len(fds) == 2:
+            start = None if msg.get("start") is None else int(msg["start"])
+            self._spares.append((int(msg["pid"]), start, fds[0], socket.socket(fileno=fds[1])))
+            return
         elif op == "exit" and "vid" in msg:
             self._tenant_exited(int(msg["vid"]), int(msg["code"]))
+        elif op == "exit" and self._drop_spare(int(msg["pid"])):
+            pass  # a spare died before anyone assigned it
         elif op == "exit":
             self._exited(int(msg["pid"]), int(msg["code"]))
         elif op in ("spawned", "error"):
@@ -286,6 +296,46 @@ class PeerHost:
             return
         for fd in fds:
             os.close(fd)
+
+    def _drop_spare(self, pid: int) -> bool:
+        """Called with ``_cond`` held: forget an unassigned spare; whether it was one."""
+        for spare in [s for s in self._spares if s[0] == pid]:
+            self._spares.remove(spare)
+            os.close(spare[2])
+            spare[3].close()
+            return True
+        return False
+
+    def _assign(self, request: dict[str, Any], fds: Sequence[int]) -> ForkedProcess | None:
+        """Send ``request`` straight to a spare the host offered; the child, or None (no
+        spare, or it died: the host forks one for the request then)."""
+        while True:
+            with self._cond:
+                if not self._spares:
+                    return None
+                pid, start, pidfd, sock = self._spares.pop(0)
+            try:
+                send_msg(sock, request, fds)
+            except OSError:  # it died since it was offered (its exit report follows)
+                os.close(pidfd)
+                continue
+            finally:
+                sock.close()
+            with contextlib.suppress(OSError), self._send_lock:
+                send_msg(self._ctl, {"op": "assigned", "pid": pid})  # it forks a new spare
+            child = ForkedProcess(self, 0, request["args"], None)
+            child._pid, child.pidfd = pid, pidfd
+            if self.manifest is not None:
+                self.manifest.add("proc", f"pid:{pid}", pid=pid, start=start)
+            with self._cond:
+                early = self._early_exits.pop(pid, None)
+                if early is None:
+                    self._children[pid] = child
+            if early is not None:
+                if self.manifest is not None:
+                    self.manifest.remove("proc", f"pid:{pid}")
+                child._exit(early)
+            return child
 
     def _all_exited(self, code: int) -> None:
         for child in list(self._children.values()):
@@ -425,16 +475,20 @@ class PeerHost:
                 r, w = os.pipe2(os.O_CLOEXEC)
                 reader = open(r, "rb", buffering=0)  # noqa: SIM115 - the child's to close
                 fds.append(w)
+            request = {
+                "op": "spawn",
+                "id": 0,
+                "args": list(args),
+                "ready_lines": ready_lines,
+                "sysctls": [list(item) for item in sysctls],
+                "shared": shared,
+            }
+            child = None if shared else self._assign(request, [netns_fd, *fds])
+            if child is not None:
+                child.stdout = reader
+                return child
             with self._send_lock:
-                rid = next(self._ids)
-                request = {
-                    "op": "spawn",
-                    "id": rid,
-                    "args": list(args),
-                    "ready_lines": ready_lines,
-                    "sysctls": [list(item) for item in sysctls],
-                    "shared": shared,
-                }
+                rid = request["id"] = next(self._ids)
                 send_msg(self._ctl, request, [netns_fd, *fds])
         except BaseException as exc:
             if reader is not None:
@@ -476,6 +530,8 @@ class PeerHost:
                 for fd in fds:
                     os.close(fd)
             self._replies.clear()
+            for pid in [s[0] for s in self._spares]:
+                self._drop_spare(pid)
         self._ctl.close()
         if self.manifest is not None:
             self.manifest.remove("proc", f"pid:{self.pid}")

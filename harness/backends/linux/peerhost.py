@@ -9,16 +9,21 @@ changes (its own session and process group, the death signal, default signal han
 inherited descriptors; the copy-on-write faults of a fresh fork and of a peer's first start,
 by a rehearsal on loopback: :mod:`.rehearsal`, in the host's own network namespace; and at
 once, the pages a peer's start copies, learned by a scout at start-up: :mod:`.prefault`) and
-waits on a socket of its own. A ``spawn`` request carries the node's namespace fd, the
-stdout and stderr files and optionally a *ready pipe*; the host passes them to a spare,
-which enters the namespace (``setns``), takes those fds as 0/1/2, writes the requested
+waits on a socket of its own. Each spare is *offered* to the harness (``{"op": "spare",
+"pid", "start"}`` with the spare's pidfd and socket), which sends a spawn request straight
+to a spare it holds and then tells the host (``{"op": "assigned", "pid"}``): no hop through
+this process on the spawn's path. A ``spawn`` request sent here instead (the harness had no
+spare) gets a child forked for it. A request carries the node's namespace fd, the stdout
+and stderr files and optionally a *ready pipe*; the spare that gets it
+enters the namespace (``setns``), takes those fds as 0/1/2, writes the requested
 ``net.*`` sysctls and runs the ``rawstack`` command line in-process: the same parser, errors
 and exit statuses as ``python -m rawstack ARGS``. The first ``ready_lines`` lines it writes
 to stdout are copied to the ready pipe, which is then closed, so the harness reads ready
 lines without a copier thread and the log file has everything.
 
 Exit statuses: the host is every child's parent; it reaps on SIGCHLD and reports
-``{"op": "exit", "pid", "code"}`` (``code`` as ``Popen.returncode``: negative for a signal).
+``{"op": "exit", "pid", "code"}`` (``code`` as ``Popen.returncode``: negative for a signal),
+for a spare too (the harness may have assigned it before the host heard).
 
 Crash safety, in three layers: each child has ``PR_SET_PDEATHSIG`` = SIGKILL (the host is
 single-threaded, so that is the host's death); the host SIGKILLs every child's group and
@@ -163,7 +168,8 @@ def _become_spare(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> None
     """
     try:
         assignment = _detach(host_pid, libc, sock)
-        prefault.populate(libc, _Learned.runs)
+        if not select.select([assignment], [], [], 0)[0]:  # forked for a waiting request: no
+            prefault.populate(libc, _Learned.runs)  # time to gain (it would copy more)
         # Take the first-touch costs of a peer's start while nobody waits on us, but not at
         # once: a spare is forked right after a spawn, when that spawn's peer is starting
         # and being probed, and must not take its CPU. Assigned before then: no rehearsal.
@@ -320,9 +326,20 @@ class Host:
         return pid, mine
 
     def add_spare(self) -> None:
-        """Fork a spare: it does the request-independent setup now, off the spawn's path."""
+        """Fork a spare and offer it to the harness, which assigns it itself (see below)."""
         pid, mine = self._fork(_become_spare)
-        self.spares.append((pid, os.pidfd_open(pid), mine))
+        pidfd = os.pidfd_open(pid)
+        self.spares.append((pid, pidfd, mine))
+        offer = {"op": "spare", "pid": pid, "start": nsutil.proc_start_time(pid)}
+        send_msg(self.ctl, offer, [pidfd, mine.fileno()])
+
+    def assigned(self, pid: int) -> None:
+        """The harness gave spare ``pid`` its request: a child now (its exit is reported)."""
+        for spare in [s for s in self.spares if s[0] == pid]:
+            self.spares.remove(spare)
+            os.close(spare[1])
+            spare[2].close()
+            self.children.add(pid)
 
     def handle(self, msg: dict[str, Any], fds: list[int]) -> None:
         try:
@@ -330,15 +347,19 @@ class Host:
                 if self.shared is not None:
                     self._send_shared(msg)
                 return
+            if msg.get("op") == "assigned":
+                self.assigned(int(msg["pid"]))
+                return
             if msg.get("op") != "spawn" or len(fds) < 3:
                 send_msg(self.ctl, {"op": "error", "id": msg.get("id"), "message": "bad request"})
                 return
             if msg.get("shared"):
                 self.share(msg, fds)
                 return
-            if not self.spares:
-                self.add_spare()
-            pid, pidfd, sock = self.spares.pop(0)
+            # Every spare is offered to the harness, which may be assigning it right now:
+            # a request that reaches us gets a child forked for it.
+            pid, sock = self._fork(_become_spare)
+            pidfd = os.pidfd_open(pid)
             try:
                 send_msg(sock, msg, fds)  # the spare becomes the node's peer
                 self.children.add(pid)
@@ -401,11 +422,13 @@ class Host:
                 return
             if pid == 0:
                 return
-            for spare in [s for s in self.spares if s[0] == pid]:  # died unassigned
-                self.spares.remove(spare)
-                os.close(spare[1])
-                spare[2].close()
-            if pid not in self.children:
+            spare = False
+            for found in [s for s in self.spares if s[0] == pid]:  # died unassigned (as far
+                self.spares.remove(found)  # as we know: the harness may have assigned it)
+                os.close(found[1])
+                found[2].close()
+                spare = True
+            if pid not in self.children and not spare:
                 continue
             self.children.discard(pid)
             if self.shared is not None and pid == self.shared[0]:
