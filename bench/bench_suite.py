@@ -17,7 +17,7 @@ import time
 
 from bench.context import Context
 from bench.options import REPO
-from bench.parse import parse_pytest_summary
+from bench.parse import failed_tests, parse_pytest_summary
 from bench.report import Row, Section, not_measured
 
 TITLE = "Integration suite wall time"
@@ -53,7 +53,9 @@ def suite_argv(workers: int, *extra: str) -> list[str]:
     ]
 
 
-def _timed(argv: list[str], timeout: float, log_path: str) -> tuple[float, dict[str, int]]:
+def _timed(
+    argv: list[str], timeout: float, log_path: str
+) -> tuple[float, dict[str, int], list[str]]:
     with open(log_path, "w", encoding="utf-8") as log:
         t0 = time.monotonic()
         proc = subprocess.Popen(
@@ -78,14 +80,15 @@ def _timed(argv: list[str], timeout: float, log_path: str) -> tuple[float, dict[
                     proc.wait()
         elapsed = time.monotonic() - t0
     with open(log_path, encoding="utf-8", errors="replace") as fh:
-        counts = parse_pytest_summary(fh.read())
+        text = fh.read()
+    counts = parse_pytest_summary(text)
     if not counts:
         raise RuntimeError(f"pytest printed no summary (exit status {proc.returncode})")
-    return elapsed, counts
+    return elapsed, counts, failed_tests(text)
 
 
 def run(ctx: Context) -> Section:
-    results: dict[str, tuple[float, dict[str, int]]] = {}
+    results: dict[str, tuple[float, dict[str, int], list[str]]] = {}
     failures: dict[str, str] = {}
     plan = {"1": (1,), "2": (2,), "2-exec": (2, "--netns-peer-start=exec")}
     for key, (workers, *extra) in plan.items():
@@ -134,4 +137,7 @@ def run(ctx: Context) -> Section:
         "between the two runs, so the speedup is noisy; a worker count above the idle cores "
         "cannot speed anything up.",
     ]
+    for key, res in results.items():
+        if res[2]:  # which, so that a flaky test can be found again
+            notes.append(f"Failed in the -n {key} run: " + ", ".join(f"`{t}`" for t in res[2]))
     return Section(TITLE, GROUP, rows, notes)

@@ -75,3 +75,13 @@ def parse_pytest_summary(text: str) -> dict[str, int]:
         key = {"error": "errors", "warning": "warnings"}.get(word, word)
         counts[key] = counts.get(key, 0) + int(number)
     return counts
+
+
+def failed_tests(text: str) -> list[str]:
+    """The node ids pytest's short summary lists as ``FAILED`` or ``ERROR`` (``-ra``)."""
+    found = []
+    for line in text.splitlines():
+        m = re.match(r"(?:FAILED|ERROR) (\S+)", line)
+        if m and "::" in m.group(1):
+            found.append(m.group(1))
+    return found

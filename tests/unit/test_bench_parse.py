@@ -11,6 +11,7 @@ from bench.bench_scale import KERNEL_FIELDS, kernel_growth, window_p50
 from bench.machine import cpu_model, meminfo
 from bench.parse import (
     duration_ms,
+    failed_tests,
     parse_ping_times,
     parse_pytest_summary,
     parse_smaps_rollup,
@@ -94,6 +95,18 @@ def test_pytest_summary() -> None:
     assert parse_pytest_summary(out) == {"failed": 1, "passed": 5, "skipped": 1, "warnings": 2}
     assert parse_pytest_summary("= 3 passed, 1 error in 1.00s =") == {"passed": 3, "errors": 1}
     assert parse_pytest_summary("no tests ran") == {}
+
+
+def test_failed_tests_are_named() -> None:
+    out = (
+        "=== short test summary info ===\n"
+        "SKIPPED [1] tests/a.py:3: no root\n"
+        "FAILED tests/x.py::test_one[relay] - AssertionError: 1999 != 2000\n"
+        "ERROR tests/y.py::test_two - OSError\n"
+        "FAILED at the summary line means nothing\n"
+        "1 failed, 1 error, 5 passed in 9.12s\n"
+    )
+    assert failed_tests(out) == ["tests/x.py::test_one[relay]", "tests/y.py::test_two"]
 
 
 def test_cpu_model_and_meminfo() -> None:
