@@ -189,38 +189,14 @@ def test_both_ready_and_probed(tmp_path: Path) -> None:
 
 
 # -- the nursery: one failure cancels the siblings, nothing outlives the block ---------------
-def test_nursery_raises_the_first_failure_after_cancelling_the_others() -> None:
+@pytest.mark.parametrize("here", [False, True], ids=["thread", "run_here"])
+def test_nursery_raises_the_first_failure_after_cancelling_the_others(here: bool) -> None:
+    # A task blocked in run_here holds the calling thread: the failure elsewhere must cancel
+    # at once, not when the block ends (which would wait for the blocked task: a hang).
     cancelled = threading.Event()
     calls: list[str] = []
 
     def blocked() -> None:
-        assert cancelled.wait(30), "never cancelled"
-
-    def fails() -> None:
-        raise ValueError("boom")
-
-    def cancel() -> None:
-        calls.append("cancel")
-        cancelled.set()
-
-    def run() -> None:
-        with supervise.Nursery(cancel) as nursery:
-            nursery.start_soon(blocked, "ready-blocked")
-            nursery.start_soon(fails, "ready-fails")
-
-    with pytest.raises(ValueError, match="boom"):
-        run()
-    assert calls == ["cancel"]
-    assert _no_ready_threads()
-
-
-def test_a_failing_task_cancels_at_once_the_one_run_here() -> None:
-    # run_here's task blocks the calling thread: the failure elsewhere must cancel now, not
-    # when the block ends (which would wait for the blocked task: a hang).
-    cancelled = threading.Event()
-    calls: list[str] = []
-
-    def blocked_here() -> None:
         assert cancelled.wait(30), "never cancelled"
         calls.append("unblocked")
 
@@ -235,7 +211,10 @@ def test_a_failing_task_cancels_at_once_the_one_run_here() -> None:
     def run() -> None:
         with supervise.Nursery(cancel) as nursery:
             nursery.start_soon(fails, "ready-fails")
-            nursery.run_here(blocked_here)
+            if here:
+                nursery.run_here(blocked)
+            else:
+                nursery.start_soon(blocked, "ready-blocked")
 
     started = time.monotonic()
     with pytest.raises(ValueError, match="boom"):
