@@ -19,12 +19,23 @@ def pings(net: Any, src: str, dst: str) -> bool:
     return bool(out.returncode == 0)
 
 
+def udp_echo_answers(net: Any, tries: int) -> bool:
+    for _ in range(tries):
+        try:
+            return clients.run_client("udp", net["a"], net["b"], ready=net.peers["b"].ready) > 0
+        except clients.ClientFailed as exc:
+            if "probes lost" not in str(exc):
+                raise  # anything but a lost datagram is a failure at once
+    return False
+
+
 def test_the_lab(netns_topology: Any) -> None:
     net = netns_topology(str(LAB))
     assert net["b"].peers["icmp"] == "rawstack"  # b declares all: its pings are rawstack's
     assert net["c"].peers == {"icmp": "kernel"}
-    # a reaches b's UDP echo through r, over both impaired links.
-    assert clients.run_client("udp", net["a"], net["b"], ready=net.peers["b"].ready) > 0
+    # a reaches b's UDP echo through r, over both impaired links: one datagram each way
+    # crosses three 1%-loss directions (~3% lost), so a few tries, one of which must answer.
+    assert udp_echo_answers(net, tries=5)
     # 5 ms each way on a-r, 5 ms on r->b: a median RTT of 15 ms (reorder sends 5% at once).
     out = net["a"].run(["ping", "-c", "11", "-i", "0.05", "10.0.2.2"], capture_output=True)
     times = sorted(float(t) for t in re.findall(rb"time=([\d.]+) ms", out.stdout))
