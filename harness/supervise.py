@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -47,7 +46,13 @@ from types import TracebackType
 from typing import IO, Any, Literal, Protocol, runtime_checkable
 
 from rawstack_harness.backends import RAWSTACK, Backend, ReadyEvent, select_backend
-from rawstack_harness.backends.base import NodeProcess, ProbeNode, ProcFile, signal_group
+from rawstack_harness.backends.base import (
+    NodeProcess,
+    ProbeNode,
+    ProcFile,
+    readable,
+    signal_group,
+)
 from rawstack_harness.errors import HarnessError
 from rawstack_harness.topology.spec import Topology
 
@@ -146,7 +151,7 @@ def read_lines(
     deadline = time.monotonic() + timeout
     while buf.count(b"\n") < count:
         left = deadline - time.monotonic()
-        if left <= 0 or not _readable(fd, left):
+        if left <= 0 or not readable(fd, left):
             lines = buf.splitlines(keepends=True)
             whole = [line.rstrip(b"\n") for line in lines if line.endswith(b"\n")]
             raise ReadyTimeout(
@@ -164,14 +169,6 @@ def read_lines(
             copy.write(byte)
         buf += byte
     return buf.splitlines()[:count]
-
-
-def _readable(fd: int, timeout: float) -> bool:
-    """Whether ``fd`` is readable (or at EOF) within ``timeout`` s: poll, not select, so a
-    run that holds over 1,024 descriptors (a large topology) still reads its ready pipes."""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(timeout * 1000))
 
 
 def read_ready(

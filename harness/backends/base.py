@@ -23,6 +23,7 @@ returns them.
 from __future__ import annotations
 
 import os
+import select
 import socket
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
@@ -58,6 +59,15 @@ def signal_group(proc: NodeProcess, sig: int) -> None:
         proc.signal_group(sig)
     else:
         os.killpg(proc.pid, sig)
+
+
+def readable(fd: int | socket.socket, timeout: float | None) -> bool:
+    """Whether ``fd`` (a descriptor or a socket) is readable, or at EOF, within
+    ``timeout`` seconds (None: no limit): poll, not select, so any descriptor number works
+    (a run that holds over 1,024, a large topology's, still reads its pipes and sockets)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(None if timeout is None else timeout * 1000))
 
 
 # A serve-all ready line, decoded (JSON: its values are whatever the peer announced).

@@ -294,8 +294,7 @@ def syn_probe(
         if found == socket.AF_INET6:
             return _syn_probe6(host, addr, port, count=count, timeout=timeout, on_probe=on_probe)
     dst = resolve_ipv4(host)
-    quirks = quirks or host_quirks()
-    q = quirks
+    q = quirks or host_quirks()  # a name of its own: the lambdas below see it narrowed
 
     def source() -> tuple[str, socket.socket, int]:
         src = route_source(dst)

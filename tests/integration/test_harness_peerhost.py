@@ -177,7 +177,7 @@ def test_a_request_the_host_gets_never_takes_a_spare_it_offered(
     host.wait_warm()
     assert _wait_for(lambda: len(_children(host.pid)) == 2, 10)  # offered, not yet read
     with monkeypatch.context() as m:
-        m.setattr(host, "_assign", lambda request, fds: None)  # as if no offer had come
+        m.setattr(host, "_assign", lambda request, fds, stdout: None)  # as if none came
         first = _serve_all(host, net["a"], tmp_path, "--peers", "udp", "--udp-port", "9001")
     others = [_serve_all(host, net[n], tmp_path, "--peers", "udp") for n in ("a", "b")]
     for proc in (first, *others):

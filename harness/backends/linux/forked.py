@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -41,6 +40,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from rawstack_harness.backends.base import readable
 from rawstack_harness.backends.linux.nsutil import proc_start_time
 from rawstack_harness.backends.linux.peerhost import recv_msg, send_msg
 from rawstack_harness.errors import HarnessError
@@ -258,10 +258,7 @@ class PeerHost:
     def _read_one(self, timeout: float | None) -> tuple[dict[str, Any] | None, list[int]]:
         """One message, or ``(None, [])`` when none came in ``timeout``; EOF marks the host gone."""
         try:
-            # poll, not select: any descriptor number (a run may hold over 1,024).
-            poller = select.poll()
-            poller.register(self._ctl, select.POLLIN)
-            if not poller.poll(None if timeout is None else timeout * 1000):
+            if not readable(self._ctl, timeout):
                 return None, []
             msg, fds = recv_msg(self._ctl)
         except (OSError, ValueError):  # ValueError: our own socket was closed
@@ -306,7 +303,9 @@ class PeerHost:
             return True
         return False
 
-    def _assign(self, request: dict[str, Any], fds: Sequence[int]) -> ForkedProcess | None:
+    def _assign(
+        self, request: dict[str, Any], fds: Sequence[int], stdout: IO[bytes] | None
+    ) -> ForkedProcess | None:
         """Send ``request`` straight to a spare the host offered; the child, or None (no
         spare, or it died: the host forks one for the request then)."""
         while True:
@@ -323,18 +322,9 @@ class PeerHost:
                 sock.close()
             with contextlib.suppress(OSError), self._send_lock:
                 send_msg(self._ctl, {"op": "assigned", "pid": pid})  # it forks a new spare
-            child = ForkedProcess(self, 0, request["args"], None)
-            child._pid, child.pidfd = pid, pidfd
-            if self.manifest is not None:
-                self.manifest.add("proc", f"pid:{pid}", pid=pid, start=start)
+            child = ForkedProcess(self, 0, request["args"], stdout)
             with self._cond:
-                early = self._early_exits.pop(pid, None)
-                if early is None:
-                    self._children[pid] = child
-            if early is not None:
-                if self.manifest is not None:
-                    self.manifest.remove("proc", f"pid:{pid}")
-                child._exit(early)
+                self._named(child, pid, pidfd, start)
             return child
 
     def _all_exited(self, code: int) -> None:
@@ -391,17 +381,21 @@ class PeerHost:
             if isinstance(child, SharedProcess):
                 self._resolved_tenant(child, reply)
                 return
-            child.pidfd = fds[0] if fds else -1
+            self._named(child, child._pid, fds[0] if fds else -1, reply.get("start"))
+
+    def _named(self, child: ForkedProcess, pid: int, pidfd: int, start: int | None) -> None:
+        """Called with ``_cond`` held: ``child`` is ``pid`` (its pidfd ours now): recorded,
+        and ended at once if its exit was reported already."""
+        child._pid, child.pidfd = pid, pidfd
+        if self.manifest is not None:
+            self.manifest.add("proc", f"pid:{pid}", pid=pid, start=start)
+        early = self._early_exits.pop(pid, None)
+        if early is None:
+            self._children[pid] = child
+        else:
             if self.manifest is not None:
-                key = f"pid:{child._pid}"
-                self.manifest.add("proc", key, pid=child._pid, start=reply.get("start"))
-            early = self._early_exits.pop(child._pid, None)
-            if early is None:
-                self._children[child._pid] = child
-            else:
-                if self.manifest is not None:
-                    self.manifest.remove("proc", f"pid:{child._pid}")
-                child._exit(early)
+                self.manifest.remove("proc", f"pid:{pid}")
+            child._exit(early)
 
     def _resolved_tenant(self, tenant: SharedProcess, reply: dict[str, Any]) -> None:
         """Called with ``_cond`` held, the tenant's spawn reply just taken."""
@@ -483,9 +477,8 @@ class PeerHost:
                 "sysctls": [list(item) for item in sysctls],
                 "shared": shared,
             }
-            child = None if shared else self._assign(request, [netns_fd, *fds])
+            child = None if shared else self._assign(request, [netns_fd, *fds], reader)
             if child is not None:
-                child.stdout = reader
                 return child
             with self._send_lock:
                 rid = request["id"] = next(self._ids)

@@ -90,7 +90,7 @@ def socket_in(nsfd: int, family: int, type: int, proto: int = 0) -> socket.socke
     :class:`NamespaceLost` is raised: the thread stays in a namespace the harness made,
     never in one it must not touch.
     """
-    return _briefly_in(nsfd, lambda: socket.socket(family, type, proto))
+    return briefly(lambda: setns(nsfd), lambda: socket.socket(family, type, proto))
 
 
 def open_in(nsfd: int, path: str) -> IO[str]:
@@ -99,11 +99,7 @@ def open_in(nsfd: int, path: str) -> IO[str]:
     For per-namespace ``/proc`` files (``/proc/thread-self/net/...``): the open file stays
     that namespace's view whichever thread reads it later.
     """
-    return _briefly_in(nsfd, lambda: open(path, encoding="ascii"))
-
-
-def _briefly_in(nsfd: int, fn: Callable[[], T]) -> T:
-    return briefly(lambda: setns(nsfd), fn)
+    return briefly(lambda: setns(nsfd), lambda: open(path, encoding="ascii"))
 
 
 def briefly(enter: Callable[[], None], fn: Callable[[], T]) -> T:

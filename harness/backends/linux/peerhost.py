@@ -335,11 +335,17 @@ class Host:
 
     def assigned(self, pid: int) -> None:
         """The harness gave spare ``pid`` its request: a child now (its exit is reported)."""
+        if self._drop_spare(pid):
+            self.children.add(pid)
+
+    def _drop_spare(self, pid: int) -> bool:
+        """Forget spare ``pid`` (closing our pidfd and socket); whether it was one."""
         for spare in [s for s in self.spares if s[0] == pid]:
             self.spares.remove(spare)
             os.close(spare[1])
             spare[2].close()
-            self.children.add(pid)
+            return True
+        return False
 
     def handle(self, msg: dict[str, Any], fds: list[int]) -> None:
         try:
@@ -422,13 +428,9 @@ class Host:
                 return
             if pid == 0:
                 return
-            spare = False
-            for found in [s for s in self.spares if s[0] == pid]:  # died unassigned (as far
-                self.spares.remove(found)  # as we know: the harness may have assigned it)
-                os.close(found[1])
-                found[2].close()
-                spare = True
-            if pid not in self.children and not spare:
+            # A spare that died unassigned as far as we know (the harness may have assigned
+            # it) is reported too.
+            if not self._drop_spare(pid) and pid not in self.children:
                 continue
             self.children.discard(pid)
             if self.shared is not None and pid == self.shared[0]:
