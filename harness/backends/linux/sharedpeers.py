@@ -162,7 +162,7 @@ class Tenant:
             return
         self.code = code
         # The last close of a packet socket waits for an RCU grace period (5-30 ms): a
-        # copy of each goes to the closer thread, so the servers' own closes are not the
+        # copy of each goes to the closer's threads, so the servers' own closes are not the
         # last and this loop, serving every other node, does not wait. Only those: a port
         # must be free again when the call returns, for a tenant started next.
         held = [os.dup(fd) for fd in self.view.fds() if _family(fd) == socket.AF_PACKET]
