@@ -8,6 +8,7 @@ node: same exit status, same error line.
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -21,6 +22,8 @@ from typing import Any, cast
 import pytest
 from _loopback import exited
 from rawstack_harness import probes
+from rawstack_harness.backends.base import readable
+from rawstack_harness.backends.linux import forked
 from rawstack_harness.backends.linux.forked import HOST_DIED, ForkedProcess, PeerHost, PeerHostError
 from rawstack_harness.supervise import read_lines, read_ready
 
@@ -202,6 +205,111 @@ def test_a_spare_that_dies_before_it_is_assigned_is_not_used(
     assert proc.wait(10) == 0
 
 
+def _spares_offered(host: PeerHost) -> None:
+    """Wait until the host offered its spares: a child forked for a request that reached the
+    host (none offered yet) has no socket to the harness, and is not recycled."""
+    host.wait_warm()
+    assert _wait_for(lambda: len(_offered(host)) == 2, 10)
+
+
+def _back_in_pool(host: PeerHost, pid: int) -> bool:
+    """Whether recycled child ``pid`` has said it is a spare again (not reading it)."""
+    with host._cond:
+        rec = host._recycled.get(pid)
+        return rec is not None and readable(rec.sock, 0)
+
+
+ALL = ("http", "udp", "chao", "icmp")
+
+
+def test_a_recycled_peer_leaves_its_node_and_serves_the_next(
+    host: PeerHost, net: Any, netns_run: Any, tmp_path: Path
+) -> None:
+    a, b = net["a"], net["b"]
+    _spares_offered(host)
+    first = _serve_all(host, a, tmp_path)
+    read_ready(_popen(first), 4, 20)
+    pid = first.pid
+    assert host.recycle(first) == pid
+    assert first.poll() == 0  # done with, as serve-all is on SIGTERM
+    first.kill()  # a no-op now: the process is not this object's any more
+    assert _wait_for(lambda: _back_in_pool(host, pid), 10)
+    # It stopped serving (its stats are in node a's log), left node a, and holds nothing of
+    # it: 0-2 (/dev/null), its socket and the host's namespace (its packet socket's
+    # duplicate, on the closer thread, goes a grace period later).
+    assert "[chao] stopped" in (tmp_path / "a.err").read_text()
+    assert os.readlink(f"/proc/{pid}/ns/net") == os.readlink(f"/proc/{host.pid}/ns/net")
+    fds = f"/proc/{pid}/fd"
+    assert _wait_for(lambda: sorted(os.listdir(fds)) == list("01234"), 5)
+    assert {os.readlink(f"{fds}/{n}") for n in "012"} == {os.devnull}
+    assert f"pid:{pid}" in {e["key"] for e in netns_run.manifest.live()}  # still recorded
+    second = _serve_all(host, b, tmp_path)  # the next spawn takes it
+    assert second.pid == pid
+    ready = {e["peer"]: e for e in read_ready(_popen(second), 4, 20)}
+    assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.fstat(b.fd).st_ino
+    for peer in ALL:
+        probes.probe_peer(peer, src=a, src_ifname="eth0", dst=b, dst_ifname="eth0", ready=ready)
+    second.terminate()
+    assert second.wait(10) == 0
+    assert f"pid:{pid}" not in {e["key"] for e in netns_run.manifest.live()}
+
+
+def test_only_a_serving_serve_all_is_recycled(host: PeerHost, net: Any, tmp_path: Path) -> None:
+    killed = _serve_all(host, net["a"], tmp_path)
+    read_ready(_popen(killed), 4, 20)
+    killed.kill()
+    assert killed.wait(10) == -signal.SIGKILL
+    assert host.recycle(killed) == 0  # a test stopped or killed it: its status stands
+    other = host.spawn(net["a"].fd, ["udp", "serve"], tmp_path / "u.out", tmp_path / "u.err",
+                       ready_lines=1)  # fmt: skip
+    read_lines(_popen(other), 1, 20)
+    assert host.recycle(other) == 0  # not serve-all
+    assert other.poll() is None
+    other.terminate()
+    assert other.wait(10) == 0
+
+
+def test_a_recycled_peer_that_does_not_come_back_in_time_is_killed(
+    host: PeerHost, net: Any, netns_run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(forked, "RECYCLE_TIMEOUT", 0.2)
+    _spares_offered(host)
+    proc = _serve_all(host, net["a"], tmp_path)
+    read_ready(_popen(proc), 4, 20)
+    pid = proc.pid
+    os.kill(pid, signal.SIGSTOP)  # hung: it cannot act on the recycle signal
+    assert host.recycle(proc) == pid
+    time.sleep(0.3)
+    other = _serve_all(host, net["b"], tmp_path)  # finds it late: kills it, takes a spare
+    assert other.pid != pid
+    assert _wait_for(lambda: exited(pid), 10)
+
+    def struck_off() -> bool:
+        host._pump(lambda: False, 0.0)  # its exit report, read as the next spawn would
+        return f"pid:{pid}" not in {e["key"] for e in netns_run.manifest.live()}
+
+    assert _wait_for(struck_off, 10)
+    with host._cond:
+        assert pid not in host._recycled
+    other.terminate()
+    assert other.wait(10) == 0
+
+
+def test_recycled_peers_are_kept_up_to_a_limit(
+    host: PeerHost, net: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(forked, "MAX_RECYCLED", 1)
+    _spares_offered(host)
+    procs = [_serve_all(host, net[n], tmp_path) for n in ("a", "b")]
+    for proc in procs:
+        read_ready(_popen(proc), 4, 20)
+    assert host.recycle(procs[0]) == procs[0].pid
+    assert host.recycle(procs[1]) == 0  # the caller kills it
+    assert procs[1].poll() is None
+    procs[1].kill()
+    assert procs[1].wait(10) == -signal.SIGKILL
+
+
 def test_the_host_and_its_spares_live_in_a_namespace_of_their_own(host: PeerHost) -> None:
     # Its spares rehearse a peer's start on loopback there, never where the harness runs.
     host.wait_warm()
@@ -211,9 +319,11 @@ def test_the_host_and_its_spares_live_in_a_namespace_of_their_own(host: PeerHost
     assert _wait_for(lambda: len(_children(host.pid)) == 2, 10)  # the spares, rehearsed
     for spare in _children(host.pid):
         assert os.readlink(f"/proc/{spare}/ns/net") == theirs
-        # The rehearsal closed what it opened: the spare holds 0-2 and its socket to the host.
+        # The rehearsal closed what it opened: the spare holds 0-2, its socket to the host
+        # and (to come back to after a recycled assignment) the host's namespace.
         fds = f"/proc/{spare}/fd"
-        assert _wait_for(lambda: sorted(os.listdir(fds)) == list("0123"), 5)  # noqa: B023
+        assert _wait_for(lambda: sorted(os.listdir(fds)) == list("01234"), 5)  # noqa: B023
+        assert os.readlink(f"{fds}/4") == theirs
 
 
 def test_the_host_learns_which_pages_a_spare_copies_ahead(host: PeerHost) -> None:
@@ -316,3 +426,40 @@ def test_fixture_peers_are_forked_by_the_host_unless_told_to_exec(
     monkeypatch.setenv("EXPECT", expect)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *option)
     result.assert_outcomes(passed=1)
+
+
+REUSE = """
+import json, os, time
+
+def _record(net):
+    with open(os.environ["PIDS"], "a") as fh:
+        fh.write(json.dumps(sorted(p.proc.pid for p in net.peers.values())) + "\\n")
+
+def test_warm(netns_pair):
+    pass  # the run's first spawns may come before the host offered any spare
+
+def test_pause():
+    time.sleep(0.5)  # time for the spares to be offered, and the last peers recycled
+
+def test_first(netns_pair):
+    _record(netns_pair)
+
+def test_pause_again():
+    time.sleep(0.5)
+
+def test_second(netns_pair):
+    _record(netns_pair)
+"""
+
+
+def test_the_next_tests_peers_are_the_last_ones_recycled(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pytester.makepyfile(test_reuse=REUSE)
+    pids = tmp_path / "pids"
+    monkeypatch.setenv("PIDS", str(pids))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5)
+    first, second = (json.loads(line) for line in pids.read_text().splitlines())
+    assert first == second  # the same two processes, recycled, each in a new node
+    assert all(exited(pid) for pid in first)  # and gone with the run

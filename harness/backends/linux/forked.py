@@ -37,18 +37,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from rawstack_harness.backends.base import readable
 from rawstack_harness.backends.linux.nsutil import proc_start_time
-from rawstack_harness.backends.linux.peerhost import recv_msg, send_msg
+from rawstack_harness.backends.linux.peerhost import RECYCLE_SIGNAL, recv_msg, send_msg
 from rawstack_harness.errors import HarnessError
 
 HELLO_TIMEOUT = 30.0  # the host's interpreter start and imports, on a loaded machine
 REPLY_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 5.0
 HOST_DIED = -int(signal.SIGKILL)  # the status of a child whose host vanished (PDEATHSIG)
+MAX_RECYCLED = 4  # recycled children kept for the next spawns (two pairs' peers)
+RECYCLE_TIMEOUT = 2.0  # seconds a recycled child has to say it is a spare again
 
 
 class PeerHostError(HarnessError):
@@ -81,6 +84,8 @@ class ForkedProcess(subprocess.Popen[bytes]):
         self.rid = rid  # the spawn request, until its reply names the child
         self._pid = 0
         self.pidfd = -1
+        self.channel: socket.socket | None = None  # to the child (a spare's socket), if any
+        self.start: int | None = None  # its start time (for the manifest)
 
     @property
     def pid(self) -> int:
@@ -145,6 +150,9 @@ class ForkedProcess(subprocess.Popen[bytes]):
         if self.pidfd >= 0:
             os.close(self.pidfd)
             self.pidfd = -1
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
 
     def __repr__(self) -> str:
         return f"<ForkedProcess pid={self._pid} returncode={self.returncode}>"
@@ -181,6 +189,17 @@ class SharedProcess(ForkedProcess):
 
     def __repr__(self) -> str:
         return f"<SharedProcess pid={self._pid} tenant={self.vid} returncode={self.returncode}>"
+
+
+@dataclass
+class _Recycled:
+    """A child :meth:`PeerHost.recycle` took back, until it is assigned again or exits."""
+
+    start: int | None
+    pidfd: int
+    sock: socket.socket
+    deadline: float  # monotonic; 0.0 once it was killed for missing it
+    ready: bool = False  # it said it is a spare again
 
 
 class PeerHost:
@@ -222,6 +241,9 @@ class PeerHost:
         self._shared_pid = 0  # the shared-peers process, once a tenant's reply named it
         # Spares the host offered: (pid, start time, pidfd, socket to it), oldest first.
         self._spares: list[tuple[int, int | None, int, socket.socket]] = []
+        # Children handed back by recycle(), by pid: (start, pidfd, socket, deadline, ready);
+        # ready once it said it is a spare again, deadline 0.0 once given up on (killed).
+        self._recycled: dict[int, _Recycled] = {}
         self.closed = False
 
     # -- reading the host's messages (leader/follower) -------------------------------------
@@ -286,6 +308,8 @@ class PeerHost:
             self._tenant_exited(int(msg["vid"]), int(msg["code"]))
         elif op == "exit" and self._drop_spare(int(msg["pid"])):
             pass  # a spare died before anyone assigned it
+        elif op == "exit" and self._drop_recycled(int(msg["pid"])):
+            pass  # a recycled child died (or was given up on) before it was assigned again
         elif op == "exit":
             self._exited(int(msg["pid"]), int(msg["code"]))
         elif op in ("spawned", "error"):
@@ -303,28 +327,103 @@ class PeerHost:
             return True
         return False
 
+    def _drop_recycled(self, pid: int) -> bool:
+        """Called with ``_cond`` held: a recycled child exited; whether it was one."""
+        rec = self._recycled.pop(pid, None)
+        if rec is None:
+            return False
+        os.close(rec.pidfd)
+        rec.sock.close()
+        if self.manifest is not None:
+            self.manifest.remove("proc", f"pid:{pid}")
+        return True
+
+    def recycle(self, child: ForkedProcess) -> int:
+        """Hand ``child``, a serving peer, back to be assigned again; its pid, or 0 if it
+        cannot be (the caller kills it then).
+
+        A fresh fork costs the host a fork and the child its copy-on-write faults, a cold
+        start and a cold first few exchanges: ~10 ms of CPU per peer. A recycled one has
+        paid all that. It is sent ``RECYCLE_SIGNAL``: serve-all stops as on SIGTERM (its
+        stats go to the node's log), and the child leaves the namespace, closes every
+        descriptor of that assignment and says ``{"op": "spare"}`` on its socket; only then is
+        it assigned again. It stays the host's child, recorded in the manifest, under its
+        death signal: crash safety is as before. Only serve-all children the harness
+        assigned itself (they have a socket to it) are recycled, at most
+        :data:`MAX_RECYCLED` at a time; the object ``child`` is done with (status 0, as
+        serve-all's on SIGTERM) and never signals the process again.
+        """
+        command = child.args if isinstance(child.args, list) else []
+        if isinstance(child, SharedProcess) or command[1:2] != ["serve-all"]:
+            return 0
+        with self._cond:
+            pid, sock = child._pid, child.channel
+            if child.returncode is not None or sock is None or child.pidfd < 0 or pid <= 0:
+                return 0
+            if len(self._recycled) >= MAX_RECYCLED or self.closed:
+                return 0
+            try:
+                signal.pidfd_send_signal(child.pidfd, RECYCLE_SIGNAL)
+            except OSError:
+                return 0
+            self._children.pop(pid, None)
+            deadline = time.monotonic() + RECYCLE_TIMEOUT
+            self._recycled[pid] = _Recycled(child.start, child.pidfd, sock, deadline)
+            child.pidfd, child.channel = -1, None
+            child.returncode = 0
+        return pid
+
+    def _take_recycled(self) -> tuple[int, int | None, int, socket.socket] | None:
+        """A recycled child that is a spare again (pid, start, pidfd, socket), or None.
+        Called with ``_cond`` held; one past its deadline is killed (its exit report ends
+        its record)."""
+        now = time.monotonic()
+        for pid, rec in list(self._recycled.items()):
+            if rec.deadline == 0.0:
+                continue
+            if not rec.ready and readable(rec.sock, 0):
+                try:
+                    msg, fds = recv_msg(rec.sock)
+                except OSError:
+                    msg, fds = None, []
+                for fd in fds:
+                    os.close(fd)
+                rec.ready = msg is not None and msg.get("op") == "spare"
+                if not rec.ready:
+                    rec.deadline = now  # it broke off: given up on below
+            if rec.ready:
+                del self._recycled[pid]
+                return pid, rec.start, rec.pidfd, rec.sock
+            if rec.deadline <= now:
+                rec.deadline = 0.0
+                with contextlib.suppress(OSError):
+                    signal.pidfd_send_signal(rec.pidfd, signal.SIGKILL)
+        return None
+
     def _assign(
         self, request: dict[str, Any], fds: Sequence[int], stdout: IO[bytes] | None
     ) -> ForkedProcess | None:
-        """Send ``request`` straight to a spare the host offered; the child, or None (no
-        spare, or it died: the host forks one for the request then)."""
+        """Send ``request`` straight to a recycled child or a spare the host offered; the
+        child, or None (no spare, or it died: the host forks one for the request then)."""
         while True:
             with self._cond:
-                if not self._spares:
+                again = self._take_recycled()
+                if again is None and not self._spares:
                     return None
-                pid, start, pidfd, sock = self._spares.pop(0)
+                pid, start, pidfd, sock = again or self._spares.pop(0)
             try:
                 send_msg(sock, request, fds)
             except OSError:  # it died since it was offered (its exit report follows)
                 os.close(pidfd)
-                continue
-            finally:
                 sock.close()
-            with contextlib.suppress(OSError), self._send_lock:
-                send_msg(self._ctl, {"op": "assigned", "pid": pid})  # it forks a new spare
+                continue
+            if again is None:
+                with contextlib.suppress(OSError), self._send_lock:
+                    send_msg(self._ctl, {"op": "assigned", "pid": pid})  # it forks a new spare
             child = ForkedProcess(self, 0, request["args"], stdout)
+            child.channel = sock
             with self._cond:
-                self._named(child, pid, pidfd, start)
+                self._named(child, pid, pidfd, start, record=again is None)
             return child
 
     def _all_exited(self, code: int) -> None:
@@ -383,11 +482,14 @@ class PeerHost:
                 return
             self._named(child, child._pid, fds[0] if fds else -1, reply.get("start"))
 
-    def _named(self, child: ForkedProcess, pid: int, pidfd: int, start: int | None) -> None:
-        """Called with ``_cond`` held: ``child`` is ``pid`` (its pidfd ours now): recorded,
-        and ended at once if its exit was reported already."""
-        child._pid, child.pidfd = pid, pidfd
-        if self.manifest is not None:
+    def _named(
+        self, child: ForkedProcess, pid: int, pidfd: int, start: int | None, record: bool = True
+    ) -> None:
+        """Called with ``_cond`` held: ``child`` is ``pid`` (its pidfd ours now): recorded
+        (``record``: a recycled child's entry is there already), and ended at once if its
+        exit was reported already."""
+        child._pid, child.pidfd, child.start = pid, pidfd, start
+        if self.manifest is not None and record:
             self.manifest.add("proc", f"pid:{pid}", pid=pid, start=start)
         early = self._early_exits.pop(pid, None)
         if early is None:
@@ -525,6 +627,8 @@ class PeerHost:
             self._replies.clear()
             for pid in [s[0] for s in self._spares]:
                 self._drop_spare(pid)
+            for pid in list(self._recycled):
+                self._drop_recycled(pid)
         self._ctl.close()
         if self.manifest is not None:
             self.manifest.remove("proc", f"pid:{self.pid}")

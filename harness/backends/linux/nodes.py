@@ -69,20 +69,24 @@ def _create_namespaces(nodes: Sequence[LinuxNode]) -> None:
         nsutil.briefly(nsutil.unshare_net, functools.partial(inside, node))
 
 
-def stop_processes(nodes: Iterable[LinuxNode], timeout: float = STOP_TIMEOUT) -> None:
+def stop_processes(nodes: Iterable[LinuxNode], timeout: float = STOP_TIMEOUT) -> set[int]:
     """Stop what every node started: one SIGTERM round for all, then each as it ends.
 
-    Forked peers are SIGKILLed instead and not waited for: their namespaces go next, so
-    nothing a graceful exit does matters, and the kernel finishes their exit on its own (a
-    packet socket's close waits for an RCU grace period, 5-15 ms). The peer host reaps them
-    and strikes them off the manifest. ``stop_process`` still stops one gracefully.
+    Forked peers are recycled or SIGKILLed instead and not waited for (see
+    :meth:`LinuxNode.kill_forked`): their namespaces go next, so nothing a graceful exit
+    does matters, and the kernel finishes a killed one's exit on its own (a packet socket's
+    close waits for an RCU grace period, 5-15 ms). The peer host reaps them and strikes them
+    off the manifest. ``stop_process`` still stops one gracefully. Returns the recycled
+    peers' pids: they leave their namespaces on their own, and must not be killed there.
     """
     nodes = list(nodes)
+    recycled: set[int] = set()
     for node in nodes:
-        node.kill_forked()
+        recycled.update(node.kill_forked())
         node.signal_processes(signal.SIGTERM)
     for node in nodes:
         node.stop_processes(timeout)
+    return recycled
 
 
 class LinuxNode(SpecNode, ProcessNode):
@@ -214,11 +218,20 @@ class LinuxNode(SpecNode, ProcessNode):
         self.procs.append(proc)
         return proc
 
-    def kill_forked(self) -> None:
-        """SIGKILL the group of every process :meth:`spawn_rawstack` started; forget them."""
+    def kill_forked(self) -> list[int]:
+        """End every process :meth:`spawn_rawstack` started and forget them; the pids
+        recycled. A serving peer goes back to the peer host's pool, to be assigned again
+        (:meth:`~.forked.PeerHost.recycle`: it stops serving, leaves the namespace and
+        closes what it had); any other is SIGKILLed with its group."""
+        recycled = []
         for proc in [p for p in self.procs if isinstance(p, ForkedProcess)]:
-            proc.killpg(signal.SIGKILL)
+            pid = proc.host.recycle(proc)
+            if pid:
+                recycled.append(pid)
+            else:
+                proc.killpg(signal.SIGKILL)
             self.procs.remove(proc)
+        return recycled
 
     def _started(self, proc: NodeProcess) -> None:
         self.net.run.manifest.add(
@@ -525,13 +538,14 @@ class LinuxNetwork:
             return
         self.destroyed = True
         nodes = [*reversed(self.nodes.values()), *self.hubs.values()]
+        recycled: set[int] = set()
         try:
-            stop_processes(nodes)
+            recycled = stop_processes(nodes)
             if self.fabric is not None:
                 self.fabric.close()  # the relays: their namespaces and veths go with them
         finally:
             items = [(n.path, n.close()) for n in nodes]
-            remove_namespaces(items)
+            remove_namespaces(items, spare=recycled)
             names.remove(self.run.manifest, self._hosts_files())
             self.run.manifest.write(
                 [{"op": "del", "kind": "netns", "key": path} for path, _ in items]

@@ -56,17 +56,19 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from types import FrameType
 from typing import Any, ClassVar
 
 from rawstack_harness.backends.linux import nsutil, prefault, rehearsal
+from rawstack_harness.probes import Closer
 
 MAX_MESSAGE = 65536
 MAX_FDS = 4
-READY_FD = 3  # where the child keeps the ready pipe while it copies lines into it
 SPARE_FD = 3  # where a spare keeps its socket to the host until it is assigned
 SPARES = 2  # forked ahead: a pair's two peers both start from one
 HOST_REHEARSALS = 2
 REHEARSAL_DELAY = 0.05  # seconds a new spare waits before its rehearsal
+RECYCLE_SIGNAL = signal.SIGUSR2  # from the harness: stop serving, become a spare again
 
 
 def send_msg(sock: socket.socket, msg: dict[str, Any], fds: Sequence[int] = ()) -> None:
@@ -130,8 +132,23 @@ class ReadyTee(io.TextIOBase):
         return False
 
 
+_RECYCLE_CLOSER = Closer()  # a recycled child's packet sockets (see _on_recycle)
+
+
 class _Learned:
     runs: ClassVar[prefault.Ranges] = []  # the pages a spare copies at once (main() learns)
+
+
+def socket_family(fd: int) -> int:
+    """The address family of a socket descriptor (-1 if it is not a socket)."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return -1
+    try:
+        return int(sock.family)
+    finally:
+        sock.detach()
 
 
 def _write_sysctls(items: Sequence[Sequence[str]]) -> None:
@@ -164,10 +181,12 @@ def _detach(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> socket.soc
 def _become_spare(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> None:
     """In a freshly forked spare: the setup no spawn request changes, then wait for one.
 
-    Never returns: the assignment (:func:`_run_assigned`) ends in ``os._exit``.
+    Never returns: it ends in ``os._exit``, after its assignment or, when the harness
+    recycles it (see :func:`_recycled`), after a later one.
     """
     try:
         assignment = _detach(host_pid, libc, sock)
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         if not select.select([assignment], [], [], 0)[0]:  # forked for a waiting request: no
             prefault.populate(libc, _Learned.runs)  # time to gain (it would copy more)
         # Take the first-touch costs of a peer's start while nobody waits on us, but not at
@@ -175,14 +194,71 @@ def _become_spare(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> None
         # and being probed, and must not take its CPU. Assigned before then: no rehearsal.
         if not select.select([assignment], [], [], REHEARSAL_DELAY)[0]:
             rehearsal.rehearse()
-        msg, fds = recv_msg(assignment)
+        while True:
+            msg, fds = recv_msg(assignment)
+            if msg is None:  # the host closed our socket, or the harness its end: not needed
+                os._exit(0)
+            code = _run_assigned(libc, msg, fds, keep=(assignment.fileno(), home))
+            if code is not None or not _recycled(libc, home, keep={assignment.fileno(), home}):
+                os._exit(1 if code is None else code)
+            send_msg(assignment, {"op": "spare"})  # to the harness: assign me again
     except BaseException:
         os._exit(1)
-    if msg is None:  # the host closed our socket: not needed after all
+
+
+class _Recycle:
+    """What a child's ``RECYCLE_SIGNAL`` handler left for the end of its assignment."""
+
+    asked = False
+    held: ClassVar[list[int]] = []  # duplicates of its packet sockets, for the closer
+
+
+def _on_recycle(signum: int, frame: FrameType | None) -> None:
+    """The harness hands this child back (see :func:`_recycled`): serve-all stops as on
+    SIGTERM, and its packet sockets' closes will not be the last (each would wait for an
+    RCU grace period, ~12 ms here): duplicates go to a closer thread after the servers
+    close. A child not serving yet (no loop handler) just exits, as a killed one would."""
+    stop = signal.getsignal(signal.SIGTERM)
+    if not callable(stop) or _Recycle.asked:
         os._exit(0)
-    assignment.detach()
-    os.close(SPARE_FD)
-    _run_assigned(libc, msg, fds)
+    _Recycle.asked = True
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if socket_family(fd) == socket.AF_PACKET:
+            with contextlib.suppress(OSError):
+                _Recycle.held.append(os.dup(fd))
+    stop(signal.SIGTERM, frame)
+
+
+def _recycled(libc: ctypes.CDLL, home: int, keep: set[int]) -> bool:
+    """After an assignment the harness recycled: become a spare again, at home, with no
+    descriptor but ``keep`` (and the packet sockets the closer is closing). False if that
+    cannot be done: the child exits then."""
+    with contextlib.suppress(BaseException):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    _RECYCLE_CLOSER.put(_Recycle.held)
+    kept = keep | set(_Recycle.held)
+    _Recycle.asked, _Recycle.held = False, []
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(RECYCLE_SIGNAL, signal.SIG_IGN)  # one recycle per assignment
+    if libc.setns(home, nsutil.CLONE_NEWNET) != 0:
+        return False
+    null = os.open(os.devnull, os.O_RDWR)
+    for target in (0, 1, 2):
+        os.dup2(null, target)
+    os.close(null)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in kept:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+    return True
 
 
 def _become_shared(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> None:
@@ -200,26 +276,32 @@ def _become_shared(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> Non
         os._exit(code)
 
 
-def _run_assigned(libc: ctypes.CDLL, msg: dict[str, Any], fds: list[int]) -> None:
-    """In a spare that got its request: enter the node, take its fds, run ``rawstack ARGS``."""
+def _run_assigned(
+    libc: ctypes.CDLL, msg: dict[str, Any], fds: list[int], keep: Sequence[int] = ()
+) -> int | None:
+    """In a spare that got its request: enter the node, take its fds, run ``rawstack ARGS``.
+
+    Returns the exit status, or None when the harness recycled this child (the command
+    returned after :func:`_on_recycle`). Leaves ``keep`` open.
+    """
     code = 1
     args = [str(a) for a in msg["args"]]
     lines = int(msg.get("ready_lines", 0))
     try:
         netns, out_fd, err_fd = fds[:3]
+        ready = fds[3] if len(fds) > 3 else -1
         if libc.setns(netns, nsutil.CLONE_NEWNET) != 0:
             os.write(err_fd, f"setns: {os.strerror(ctypes.get_errno())}\n".encode())
             os._exit(126)
         null = os.open(os.devnull, os.O_RDONLY)
         for fd, target in ((null, 0), (out_fd, 1), (err_fd, 2)):
             os.dup2(fd, target)
-        if len(fds) > 3:
-            os.dup2(fds[3], READY_FD)
-        os.closerange(READY_FD + 1 if len(fds) > 3 else READY_FD, 1 << 20)
+        for fd in {null, netns, out_fd, err_fd, *fds[4:]} - {0, 1, 2, ready, *keep}:
+            os.close(fd)
         # The host's stream objects point at its own 0/1/2 and buffers: new ones, unshared.
         sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
         out = open(1, "w", encoding="utf-8", buffering=1, closefd=False)  # noqa: SIM115
-        sys.stdout = ReadyTee(out, READY_FD, lines) if len(fds) > 3 else out
+        sys.stdout = ReadyTee(out, ready, lines) if ready >= 0 else out
         sys.stderr = open(  # noqa: SIM115
             2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False
         )
@@ -227,17 +309,20 @@ def _run_assigned(libc: ctypes.CDLL, msg: dict[str, Any], fds: list[int]) -> Non
         sys.argv = ["rawstack", *args]
         from rawstack.cli import main
 
+        if keep:  # a recyclable child (it has its socket to the harness)
+            signal.signal(RECYCLE_SIGNAL, _on_recycle)
         code = main(args)
+        if _Recycle.asked:
+            return None
     except SystemExit as exc:  # argparse: --help, usage errors
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:
         with contextlib.suppress(BaseException):
             traceback.print_exc()
-    finally:
-        with contextlib.suppress(BaseException):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
+    with contextlib.suppress(BaseException):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return code
 
 
 # What a ``rawstack`` child of the host is started with most: built, parsed and imported

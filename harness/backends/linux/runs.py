@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -298,9 +298,11 @@ def kill_process(pid: int, start: int | None) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def remove_namespaces(items: list[tuple[str, tuple[int, int] | None]]) -> None:
-    """Kill what runs inside the namespaces (one scan of /proc), then unmount and unlink
-    them.
+def remove_namespaces(
+    items: list[tuple[str, tuple[int, int] | None]], spare: Collection[int] = ()
+) -> None:
+    """Kill what runs inside the namespaces (one scan of /proc) but the pids in ``spare``
+    (recycled peers on their way out), then unmount and unlink them.
 
         Unmounting drops the last reference the harness holds, so the kernel then deletes the
         namespace and every interface in it (a veth's peer too) on its own, asynchronously.
@@ -315,7 +317,8 @@ def remove_namespaces(items: list[tuple[str, tuple[int, int] | None]]) -> None:
             inos.add(found)
     if inos:
         for pid in _ns_members(inos):
-            kill_process(pid, None)
+            if pid not in spare:
+                kill_process(pid, None)
     for path, _ in items:
         nsutil.umount(path)
         with contextlib.suppress(FileNotFoundError):

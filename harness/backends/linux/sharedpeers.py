@@ -44,7 +44,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from rawstack_harness.backends.linux import nsutil
-from rawstack_harness.backends.linux.peerhost import ReadyTee, recv_msg, send_msg
+from rawstack_harness.backends.linux.peerhost import ReadyTee, recv_msg, send_msg, socket_family
 from rawstack_harness.probes import Closer
 
 from rawstack.errors import EXIT_FAILED, EXIT_USAGE, RawstackError
@@ -165,7 +165,7 @@ class Tenant:
         # copy of each goes to the closer's threads, so the servers' own closes are not the
         # last and this loop, serving every other node, does not wait. Only those: a port
         # must be free again when the call returns, for a tenant started next.
-        held = [os.dup(fd) for fd in self.view.fds() if _family(fd) == socket.AF_PACKET]
+        held = [os.dup(fd) for fd in self.view.fds() if socket_family(fd) == socket.AF_PACKET]
         for srv in reversed(self.servers):
             try:
                 srv.close()
@@ -184,18 +184,6 @@ class Tenant:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.server.ended(self)
-
-
-def _family(fd: int) -> int:
-    """The address family of a socket descriptor (-1 if it is not a socket)."""
-    try:
-        sock = socket.socket(fileno=fd)
-    except OSError:
-        return -1
-    try:
-        return int(sock.family)
-    finally:
-        sock.detach()
 
 
 def _write_sysctl(key: str, value: str) -> None:
