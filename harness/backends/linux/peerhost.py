@@ -21,6 +21,12 @@ and exit statuses as ``python -m rawstack ARGS``. The first ``ready_lines`` line
 to stdout are copied to the ready pipe, which is then closed, so the harness reads ready
 lines without a copier thread and the log file has everything.
 
+Recycling: a spare keeps its socket and a handle on the host's namespace through its
+assignment. When the harness recycles it (``RECYCLE_SIGNAL``, at teardown: see
+``forked.PeerHost.recycle``) the command stops as on SIGTERM, and the child goes back to
+the host's namespace, closes everything of that assignment, says ``{"op": "spare"}`` on its
+socket and waits for the next request there, as a fresh spare does.
+
 Exit statuses: the host is every child's parent; it reaps on SIGCHLD and reports
 ``{"op": "exit", "pid", "code"}`` (``code`` as ``Popen.returncode``: negative for a signal),
 for a spare too (the harness may have assigned it before the host heard).
