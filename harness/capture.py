@@ -3,17 +3,19 @@
 Theory of operation: :func:`start_capture` opens one ``AF_PACKET``/``SOCK_RAW`` socket per
 link endpoint *inside* the endpoint's node (``node.socket()``), bound to that interface with
 ``ETH_P_ALL``, so each socket sees every frame the interface sends and receives, nothing else.
-One daemon thread per network reads all of them through one selector, in batches (after a
-read it pauses :data:`PAUSE` unless a stop or sync is asked); the kernel stamps each frame
-(``SO_TIMESTAMPNS``) so the times are the kernel's, not when the thread got the GIL.
+One daemon thread per process reads every capture's sockets through one epoll set, in
+batches (after a read it pauses :data:`PAUSE`; a flood gets no pause); a stop or a sync drains
+the sockets itself, in the caller's thread, so neither waits for the reader. The kernel
+stamps each frame (``SO_TIMESTAMPNS``), so the times are the kernel's, not when a thread
+got the GIL.
 Frames go into a per-endpoint ring bounded in bytes: a long test keeps its last few MB, never
 grows without limit. :meth:`Capture.write` turns the rings into classic pcap files
 (:mod:`rawstack.codec.pcap`, Ethernet link type, nanosecond timestamps) that tshark, tcpdump
 and Wireshark read.
 
 :meth:`Capture.stop` must run before the topology is destroyed: an open socket holds a
-reference to its namespace, so a forgotten one would keep the namespace alive. It wakes the
-thread, which drains what is queued, then closes every socket; the frames stay readable.
+reference to its namespace, so a forgotten one would keep the namespace alive. It takes the
+sockets from the reader, drains what is queued, then closes them; the frames stay readable.
 
 Limits: the kernel hands over VLAN tags out of band (``PACKET_AUXDATA``), so tagged frames
 are written untagged; veth offloads mean TCP segments may be larger than the MTU and TCP/UDP
@@ -27,7 +29,6 @@ import errno
 import os
 import re
 import select
-import selectors
 import socket
 import struct
 import threading
@@ -201,8 +202,99 @@ def open_tap_socket(node: SocketNode, ifname: str) -> socket.socket:
     return sock
 
 
+class _Reader:
+    """The one thread of this process that reads every running capture's taps.
+
+    A capture registers its taps' descriptors with the reader's epoll set on start and
+    removes them on stop; a stop or sync drains the taps itself, in the caller's thread,
+    under the capture's lock, so it never waits for this thread (nor for its pause). One
+    thread for the process, not one per capture: starting and joining a thread per test
+    cost ~0.2 ms of a bare pair's ~4.
+    """
+
+    def __init__(self) -> None:
+        self._forget()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:  # a forked child has no thread but ours, and no capture
+        self._lock = threading.Lock()
+        self._taps: dict[int, tuple[Capture, Tap]] = {}
+        self._epoll: select.epoll | None = None
+        self._thread: threading.Thread | None = None
+        self._changed = threading.Event()  # ends a pause: a capture came or went
+
+    def add(self, capture: Capture) -> None:
+        with self._lock:
+            if self._epoll is None:
+                self._epoll = select.epoll()
+            for tap in capture.taps:
+                fd = tap.sock.fileno()
+                self._taps[fd] = (capture, tap)
+                self._epoll.register(fd, select.EPOLLIN)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="netns-capture-reader", daemon=True
+                )
+                self._thread.start()
+        self._changed.set()
+
+    def remove(self, capture: Capture) -> None:
+        """Called with ``capture._lock`` held, its sockets still open."""
+        with self._lock:
+            for fd in [fd for fd, (c, _) in self._taps.items() if c is capture]:
+                del self._taps[fd]
+                if self._epoll is not None:
+                    with contextlib.suppress(OSError):
+                        self._epoll.unregister(fd)
+        self._changed.set()
+
+    def _run(self) -> None:
+        epoll = self._epoll
+        assert epoll is not None
+        while True:
+            try:
+                events = epoll.poll()
+            except InterruptedError:
+                continue
+            read = full = 0
+            pauses = []
+            for fd, _ in events:
+                with self._lock:
+                    found = self._taps.get(fd)
+                if found is None:
+                    continue
+                capture, tap = found
+                n = capture._read(tap)
+                read, full = read + n, full + (n == capture.batch)
+                pauses.append(capture.pause)
+                if tap.error is not None:
+                    with self._lock, contextlib.suppress(OSError, KeyError):
+                        del self._taps[fd]
+                        epoll.unregister(fd)
+            if read and not full:
+                # Frames carry the kernel's timestamps and wait in the socket buffers, so
+                # they can be read a few at a time: woken per frame, this thread took the
+                # GIL from the test's threads ~100 times while a pair's peers were probed.
+                # A stop or sync drains for itself; a flood (a full batch) gets no pause.
+                self._changed.clear()
+                self._changed.wait(min(pauses))
+
+
+_READER = _Reader()
+_LOCAL = threading.local()
+
+
+def _buffer() -> bytearray:
+    """This thread's receive buffer (a frame is copied out of it at once)."""
+    buf: bytearray | None = getattr(_LOCAL, "buf", None)
+    if buf is None:
+        buf = _LOCAL.buf = bytearray(MAX_SNAPLEN)
+    return buf
+
+
 class Capture:
-    """One network's taps, read by one thread from :meth:`start` to :meth:`stop`."""
+    """One network's taps, read by the process's capture thread from :meth:`start` to
+    :meth:`stop`; a stop or sync drains them itself."""
 
     def __init__(
         self,
@@ -217,50 +309,44 @@ class Capture:
         self.pause = pause
         self.error: str | None = None
         self._lock = threading.Lock()
-        self._buf = bytearray(MAX_SNAPLEN)
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._synced = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"netns-capture-{name}", daemon=True)
+        self._started = False
         self._closed = False
 
     @property
     def running(self) -> bool:
-        return self._thread.is_alive()
+        return self._started and not self._closed
 
     def start(self) -> Capture:
-        self._thread.start()
+        self._started = True
+        _READER.add(self)
         return self
 
     def stop(self) -> None:
-        """Drain what is queued, stop the thread, close every socket (idempotent)."""
+        """Drain what is queued, stop reading, close every socket (idempotent)."""
         stop_all([self])
 
     def _halt(self) -> None:
-        if self._thread.is_alive():
-            with contextlib.suppress(OSError):
-                self._wake_w.send(b"x")
-            self._thread.join()
+        """Called with ``_lock`` held: take the taps from the reader, drain them."""
+        if self._started:
+            _READER.remove(self)
+        self._drain_all()
         for tap in self.taps:
             tap.read_kernel_drops()
-        self._wake_r.close()
-        self._wake_w.close()
 
     def sync(self, timeout: float = SYNC_TIMEOUT) -> None:
-        """Wait until the thread has read every frame queued on the taps by now.
+        """Read every frame queued on the taps by now into the rings.
 
         A failing test's report is written while the capture still runs; without this, its
-        frame counts and pcaps miss what the kernel queued but the thread (which needs the
-        GIL, and a core, on a loaded machine) has not read yet.
+        frame counts and pcaps miss what the kernel queued but the reader thread (which
+        needs the GIL, and a core, on a loaded machine) has not read yet. ``timeout`` is
+        kept for callers: the drain happens here, and waits for no thread.
         """
-        if self._closed or not self._thread.is_alive():
-            return
-        self._synced.clear()
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"s")
-        self._synced.wait(timeout)
+        with self._lock:
+            if not self._closed:
+                self._drain_all()
 
     def frames(self, tap: Tap) -> list[Frame]:
-        """A snapshot of ``tap``'s ring (the thread may still be adding)."""
+        """A snapshot of ``tap``'s ring (the reader may still be adding)."""
         with self._lock:
             return tap.ring.frames()
 
@@ -282,51 +368,35 @@ class Capture:
             written.append((path, tap))
         return written
 
-    # -- the thread ------------------------------------------------------------------------
-    def _run(self) -> None:
-        sel = selectors.DefaultSelector()
+    # -- reading ---------------------------------------------------------------------------
+    def _read(self, tap: Tap) -> int:
+        """The reader thread's turn at ``tap``: up to a batch, unless stopped meanwhile."""
+        with self._lock:
+            if self._closed or tap.error is not None:
+                return 0
+            return self._guarded(tap)
+
+    def _guarded(self, tap: Tap) -> int:
+        """:meth:`_drain`, a bug in it kept as ``error`` (the summary says why frames stop)
+        rather than raised into the reader or a teardown."""
         try:
-            sel.register(self._wake_r, selectors.EVENT_READ, None)
-            for tap in self.taps:
-                sel.register(tap.sock, selectors.EVENT_READ, tap)
-            wake = select.poll()
-            wake.register(self._wake_r, select.POLLIN)
-            stopping = False
-            while not stopping:
-                read = full = 0
-                for key, _ in sel.select():
-                    if key.data is None:
-                        asked = self._wake_r.recv(64)
-                        stopping = b"x" in asked or not asked
-                        if b"s" in asked:  # sync(): everything queued by now, into the rings
-                            self._drain_all()
-                            self._synced.set()
-                        continue
-                    n = self._drain(key.data)
-                    read, full = read + n, full + (n == self.batch)
-                    if key.data.error is not None:
-                        sel.unregister(key.fileobj)
-                if read and not full and not stopping:
-                    # Frames carry the kernel's timestamps and wait in the socket buffers, so
-                    # they can be read a few at a time: woken per frame, this thread took the
-                    # GIL from the test's threads ~100 times while a pair's peers were probed.
-                    # A stop or sync() ends the pause at once; a flood (a full batch) none.
-                    wake.poll(self.pause * 1000)
-            self._drain_all()  # what arrived between the last select and the wake-up
-        except Exception as exc:  # never die silently: the summary says why frames stop
+            return self._drain(tap)
+        except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
-        finally:
-            sel.close()
+            tap.error = tap.error or "capture failed"
+            return 0
 
     def _drain_all(self) -> None:
+        """Called with ``_lock`` held."""
         for tap in self.taps:
-            while tap.error is None and self._drain(tap) == self.batch:
+            while tap.error is None and self._guarded(tap) == self.batch:
                 pass
 
     def _drain(self, tap: Tap) -> int:
-        """Read up to a batch of queued frames, return how many; a broken tap sets ``error``."""
+        """Read up to a batch of queued frames, return how many; a broken tap sets ``error``.
+        Called with ``_lock`` held."""
         frames: list[Frame] = []
-        buf = self._buf
+        buf = _buffer()
         view = memoryview(buf)
         try:
             while len(frames) < self.batch:
@@ -341,8 +411,7 @@ class Capture:
         finally:
             view.release()
             if frames:
-                with self._lock:
-                    tap.ring.extend(frames)
+                tap.ring.extend(frames)
         return len(frames)
 
 
@@ -358,8 +427,11 @@ def stop_all(captures: Iterable[Capture]) -> None:
     socks = [tap.sock for capture in pending for tap in capture.taps]
     try:
         for capture in pending:
-            capture._closed = True
-            capture._halt()
+            with capture._lock:
+                try:
+                    capture._halt()
+                finally:
+                    capture._closed = True
     finally:
         close_soon(*socks)
 

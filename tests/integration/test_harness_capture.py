@@ -82,7 +82,9 @@ def _is_socket(fd: str) -> bool:
 
 
 def _capture_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("netns-capture")]
+    """Threads of a capture (the process's one reader, kept for the next, is not)."""
+    names = [t.name for t in threading.enumerate() if t.name.startswith("netns-capture")]
+    return [name for name in names if name != "netns-capture-reader"]
 
 
 def _tshark(path: Path) -> list[dict[str, str]]:
