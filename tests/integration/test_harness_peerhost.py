@@ -254,6 +254,26 @@ def test_a_recycled_peer_leaves_its_node_and_serves_the_next(
     assert f"pid:{pid}" not in {e["key"] for e in netns_run.manifest.live()}
 
 
+def test_a_peer_recycled_again_and_again_serves_each_node_and_keeps_nothing(
+    host: PeerHost, net: Any, tmp_path: Path
+) -> None:
+    _spares_offered(host)
+    pid = 0
+    for round_ in range(4):
+        here, there = (net["a"], net["b"]) if round_ % 2 else (net["b"], net["a"])
+        proc = _serve_all(host, here, tmp_path)
+        ready = {e["peer"]: e for e in read_ready(_popen(proc), 4, 20)}
+        pid = pid or proc.pid
+        assert proc.pid == pid  # the same process every time
+        for peer in ("chao", "udp"):
+            probes.probe_peer(peer, src=there, src_ifname="eth0", dst=here, dst_ifname="eth0",
+                              ready=ready)  # fmt: skip
+        assert host.recycle(proc) == pid
+        assert _wait_for(lambda: _back_in_pool(host, pid), 10)  # noqa: B023
+        fds = f"/proc/{pid}/fd"
+        assert _wait_for(lambda: sorted(os.listdir(fds)) == list("01234"), 5)  # noqa: B023
+
+
 def test_only_a_serving_serve_all_is_recycled(host: PeerHost, net: Any, tmp_path: Path) -> None:
     killed = _serve_all(host, net["a"], tmp_path)
     read_ready(_popen(killed), 4, 20)

@@ -373,10 +373,10 @@ class PeerHost:
             child.returncode = 0
         return pid
 
-    def _take_recycled(self) -> tuple[int, int | None, int, socket.socket] | None:
-        """A recycled child that is a spare again (pid, start, pidfd, socket), or None.
-        Called with ``_cond`` held; one past its deadline is killed (its exit report ends
-        its record)."""
+    def _take_recycled(self) -> tuple[int, _Recycled] | None:
+        """A recycled child that is a spare again (its pid and record), or None. Called
+        with ``_cond`` held; one past its deadline is killed (its exit report ends its
+        record)."""
         now = time.monotonic()
         for pid, rec in list(self._recycled.items()):
             if rec.deadline == 0.0:
@@ -393,7 +393,7 @@ class PeerHost:
                     rec.deadline = now  # it broke off: given up on below
             if rec.ready:
                 del self._recycled[pid]
-                return pid, rec.start, rec.pidfd, rec.sock
+                return pid, rec
             if rec.deadline <= now:
                 rec.deadline = 0.0
                 with contextlib.suppress(OSError):
@@ -408,14 +408,23 @@ class PeerHost:
         while True:
             with self._cond:
                 again = self._take_recycled()
-                if again is None and not self._spares:
+                if again is not None:
+                    pid, rec = again
+                    start, pidfd, sock = rec.start, rec.pidfd, rec.sock
+                elif self._spares:
+                    pid, start, pidfd, sock = self._spares.pop(0)
+                else:
                     return None
-                pid, start, pidfd, sock = again or self._spares.pop(0)
             try:
                 send_msg(sock, request, fds)
             except OSError:  # it died since it was offered (its exit report follows)
-                os.close(pidfd)
-                sock.close()
+                with self._cond:
+                    if again is not None:  # its exit report ends the record
+                        rec.deadline = 0.0
+                        self._recycled[pid] = rec
+                    else:
+                        os.close(pidfd)
+                        sock.close()
                 continue
             if again is None:
                 with contextlib.suppress(OSError), self._send_lock:

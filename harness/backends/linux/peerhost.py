@@ -138,7 +138,15 @@ class ReadyTee(io.TextIOBase):
         return False
 
 
-_RECYCLE_CLOSER = Closer()  # a recycled child's packet sockets (see _on_recycle)
+def _close_held(fd: int) -> None:
+    """The closer's close of a recycled child's packet socket duplicate (see _on_recycle)."""
+    try:
+        os.close(fd)
+    finally:
+        _Recycle.closing.discard(fd)
+
+
+_RECYCLE_CLOSER = Closer(close=_close_held)
 
 
 class _Learned:
@@ -217,6 +225,9 @@ class _Recycle:
 
     asked = False
     held: ClassVar[list[int]] = []  # duplicates of its packet sockets, for the closer
+    # Those the closer has not closed yet (a grace period each): never closed here, nor
+    # their numbers taken for another descriptor's, whatever assignment comes next.
+    closing: ClassVar[set[int]] = set()
 
 
 def _on_recycle(signum: int, frame: FrameType | None) -> None:
@@ -243,8 +254,8 @@ def _recycled(libc: ctypes.CDLL, home: int, keep: set[int]) -> bool:
     with contextlib.suppress(BaseException):
         sys.stdout.flush()
         sys.stderr.flush()
+    _Recycle.closing.update(_Recycle.held)
     _RECYCLE_CLOSER.put(_Recycle.held)
-    kept = keep | set(_Recycle.held)
     _Recycle.asked, _Recycle.held = False, []
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
@@ -258,7 +269,7 @@ def _recycled(libc: ctypes.CDLL, home: int, keep: set[int]) -> bool:
     os.close(null)
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
-        if fd > 2 and fd not in kept:
+        if fd > 2 and fd not in keep and fd not in _Recycle.closing:
             with contextlib.suppress(OSError):
                 os.close(fd)
     sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
