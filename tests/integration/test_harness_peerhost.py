@@ -346,6 +346,18 @@ def test_the_host_and_its_spares_live_in_a_namespace_of_their_own(host: PeerHost
         assert os.readlink(f"{fds}/4") == theirs
 
 
+@pytest.mark.parametrize("after", [0.0, 0.2])
+def test_a_host_closed_soon_after_its_hello_exits_by_itself(host: PeerHost, after: float) -> None:
+    # Closed while it forks and readies its spares, the host must kill each by its pid too
+    # (killpg alone left some alive), not wait on them until the harness's timeout
+    # SIGKILLs it: every such close took 5 s.
+    host.wait_warm()
+    time.sleep(after)
+    with open(f"/proc/{host.pid}/status", encoding="ascii") as fh:
+        assert "VmRSS" in fh.read()
+    assert host.close() == 0
+
+
 def test_the_host_learns_which_pages_a_spare_copies_ahead(host: PeerHost) -> None:
     # prefault.py: a scout's copied pages, which every spare then copies at once. Some,
     # but not the whole heap (that would be every spare's ~20 MB, for no gain).

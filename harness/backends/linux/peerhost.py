@@ -553,6 +553,11 @@ class Host:
         for pid in self.children:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+            # A spare forked a moment ago may not lead its group yet (setsid comes first
+            # in it): then only the pid names it, and the wait below would never end.
+            # Not reaped yet, so the pid is still that child's.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         for pid in list(self.children):
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
