@@ -12,6 +12,10 @@ no reply crosses a thread before its caller sees it. A spawn does not wait for i
 two spawns in a row are forked while the first child already boots, and the reply is read
 when the child's pid is first needed (reading its ready lines needs none).
 
+At teardown :meth:`PeerHost.recycle` takes a serving serve-all back instead of having it
+killed: the child stops, leaves its node and says so on its socket, and the next spawn sends
+its request there (no fork, no copy-on-write faults, a warm start; see the method).
+
 :class:`ForkedProcess` is a ``subprocess.Popen`` by type, so a node keeps it with the
 processes it spawned and supervision, the plugin and ``stop_process`` handle it as one; every
 method that would wait on or signal a child of this process is overridden (``poll``,
@@ -241,8 +245,7 @@ class PeerHost:
         self._shared_pid = 0  # the shared-peers process, once a tenant's reply named it
         # Spares the host offered: (pid, start time, pidfd, socket to it), oldest first.
         self._spares: list[tuple[int, int | None, int, socket.socket]] = []
-        # Children handed back by recycle(), by pid: (start, pidfd, socket, deadline, ready);
-        # ready once it said it is a spare again, deadline 0.0 once given up on (killed).
+        # Children handed back by recycle(), by pid, until assigned again or reported dead.
         self._recycled: dict[int, _Recycled] = {}
         self.closed = False
 

@@ -553,9 +553,9 @@ class Host:
         for pid in self.children:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-            # A spare forked a moment ago may not lead its group yet (setsid comes first
-            # in it): then only the pid names it, and the wait below would never end.
-            # Not reaped yet, so the pid is still that child's.
+            # And by pid: killpg alone left spares alive when the host was closed soon
+            # after its hello, and the wait below then lasted until the harness's timeout
+            # SIGKILLed the host (5 s). Not reaped yet, so the pid is still that child's.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         for pid in list(self.children):
