@@ -274,6 +274,23 @@ def test_a_peer_recycled_again_and_again_serves_each_node_and_keeps_nothing(
         assert _wait_for(lambda: sorted(os.listdir(fds)) == list("01234"), 5)  # noqa: B023
 
 
+def test_a_peer_is_recycled_a_limited_number_of_times(
+    host: PeerHost, net: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(forked, "MAX_USES", 2)
+    _spares_offered(host)
+    first = _serve_all(host, net["a"], tmp_path, "--peers", "udp")
+    read_lines(_popen(first), 1, 20)
+    assert host.recycle(first) == first.pid
+    assert _wait_for(lambda: _back_in_pool(host, first.pid), 10)
+    second = _serve_all(host, net["b"], tmp_path, "--peers", "udp")
+    read_lines(_popen(second), 1, 20)
+    assert second.pid == first.pid
+    assert host.recycle(second) == 0  # its second assignment was its last
+    second.kill()
+    assert second.wait(10) == -signal.SIGKILL
+
+
 def test_only_a_serving_serve_all_is_recycled(host: PeerHost, net: Any, tmp_path: Path) -> None:
     killed = _serve_all(host, net["a"], tmp_path)
     read_ready(_popen(killed), 4, 20)

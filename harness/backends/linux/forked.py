@@ -56,6 +56,10 @@ CLOSE_TIMEOUT = 5.0
 HOST_DIED = -int(signal.SIGKILL)  # the status of a child whose host vanished (PDEATHSIG)
 MAX_RECYCLED = 4  # recycled children kept for the next spawns (two pairs' peers)
 RECYCLE_TIMEOUT = 2.0  # seconds a recycled child has to say it is a spare again
+# Assignments a child serves before it is killed rather than recycled: its memory grows by
+# ~0.6 KB an assignment (RSS of four children over 600 pairs), so a long run is not left
+# with children grown large; a fresh fork costs ~10 ms of CPU once in this many.
+MAX_USES = 256
 
 
 class PeerHostError(HarnessError):
@@ -90,6 +94,7 @@ class ForkedProcess(subprocess.Popen[bytes]):
         self.pidfd = -1
         self.channel: socket.socket | None = None  # to the child (a spare's socket), if any
         self.start: int | None = None  # its start time (for the manifest)
+        self.uses = 1  # assignments this process has served, this one included
 
     @property
     def pid(self) -> int:
@@ -203,6 +208,7 @@ class _Recycled:
     pidfd: int
     sock: socket.socket
     deadline: float  # monotonic; 0.0 once it was killed for missing it
+    uses: int  # assignments it served so far
     ready: bool = False  # it said it is a spare again
 
 
@@ -353,8 +359,9 @@ class PeerHost:
         it assigned again. It stays the host's child, recorded in the manifest, under its
         death signal: crash safety is as before. Only serve-all children the harness
         assigned itself (they have a socket to it) are recycled, at most
-        :data:`MAX_RECYCLED` at a time; the object ``child`` is done with (status 0, as
-        serve-all's on SIGTERM) and never signals the process again.
+        :data:`MAX_RECYCLED` at a time and :data:`MAX_USES` assignments each; the object
+        ``child`` is done with (status 0, as serve-all's on SIGTERM) and never signals the
+        process again.
         """
         command = child.args if isinstance(child.args, list) else []
         if isinstance(child, SharedProcess) or command[1:2] != ["serve-all"]:
@@ -363,7 +370,7 @@ class PeerHost:
             pid, sock = child._pid, child.channel
             if child.returncode is not None or sock is None or child.pidfd < 0 or pid <= 0:
                 return 0
-            if len(self._recycled) >= MAX_RECYCLED or self.closed:
+            if len(self._recycled) >= MAX_RECYCLED or child.uses >= MAX_USES or self.closed:
                 return 0
             try:
                 signal.pidfd_send_signal(child.pidfd, RECYCLE_SIGNAL)
@@ -371,7 +378,7 @@ class PeerHost:
                 return 0
             self._children.pop(pid, None)
             deadline = time.monotonic() + RECYCLE_TIMEOUT
-            self._recycled[pid] = _Recycled(child.start, child.pidfd, sock, deadline)
+            self._recycled[pid] = _Recycled(child.start, child.pidfd, sock, deadline, child.uses)
             child.pidfd, child.channel = -1, None
             child.returncode = 0
         return pid
@@ -434,6 +441,7 @@ class PeerHost:
                     send_msg(self._ctl, {"op": "assigned", "pid": pid})  # it forks a new spare
             child = ForkedProcess(self, 0, request["args"], stdout)
             child.channel = sock
+            child.uses = 1 if again is None else rec.uses + 1
             with self._cond:
                 self._named(child, pid, pidfd, start, record=again is None)
             return child
