@@ -79,7 +79,6 @@ class Captured(Protocol):
 
 MODES = ("never", "failed", "always")
 RING_BYTES = 4 << 20  # per endpoint: a few hundred ms of a flood, hours of probes
-SYNC_TIMEOUT = 2.0  # a report waits at most this long for the capture thread to catch up
 RCVBUF = 2 << 20  # bursts while the test thread holds the GIL; charged only when used
 BATCH = 256  # frames read from one socket before the others get a turn
 PAUSE = 0.005  # s after reading frames before the thread looks again (see Capture._run)
@@ -333,13 +332,13 @@ class Capture:
         for tap in self.taps:
             tap.read_kernel_drops()
 
-    def sync(self, timeout: float = SYNC_TIMEOUT) -> None:
+    def sync(self) -> None:
         """Read every frame queued on the taps by now into the rings.
 
         A failing test's report is written while the capture still runs; without this, its
         frame counts and pcaps miss what the kernel queued but the reader thread (which
-        needs the GIL, and a core, on a loaded machine) has not read yet. ``timeout`` is
-        kept for callers: the drain happens here, and waits for no thread.
+        needs the GIL, and a core, on a loaded machine) has not read yet. The drain happens
+        here: it waits for no thread.
         """
         with self._lock:
             if not self._closed:

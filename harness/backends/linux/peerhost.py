@@ -61,7 +61,7 @@ import signal
 import socket
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from types import FrameType
 from typing import Any, ClassVar
 
@@ -208,12 +208,13 @@ def _become_spare(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> None
         # and being probed, and must not take its CPU. Assigned before then: no rehearsal.
         if not select.select([assignment], [], [], REHEARSAL_DELAY)[0]:
             rehearsal.rehearse()
+        keep = {assignment.fileno(), home}  # through every assignment, for a recycle
         while True:
             msg, fds = recv_msg(assignment)
             if msg is None:  # the host closed our socket, or the harness its end: not needed
                 os._exit(0)
-            code = _run_assigned(libc, msg, fds, keep=(assignment.fileno(), home))
-            if code is not None or not _recycled(libc, home, keep={assignment.fileno(), home}):
+            code = _run_assigned(libc, msg, fds, keep)
+            if code is not None or not _recycled(libc, home, keep):
                 os._exit(1 if code is None else code)
             send_msg(assignment, {"op": "spare"})  # to the harness: assign me again
     except BaseException:
@@ -294,7 +295,7 @@ def _become_shared(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> Non
 
 
 def _run_assigned(
-    libc: ctypes.CDLL, msg: dict[str, Any], fds: list[int], keep: Sequence[int] = ()
+    libc: ctypes.CDLL, msg: dict[str, Any], fds: list[int], keep: Collection[int]
 ) -> int | None:
     """In a spare that got its request: enter the node, take its fds, run ``rawstack ARGS``.
 
@@ -326,8 +327,7 @@ def _run_assigned(
         sys.argv = ["rawstack", *args]
         from rawstack.cli import main
 
-        if keep:  # a recyclable child (it has its socket to the harness)
-            signal.signal(RECYCLE_SIGNAL, _on_recycle)
+        signal.signal(RECYCLE_SIGNAL, _on_recycle)  # sent only by a harness holding our socket
         code = main(args)
         if _Recycle.asked:
             return None
