@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 from rawstack_harness.topology import pair
 
 pytest_plugins = ["pytester"]
+
+# Each module's wall time in a past run, written by ci/durations.py.
+DURATIONS = Path(__file__).with_name("durations.json")
+
+
+def slowest_modules_first(items: list[pytest.Item], seconds: dict[str, float]) -> None:
+    """Reorder ``items`` in place: modules by their time, slowest first, each kept whole and
+    in its own order; modules the table does not name go last, in collection order."""
+    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::", 1)[0], 0.0))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Only with more than one xdist worker: a serial run keeps the files' order. xdist hands
+    # tests out in collection order, so a long module collected last (test_wheel.py) kept one
+    # worker busy for seconds after the other had finished; slowest first leaves the short
+    # ones to fill in at the end. Every worker reads the same file, so all collect alike.
+    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) < 2:
+        return
+    try:
+        seconds = json.loads(DURATIONS.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # no table, or a broken one: collection order, as without it
+    if isinstance(seconds, dict):
+        slowest_modules_first(items, seconds)
 
 
 @pytest.fixture
