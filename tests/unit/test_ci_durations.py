@@ -128,3 +128,29 @@ def test_the_committed_table_is_one_conftest_reads() -> None:
     assert table
     assert all(isinstance(v, (int, float)) for v in table.values())
     assert all((TESTS.parent / k).suffix == ".py" for k in table)
+
+
+class Options:
+    pass
+
+
+class Config:
+    def __init__(self, **options: object) -> None:
+        self.option = Options()
+        for name, value in options.items():
+            setattr(self.option, name, value)
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, conftest.SCHED_CHUNK), (1, 1), (100, 100)])
+def test_xdist_hands_out_small_chunks_unless_told_otherwise(
+    given: int | None, expected: int
+) -> None:
+    config = Config(maxschedchunk=given)
+    conftest.pytest_configure(config)
+    assert vars(config.option)["maxschedchunk"] == expected
+
+
+def test_without_xdist_no_option_appears() -> None:
+    config = Config()
+    conftest.pytest_configure(config)
+    assert not hasattr(config.option, "maxschedchunk")
