@@ -105,7 +105,7 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(json.dumps({"event": "error", "error": refused, "code": 77}) + "\n")
         sys.stdout.flush()
         return 77
-    run = LinuxRun(root, label=f"keeper:{name}")
+    run = LinuxRun(root, label=f"keeper:{name}", pool=False)  # it builds once, then holds
     try:
         if mode == "spec":
             from rawstack_harness.backends.linux.nodes import build

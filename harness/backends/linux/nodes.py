@@ -1,17 +1,19 @@
 """The Linux backend: network namespaces and veth pairs over netlink (pyroute2), no ``ip``.
 
-Theory of operation: the calling thread creates every node's namespace in turn (``unshare``,
-bind-mount ``/proc/thread-self/ns/net`` on ``/run/netns/<name>``, open a ``NETLINK_ROUTE``
-socket there, then ``setns`` back: :func:`~.nsutil.briefly`), so no namespace costs more
-than its own syscalls. The links, addresses and
-routes are then one :class:`~rawstack_harness.backends.linux.rtnl.Batch` per node, sent in
-node order: a link between two nodes is created by the earlier one with its peer placed
-straight into the later one's namespace (``IFLA_NET_NS_FD``), so no interface ever appears
-in the root
+Theory of operation: each node's namespace is one the run's pool made ahead, while the
+last test ran (:mod:`~rawstack_harness.backends.linux.nspool`), bind-mounted on
+``/run/netns/<name>``; when the pool has none left, the calling thread creates it
+(``unshare``, bind-mount ``/proc/thread-self/ns/net``, open a ``NETLINK_ROUTE`` socket
+there, then ``setns`` back: :func:`~.nsutil.briefly`), so no namespace costs more than its
+own syscalls. The links, addresses and routes are then one
+:class:`~rawstack_harness.backends.linux.rtnl.Batch` per node, sent in node order: a link
+between two nodes is created by the earlier one with its peer placed straight into the
+later one's namespace (``IFLA_NET_NS_FD``), so no interface ever appears in the root
 namespace and names need not be unique machine-wide. Interface indexes are chosen here, so
 no batch waits on a lookup. Teardown unmounts the namespaces (the kernel then deletes them
 and their veths) after one scan of /proc for stray processes. Every namespace is written to
-the run's manifest before it exists (see :mod:`rawstack_harness.backends.linux.runs`).
+the run's manifest before it has its name (see :mod:`rawstack_harness.backends.linux.runs`);
+a pooled one is anonymous until then, held only by the pool's descriptor.
 """
 
 from __future__ import annotations
@@ -29,44 +31,47 @@ from typing import IO, Any
 
 from rawstack_harness.backends.base import NodeProcess, Peer
 from rawstack_harness.backends.common import STOP_TIMEOUT, ProcessNode, SpecNode
-from rawstack_harness.backends.linux import fabric, names, nsutil, rtnl
+from rawstack_harness.backends.linux import fabric, names, nspool, nsutil, rtnl
 from rawstack_harness.backends.linux.fabric import Fabric
 from rawstack_harness.backends.linux.forked import ForkedProcess
+from rawstack_harness.backends.linux.nspool import NamespacePool
 from rawstack_harness.backends.linux.runs import NETNS_DIR, LinuxRun, remove_namespaces
 from rawstack_harness.errors import HarnessError
 from rawstack_harness.topology.spec import Topology, validate
 
-# Tests expect addresses usable at once: without this IPv6 ones stay "tentative" (DAD) ~1s.
-_NODE_DEFAULT_SYSCTLS = (
-    ("net/ipv6/conf/default/accept_dad", "0"),
-    ("net/ipv6/conf/all/accept_dad", "0"),
-)
 LINK_READY_TIMEOUT = 0.5  # seconds build() waits for the kernel to report links up
 
 
-def _write_sysctls(items: Sequence[tuple[str, str]]) -> None:
-    for key, value in items:
-        try:
-            nsutil.write_sysctl(key, value)
-        except OSError as exc:
-            raise HarnessError(f"sysctl {key}={value}: {exc.strerror}") from None
+def _next_index() -> int:
+    # Kernels with tunnel modules loaded put fallback devices (sit0, ...) in every new
+    # namespace: our indexes start after whatever is there (the calling thread's).
+    return max(i for i, _ in socket.if_nameindex()) + 1
 
 
-def _create_namespaces(nodes: Sequence[LinuxNode]) -> None:
-    """Create every node's namespace from the calling thread (see the module docstring)."""
+def _create_namespaces(nodes: Sequence[LinuxNode], pool: NamespacePool | None) -> None:
+    """Name a namespace the pool made ahead for each node it has one for; create the rest
+    from the calling thread (see the module docstring)."""
+    fresh = pool.take(len(nodes)) if pool is not None else []
+    for node, item in zip(nodes, fresh):
+        node.fd, node.nl = item.fd, item.nl  # the node's from here on: it closes them
 
     def inside(node: LinuxNode) -> None:
         os.close(os.open(node.path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
         nsutil.bind_mount("/proc/thread-self/ns/net", node.path)
         node.fd = os.open(node.path, os.O_RDONLY | os.O_CLOEXEC)
-        _write_sysctls(_NODE_DEFAULT_SYSCTLS)
+        nspool.write_sysctls(nspool.NODE_SYSCTLS)
         node.nl = rtnl.open_socket()
-        # Kernels with tunnel modules loaded put fallback devices (sit0, ...) in every
-        # new namespace: our indexes start after whatever is there.
-        node.next_index = max(i for i, _ in socket.if_nameindex()) + 1
+        node.next_index = _next_index()
 
     for node in nodes:
-        nsutil.briefly(nsutil.unshare_net, functools.partial(inside, node))
+        if node.fd < 0:
+            nsutil.briefly(nsutil.unshare_net, functools.partial(inside, node))
+            continue
+        os.close(os.open(node.path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
+        nsutil.bind_mount(f"/proc/self/fd/{node.fd}", node.path)
+        # Looked up now, not when the pool made it: a module loaded since may have added
+        # its fallback device to every namespace.
+        node.next_index = nsutil.briefly(functools.partial(nsutil.setns, node.fd), _next_index)
 
 
 def stop_processes(nodes: Iterable[LinuxNode], timeout: float = STOP_TIMEOUT) -> set[int]:
@@ -176,7 +181,7 @@ class LinuxNode(SpecNode, ProcessNode):
 
         def inside() -> str:
             if value is not None:
-                _write_sysctls([(key, value)])
+                nspool.write_sysctls([(key, value)])
             with open(path, encoding="ascii") as fh:
                 return fh.read().strip()
 
@@ -314,7 +319,7 @@ class LinuxNetwork:
             }
             nodes += self.hubs.values()
             self.run.manifest.write([{"op": "add", "kind": "netns", "key": n.path} for n in nodes])
-            _create_namespaces(nodes)
+            _create_namespaces(nodes, self.run.namespace_pool())
             self.run.manifest.write(
                 [
                     {"op": "add", "kind": "netns", "key": n.path, "dev_ino": list(ino)}
@@ -327,7 +332,7 @@ class LinuxNetwork:
             for spec in self.topology.nodes:
                 if spec.sysctls:
                     enter = functools.partial(nsutil.setns, self.nodes[spec.name].fd)
-                    nsutil.briefly(enter, functools.partial(_write_sysctls, spec.sysctls))
+                    nsutil.briefly(enter, functools.partial(nspool.write_sysctls, spec.sysctls))
         except BaseException as exc:
             self.destroy()
             if isinstance(exc, PermissionError):
@@ -337,6 +342,9 @@ class LinuxNetwork:
             if isinstance(exc, OSError) and not isinstance(exc, HarnessError):
                 raise HarnessError(f"building the topology: {exc}") from exc
             raise
+        pool = self.run.namespace_pool()
+        if pool is not None:
+            pool.refill(len(nodes))  # made while the test runs, for the next build
         return self
 
     def _await_links(self) -> None:

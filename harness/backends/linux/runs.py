@@ -37,6 +37,7 @@ from rawstack_harness.backends.linux import names, nsutil
 
 if TYPE_CHECKING:
     from rawstack_harness.backends.linux.forked import PeerHost
+    from rawstack_harness.backends.linux.nspool import NamespacePool
 
 DEFAULT_ROOT = os.environ.get("RAWSTACK_HARNESS_RUN_DIR", "/run/rawstack-harness")
 NETNS_DIR = "/run/netns"
@@ -191,7 +192,7 @@ def _apply(live: dict[tuple[str, str], dict[str, Any]], entries: list[dict[str, 
 class LinuxRun:
     """The current process's run: a locked state dir, its manifest and its reaper."""
 
-    def __init__(self, root: str = DEFAULT_ROOT, label: str = "pytest") -> None:
+    def __init__(self, root: str = DEFAULT_ROOT, label: str = "pytest", pool: bool = True) -> None:
         self.root = root
         self._global_fd = _open_global_shared(root)
         reap_dead_runs(root)
@@ -204,6 +205,8 @@ class LinuxRun:
         self._reaper = _spawn_reaper(self.dir)
         self._seq = 0
         self._peer_host: PeerHost | None = None
+        self._ns_pool: NamespacePool | None = None
+        self._pooled = pool  # namespaces made ahead for the next build (nspool.py)
         self.closed = False
         ensure_netns_dir(root)
 
@@ -216,6 +219,17 @@ class LinuxRun:
                 self._peer_host.close()
             self._peer_host = PeerHost(self.dir / "peerhost.log", self.manifest)
         return self._peer_host
+
+    def namespace_pool(self) -> NamespacePool | None:
+        """The run's namespaces made ahead (see nspool.py); None in a forked child, or if
+        the run was opened without (a keeper builds once)."""
+        if not self._pooled or os.getpid() != self._pid:
+            return None  # a child's are the parent's descriptors: its builds name them
+        if self._ns_pool is None:
+            from rawstack_harness.backends.linux.nspool import NamespacePool
+
+            self._ns_pool = NamespacePool()
+        return self._ns_pool
 
     def next_prefix(self) -> str:
         """A namespace-name prefix unique in this run: ``rsh<runid><seq>``."""
@@ -231,6 +245,8 @@ class LinuxRun:
             # the parent's, which is alive and still using it.
             return
         self.closed = True
+        if self._ns_pool is not None:
+            self._ns_pool.close()
         if self._peer_host is not None:
             self._peer_host.close()  # it SIGKILLs what it forked; reap_dir finds the rest
         reap_dir(self.dir)
