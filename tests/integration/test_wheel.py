@@ -47,13 +47,19 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def _own_env() -> dict[str, str]:
+    """This environment without PYTEST_* and PYTHON* (PYTHONPATH above all): a checkout on
+    the path has a rawstack.egg-info, and pip then takes the wheel as installed already."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHON"))}
+
+
 def _build(out: Path, src: Path) -> None:
     # From a copy: building writes rawstack.egg-info into the source tree.
     shutil.rmtree(src, ignore_errors=True)
     shutil.copytree(REPO, src, symlinks=True, ignore=shutil.ignore_patterns(*NOT_SOURCE))
     done = subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
-        capture_output=True, text=True, timeout=300, check=False,
+        env=_own_env(), capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -73,7 +79,7 @@ def venv(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(root / "bin/python"), "install",
          "--no-deps", "--no-index", "-q", str(only("*.whl", dist))],
-        capture_output=True, text=True, timeout=300, check=False,
+        env=_own_env(), capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return root
@@ -128,7 +134,7 @@ def test_user_project_with_its_own_harness_package(venv: Path, tmp_path: Path) -
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests/test_user.py").write_text(USER_TESTS)
     (tmp_path / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHON"))}
+    env = _own_env()
     done = subprocess.run(
         [str(venv / "bin/python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
          "-p", "no:xdist", "tests"],
