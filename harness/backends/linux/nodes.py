@@ -59,7 +59,7 @@ def _create_namespaces(nodes: Sequence[LinuxNode], pool: NamespacePool | None) -
         os.close(os.open(node.path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
         nsutil.bind_mount("/proc/thread-self/ns/net", node.path)
         node.fd = os.open(node.path, os.O_RDONLY | os.O_CLOEXEC)
-        nspool.write_sysctls(nspool.NODE_SYSCTLS)
+        nsutil.write_sysctls(nspool.NODE_SYSCTLS)
         node.nl = rtnl.open_socket()
         node.next_index = _next_index()
 
@@ -181,7 +181,7 @@ class LinuxNode(SpecNode, ProcessNode):
 
         def inside() -> str:
             if value is not None:
-                nspool.write_sysctls([(key, value)])
+                nsutil.write_sysctls([(key, value)])
             with open(path, encoding="ascii") as fh:
                 return fh.read().strip()
 
@@ -332,7 +332,7 @@ class LinuxNetwork:
             for spec in self.topology.nodes:
                 if spec.sysctls:
                     enter = functools.partial(nsutil.setns, self.nodes[spec.name].fd)
-                    nsutil.briefly(enter, functools.partial(nspool.write_sysctls, spec.sysctls))
+                    nsutil.briefly(enter, functools.partial(nsutil.write_sysctls, spec.sysctls))
         except BaseException as exc:
             self.destroy()
             if isinstance(exc, PermissionError):

@@ -26,11 +26,10 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rawstack_harness.backends.linux import nsutil, rtnl
-from rawstack_harness.errors import HarnessError
 
 # Tests expect addresses usable at once: without this IPv6 ones stay "tentative" (DAD) ~1s.
 NODE_SYSCTLS = (
@@ -40,15 +39,6 @@ NODE_SYSCTLS = (
 FIRST = 2  # namespaces held before any build said how many it takes: a pair's
 MOST = 8  # never more, however large the builds (each holds a few hundred KB of kernel memory)
 CLOSE_TIMEOUT = 1.0  # seconds close() waits for the thread to finish the namespace it makes
-
-
-def write_sysctls(items: Sequence[tuple[str, str]]) -> None:
-    """Write ``items`` in the calling thread's namespace; a failure is a HarnessError."""
-    for key, value in items:
-        try:
-            nsutil.write_sysctl(key, value)
-        except OSError as exc:
-            raise HarnessError(f"sysctl {key}={value}: {exc.strerror}") from None
 
 
 @dataclass
@@ -70,7 +60,7 @@ def make_fresh() -> Fresh:
     def inside() -> Fresh:
         fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            write_sysctls(NODE_SYSCTLS)
+            nsutil.write_sysctls(NODE_SYSCTLS)
             return Fresh(fd, rtnl.open_socket())
         except BaseException:
             os.close(fd)

@@ -21,8 +21,10 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, TypeVar
+
+from rawstack_harness.errors import HarnessError
 
 T = TypeVar("T")
 
@@ -223,6 +225,15 @@ def write_sysctl(key: str, value: str) -> None:
     path = "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
     with open(path, "w", encoding="ascii") as fh:
         fh.write(value)
+
+
+def write_sysctls(items: Sequence[tuple[str, str]]) -> None:
+    """:func:`write_sysctl` each item in turn; a failure is a HarnessError naming it."""
+    for key, value in items:
+        try:
+            write_sysctl(key, value)
+        except OSError as exc:
+            raise HarnessError(f"sysctl {key}={value}: {exc.strerror}") from None
 
 
 def is_mountpoint(path: str) -> bool:
