@@ -42,6 +42,7 @@ def test_killed_pytest_leaves_nothing(tmp_path: Path, sig: int) -> None:
             "-q",
             "-p",
             "no:cacheprovider",
+            f"--basetemp={tmp_path / 'inner'}",  # else a killed run's stays locked in /tmp
             str(tmp_path / "test_inner.py"),
         ],
         cwd=tmp_path,

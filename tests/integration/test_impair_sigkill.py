@@ -40,7 +40,16 @@ def test_sigkilled_pytest_mid_impairment_leaves_nothing(tmp_path: Path, reaper: 
     (tmp_path / "test_inner.py").write_text(INNER)
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_inner.py"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={tmp_path / 'inner'}",  # else a killed run's stays locked in /tmp
+            "test_inner.py",
+        ],
         cwd=tmp_path,
         env={**os.environ, "RSH_TEST_OUT": str(out)},
         stdout=subprocess.DEVNULL,

@@ -468,6 +468,7 @@ def test_sigkill_of_a_rootless_pytest_leaves_nothing(tmp_path: Path, workers: li
     procs_before, mounts_before, netns_before = _user_procs(), _mounts(), _host_netns()
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--netns-mode=rootless",
+         f"--basetemp={tmp_path / 'inner'}",  # else a killed run's stays locked in /tmp
          *workers, str(tmp_path / "test_inner.py")],
         cwd=tmp_path, env={**os.environ, "RSH_TEST_OUT": str(out)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
