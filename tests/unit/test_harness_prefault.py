@@ -92,10 +92,17 @@ def test_learn_finds_the_pages_a_child_writes_and_populate_takes_their_faults_fi
         for i in range(0, pages, 2):
             buf[i * PAGE] = 2
 
-    runs = prefault.learn(write_half)
     base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
-    inside = [(a, n) for a, n in runs if base <= a < base + pages * PAGE]
-    assert inside == [(base + i * PAGE, PAGE) for i in range(0, pages, 2)]
+    written = [(base + i * PAGE, PAGE) for i in range(0, pages, 2)]
+    # Up to three scouts: once in a fresh Debian root, under load, one reported every
+    # written page but the first, as if that page had been in flight (a page being
+    # migrated shows in pagemap as not present). A learn that is wrong is wrong each time.
+    for _ in range(3):
+        runs = prefault.learn(write_half)
+        inside = [(a, n) for a, n in runs if base <= a < base + pages * PAGE]
+        if inside == written:
+            break
+    assert inside == written
 
     def faults_of_writing_half(first: bool) -> int:
         if first:
