@@ -20,8 +20,9 @@ SCHED_CHUNK = 4  # xdist --maxschedchunk unless given: the most tests handed out
 def pytest_configure(config: pytest.Config) -> None:
     # xdist's load scheduler starts each worker on a quarter of its share, ~260 tests of a
     # full run here, whatever they cost, and a worker that drew the long ones idles the
-    # other at the end: `-n 2` over tests and examples took 107-109 s, 92-93 s in chunks of
-    # 4. Only when xdist is there (its option exists) and the command line left it unset.
+    # other at the end: `-n 2` over tests and examples took 105 s in collection order and
+    # 127 s slowest first, 98 and 94 s in chunks of 4 (see ci/README.md). Only when xdist
+    # is there (its option exists) and the command line left it unset.
     if getattr(config.option, "maxschedchunk", 0) is None:
         config.option.maxschedchunk = SCHED_CHUNK
 
