@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import IO
 
 import pytest
@@ -80,6 +81,30 @@ def wait_for(predicate: Callable[[], object], timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return bool(predicate())
+
+
+def start_inner_pytest(
+    tmp_path: Path, inner: str, *options: str
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Write ``inner`` to ``tmp_path/test_inner.py`` and start pytest on it there (output
+    discarded), for a test to kill; return it and the file its test writes (``RSH_TEST_OUT``).
+
+    Its temporary files go under ``tmp_path`` (``--basetemp``): a killed run never removes
+    the lock of its numbered folder in /tmp/pytest-of-<user>, and pytest keeps a locked one
+    for 3 days.
+    """
+    (tmp_path / "test_inner.py").write_text(inner)
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    argv += [f"--basetemp={tmp_path / 'inner'}", *options, str(tmp_path / "test_inner.py")]
+    proc = subprocess.Popen(
+        argv,
+        cwd=tmp_path,
+        env={**os.environ, "RSH_TEST_OUT": str(out)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc, out
 
 
 def exited(pid: int | str) -> bool:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from _loopback import exited, wait_for
+from _loopback import exited, start_inner_pytest, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -32,24 +30,7 @@ def _mounts() -> str:
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_pytest_leaves_nothing(tmp_path: Path, sig: int) -> None:
-    (tmp_path / "test_inner.py").write_text(INNER)
-    out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            f"--basetemp={tmp_path / 'inner'}",  # else a killed run's stays locked in /tmp
-            str(tmp_path / "test_inner.py"),
-        ],
-        cwd=tmp_path,
-        env={**os.environ, "RSH_TEST_OUT": str(out)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc, out = start_inner_pytest(tmp_path, INNER)
     try:
         assert wait_for(lambda: out.exists() and out.read_text(), 30), "inner test never built"
         ns_a, ns_b, pid, run_dir = out.read_text().split()

@@ -15,12 +15,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from _loopback import exited
+from _loopback import exited, wait_for
 from rawstack_harness import probes
 from rawstack_harness.backends.base import readable
 from rawstack_harness.backends.linux import forked
@@ -36,15 +36,6 @@ def host(netns_run: Any, tmp_path: Path) -> Iterator[PeerHost]:
     peer_host = PeerHost(tmp_path / "host.log", netns_run.manifest)
     yield peer_host
     peer_host.close()
-
-
-def _wait_for(predicate: Callable[[], object], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 def _popen(proc: ForkedProcess) -> subprocess.Popen[bytes]:
@@ -136,14 +127,14 @@ def test_a_spawn_goes_straight_to_a_spare_the_host_offered(
     host: PeerHost, net: Any, tmp_path: Path
 ) -> None:
     host.wait_warm()
-    assert _wait_for(lambda: len(_offered(host)) == 2, 10)
+    assert wait_for(lambda: len(_offered(host)) == 2, 10)
     offered = _offered(host)
     procs = [_serve_all(host, net[n], tmp_path, "--peers", "udp") for n in ("a", "b")]
     assert [p._pid for p in procs] == offered  # known at once: no reply from the host
     for proc in procs:
         read_lines(_popen(proc), 1, 20)
     # The host heard of both assignments: it offers two new spares and reports the exits.
-    assert _wait_for(lambda: len(set(_offered(host)) - set(offered)) == 2, 10)
+    assert wait_for(lambda: len(set(_offered(host)) - set(offered)) == 2, 10)
     for proc in procs:
         proc.kill()
         assert proc.wait(10) == -signal.SIGKILL
@@ -154,7 +145,7 @@ def test_more_spawns_than_spares_start_all_the_same(
 ) -> None:
     # Two go to the offered spares, the rest to the host, which forks one for each.
     host.wait_warm()
-    assert _wait_for(lambda: len(_offered(host)) == 2, 10)
+    assert wait_for(lambda: len(_offered(host)) == 2, 10)
 
     def spawn(i: int) -> ForkedProcess:
         return host.spawn(net["a"].fd, ["udp", "serve", "--port", str(9100 + i)],
@@ -162,7 +153,7 @@ def test_more_spawns_than_spares_start_all_the_same(
 
     procs = [spawn(i) for i in range(5)]
     # Then spares offered after those: none may be one the host used for a request itself.
-    assert _wait_for(lambda: len(_offered(host)) == 2, 10)
+    assert wait_for(lambda: len(_offered(host)) == 2, 10)
     procs += [spawn(i) for i in range(5, 7)]
     for proc in procs:
         assert b'"ready"' in read_lines(_popen(proc), 1, 20)[0]
@@ -178,7 +169,7 @@ def test_a_request_the_host_gets_never_takes_a_spare_it_offered(
     # The harness may be assigning an offered spare while a request reaches the host (the
     # offer still in flight): the host must fork for the request, never reuse that spare.
     host.wait_warm()
-    assert _wait_for(lambda: len(_children(host.pid)) == 2, 10)  # offered, not yet read
+    assert wait_for(lambda: len(_children(host.pid)) == 2, 10)  # offered, not yet read
     with monkeypatch.context() as m:
         m.setattr(host, "_assign", lambda request, fds, stdout: None)  # as if none came
         first = _serve_all(host, net["a"], tmp_path, "--peers", "udp", "--udp-port", "9001")
@@ -194,10 +185,10 @@ def test_a_spare_that_dies_before_it_is_assigned_is_not_used(
     host: PeerHost, net: Any, tmp_path: Path
 ) -> None:
     host.wait_warm()
-    assert _wait_for(lambda: len(_offered(host)) == 2, 10)
+    assert wait_for(lambda: len(_offered(host)) == 2, 10)
     dead = _offered(host)[0]
     os.kill(dead, signal.SIGKILL)
-    assert _wait_for(lambda: dead not in _offered(host), 10)  # its exit report drops it
+    assert wait_for(lambda: dead not in _offered(host), 10)  # its exit report drops it
     proc = _serve_all(host, net["a"], tmp_path, "--peers", "udp")
     read_lines(_popen(proc), 1, 20)
     assert proc.pid != dead
@@ -209,7 +200,7 @@ def _spares_offered(host: PeerHost) -> None:
     """Wait until the host offered its spares: a child forked for a request that reached the
     host (none offered yet) has no socket to the harness, and is not recycled."""
     host.wait_warm()
-    assert _wait_for(lambda: len(_offered(host)) == 2, 10)
+    assert wait_for(lambda: len(_offered(host)) == 2, 10)
 
 
 def _back_in_pool(host: PeerHost, pid: int) -> bool:
@@ -233,14 +224,14 @@ def test_a_recycled_peer_leaves_its_node_and_serves_the_next(
     assert host.recycle(first) == pid
     assert first.poll() == 0  # done with, as serve-all is on SIGTERM
     first.kill()  # a no-op now: the process is not this object's any more
-    assert _wait_for(lambda: _back_in_pool(host, pid), 10)
+    assert wait_for(lambda: _back_in_pool(host, pid), 10)
     # It stopped serving (its stats are in node a's log), left node a, and holds nothing of
     # it: 0-2 (/dev/null), its socket and the host's namespace (its packet socket's
     # duplicate, on the closer thread, goes a grace period later).
     assert "[chao] stopped" in (tmp_path / "a.err").read_text()
     assert os.readlink(f"/proc/{pid}/ns/net") == os.readlink(f"/proc/{host.pid}/ns/net")
     fds = f"/proc/{pid}/fd"
-    assert _wait_for(lambda: sorted(os.listdir(fds)) == list("01234"), 5)
+    assert wait_for(lambda: sorted(os.listdir(fds)) == list("01234"), 5)
     assert {os.readlink(f"{fds}/{n}") for n in "012"} == {os.devnull}
     assert f"pid:{pid}" in {e["key"] for e in netns_run.manifest.live()}  # still recorded
     second = _serve_all(host, b, tmp_path)  # the next spawn takes it
@@ -269,9 +260,9 @@ def test_a_peer_recycled_again_and_again_serves_each_node_and_keeps_nothing(
             probes.probe_peer(peer, src=there, src_ifname="eth0", dst=here, dst_ifname="eth0",
                               ready=ready)  # fmt: skip
         assert host.recycle(proc) == pid
-        assert _wait_for(lambda: _back_in_pool(host, pid), 10)  # noqa: B023
+        assert wait_for(lambda: _back_in_pool(host, pid), 10)  # noqa: B023
         fds = f"/proc/{pid}/fd"
-        assert _wait_for(lambda: sorted(os.listdir(fds)) == list("01234"), 5)  # noqa: B023
+        assert wait_for(lambda: sorted(os.listdir(fds)) == list("01234"), 5)  # noqa: B023
 
 
 def test_a_peer_is_recycled_a_limited_number_of_times(
@@ -282,7 +273,7 @@ def test_a_peer_is_recycled_a_limited_number_of_times(
     first = _serve_all(host, net["a"], tmp_path, "--peers", "udp")
     read_lines(_popen(first), 1, 20)
     assert host.recycle(first) == first.pid
-    assert _wait_for(lambda: _back_in_pool(host, first.pid), 10)
+    assert wait_for(lambda: _back_in_pool(host, first.pid), 10)
     second = _serve_all(host, net["b"], tmp_path, "--peers", "udp")
     read_lines(_popen(second), 1, 20)
     assert second.pid == first.pid
@@ -319,13 +310,13 @@ def test_a_recycled_peer_that_does_not_come_back_in_time_is_killed(
     time.sleep(0.3)
     other = _serve_all(host, net["b"], tmp_path)  # finds it late: kills it, takes a spare
     assert other.pid != pid
-    assert _wait_for(lambda: exited(pid), 10)
+    assert wait_for(lambda: exited(pid), 10)
 
     def struck_off() -> bool:
         host._pump(lambda: False, 0.0)  # its exit report, read as the next spawn would
         return f"pid:{pid}" not in {e["key"] for e in netns_run.manifest.live()}
 
-    assert _wait_for(struck_off, 10)
+    assert wait_for(struck_off, 10)
     with host._cond:
         assert pid not in host._recycled
     other.terminate()
@@ -353,13 +344,13 @@ def test_the_host_and_its_spares_live_in_a_namespace_of_their_own(host: PeerHost
     mine = os.readlink("/proc/self/ns/net")
     theirs = os.readlink(f"/proc/{host.pid}/ns/net")
     assert theirs != mine
-    assert _wait_for(lambda: len(_children(host.pid)) == 2, 10)  # the spares, rehearsed
+    assert wait_for(lambda: len(_children(host.pid)) == 2, 10)  # the spares, rehearsed
     for spare in _children(host.pid):
         assert os.readlink(f"/proc/{spare}/ns/net") == theirs
         # The rehearsal closed what it opened: the spare holds 0-2, its socket to the host
         # and (to come back to after a recycled assignment) the host's namespace.
         fds = f"/proc/{spare}/fd"
-        assert _wait_for(lambda: sorted(os.listdir(fds)) == list("01234"), 5)  # noqa: B023
+        assert wait_for(lambda: sorted(os.listdir(fds)) == list("01234"), 5)  # noqa: B023
         assert os.readlink(f"{fds}/4") == theirs
 
 
@@ -401,7 +392,7 @@ def test_children_die_with_the_host(host: PeerHost, net: Any, tmp_path: Path) ->
         read_lines(_popen(proc), 1, 20)
     pids = [p.pid for p in procs]  # taken before the host dies: its replies are read
     os.kill(host.pid, signal.SIGKILL)
-    assert _wait_for(lambda: all(exited(pid) for pid in pids), 10)
+    assert wait_for(lambda: all(exited(pid) for pid in pids), 10)
     assert [p.wait(10) for p in procs] == [HOST_DIED, HOST_DIED]
     with pytest.raises(PeerHostError, match="peer host"):
         _serve_all(host, net["a"], tmp_path)
@@ -433,7 +424,7 @@ def test_sigkilled_owner_leaves_no_host_child_or_namespace(tmp_path: Path, start
     out = tmp_path / "pids"
     owner = subprocess.Popen([sys.executable, "-c", OWNER, str(out), start], cwd=tmp_path)
     try:
-        assert _wait_for(lambda: out.exists() and out.read_text(), 60), "the owner never built"
+        assert wait_for(lambda: out.exists() and out.read_text(), 60), "the owner never built"
         ns, run_dir, host_pid, child_pid = out.read_text().split()
         assert os.path.exists(f"/proc/{child_pid}")
         owner.kill()
@@ -447,7 +438,7 @@ def test_sigkilled_owner_leaves_no_host_child_or_namespace(tmp_path: Path, start
         paths_gone = not any(os.path.exists(p) for p in (ns, run_dir))
         return paths_gone and exited(host_pid) and exited(child_pid)
 
-    assert _wait_for(gone, 15), "the killed owner's host, child or namespace outlived it"
+    assert wait_for(gone, 15), "the killed owner's host, child or namespace outlived it"
 
 
 INNER = """

@@ -5,26 +5,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from _loopback import wait_for
 from rawstack_harness.backends.linux.nodes import build
 from rawstack_harness.backends.linux.nspool import FIRST, Fresh
 from rawstack_harness.backends.linux.runs import LinuxRun
 from rawstack_harness.topology import pair
 
 pytestmark = pytest.mark.netns
-
-
-def _until(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True
 
 
 def _netns_held() -> set[str]:
@@ -45,7 +36,7 @@ def test_a_build_names_the_namespaces_its_pool_made_and_they_work(
 ) -> None:
     netns_topology(pair())  # this run's pool now holds (at least) a pair's, or soon will
     pool = netns_run.namespace_pool()
-    assert _until(lambda: pool.held() >= FIRST), pool.failure
+    assert wait_for(lambda: pool.held() >= FIRST, 5), pool.failure
     taken: list[int] = []
     take = pool.take
 
@@ -78,7 +69,7 @@ def test_closing_the_run_lets_go_of_the_namespaces_it_held() -> None:
         build(pair("pool"), run).destroy()
         pool = run.namespace_pool()
         assert pool is not None
-        assert _until(lambda: pool.held() >= FIRST), pool.failure
+        assert wait_for(lambda: pool.held() >= FIRST, 5), pool.failure
         assert len(_netns_held() - before) >= FIRST  # anonymous: only our descriptors hold them
     finally:
         run.close()

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from _loopback import exited, wait_for
+from _loopback import exited, start_inner_pytest, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -37,24 +35,7 @@ def test_hang(netns_topology):
 
 @pytest.mark.parametrize("reaper", ["with reaper", "relay alone"])
 def test_sigkilled_pytest_mid_impairment_leaves_nothing(tmp_path: Path, reaper: str) -> None:
-    (tmp_path / "test_inner.py").write_text(INNER)
-    out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            f"--basetemp={tmp_path / 'inner'}",  # else a killed run's stays locked in /tmp
-            "test_inner.py",
-        ],
-        cwd=tmp_path,
-        env={**os.environ, "RSH_TEST_OUT": str(out)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc, out = start_inner_pytest(tmp_path, INNER)
     reaper_pids: list[int] = []
     try:
         assert wait_for(lambda: out.exists() and out.read_text(), 60), "inner test never built"

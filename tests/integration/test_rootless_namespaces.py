@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _loopback import RAWSTACK, exited, rootless, wait_for
+from _loopback import RAWSTACK, exited, rootless, start_inner_pytest, wait_for
 
 PLAIN_USER = pytest.mark.skipif(
     os.geteuid() == 0, reason="needs a plain user (sh ci/rootless.sh runs this as one)"
@@ -463,16 +463,8 @@ def test_sigkill_of_a_rootless_pytest_leaves_nothing(tmp_path: Path, workers: li
     run is left, no mount, and the host's /run/netns is as before."""
     if rootless():  # an inner pytest would share this run's namespaces, not start its own
         pytest.skip("needs to start outside a rootless run (ci/rootless.sh runs it so)")
-    (tmp_path / "test_inner.py").write_text(INNER)
-    out = tmp_path / "out"
     procs_before, mounts_before, netns_before = _user_procs(), _mounts(), _host_netns()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--netns-mode=rootless",
-         f"--basetemp={tmp_path / 'inner'}",  # else a killed run's stays locked in /tmp
-         *workers, str(tmp_path / "test_inner.py")],
-        cwd=tmp_path, env={**os.environ, "RSH_TEST_OUT": str(out)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc, out = start_inner_pytest(tmp_path, INNER, "--netns-mode=rootless", *workers)
     ino = -1
     try:
         assert wait_for(lambda: out.exists() and out.read_text(), 60), "the inner test never ran"

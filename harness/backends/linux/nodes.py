@@ -1,11 +1,11 @@
 """The Linux backend: network namespaces and veth pairs over netlink (pyroute2), no ``ip``.
 
 Theory of operation: each node's namespace is one the run's pool made ahead, while the
-last test ran (:mod:`~rawstack_harness.backends.linux.nspool`), bind-mounted on
-``/run/netns/<name>``; when the pool has none left, the calling thread creates it
-(``unshare``, bind-mount ``/proc/thread-self/ns/net``, open a ``NETLINK_ROUTE`` socket
-there, then ``setns`` back: :func:`~.nsutil.briefly`), so no namespace costs more than its
-own syscalls. The links, addresses and routes are then one
+last test ran (:mod:`~rawstack_harness.backends.linux.nspool`); when the pool has none
+left, the calling thread makes it the same way (``unshare``, node sysctls, a
+``NETLINK_ROUTE`` socket there, then ``setns`` back: :func:`~.nsutil.briefly`), so no
+namespace costs more than its own syscalls. Either is then bind-mounted on
+``/run/netns/<name>``. The links, addresses and routes are then one
 :class:`~rawstack_harness.backends.linux.rtnl.Batch` per node, sent in node order: a link
 between two nodes is created by the earlier one with its peer placed straight into the
 later one's namespace (``IFLA_NET_NS_FD``), so no interface ever appears in the root
@@ -49,24 +49,15 @@ def _next_index() -> int:
 
 
 def _create_namespaces(nodes: Sequence[LinuxNode], pool: NamespacePool | None) -> None:
-    """Name a namespace the pool made ahead for each node it has one for; create the rest
-    from the calling thread (see the module docstring)."""
+    """Give each node a namespace the pool made ahead, or one made now from the calling
+    thread when the pool has none left, and name it (see the module docstring)."""
     fresh = pool.take(len(nodes)) if pool is not None else []
     for node, item in zip(nodes, fresh):
         node.fd, node.nl = item.fd, item.nl  # the node's from here on: it closes them
-
-    def inside(node: LinuxNode) -> None:
-        os.close(os.open(node.path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
-        nsutil.bind_mount("/proc/thread-self/ns/net", node.path)
-        node.fd = os.open(node.path, os.O_RDONLY | os.O_CLOEXEC)
-        nsutil.write_sysctls(nspool.NODE_SYSCTLS)
-        node.nl = rtnl.open_socket()
-        node.next_index = _next_index()
-
     for node in nodes:
         if node.fd < 0:
-            nsutil.briefly(nsutil.unshare_net, functools.partial(inside, node))
-            continue
+            item = nspool.make_fresh()
+            node.fd, node.nl = item.fd, item.nl
         os.close(os.open(node.path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
         nsutil.bind_mount(f"/proc/self/fd/{node.fd}", node.path)
         # Looked up now, not when the pool made it: a module loaded since may have added
@@ -319,7 +310,8 @@ class LinuxNetwork:
             }
             nodes += self.hubs.values()
             self.run.manifest.write([{"op": "add", "kind": "netns", "key": n.path} for n in nodes])
-            _create_namespaces(nodes, self.run.namespace_pool())
+            pool = self.run.namespace_pool()
+            _create_namespaces(nodes, pool)
             self.run.manifest.write(
                 [
                     {"op": "add", "kind": "netns", "key": n.path, "dev_ino": list(ino)}
@@ -342,7 +334,6 @@ class LinuxNetwork:
             if isinstance(exc, OSError) and not isinstance(exc, HarnessError):
                 raise HarnessError(f"building the topology: {exc}") from exc
             raise
-        pool = self.run.namespace_pool()
         if pool is not None:
             pool.refill(len(nodes))  # made while the test runs, for the next build
         return self

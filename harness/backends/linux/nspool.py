@@ -10,8 +10,8 @@ A pooled namespace is anonymous: only the pool's descriptor holds it, so if the 
 dies, however it dies, the kernel deletes it, and no manifest entry is needed until a build
 names it (bind-mounts that descriptor on ``/run/netns/<name>``, after the entry is written,
 as for any namespace). Its node defaults (:data:`NODE_SYSCTLS`) are written and its
-``NETLINK_ROUTE`` socket opened in it when it is made; nothing else in it differs from a
-namespace made on the spot.
+``NETLINK_ROUTE`` socket opened in it when it is made (:func:`make_fresh`, which a build
+calls itself for what the pool lacks).
 
 The pool holds as many as the largest build of the run took (at least :data:`FIRST`, at
 most :data:`MOST`). It stops making them for good at the first failure (the build's own
