@@ -13,6 +13,7 @@ from rawstack.cli._options import at_least, positive_float
 BENCHMARKS = (
     "setup",
     "ready",
+    "clients",
     "cost",
     "http",
     "http-memory",

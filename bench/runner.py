@@ -28,6 +28,7 @@ from rawstack.errors import EXIT_NOPERM
 MODULES = {
     "setup": "bench.bench_setup",
     "ready": "bench.bench_ready",
+    "clients": "bench.bench_clients",
     "cost": "bench.bench_cost",
     "http": "bench.bench_http",
     "http-memory": "bench.bench_http_memory",

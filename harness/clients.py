@@ -4,7 +4,10 @@ Why a process rather than the Python API in a setns'd thread: the CLI is what us
 its options, JSON output and exit status get exercised too; a client that hangs or crashes is
 killed by a timeout without taking the harness down; and the raw sockets get a real
 process's namespace, capabilities and signal handling (a helper thread has none of its own).
-The cost is one interpreter start per exchange, ~0.1 s.
+Where the node can (:class:`RunsRawstack`: the Linux backend's, whose run's warm peer host
+forks the command, already imported, into the node), a process costs a fork and the
+exchange itself; elsewhere, or with ``--netns-peer-start=exec``, it is a fresh interpreter
+(~60 ms more per exchange on this kind of machine).
 
 Each client's JSON is checked for the reply itself (who answered, how many times), not only
 its exit status, and the round-trip time is the one the client measured.
@@ -15,9 +18,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from rawstack_harness.backends import Node, ReadyEvent
 from rawstack_harness.errors import HarnessError
@@ -57,6 +60,15 @@ class Exchange:
         return out
 
 
+@runtime_checkable
+class RunsRawstack(Protocol):
+    """A node that runs ``rawstack ARGS`` without an interpreter start (the Linux backend's)."""
+
+    def run_rawstack(
+        self, args: Sequence[str], *, timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
 def rawstack_argv(*args: str) -> list[str]:
     """``python -m rawstack ARGS`` with this interpreter (the one rawstack is installed in)."""
     return [sys.executable, "-m", "rawstack", *args]
@@ -65,7 +77,14 @@ def rawstack_argv(*args: str) -> list[str]:
 def rawstack(
     node: Node, *args: str, timeout: float = CLIENT_TIMEOUT
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``rawstack ARGS`` in ``node``: text stdout/stderr captured, status not checked."""
+    """Run ``rawstack ARGS`` in ``node``: text stdout/stderr captured, status not checked.
+
+    Forked where the node can (:class:`RunsRawstack`), else ``python -m rawstack ARGS``;
+    either way the same parser, output and exit status. A timeout raises
+    ``subprocess.TimeoutExpired`` once the process is killed.
+    """
+    if isinstance(node, RunsRawstack):
+        return node.run_rawstack(args, timeout=timeout)
     return node.run(rawstack_argv(*args), capture_output=True, text=True, timeout=timeout)
 
 
@@ -83,20 +102,31 @@ def client_argv(
     mac: str,
     ready: Mapping[str, ReadyEvent] | None,
 ) -> list[str]:
-    """The ``rawstack`` command line of one exchange with a peer at ``host``/``mac``."""
-    rawstack = [sys.executable, "-m", "rawstack"]
+    """``python -m rawstack ARGS`` of one exchange with a peer at ``host``/``mac``."""
+    return rawstack_argv(*client_args(protocol, host=host, iface=iface, mac=mac, ready=ready))
+
+
+def client_args(
+    protocol: str,
+    *,
+    host: str,
+    iface: str,
+    mac: str,
+    ready: Mapping[str, ReadyEvent] | None,
+) -> list[str]:
+    """The ``rawstack`` arguments of one exchange with a peer at ``host``/``mac``."""
     wait = f"{REPLY_TIMEOUT:g}"
     if protocol == "chao":
-        return [*rawstack, "chao", "send", "--iface", iface, "--to", mac, "-c", "1",
+        return ["chao", "send", "--iface", iface, "--to", mac, "-c", "1",
                 "--timeout", wait, "--json"]  # fmt: skip
     if protocol == "icmp":
-        return [*rawstack, "ping", host, "-c", "1", "-W", wait, "--json"]
+        return ["ping", host, "-c", "1", "-W", wait, "--json"]
     if protocol == "http":
         name = f"[{host}]" if ":" in host else host  # an IPv6 literal in a URL (RFC 3986)
         url = f"http://{name}:{_port(ready, 'http')}/"
-        return [*rawstack, "http", "get", url, "--timeout", wait, "--json"]
+        return ["http", "get", url, "--timeout", wait, "--json"]
     if protocol == "udp":
-        return [*rawstack, "udp", "send", host, _port(ready, "udp"), "-c", "1",
+        return ["udp", "send", host, _port(ready, "udp"), "-c", "1",
                 "--timeout", wait, "--json"]  # fmt: skip
     raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
 
@@ -144,11 +174,11 @@ def run_client(
     """
     host = host or dst.addr(4, dst_ifname)
     mac = dst.mac(dst_ifname) if protocol == "chao" else ""
-    argv = client_argv(protocol, host=host, iface=src_ifname, mac=mac, ready=ready)
-    shown = "rawstack " + " ".join(argv[3:])
+    args = client_args(protocol, host=host, iface=src_ifname, mac=mac, ready=ready)
+    shown = "rawstack " + " ".join(args)
     where = f"{shown!r} in node {src.name}"
     try:
-        done = src.run(argv, capture_output=True, text=True, timeout=CLIENT_TIMEOUT)
+        done = rawstack(src, *args, timeout=CLIENT_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise ClientFailed(f"{where}: no result in {CLIENT_TIMEOUT:g}s") from None
     err = done.stderr.strip().splitlines()

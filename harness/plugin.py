@@ -62,7 +62,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="how the fixtures start serve-all: fork it from the run's warm peer host "
         "(default, Linux), exec a fresh interpreter per node (slower; FreeBSD always does), "
         "or serve every node from one shared process per run (Linux; least memory, but one "
-        "process: a crash of it ends every node's peers)",
+        "process: a crash of it ends every node's peers); rawstack_harness.clients' "
+        "commands are exec'ed with exec, forked otherwise",
     )
     group.addoption(
         "--netns-run-dir",
@@ -321,7 +322,9 @@ def netns_run(request: pytest.FixtureRequest) -> Iterator[Run]:
         pytest.skip(f"netns: {reason}")
     backend = _backend()
     root = request.config.getoption("--netns-run-dir") or backend.default_root
-    run = backend.open_run(root, "pytest")
+    run = backend.open_run(
+        root, "pytest", fork=request.config.getoption("--netns-peer-start") != "exec"
+    )
     yield run
     run.close()
 

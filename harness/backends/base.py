@@ -348,8 +348,10 @@ class Backend(Protocol):
         """Run ``argv`` in node ``node`` of the kept topology ``name``; its exit status."""
         ...
 
-    def open_run(self, root: str, label: str) -> Run:
-        """This process's run (state directory, lock) under ``root``."""
+    def open_run(self, root: str, label: str, *, fork: bool = True) -> Run:
+        """This process's run (state directory, lock) under ``root``. ``fork``: rawstack's
+        commands in its nodes fork from a warm host where the backend has one (Linux);
+        False, or elsewhere, a fresh interpreter each."""
         ...
 
     def build(self, topology: Topology, run: Run) -> Network:

@@ -25,6 +25,7 @@ from rawstack_harness import probes
 from rawstack_harness.backends.base import readable
 from rawstack_harness.backends.linux import forked
 from rawstack_harness.backends.linux.forked import HOST_DIED, ForkedProcess, PeerHost, PeerHostError
+from rawstack_harness.backends.linux.peerhost import recv_msg
 from rawstack_harness.supervise import read_lines, read_ready
 
 pytestmark = pytest.mark.netns
@@ -297,6 +298,38 @@ def test_only_a_serving_serve_all_is_recycled(host: PeerHost, net: Any, tmp_path
     assert other.wait(10) == 0
 
 
+def test_a_spare_says_its_commands_status_before_it_exits(
+    host: PeerHost, net: Any, tmp_path: Path
+) -> None:
+    _spares_offered(host)
+    proc = host.spawn(net["a"].fd, ["udp", "send", "--bogus"], tmp_path / "o", tmp_path / "e")
+    assert proc.channel is not None  # a spare's socket to us
+    assert readable(proc.channel, 20)
+    msg, fds = recv_msg(proc.channel)
+    assert (msg, fds) == ({"op": "done", "code": 2}, [])
+    assert "error: the following arguments are required" in (tmp_path / "e").read_text()  # flushed
+    assert proc.wait(10) == 2  # and the host's report agrees
+
+
+def test_a_command_that_ends_by_itself_takes_a_spare_not_a_recycled_serve_all(
+    host: PeerHost, net: Any, tmp_path: Path
+) -> None:
+    _spares_offered(host)
+    peer = _serve_all(host, net["a"], tmp_path, "--peers", "udp")
+    read_lines(_popen(peer), 1, 20)
+    pid = peer.pid
+    assert host.recycle(peer) == pid
+    assert wait_for(lambda: _back_in_pool(host, pid), 10)
+    client = host.spawn(net["b"].fd, ["udp", "send", "--bogus"], tmp_path / "o", tmp_path / "e")
+    assert client.wait_done(20) == 2
+    assert client.pid != pid
+    assert pid in host._recycled  # still warm, for the next serve-all
+    again = _serve_all(host, net["b"], tmp_path, "--peers", "udp")
+    assert again.pid == pid
+    again.kill()
+    assert again.wait(10) == -signal.SIGKILL
+
+
 def test_a_recycled_peer_that_does_not_come_back_in_time_is_killed(
     host: PeerHost, net: Any, netns_run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -455,6 +488,7 @@ def test_parent(netns_pair, netns_run):
         assert parents == {netns_run.peer_host().pid}
     else:
         assert parents == {os.getpid()}
+    assert netns_run.fork is (expect == "host")  # rawstack's clients follow the option too
 """
 
 

@@ -111,7 +111,7 @@ class _FakeBackend(LinuxBackend):
     def default_root(self) -> str:
         return "/nonexistent/never-used"
 
-    def open_run(self, root: str, label: str) -> Any:
+    def open_run(self, root: str, label: str, *, fork: bool = True) -> Any:
         return _FakeRun()
 
     def build(self, topology: Topology, run: Any) -> Any:

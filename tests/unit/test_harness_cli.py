@@ -22,7 +22,7 @@ class FakeRun:
 
     closed = False
 
-    def __init__(self, root: str, label: str) -> None:
+    def __init__(self, root: str, label: str, fork: bool = True) -> None:
         self.id = "abc123"
 
     def close(self) -> None:

@@ -157,8 +157,8 @@ class FreeBSDBackend:
     def impairment(self) -> str:
         return "link impairment and segments: Linux backend only"
 
-    def open_run(self, root: str, label: str) -> FreeBSDRun:
-        return FreeBSDRun(root, label=label)
+    def open_run(self, root: str, label: str, *, fork: bool = True) -> FreeBSDRun:
+        return FreeBSDRun(root, label=label)  # no peer host here: every command is exec'ed
 
     def build(self, topology: Topology, run: Run) -> FreeBSDNetwork:
         if not isinstance(run, FreeBSDRun):

@@ -90,10 +90,10 @@ class LinuxBackend:
         except Exception as exc:  # the header must never break a run: say why instead
             return f"link impairment: not probed ({type(exc).__name__}: {exc})"
 
-    def open_run(self, root: str, label: str) -> LinuxRun:
+    def open_run(self, root: str, label: str, *, fork: bool = True) -> LinuxRun:
         from rawstack_harness.backends.linux.runs import LinuxRun
 
-        return LinuxRun(root, label=label)
+        return LinuxRun(root, label=label, fork=fork)
 
     def build(self, topology: Topology, run: Run) -> LinuxNetwork:
         from rawstack_harness.backends.linux.nodes import build

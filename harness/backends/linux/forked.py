@@ -124,6 +124,29 @@ class ForkedProcess(subprocess.Popen[bytes]):
         assert self.returncode is not None
         return self.returncode
 
+    def wait_done(self, timeout: float | None = None) -> int:
+        """The command's exit status as soon as it returned: a spare says so on its socket
+        before its exit, which can take longer (a packet socket's close waits for an RCU
+        grace period, ~12 ms here); the host's exit report strikes the process off later.
+        A child with no socket to us (the host forked it for the request), or one that
+        dies without saying, is waited for as by :meth:`wait`."""
+        self.host._resolve(self)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        sock = self.channel
+        if sock is not None and self.returncode is None:
+            if not readable(sock, timeout):
+                raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+            try:
+                msg, fds = recv_msg(sock)
+            except OSError:
+                msg, fds = None, []
+            for fd in fds:
+                os.close(fd)
+            if msg is not None and msg.get("op") == "done":
+                return int(msg["code"])
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self.wait(left)
+
     def communicate(
         self, input: bytes | None = None, timeout: float | None = None
     ) -> tuple[bytes, bytes]:
@@ -417,7 +440,10 @@ class PeerHost:
         child, or None (no spare, or it died: the host forks one for the request then)."""
         while True:
             with self._cond:
-                again = self._take_recycled()
+                # A recycled child is a warm serve-all; anything else ends when its command
+                # does, so it takes a fresh spare and leaves the warm ones for serve-all.
+                warm = request["args"][:1] == ["serve-all"]
+                again = self._take_recycled() if warm else None
                 if again is not None:
                     pid, rec = again
                     start, pidfd, sock = rec.start, rec.pidfd, rec.sock
@@ -556,20 +582,25 @@ class PeerHost:
         self,
         netns_fd: int,
         args: Sequence[str],
-        stdout_path: Path,
-        stderr_path: Path,
+        stdout: Path | int,
+        stderr: Path | int,
         *,
         ready_lines: int = 0,
         sysctls: Sequence[tuple[str, str]] = (),
         shared: bool = False,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> ForkedProcess:
-        """Fork ``rawstack ARGS`` into the namespace ``netns_fd``, logs appended to the paths.
+        """Fork ``rawstack ARGS`` into the namespace ``netns_fd``, logs appended to the paths
+        (or written to the descriptors, which stay the caller's: the child gets copies).
 
         With ``shared``, nothing is forked: ``ARGS`` (``serve-all ...``) become a tenant of
         the run's shared-peers process (:class:`SharedProcess`, :mod:`.sharedpeers`).
 
         The child writes ``sysctls`` (``net.*`` keys, in its namespace) before running; one
-        it cannot write is an error on its stderr and exit status 1.
+        it cannot write is an error on its stderr and exit status 1. It runs in ``cwd`` if
+        given (else the host's, ``/``); ``env``, if given, replaces the host's ``RAWSTACK_*``
+        variables (the rest of its environment is the host's).
         With ``ready_lines``, the child's first lines of stdout are also readable from the
         returned process's ``stdout`` (a pipe the child closes after them). Returns once the
         request is sent; a host that cannot fork raises when the pid is first asked for.
@@ -582,8 +613,10 @@ class PeerHost:
         # caller would then wait on a ready pipe nobody writes to.
         self._pump(lambda: False, 0.0)
         fds = [
-            os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            for path in (stdout_path, stderr_path)
+            os.dup(where)
+            if isinstance(where, int)
+            else os.open(where, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            for where in (stdout, stderr)
         ]
         reader: IO[bytes] | None = None
         try:
@@ -599,6 +632,10 @@ class PeerHost:
                 "sysctls": [list(item) for item in sysctls],
                 "shared": shared,
             }
+            if cwd is not None:
+                request["cwd"] = cwd
+            if env is not None:
+                request["env"] = env
             child = None if shared else self._assign(request, [netns_fd, *fds], reader)
             if child is not None:
                 return child

@@ -27,7 +27,9 @@ assignment. When the harness recycles it (``RECYCLE_SIGNAL``, at teardown: see
 the host's namespace, closes everything of that assignment, says ``{"op": "spare"}`` on its
 socket and waits for the next request there, as a fresh spare does.
 
-Exit statuses: the host is every child's parent; it reaps on SIGCHLD and reports
+Exit statuses: a spare whose command returned says ``{"op": "done", "code"}`` on its socket
+before it exits (its output is flushed by then; the exit can take milliseconds more). The
+host is every child's parent; it reaps on SIGCHLD and reports
 ``{"op": "exit", "pid", "code"}`` (``code`` as ``Popen.returncode``: negative for a signal),
 for a spare too (the harness may have assigned it before the host heard).
 
@@ -38,7 +40,8 @@ the harness records the host and every child in the run's manifest, so the reape
 them too. Nothing here waits for a child's graceful exit: the harness decides that.
 
 Wire format: ``AF_UNIX``/``SOCK_SEQPACKET``, one JSON object per message, descriptors as
-``SCM_RIGHTS``. Requests: ``{"op": "spawn", "id", "args", "ready_lines", "sysctls"}`` with fds
+``SCM_RIGHTS``. Requests: ``{"op": "spawn", "id", "args", "ready_lines", "sysctls"(,
+"cwd", "env")}`` with fds
 ``[netns, stdout, stderr(, ready)]``. Replies: ``{"op": "hello", "pid", "prefault_bytes"}``
 once warm (how much each spare copies ahead: :mod:`.prefault`),
 ``{"op": "spawned", "id", "pid", "start"}`` with the child's pidfd, ``{"op": "error", "id",
@@ -75,6 +78,7 @@ SPARES = 2  # forked ahead: a pair's two peers both start from one
 HOST_REHEARSALS = 2
 REHEARSAL_DELAY = 0.05  # seconds a new spare waits before its rehearsal
 RECYCLE_SIGNAL = signal.SIGUSR2  # from the harness: stop serving, become a spare again
+ENV_PREFIX = "RAWSTACK_"  # the variables rawstack reads (RAWSTACK_OS, ...): a spawn's own
 
 
 def send_msg(sock: socket.socket, msg: dict[str, Any], fds: Sequence[int] = ()) -> None:
@@ -214,8 +218,14 @@ def _become_spare(host_pid: int, libc: ctypes.CDLL, sock: socket.socket) -> None
             if msg is None:  # the host closed our socket, or the harness its end: not needed
                 os._exit(0)
             code = _run_assigned(libc, msg, fds, keep)
-            if code is not None or not _recycled(libc, home, keep):
-                os._exit(1 if code is None else code)
+            if code is not None:
+                # The status now, to the harness: the exit itself can take a while (a packet
+                # socket's close waits for an RCU grace period) and its output is complete.
+                with contextlib.suppress(OSError):
+                    send_msg(assignment, {"op": "done", "code": code})
+                os._exit(code)
+            if not _recycled(libc, home, keep):
+                os._exit(1)
             send_msg(assignment, {"op": "spare"})  # to the harness: assign me again
     except BaseException:
         os._exit(1)
@@ -324,6 +334,16 @@ def _run_assigned(
             2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False
         )
         _write_sysctls([(str(k), str(v)) for k, v in msg.get("sysctls", [])])
+        if msg.get("env") is not None:  # the caller's own RAWSTACK_* (the quirk overrides)
+            for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
+                del os.environ[key]
+            os.environ.update({str(k): str(v) for k, v in msg["env"].items()})
+        if msg.get("cwd") is not None:
+            try:
+                os.chdir(str(msg["cwd"]))
+            except OSError as exc:
+                sys.stderr.write(f"peer host: cwd {msg['cwd']}: {exc.strerror}\n")
+                return 1
         sys.argv = ["rawstack", *args]
         from rawstack.cli import main
 

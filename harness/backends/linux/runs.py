@@ -192,8 +192,13 @@ def _apply(live: dict[tuple[str, str], dict[str, Any]], entries: list[dict[str, 
 class LinuxRun:
     """The current process's run: a locked state dir, its manifest and its reaper."""
 
-    def __init__(self, root: str = DEFAULT_ROOT, label: str = "pytest", pool: bool = True) -> None:
+    def __init__(
+        self, root: str = DEFAULT_ROOT, label: str = "pytest", pool: bool = True, fork: bool = True
+    ) -> None:
         self.root = root
+        # rawstack's commands in nodes (LinuxNode.run_rawstack) fork from the peer host;
+        # False: a fresh interpreter each (--netns-peer-start=exec).
+        self.fork = fork
         self._global_fd = _open_global_shared(root)
         reap_dead_runs(root)
         self.dir, self._lock_fd = locked_run_dir(root)
