@@ -86,7 +86,7 @@ else
         pytest -n 2 -rs tests/integration/test_harness_backend.py \
             tests/integration/test_cleanup_sigkill.py tests/integration/test_ping_raw.py \
             tests/integration/test_harness_xdist.py tests/integration/test_harness_capture.py \
-            tests/integration/test_chao_link.py \
+            tests/integration/test_chao_link.py tests/integration/test_forked_clients.py \
             tests/integration/test_harness_pooled_namespaces.py || rc=1
     fi
     # 3. Outside any user namespace the user's raw socket is refused: exit 77, one line.
