@@ -24,7 +24,9 @@ pytestmark = pytest.mark.netns
 
 @pytest.fixture
 def spawned(netns_run: Any, monkeypatch: pytest.MonkeyPatch) -> list[ForkedProcess]:
-    """What the run's peer host is asked to fork from here on, in order."""
+    """What the run's peer host is asked to fork from here on, in order (forking, whatever
+    ``--netns-peer-start`` the run was opened with)."""
+    monkeypatch.setattr(netns_run, "fork", True)
     host = netns_run.peer_host()
     procs: list[ForkedProcess] = []
     real = host.spawn
