@@ -15,6 +15,12 @@ The kernel also stamps each frame's arrival (SO_TIMESTAMPNS, CLOCK_REALTIME), so
 can time a reply without its own wake-up latency: :meth:`PacketSocket.recv_frames_timed`, an
 optional extra over :class:`~rawstack.sockets.link.LinkSocket`.
 
+Closing: the kernel's release of a packet socket waits for an RCU grace period
+(``synchronize_net()`` in ``packet_release``, ~12-16 ms on a 2-core VM), whoever closes it.
+A process that is about to exit and has something to say first (a command forked by the
+harness's peer host reports its status, then exits) calls :func:`close_at_exit`, so that
+:meth:`PacketSocket.close` leaves the descriptor to the exit and that wait to nobody.
+
 802.1Q tags: the receive path takes a frame's VLAN tag out of the data before any packet
 socket sees it (``skb_vlan_untag`` in ``__netif_receive_skb_core``, or the NIC does it in
 hardware) and keeps it as metadata, handed over only as PACKET_AUXDATA (packet(7):
@@ -58,6 +64,20 @@ TP_STATUS_VLAN_TPID_VALID = 1 << 6
 ETH_P_8021Q = 0x8100
 MAC_HEADER = 12  # destination and source MACs: the tag goes after them
 RECV_BUFFER = 65536  # large enough for a GRO-merged frame, so nothing is silently cut
+
+
+class _AtExit:
+    """Sockets :meth:`PacketSocket.close` left to the process's exit (:func:`close_at_exit`)."""
+
+    on = False
+    held: list[socket.socket] = []  # noqa: RUF012 - one list per process, on purpose
+
+
+def close_at_exit() -> None:
+    """From now on in this process, :meth:`PacketSocket.close` stops using the socket but
+    leaves its descriptor open, for the process's exit to close (see the module docstring).
+    For a process that ends soon after: one that runs on keeps every socket it closes."""
+    _AtExit.on = True
 
 
 class PacketSocket:
@@ -110,7 +130,10 @@ class PacketSocket:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self.sock.close()
+            if _AtExit.on:
+                _AtExit.held.append(self.sock)  # referenced: no collection closes it either
+            else:
+                self.sock.close()
 
 
 def with_vlan_tag(frame: bytes, ancillary: Ancillary) -> bytes:

@@ -347,6 +347,11 @@ def _run_assigned(
         sys.argv = ["rawstack", *args]
         from rawstack.cli import main
 
+        if args[:1] != ["serve-all"]:  # it ends by itself, its status said before the exit
+            from rawstack.sockets.packet import close_at_exit
+
+            close_at_exit()
+
         signal.signal(RECYCLE_SIGNAL, _on_recycle)  # sent only by a harness holding our socket
         code = main(args)
         if _Recycle.asked:
