@@ -65,8 +65,8 @@ def run(ctx: Context) -> Section:
         "then exec'ed in each round; each figure is the call's wall time (client process, "
         "request, reply, JSON check).",
         "Forked: a spare of the run's warm peer host enters node a and runs the same command "
-        "line in-process; the status comes over its socket before it exits. Exec'ed: a fresh "
-        "`python -m rawstack` in node a. CHAO's client closes a packet socket, which waits for "
-        "an RCU grace period either way.",
+        "line in-process; the status comes over its socket before it exits (and, for CHAO, "
+        "before its exit closes the packet socket, whose release waits for an RCU grace "
+        "period). Exec'ed: a fresh `python -m rawstack` in node a, waited for to its exit.",
     ]
     return Section(TITLE, GROUP, rows, notes)
