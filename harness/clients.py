@@ -94,18 +94,6 @@ def _port(ready: Mapping[str, ReadyEvent] | None, peer: str) -> str:
     return str(ready_port(ready[peer]))
 
 
-def client_argv(
-    protocol: str,
-    *,
-    host: str,
-    iface: str,
-    mac: str,
-    ready: Mapping[str, ReadyEvent] | None,
-) -> list[str]:
-    """``python -m rawstack ARGS`` of one exchange with a peer at ``host``/``mac``."""
-    return rawstack_argv(*client_args(protocol, host=host, iface=iface, mac=mac, ready=ready))
-
-
 def client_args(
     protocol: str,
     *,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rawstack_harness.clients import PROTOCOLS, client_argv, rawstack_argv
+from rawstack_harness.clients import PROTOCOLS, client_args, rawstack_argv
 
 pytestmark = pytest.mark.netns
 CLI = [sys.executable, "-m", "rawstack_harness.cli"]
@@ -37,13 +37,14 @@ def closed_stdout(run: Any, argv: list[str]) -> subprocess.CompletedProcess[str]
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_clients(netns_pair: Any, protocol: str) -> None:
     a, b = netns_pair["a"], netns_pair["b"]
-    argv = client_argv(
+    args = client_args(
         protocol,
         host=b.addr(),
         iface=a.ifnames()[0],
         mac=b.mac(),
         ready=netns_pair.peers["b"].ready,
     )
+    argv = rawstack_argv(*args)
     out = closed_stdout(a.run, argv)
     assert (out.returncode, out.stderr) == (-signal.SIGPIPE, "")
 
