@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -136,3 +137,26 @@ def test_a_run_opened_not_to_fork_execs(
     assert "error: the following arguments are required" in done.stderr
     assert done.args[:3] == [sys.executable, "-m", "rawstack"]
     assert spawned == []
+
+
+def test_clients_from_several_threads_at_once_each_get_their_reply(
+    netns_pair: Any, spawned: list[ForkedProcess]
+) -> None:
+    a, b, ready = netns_pair["a"], netns_pair["b"], netns_pair.peers["b"].ready
+    errors: list[BaseException] = []
+
+    def exchanges(first: int) -> None:
+        for k in range(6):  # more at once than the host keeps spares: it forks the rest
+            try:
+                clients.run_client(clients.PROTOCOLS[(first + k) % 4], a, b, ready=ready)
+            except BaseException as exc:  # reported below, by the test
+                errors.append(exc)
+
+    threads = [threading.Thread(target=exchanges, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert len(spawned) == 36
+    assert not [p for p in a.procs if p in spawned]
