@@ -128,6 +128,21 @@ def test_a_command_past_its_timeout_is_killed(net: Any, spawned: list[ForkedProc
     assert net["a"].procs == []
 
 
+def test_a_command_whose_caller_is_interrupted_is_killed(
+    net: Any, spawned: list[ForkedProcess], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(self: ForkedProcess, timeout: float | None = None) -> int:
+        raise KeyboardInterrupt  # Ctrl-C while the test waits for the command
+
+    monkeypatch.setattr(ForkedProcess, "wait_done", interrupted)
+    args = ["udp", "send", "10.0.0.2", "9", "-c", "1", "--timeout", "30"]
+    with pytest.raises(KeyboardInterrupt):
+        net["a"].run_rawstack(args, timeout=60)
+    (proc,) = spawned
+    assert wait_for(lambda: exited(proc.pid), 10)
+    assert net["a"].procs == []
+
+
 def test_a_run_opened_not_to_fork_execs(
     net: Any, netns_run: Any, spawned: list[ForkedProcess], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -251,6 +251,9 @@ class LinuxNode(SpecNode, ProcessNode):
                 raise subprocess.TimeoutExpired(
                     argv, timeout or 0.0, _read_all(out), _read_all(err)
                 ) from None
+            except BaseException:  # Ctrl-C, say: as subprocess.run, it does not outlive us
+                proc.killpg(signal.SIGKILL)
+                raise
             finally:
                 self.procs.remove(proc)
             return subprocess.CompletedProcess(argv, code, _text(out), _text(err))
