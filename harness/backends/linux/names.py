@@ -67,11 +67,7 @@ def write(
     """
     sweep()
     text = hosts_text(topology)
-    if not os.path.isdir(ETC_NETNS):
-        manifest.add("dir", ETC_NETNS)  # ours to remove, once empty
-        if root is not None:
-            with open(os.path.join(root, CREATED_MARK), "w", encoding="ascii"):
-                pass
+    _claim_etc_netns(manifest, root)
     paths = {name: os.path.join(ETC_NETNS, name, "hosts") for name in netns}
     manifest.write(  # all before any exists: one write, not one per node
         [
@@ -81,10 +77,32 @@ def write(
         ]
     )
     for path in paths.values():
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        for attempt in range(MKDIR_ATTEMPTS):
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                break
+            except FileNotFoundError:
+                # Another run removed /etc/netns, empty, between makedirs's look at it and
+                # its mkdir of our folder (a run removes the one it made once it is empty):
+                # it is ours to make, and to remove, now.
+                if attempt == MKDIR_ATTEMPTS - 1:
+                    raise
+                _claim_etc_netns(manifest, root)
         with open(path, "w", encoding="ascii") as fh:
             fh.write(text)
     return paths
+
+
+MKDIR_ATTEMPTS = 3
+
+
+def _claim_etc_netns(manifest: Any, root: str | None) -> None:
+    """If ``/etc/netns`` is missing, record that this run makes it (see :func:`write`)."""
+    if not os.path.isdir(ETC_NETNS):
+        manifest.add("dir", ETC_NETNS)  # ours to remove, once empty
+        if root is not None:
+            with open(os.path.join(root, CREATED_MARK), "w", encoding="ascii"):
+                pass
 
 
 def remove(manifest: Any, paths: Iterable[str]) -> None:
