@@ -8,7 +8,6 @@ as ``python -m rawstack`` exec'ed in the node, in the caller's working directory
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -42,7 +41,7 @@ def spawned(netns_run: Any, monkeypatch: pytest.MonkeyPatch) -> list[ForkedProce
 
 def _execed(node: Any, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
     done: subprocess.CompletedProcess[str] = node.run(
-        [sys.executable, "-m", "rawstack", *args], capture_output=True, text=True
+        clients.rawstack_argv(*args), capture_output=True, text=True
     )
     return done
 
@@ -150,7 +149,7 @@ def test_a_run_opened_not_to_fork_execs(
     done = clients.rawstack(net["a"], "udp", "send", "--bogus")
     assert done.returncode == 2
     assert "error: the following arguments are required" in done.stderr
-    assert done.args[:3] == [sys.executable, "-m", "rawstack"]
+    assert done.args == clients.rawstack_argv("udp", "send", "--bogus")
     assert spawned == []
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from rawstack_harness.topology.spec import Topology
 
 ETC_NETNS = "/etc/netns"
+MKDIR_ATTEMPTS = 3  # makedirs of a node's folder, for another run removing /etc/netns meanwhile
 _LOCAL = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
@@ -91,9 +92,6 @@ def write(
         with open(path, "w", encoding="ascii") as fh:
             fh.write(text)
     return paths
-
-
-MKDIR_ATTEMPTS = 3
 
 
 def _claim_etc_netns(manifest: Any, root: str | None) -> None:
