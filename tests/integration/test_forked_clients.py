@@ -82,9 +82,7 @@ def test_a_forked_ping_gets_the_kernels_reply(net: Any, spawned: list[ForkedProc
     assert len(spawned) == 1
 
 
-def test_run_client_forks_every_protocol(
-    netns_pair: Any, spawned: list[ForkedProcess]
-) -> None:
+def test_run_client_forks_every_protocol(netns_pair: Any, spawned: list[ForkedProcess]) -> None:
     a, b = netns_pair["a"], netns_pair["b"]
     for proto in clients.PROTOCOLS:
         assert clients.run_client(proto, a, b, ready=netns_pair.peers["b"].ready) > 0

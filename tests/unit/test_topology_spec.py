@@ -134,6 +134,7 @@ def test_a_spec_found_valid_once_is_not_checked_again_but_a_bad_one_always_is(
 
     calls: list[object] = []
     real = spec_mod._validate
+
     def counting(topo: Topology) -> Topology:
         calls.append(topo)
         return real(topo)
