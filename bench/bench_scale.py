@@ -9,7 +9,8 @@ host and its spares are counted too) + the kernel's growth (Slab, Percpu, Kernel
 PageTables and VmallocUsed from /proc/meminfo, before vs after) divided by the pairs built.
 The kernel part is machine-wide, so other jobs' activity shows up in it: it is an
 estimate. Memory is also sampled as pairs are added (the plot of pairs alive against
-memory per pair).
+memory per pair). Each forked peer process's private memory (``Private_Dirty``: what it
+wrote since its fork) is read too, by kind of mapping, next to the host's idle spares'.
 
 Once those pairs are torn down (and the kernel's memory has settled), a second run builds
 as many pairs again with shared peers (``start_peers(..., shared=True)``, what
@@ -36,7 +37,7 @@ from rawstack_harness.topology import pair
 from bench.context import Context
 from bench.machine import meminfo
 from bench.netns import missing_command
-from bench.parse import parse_smaps_rollup
+from bench.parse import MAPPING_KINDS, parse_smaps_rollup, private_dirty_by_mapping
 from bench.plots import Plot, Series
 from bench.report import Row, Section, not_measured
 from bench.stats import Summary
@@ -47,6 +48,7 @@ METRICS = (
     "memory per pair (peers PSS + kernel)",
     "memory per pair, shared peers (one process per run)",
     "setup + peers ready per pair, shared peers, p50",
+    "private memory per forked peer process (written since its fork), p50",
 )
 KERNEL_FIELDS = ("Slab", "Percpu", "KernelStack", "PageTables", "VmallocUsed")
 GOAL_MB = 5.0  # issue 14
@@ -94,6 +96,15 @@ def process_memory_kib(pids: Sequence[int]) -> tuple[int, int]:
     return pss, rss
 
 
+def private_kib(pid: int) -> dict[str, int] | None:
+    """Private_Dirty KiB of one process by kind of mapping (None if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps", encoding="ascii", errors="replace") as fh:
+            return private_dirty_by_mapping(fh.read())
+    except OSError:
+        return None
+
+
 def kernel_growth(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     """KiB each kernel-side /proc/meminfo field grew by between two snapshots."""
     return {f: after.get(f, 0) - before.get(f, 0) for f in KERNEL_FIELDS}
@@ -120,6 +131,10 @@ class PairsRun:
     memory: list[tuple[int, float]] = field(default_factory=list)  # (pairs, MB per pair)
     settle_s: float = 0.0  # waited for the kernel's memory to settle before starting
     settled: bool = True
+    # Private_Dirty by kind of mapping: each forked peer, each idle spare, the host.
+    peer_private: list[dict[str, int]] = field(default_factory=list)
+    spare_private: list[dict[str, int]] = field(default_factory=list)
+    host_private: dict[str, int] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -229,11 +244,32 @@ def _add_pairs(
         res.kernel = kernel_growth(before, after)
         res.pss_kib, res.rss_kib = process_memory_kib(_pids(peers, host_pid))
         res.alive = sum(1 for p in peers if p.alive())
+        if with_peers and not shared:
+            assert host_pid is not None
+            _private(res, peers, host_pid)
     finally:
         t_down = time.monotonic()
         for net in reversed(nets):
             net.destroy()
         res.down_ms = (time.monotonic() - t_down) * 1000
+
+
+def _private(res: PairsRun, peers: Sequence[PeerProcess], host_pid: int) -> None:
+    """Read the forked peers', the spares' and the host's private memory (after the PSS)."""
+    mine = {p.proc.pid for p in peers if p.fork and p.proc is not None}
+    for pid in mine:
+        if (found := private_kib(pid)) is not None:
+            res.peer_private.append(found)
+    for pid in set(_children(host_pid)) - mine:  # what else the host has forked: spares
+        if (found := private_kib(pid)) is not None:
+            res.spare_private.append(found)
+    res.host_private = private_kib(host_pid) or {}
+
+
+def private_summary(found: Sequence[dict[str, int]]) -> tuple[float, dict[str, float]]:
+    """(p50 of the total, p50 of each kind) in KiB over processes' Private_Dirty."""
+    total = Summary.of([sum(f.values()) for f in found]).p50
+    return total, {k: Summary.of([f.get(k, 0) for f in found]).p50 for k in MAPPING_KINDS}
 
 
 def run(ctx: Context) -> Section:
@@ -377,6 +413,7 @@ def _rows(res: ScaleRun, checkpoints: Sequence[int]) -> list[Row]:
             )
         )
         rows += _shared_rows(res, goal)
+        rows.append(_private_row(forked))
     what = "setup + peers ready" if not res.why_no_peers else "setup (no peers)"
     first = forked.total_ms[0]
     for k in checkpoints:
@@ -394,6 +431,20 @@ def _rows(res: ScaleRun, checkpoints: Sequence[int]) -> list[Row]:
             )
         )
     return rows
+
+
+def _private_row(r: PairsRun) -> Row:
+    if not r.peer_private:
+        return not_measured(METRICS[3], "no forked peer process was left to read")
+    total, kinds = private_summary(r.peer_private)
+    base = "p50 KiB by mapping: " + ", ".join(f"{k} {v:.0f}" for k, v in kinds.items())
+    base += f" ({len(r.peer_private)} processes)"
+    if r.spare_private:
+        spare, _ = private_summary(r.spare_private)
+        base += f"; the host's idle spares {spare / 1024:.1f} MB p50 ({len(r.spare_private)})"
+    if r.host_private:
+        base += f"; the host itself {sum(r.host_private.values()) / 1024:.1f} MB"
+    return Row(METRICS[3], total / 1024, "MB", base)
 
 
 def _shared_rows(res: ScaleRun, goal: str) -> list[Row]:
@@ -464,6 +515,15 @@ def _notes(res: ScaleRun) -> list[str]:
         notes.append(
             f"The exec'ed baseline ({res.exec_pairs} pairs) runs last, after the shared run: "
             "a fresh interpreter per node, PSS of those processes + kernel growth."
+        )
+    if forked.peer_private:
+        notes.append(
+            "Private memory: `Private_Dirty` from /proc/PID/smaps of each forked serve-all, "
+            "read once the PSS above was taken: the pages it has written since the host "
+            "forked it (its copies of the host's pages and its own allocations), which no "
+            "other process shares. A spare is forked from the same host and waits for an "
+            "assignment with the pages a rehearsal writes already copied (prefault.py), "
+            "having run nothing else."
         )
     notes.append(
         "Setup time at pair #k is the median of pairs k-4..k (fewer at the start), forked "

@@ -4,6 +4,10 @@ The runs use the same command line except ``-n``; a run that does not finish wit
 ``--suite-timeout`` is killed (its process group) and reported as not measured. A third run,
 ``-n 2 --netns-peer-start=exec`` (a fresh interpreter per peer and per client, as before the
 peer host), is the same-run baseline for what the peer host saves the suite.
+
+Each run also records every test phase's exact duration (:mod:`bench.suite_durations`):
+summed by phase they say how much of the suite's work is fixture setup and teardown, and
+so the most that faster fixtures could take off its wall time.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 
 from bench.context import Context
 from bench.options import REPO
-from bench.parse import failed_tests, parse_pytest_summary
+from bench.parse import failed_tests, parse_pytest_summary, phase_seconds
 from bench.report import Row, Section, not_measured
 
 TITLE = "Integration suite wall time"
@@ -28,6 +32,8 @@ METRICS = (
     "wall time -n 1",
     "wall time -n 2",
     "wall time -n 2, peers and clients exec'ed",
+    "-n 2, peers and clients exec'ed: fixture setup + teardown, share of the summed test time",
+    "-n 2: fixture setup + teardown, share of the summed test time",
 )
 GOAL = 1.8
 GOAL_FASTER = 3.0  # issue 14: the suite falls by 3x (it was dominated by populated pairs)
@@ -46,6 +52,8 @@ def suite_argv(workers: int, *extra: str) -> list[str]:
         "-q",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "bench.suite_durations",
         "-n",
         str(workers),
         *extra,
@@ -53,9 +61,30 @@ def suite_argv(workers: int, *extra: str) -> list[str]:
     ]
 
 
-def _timed(
-    argv: list[str], timeout: float, log_path: str
-) -> tuple[float, dict[str, int], list[str]]:
+Timed = tuple[float, dict[str, int], list[str], dict[str, float]]
+
+
+def fixture_share(phases: dict[str, float]) -> float:
+    """The share of the summed test time spent in setup and teardown (0..1)."""
+    total = sum(phases.values())
+    return (phases.get("setup", 0.0) + phases.get("teardown", 0.0)) / total if total else 0.0
+
+
+def fixtures_free_ceiling(phases: dict[str, float]) -> float:
+    """How many times faster the suite's work would be if every fixture took no time."""
+    call = phases.get("call", 0.0)
+    return sum(phases.values()) / call if call else float("inf")
+
+
+def phases_text(phases: dict[str, float]) -> str:
+    return (
+        f"setup {phases.get('setup', 0.0):.1f} s + teardown {phases.get('teardown', 0.0):.1f} s"
+        f" of {sum(phases.values()):.1f} s (call {phases.get('call', 0.0):.1f} s)"
+    )
+
+
+def _timed(argv: list[str], timeout: float, log_path: str, durations_path: str) -> Timed:
+    argv = [*argv[:-1], f"--bench-durations={durations_path}", argv[-1]]
     with open(log_path, "w", encoding="utf-8") as log:
         t0 = time.monotonic()
         proc = subprocess.Popen(
@@ -84,11 +113,13 @@ def _timed(
     counts = parse_pytest_summary(text)
     if not counts:
         raise RuntimeError(f"pytest printed no summary (exit status {proc.returncode})")
-    return elapsed, counts, failed_tests(text)
+    with open(durations_path, encoding="utf-8") as fh:
+        phases = phase_seconds(fh.read())
+    return elapsed, counts, failed_tests(text), phases
 
 
 def run(ctx: Context) -> Section:
-    results: dict[str, tuple[float, dict[str, int], list[str]]] = {}
+    results: dict[str, Timed] = {}
     failures: dict[str, str] = {}
     plan = {"1": (1,), "2": (2,), "2-exec": (2, "--netns-peer-start=exec")}
     for key, (workers, *extra) in plan.items():
@@ -97,6 +128,7 @@ def run(ctx: Context) -> Section:
                 suite_argv(int(workers), *map(str, extra)),
                 ctx.opts.suite_timeout,
                 str(ctx.path(f"suite-n{key}.log")),
+                str(ctx.path(f"suite-n{key}.durations.jsonl")),
             )
         except subprocess.TimeoutExpired:
             failures[key] = f"did not finish in {ctx.opts.suite_timeout:.0f} s"
@@ -128,6 +160,7 @@ def run(ctx: Context) -> Section:
             rows.append(not_measured(metric, failures.get(key, "no result")))
         else:
             rows.append(Row(metric, res[0], "s", ", ".join(f"{v} {k}" for k, v in res[1].items())))
+    rows += _fixture_rows(results, failures)
     notes = [
         f"`python {' '.join(suite_argv(1)[1:])}`, then the same with `-n 2`, then with `-n 2 "
         "--netns-peer-start=exec`, from the repository root, "
@@ -137,7 +170,27 @@ def run(ctx: Context) -> Section:
         "between the two runs, so the speedup is noisy; a worker count above the idle cores "
         "cannot speed anything up.",
     ]
+    notes.append(
+        "Summed test time: every test's setup, call and teardown as pytest reports them "
+        "(exact, from `-p bench.suite_durations`), added up over both workers. With every "
+        "fixture taking no time at all, the suite's work could fall at most to its call time: "
+        "the ceiling is (setup + call + teardown) / call."
+    )
     for key, res in results.items():
         if res[2]:  # which, so that a flaky test can be found again
             notes.append(f"Failed in the -n {key} run: " + ", ".join(f"`{t}`" for t in res[2]))
     return Section(TITLE, GROUP, rows, notes)
+
+
+def _fixture_rows(results: dict[str, Timed], failures: dict[str, str]) -> list[Row]:
+    rows: list[Row] = []
+    for key, metric in (("2-exec", METRICS[5]), ("2", METRICS[6])):
+        res = results.get(key)
+        if res is None:
+            rows.append(not_measured(metric, failures.get(key, "no result")))
+            continue
+        phases = res[3]
+        base = phases_text(phases)
+        base += f"; fixtures free: at most {fixtures_free_ceiling(phases):.2f}x faster"
+        rows.append(Row(metric, fixture_share(phases) * 100, "%", base))
+    return rows

@@ -1,10 +1,11 @@
-"""Parsers for what the measured tools print: wrk, iputils ping, /proc smaps_rollup, pytest.
+"""Parsers for what the measured tools print: wrk, iputils ping, /proc smaps, pytest.
 
 Pure functions over text so they are unit-tested without running anything.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -62,6 +63,48 @@ def parse_smaps_rollup(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for match in re.finditer(r"^(\w+):\s+(\d+) kB$", text, re.MULTILINE):
         out[match.group(1)] = int(match.group(2))
+    return out
+
+
+MAPPING_KINDS = ("anonymous", "[heap]", "libpython", "other")
+
+
+def private_dirty_by_mapping(smaps_text: str) -> dict[str, int]:
+    """``Private_Dirty`` KiB of a /proc/PID/smaps text, summed by kind of mapping.
+
+    For a forked process these are the pages it has written since the fork (copies of its
+    parent's pages, or new ones): what it costs on its own. The kinds: ``anonymous`` (no
+    name: pymalloc's arenas, large buffers), ``[heap]`` (malloc's brk heap), ``libpython``
+    (the interpreter's static data: type objects, small ints) and ``other``.
+    """
+    out = dict.fromkeys(MAPPING_KINDS, 0)
+    kind = "other"
+    for line in smaps_text.splitlines():
+        head = line.split(None, 5)
+        if head and "-" in head[0] and len(head) >= 5 and ":" in head[3]:  # a mapping's line
+            name = head[5] if len(head) > 5 else ""
+            if not name:
+                kind = "anonymous"
+            elif name == "[heap]":
+                kind = "[heap]"
+            elif "/libpython" in name:
+                kind = "libpython"
+            else:
+                kind = "other"
+            continue
+        if head and head[0] == "Private_Dirty:":
+            out[kind] += int(head[1])
+    return out
+
+
+def phase_seconds(jsonl_text: str) -> dict[str, float]:
+    """Seconds summed by phase (``setup``, ``call``, ``teardown``) from the lines
+    :mod:`bench.suite_durations` wrote: ``[nodeid, phase, seconds]`` each."""
+    out = {"setup": 0.0, "call": 0.0, "teardown": 0.0}
+    for line in jsonl_text.splitlines():
+        if line.strip():
+            _, when, seconds = json.loads(line)
+            out[str(when)] = out.get(str(when), 0.0) + float(seconds)
     return out
 
 

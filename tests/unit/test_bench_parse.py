@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,81 @@ def test_tests_run_ignores_warnings() -> None:
     from bench.bench_suite import tests_run
 
     assert tests_run({"passed": 5, "failed": 1, "warnings": 3, "deselected": 2}) == 6
+
+
+SMAPS = """\
+55d0c0a00000-55d0c0a01000 rw-p 00002000 fe:00 1234                       /usr/bin/python3.11
+Size:                  4 kB
+Private_Dirty:         4 kB
+55d0c1000000-55d0c1200000 rw-p 00000000 00:00 0                          [heap]
+Size:               2048 kB
+Private_Clean:        12 kB
+Private_Dirty:       900 kB
+7f0000000000-7f0000400000 rw-p 00000000 00:00 0
+Size:               4096 kB
+Private_Dirty:      3000 kB
+7f0000400000-7f0000500000 rw-p 00390000 fe:00 99   /usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0
+Private_Dirty:       500 kB
+7f0000600000-7f0000601000 rw-s 00000000 00:01 7    /memfd:peer (deleted)
+Private_Dirty:         8 kB
+VmFlags: rd wr sh mr mw me ms sd
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0                          [stack]
+Private_Dirty:        16 kB
+"""
+
+
+def test_private_dirty_is_summed_by_kind_of_mapping() -> None:
+    from bench.parse import private_dirty_by_mapping
+
+    found = private_dirty_by_mapping(SMAPS)
+    assert found == {"anonymous": 3000, "[heap]": 900, "libpython": 500, "other": 28}
+    assert private_dirty_by_mapping("") == dict.fromkeys(found, 0)
+
+
+def test_phase_seconds_adds_up_each_phase() -> None:
+    from bench.parse import phase_seconds
+
+    lines = [
+        '["t.py::a", "setup", 0.004]',
+        '["t.py::a", "call", 1.5]',
+        '["t.py::a", "teardown", 0.0015]',
+        "",
+        '["t.py::b", "setup", 0.25]',
+        '["t.py::b", "call", 0.5]',
+        '["t.py::b", "teardown", 0.125]',
+    ]
+    found = phase_seconds("\n".join(lines) + "\n")
+    assert found == pytest.approx({"setup": 0.254, "call": 2.0, "teardown": 0.1265})
+
+
+def test_suite_durations_plugin_records_each_phase_once(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    pytester.makepyfile("def test_a(): pass\ndef test_b(): pass\n")
+    out = tmp_path / "d.jsonl"
+    result = pytester.runpytest("-p", "bench.suite_durations", f"--bench-durations={out}")
+    result.assert_outcomes(passed=2)
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [(r[0].rsplit("::")[-1], r[1]) for r in rows] == [
+        (name, phase) for name in ("test_a", "test_b") for phase in ("setup", "call", "teardown")
+    ]
+    assert all(isinstance(r[2], float) and r[2] >= 0 for r in rows)
+    # Loaded without the option (or in an xdist worker), it records nothing.
+    pytester.runpytest("-p", "bench.suite_durations").assert_outcomes(passed=2)
+    assert len(out.read_text().splitlines()) == 6
+
+
+def test_suite_durations_plugin_leaves_recording_to_the_xdist_controller(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    pytester.makeconftest(
+        "import pytest\n"
+        "@pytest.hookimpl(tryfirst=True)\n"
+        "def pytest_configure(config):\n"
+        "    config.workerinput = {}  # what xdist gives a worker\n"
+    )
+    pytester.makepyfile("def test_a(): pass\n")
+    out = tmp_path / "d.jsonl"
+    result = pytester.runpytest("-p", "bench.suite_durations", f"--bench-durations={out}")
+    result.assert_outcomes(passed=1)
+    assert not out.exists()

@@ -79,3 +79,37 @@ def test_cost_shared_rows_say_why_they_are_missing() -> None:
     rows = shared_rows({}, 21.0, "pytest exited 1: boom")
     assert [r.verdict for r in rows] == ["not measured: pytest exited 1: boom"] * 2
     assert [r.goal for r in rows] == ["<= 20 ms", "<= 15 ms"]
+
+
+def test_suite_fixture_rows_give_the_share_and_the_fixtures_free_ceiling() -> None:
+    from bench.bench_suite import METRICS as SUITE_METRICS
+    from bench.bench_suite import Timed, _fixture_rows
+
+    phases = {"setup": 8.0, "call": 30.0, "teardown": 2.0}  # fixtures: 10 of 40 s
+    timed: Timed = (20.0, {"passed": 3}, [], phases)
+    rows = _fixture_rows({"2-exec": timed}, {"2": "did not finish in 900 s"})
+    assert (rows[0].metric, rows[0].value, rows[0].unit) == (SUITE_METRICS[5], 25.0, "%")
+    assert "fixtures free: at most 1.33x faster" in rows[0].baseline
+    assert "setup 8.0 s + teardown 2.0 s of 40.0 s (call 30.0 s)" in rows[0].baseline
+    assert (rows[1].metric, rows[1].verdict) == (
+        SUITE_METRICS[6],
+        "not measured: did not finish in 900 s",
+    )
+
+
+def test_scale_private_row_takes_each_kinds_median_and_the_spares() -> None:
+    res = _scale(None)
+    res.forked.peer_private = [
+        {"anonymous": 3000, "[heap]": 900, "libpython": 500, "other": 0},
+        {"anonymous": 3400, "[heap]": 1000, "libpython": 520, "other": 4},
+        {"anonymous": 3200, "[heap]": 950, "libpython": 510, "other": 8},
+    ]
+    res.forked.spare_private = [{"anonymous": 2048, "[heap]": 0, "libpython": 0, "other": 0}]
+    res.forked.host_private = {"anonymous": 3072, "[heap]": 1024}
+    row = next(r for r in _rows(res, ()) if r.metric == SCALE_METRICS[3])
+    assert row.value == (3200 + 950 + 510 + 8) / 1024  # the median process, in MB
+    assert "anonymous 3200, [heap] 950, libpython 510, other 4 (3 processes)" in row.baseline
+    assert "idle spares 2.0 MB p50 (1); the host itself 4.0 MB" in row.baseline
+    res.forked.peer_private = []
+    missing = next(r for r in _rows(res, ()) if r.metric == SCALE_METRICS[3])
+    assert missing.value is None
