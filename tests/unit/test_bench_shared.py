@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
 from bench.bench_cost import METRICS as COST_METRICS
 from bench.bench_cost import shared_rows
 from bench.bench_scale import METRICS as SCALE_METRICS
@@ -113,3 +118,20 @@ def test_scale_private_row_takes_each_kinds_median_and_the_spares() -> None:
     res.forked.peer_private = []
     missing = next(r for r in _rows(res, ()) if r.metric == SCALE_METRICS[3])
     assert missing.value is None
+
+
+def test_scale_private_tells_the_hosts_spares_from_its_peers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import bench.bench_scale as scale
+
+    def peer(pid: int, fork: bool = True) -> Any:
+        return SimpleNamespace(fork=fork, proc=SimpleNamespace(pid=pid))
+
+    monkeypatch.setattr(scale, "_children", lambda pid: [11, 12, 13] if pid == 1 else [])
+    monkeypatch.setattr(scale, "private_kib", lambda pid: {"anonymous": pid})
+    res = PairsRun("forked")
+    scale._private(res, [peer(11), peer(12), peer(99, fork=False)], 1)
+    assert sorted(f["anonymous"] for f in res.peer_private) == [11, 12]
+    assert res.spare_private == [{"anonymous": 13}]  # 13 is the host's, no peer's
+    assert res.host_private == {"anonymous": 1}
