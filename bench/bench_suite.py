@@ -84,7 +84,6 @@ def phases_text(phases: dict[str, float]) -> str:
 
 
 def _timed(argv: list[str], timeout: float, log_path: str, durations_path: str) -> Timed:
-    argv = [*argv[:-1], f"--bench-durations={durations_path}", argv[-1]]
     with open(log_path, "w", encoding="utf-8") as log:
         t0 = time.monotonic()
         proc = subprocess.Popen(
@@ -123,12 +122,13 @@ def run(ctx: Context) -> Section:
     failures: dict[str, str] = {}
     plan = {"1": (1,), "2": (2,), "2-exec": (2, "--netns-peer-start=exec")}
     for key, (workers, *extra) in plan.items():
+        durations = str(ctx.path(f"suite-n{key}.durations.jsonl"))
         try:
             results[key] = _timed(
-                suite_argv(int(workers), *map(str, extra)),
+                suite_argv(int(workers), *map(str, extra), f"--bench-durations={durations}"),
                 ctx.opts.suite_timeout,
                 str(ctx.path(f"suite-n{key}.log")),
-                str(ctx.path(f"suite-n{key}.durations.jsonl")),
+                durations,
             )
         except subprocess.TimeoutExpired:
             failures[key] = f"did not finish in {ctx.opts.suite_timeout:.0f} s"
@@ -169,13 +169,11 @@ def run(ctx: Context) -> Section:
         f"This machine has {os.cpu_count()} cores shared with other jobs whose load differs "
         "between the two runs, so the speedup is noisy; a worker count above the idle cores "
         "cannot speed anything up.",
-    ]
-    notes.append(
         "Summed test time: every test's setup, call and teardown as pytest reports them "
         "(exact, from `-p bench.suite_durations`), added up over both workers. With every "
         "fixture taking no time at all, the suite's work could fall at most to its call time: "
-        "the ceiling is (setup + call + teardown) / call."
-    )
+        "the ceiling is (setup + call + teardown) / call.",
+    ]
     for key, res in results.items():
         if res[2]:  # which, so that a flaky test can be found again
             notes.append(f"Failed in the -n {key} run: " + ", ".join(f"`{t}`" for t in res[2]))
